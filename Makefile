@@ -1,0 +1,33 @@
+# Shuku: `make demo` builds a synthetic library's warehouse; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: demo test test-all install clean-home ui
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Generate a small synthetic library, run every asset on it, print where to look.
+demo: $(STAMP)
+	$(VENV)/bin/shuku demo
+
+# The default suite (under 10 minutes on 2 cores); CI also runs the slow tests.
+test: $(STAMP)
+	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	$(VENV)/bin/shuku ui

@@ -1,0 +1,195 @@
+"""Landing file → staging partition: parse, check the partition, pseudonymise, deduplicate,
+conform to the contract, write atomically; bad rows to quarantine; one ingest-log row per file.
+
+For every file, rows read = rows loaded + rows quarantined + duplicates removed. A file that
+cannot be read at all raises before anything of its partition is written, so what is
+already stored stays as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from assets.feeds import DAY, Feed, partition_date
+from assets.parsing import Reason, REJECT_SCHEMA
+from warehouse.contracts import conform, contract_for
+from warehouse.library import Library
+from warehouse.pseudonym import Pseudonymiser
+from warehouse.settings import Settings
+from warehouse.storage import partition_path, write_parquet_atomic, write_partition
+
+LINEAGE_COLUMNS = ("source_file", "source_line")
+# Sources whose raw lines are personal data through and through: kept only in the restricted area.
+RESTRICTED_RAW = {"patrons"}
+
+
+@dataclass
+class FileLog:
+    source_file: str
+    file_sha256: str
+    file_bytes: int
+    file_format: str
+    file_encoding: str
+    rows_read: Counter = field(default_factory=Counter)        # per staging table
+    rows_loaded: Counter = field(default_factory=Counter)
+    rows_quarantined: Counter = field(default_factory=Counter)
+    rows_duplicate: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class PartitionOutcome:
+    """What one partition's ingest did, for metadata and the summary."""
+
+    feed: str
+    key: str
+    files: list[FileLog]
+    rows_loaded: dict[str, int]
+    quarantined_by_reason: dict[str, int]
+    duplicates: int
+    written: bool
+
+
+def file_checksum(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
+    """Rows dated outside the partition being loaded."""
+    if partitioning == DAY:
+        return frame.get_column(column) != pl.lit(partition_date(key, DAY))
+    start = partition_date(key, partitioning)
+    return frame.get_column(column).dt.truncate("1mo") != pl.lit(start)
+
+
+def _row_as_text(frame: pl.DataFrame) -> pl.Series:
+    return pl.Series([json.dumps(r, default=str, ensure_ascii=False) for r in frame.iter_rows(named=True)],
+                     dtype=pl.Utf8)
+
+
+def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
+                     pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
+    """Load one partition (or a snapshot feed's latest file) of ``feed``."""
+    files = feed.files_for(settings.landing, key)
+    key_text = key or ""
+    if not files:
+        if log:
+            log.warning(f"{feed.name}: no landing files for partition {key_text or '(snapshot)'} "
+                        f"under landing/{feed.folder}; nothing written, the stored partition is unchanged.")
+        return PartitionOutcome(feed.name, key_text, [], {}, {}, 0, written=False)
+
+    tables = {t: [] for t in feed.tables}
+    rejects: list[pl.DataFrame] = []
+    logs: list[FileLog] = []
+    for path in files:
+        relative = str(path.relative_to(settings.landing))
+        sha, size = file_checksum(path)
+        result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
+        flog = FileLog(relative, sha, size, result.format, result.encoding)
+        file_rejects = [result.rejects.with_columns(pl.lit(feed.tables[0]).alias("staging_table"))]
+        for table, frame in feed.split(result).items():
+            frame = frame.with_columns(pl.lit(relative).alias("source_file"))
+            contract = contract_for(f"staging.{table}")
+            part = contract.partition_column
+            if part is not None and key is not None and frame.height:
+                wrong = _wrong_partition(frame, part.name, key, feed.partitioning)
+                if wrong.any():
+                    bad = frame.filter(wrong)
+                    file_rejects.append(pl.DataFrame({
+                        "source_line": bad.get_column("source_line"),
+                        "raw_text": _row_as_text(bad.drop("source_file")),
+                        "reason": [Reason.WRONG_PARTITION.value] * bad.height,
+                        "detail": [f"column {part.name}: {v} is outside partition {key}"
+                                   for v in bad.get_column(part.name).to_list()],
+                        "staging_table": [table] * bad.height,
+                    }, schema={**REJECT_SCHEMA, "staging_table": pl.Utf8}))
+                    frame = frame.filter(~wrong)
+            flog.rows_read[table] += frame.height
+            tables[table].append(frame)
+        file_rejected = pl.concat(file_rejects, how="vertical")
+        for table, count in Counter(file_rejected.get_column("staging_table").to_list()).items():
+            flog.rows_read[table] += count
+            flog.rows_quarantined[table] += count
+        rejects.append(file_rejected.with_columns(pl.lit(relative).alias("source_file")))
+        logs.append(flog)
+
+    by_file = {f.source_file: f for f in logs}
+    loaded: dict[str, int] = {}
+    duplicates = 0
+    staged: dict[str, pl.DataFrame] = {}
+    for table, frames in tables.items():
+        contract = contract_for(f"staging.{table}")
+        frame = pl.concat(frames, how="vertical_relaxed") if frames else contract.empty_frame()
+        frame = pseudonymiser.pseudonymise(frame)
+        content = [c for c in frame.columns if c not in LINEAGE_COLUMNS]
+        duplicate = frame.select(pl.struct(content).is_first_distinct().not_()).to_series()
+        if duplicate.any():
+            for source, count in Counter(frame.filter(duplicate).get_column("source_file").to_list()).items():
+                by_file[source].rows_duplicate[table] += count
+            duplicates += int(duplicate.sum())
+            frame = frame.filter(~duplicate)
+        for source, count in Counter(frame.get_column("source_file").to_list()).items():
+            by_file[source].rows_loaded[table] += count
+        staged[table] = conform(frame, contract)
+        loaded[table] = frame.height
+
+    quarantine = _quarantine_frame(feed, key_text, rejects, settings, library, pseudonymiser, run_id)
+    # Everything is parsed and conformed: only now is anything replaced.
+    for table, frame in staged.items():
+        write_partition(settings, contract_for(f"staging.{table}"), key, frame)
+    for table in feed.tables:
+        part = quarantine.filter(pl.col("staging_table") == table)
+        path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
+        write_parquet_atomic(part.drop("staging_table", "partition_key"), path)
+    _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
+    reasons = Counter(quarantine.get_column("reason").to_list())
+    return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=True)
+
+
+def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], settings: Settings,
+                      library: Library, pseudonymiser: Pseudonymiser, run_id: str) -> pl.DataFrame:
+    contract = contract_for(f"quarantine.{feed.source}")
+    frame = pl.concat(rejects, how="vertical") if rejects else pl.DataFrame(
+        schema={**REJECT_SCHEMA, "staging_table": pl.Utf8, "source_file": pl.Utf8})
+    frame = frame.with_columns(pl.lit(key or "all").alias("partition_key"), pl.lit(run_id).alias("run_id"))
+    if feed.source in RESTRICTED_RAW:
+        # The raw line holds names and contacts: keep it only in the restricted area.
+        if frame.height:
+            path = partition_path(settings.restricted / "quarantine" / feed.source, {"partition_key": key or "all"})
+            write_parquet_atomic(frame, path)
+        frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("raw_text"))
+    else:
+        frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("raw_text"), library.card_number_pattern))
+    frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("detail"), library.card_number_pattern))
+    return conform(frame, contract)
+
+
+def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileLog], run_id: str) -> None:
+    contract = contract_for("meta.ingest_log")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = []
+    for flog in logs:
+        for table in feed.tables:
+            rows.append({
+                "run_id": run_id, "staging_table": table, "partition_key": key,
+                "source_file": flog.source_file, "file_sha256": flog.file_sha256, "file_bytes": flog.file_bytes,
+                "file_format": flog.file_format, "file_encoding": flog.file_encoding,
+                "rows_read": flog.rows_read[table], "rows_loaded": flog.rows_loaded[table],
+                "rows_quarantined": flog.rows_quarantined[table], "rows_duplicate": flog.rows_duplicate[table],
+                "ingested_at": now,
+            })
+    frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
+    path = settings.lake / "meta" / "ingest_log" / feed.name / key / f"run-{run_id}.parquet"
+    write_parquet_atomic(frame, path)

@@ -1,0 +1,101 @@
+"""SQL models: one `.sql` file per core and mart table, in the DuckDB dialect.
+
+Dependencies come from parsing each file with sqlglot (every `layer.table` it reads), never
+from regular expressions. A model runs on an in-memory DuckDB whose views read the lake, so
+it never holds `warehouse.duckdb`; its result is checked against the contract before the
+Parquet file is replaced.
+"""
+
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext
+import sqlglot
+from sqlglot import exp
+
+from assets.metadata import asset_tags, definition_metadata
+from assets.resources import ShukuWarehouse
+from warehouse.contracts import ContractViolation, contract_for
+from warehouse.storage import compute_connection, copy_query_to_parquet, refresh_warehouse_views, table_dir, PART_FILE
+
+MODELS_DIR = Path(__file__).resolve().parent
+LAYERS = ("core", "marts")
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    layer: str
+    name: str
+    path: Path
+    sql: str
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    def upstream(self) -> list[str]:
+        """Every `layer.table` the model reads (CTE names excluded)."""
+        tree = sqlglot.parse_one(self.sql, dialect="duckdb")
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        tables = set()
+        for table in tree.find_all(exp.Table):
+            if table.db and table.name not in ctes:
+                tables.add(f"{table.db}.{table.name}")
+        return sorted(tables)
+
+
+def discover_models(root: Path = MODELS_DIR) -> list[SqlModel]:
+    models = []
+    for layer in LAYERS:
+        for path in sorted((root / layer).glob("*.sql")):
+            models.append(SqlModel(layer, path.stem, path, path.read_text(encoding="utf-8")))
+    return models
+
+
+def check_result_columns(con, model: SqlModel) -> None:
+    """Compare the model's output columns and DuckDB types with its contract, before writing."""
+    contract = contract_for(model.qualified_name)
+    described = con.execute(f"DESCRIBE ({model.sql})").fetchall()
+    actual = {row[0]: row[1] for row in described}
+    expected = {c.name: c.physical_type for c in contract.columns}
+    problems = [f"  - missing column {n} ({t})" for n, t in expected.items() if n not in actual]
+    problems += [f"  + unexpected column {n} ({t})" for n, t in actual.items() if n not in expected]
+    problems += [f"  ~ column {n}: contract says {t}, model gives {actual[n]}"
+                 for n, t in expected.items() if n in actual and actual[n] != t]
+    order = [n for n in actual if n in expected]
+    if not problems and order != list(expected):
+        problems.append(f"  column order {order} differs from the contract's {list(expected)}")
+    if problems:
+        raise ContractViolation(
+            f"{model.qualified_name} ({model.path.name}) does not match its contract {contract.path.name}:\n"
+            + "\n".join(problems) + "\nFix the model's final select, or change the contract (a breaking change).")
+
+
+def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
+    contract = contract_for(model.qualified_name)
+
+    @dg.asset(key=[model.layer, model.name], description=contract.description, group_name=model.layer,
+              deps=[dg.AssetKey(name.split(".")) for name in model.upstream()],
+              metadata={**definition_metadata(contract), "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```")},
+              tags=asset_tags(contract), owners=[f"team:{contract.owner}"] if contract.owner else None,
+              kinds={"duckdb", "sql", "parquet"})
+    def model_asset(context: AssetExecutionContext, shuku: ShukuWarehouse) -> dg.MaterializeResult:
+        settings = shuku.settings()
+        con = compute_connection(settings)
+        try:
+            check_result_columns(con, model)
+            path = table_dir(settings, contract) / PART_FILE
+            copy_query_to_parquet(con, model.sql, path)
+            rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        finally:
+            con.close()
+        refresh_warehouse_views(settings, [contract])
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))})
+
+    return model_asset
+
+
+def build_model_assets() -> list[dg.AssetsDefinition]:
+    return [_model_asset(m) for m in discover_models()]

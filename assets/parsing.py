@@ -1,0 +1,54 @@
+"""What every parser returns, and the reasons a row is quarantined.
+
+A parser turns one landing file into conformed rows and rejected lines. Every data line
+(or record) of the file ends in exactly one of the two: nothing is dropped silently.
+Rows keep the raw ``card_number`` where the source has one; the ingest step replaces it
+by ``patron_pid`` before anything is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import polars as pl
+
+
+class Reason(StrEnum):
+    """Reason codes for quarantined rows (``quarantine.<source>.reason``)."""
+
+    MALFORMED_LINE = "malformed_line"        # wrong number of fields, unbalanced quotes
+    TRUNCATED_LINE = "truncated_line"        # last line cut off mid-record
+    BAD_TIMESTAMP = "bad_timestamp"          # a date or time that cannot be read
+    BAD_NUMBER = "bad_number"                # a number field that is not a number
+    UNKNOWN_CODE = "unknown_code"            # a code outside its allowed values
+    MISSING_REQUIRED = "missing_required"    # a required field is empty
+    BAD_RECORD = "bad_record"                # a binary record (MARC) that does not decode
+    WRONG_PARTITION = "wrong_partition"      # a row dated outside the file's day or month
+
+
+REJECT_SCHEMA = {
+    "source_line": pl.Int64,   # 1-based line number in the file (MARC: record number)
+    "raw_text": pl.Utf8,       # the line as read (MARC: the record's bytes, hex or decoded)
+    "reason": pl.Utf8,         # a Reason value
+    "detail": pl.Utf8,         # what exactly was wrong: the column and the value's problem
+}
+
+
+def empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECT_SCHEMA)
+
+
+@dataclass
+class ParseResult:
+    """Rows parsed from one file, and the lines rejected from it."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame = field(default_factory=empty_rejects)
+    encoding: str = "utf-8"
+    format: str = ""                      # e.g. "koha-statistics-csv", "counter-r51-tsv"
+    metadata: dict = field(default_factory=dict)  # file-level facts (COUNTER header, LogFormat…)
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows.height + self.rejects.height

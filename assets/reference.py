@@ -1,0 +1,80 @@
+"""Reference dimensions built from the library config: days, zones, gates, reader categories."""
+
+
+import datetime as dt
+
+import dagster as dg
+from dagster import AssetExecutionContext
+import polars as pl
+
+from assets.metadata import asset_tags, definition_metadata
+from assets.resources import ShukuWarehouse
+from warehouse.contracts import conform, contract_for
+from warehouse.library import Library
+from warehouse.storage import refresh_warehouse_views, write_table
+
+
+def dim_date_frame(library: Library) -> pl.DataFrame:
+    """One row per day from the first partition to the end of the last term or holiday in the config."""
+    last = max([t.end for t in library.terms] + [h.end for h in library.holidays] + [library.partitions_start])
+    days = pl.date_range(library.partitions_start, last, "1d", eager=True).to_list()
+    rows = []
+    for day in days:
+        term = library.term_of(day)
+        hours = library.hours_on(day)
+        holiday = library.is_holiday(day)
+        rows.append({
+            "date_key": day, "year": day.year, "month": day.month, "iso_week": day.isocalendar().week,
+            "weekday": day.isoweekday(), "is_weekend": day.isoweekday() >= 6,
+            "term_name": term.name if term else None, "is_exam_week": library.is_exam_week(day),
+            "is_holiday": holiday,
+            "open_hour": None if holiday else hours.open.hour,
+            "close_hour": None if holiday else hours.close.hour + (1 if hours.close.minute else 0),
+        })
+    return pl.DataFrame(rows)
+
+
+def dim_zone_frame(library: Library) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"zone_code": z.code, "zone_name": z.name, "branch_code": b.code, "branch_name": b.name, "seat_capacity": z.seats}
+        for b in library.branches for z in b.zones])
+
+
+def dim_gate_frame(library: Library) -> pl.DataFrame:
+    rows = []
+    for zone in library.zones:
+        rows += [{"device_code": g, "device_kind": "gate", "zone_code": zone.code, "branch_code": zone.branch_code} for g in zone.gates]
+        rows += [{"device_code": s, "device_kind": "sensor", "zone_code": zone.code, "branch_code": zone.branch_code} for s in zone.sensors]
+    return pl.DataFrame(rows)
+
+
+def dim_reader_category_frame(library: Library) -> pl.DataFrame:
+    return pl.DataFrame([{"category_code": k, "loan_period_days": v} for k, v in sorted(library.loan_periods.items())])
+
+
+BUILDERS = {
+    "dim_date": dim_date_frame,
+    "dim_zone": dim_zone_frame,
+    "dim_gate": dim_gate_frame,
+    "dim_reader_category": dim_reader_category_frame,
+}
+
+
+def _reference_asset(table: str, build) -> dg.AssetsDefinition:
+    contract = contract_for(f"core.{table}")
+
+    @dg.asset(key=["core", table], description=contract.description, group_name="library",
+              metadata=definition_metadata(contract), tags=asset_tags(contract),
+              owners=[f"team:{contract.owner}"] if contract.owner else None, kinds={"polars", "parquet"})
+    def reference(context: AssetExecutionContext, shuku: ShukuWarehouse) -> dg.MaterializeResult:
+        settings = shuku.settings()
+        frame = conform(build(shuku.library()), contract)
+        write_table(settings, contract, frame)
+        refresh_warehouse_views(settings, [contract])
+        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+
+    return reference
+
+
+def build_reference_assets() -> list[dg.AssetsDefinition]:
+    return [_reference_asset(table, build) for table, build in BUILDERS.items()]

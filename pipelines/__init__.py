@@ -1,0 +1,1 @@
+"""The composition root: Dagster definitions, jobs, schedules, sensors, resources, the CLI."""

@@ -1,0 +1,288 @@
+"""The `shuku` command: generate, run, status, sql, parse, ui, demo.
+
+Exit codes: 0 success; 1 the command ran but something failed (a run, a check, rejected
+rows for `parse`); 2 bad usage or an input that cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings():
+    from warehouse.settings import Settings
+    return Settings.from_env().ensure()
+
+
+def _library(settings):
+    from warehouse.library import LibraryConfigError, load_library
+    try:
+        return load_library(settings.library_config)
+    except LibraryConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class Failed(click.ClickException):
+    exit_code = 1
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Shuku (书库): a data-governance lakehouse for university libraries.
+
+    Every command works on the home folder named by SHUKU_HOME (default ./var).
+    """
+
+
+@main.command()
+@click.option("--scale", type=click.Choice(["tiny", "small", "university"]), default="small", show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same bytes.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2025-09-01", show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=28, show_default=True)
+def generate(scale: str, seed: int, start: dt.datetime, days: int) -> None:
+    """Write a synthetic library's landing files (all formats) under the home folder."""
+    from generator import generate as make
+
+    settings = _settings()
+    library = _library(settings)
+    began = time.perf_counter()
+    with err.status(f"generating {scale} library, {days} days from {start.date()}…"):
+        report = make(settings.landing, library, scale=scale, seed=seed, start=start.date(), days=days)
+    _print_generation(report, settings, time.perf_counter() - began)
+
+
+def _print_generation(report, settings, seconds: float) -> None:
+    table = Table(title=f"landing files written to {settings.landing} in {seconds:.1f} s")
+    table.add_column("source"); table.add_column("files", justify="right"); table.add_column("rows", justify="right")
+    table.add_column("defects written (for quarantine and checks to find)")
+    rows = report.rows_by_source()
+    defects = report.defects_by_source()
+    for source in sorted(rows):
+        files = sum(1 for f in report.files if f.source == source)
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(defects.get(source, {}).items()) if v) or "-"
+        table.add_row(source, str(files), f"{rows[source]:,}", kinds)
+    out.print(table)
+
+
+@main.command()
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day (default: first landing day).")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day (default: last landing day).")
+@click.option("--select", "select", default=None, help="Comma-separated feeds or sources, e.g. circulation,gates.")
+@click.option("--no-models", is_flag=True, help="Load staging only; do not rebuild core tables and marts.")
+def run(start, end, select, no_models) -> None:
+    """Load landing files into staging for a date range, then rebuild core and marts."""
+    settings = _settings()
+    ok = _run(settings, start.date() if start else None, end.date() if end else None,
+              select.split(",") if select else None, not no_models)
+    if not ok:
+        raise Failed("a run failed; `shuku status` lists it and `shuku ui` shows its logs.")
+
+
+def _run(settings, start, end, select, models: bool) -> bool:
+    from pipelines.runner import build_defs, dagster_instance, feeds_named, plan, run_stage
+
+    try:
+        feeds = feeds_named(select)
+        stages = plan(settings, start, end, feeds, models=models)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _library(settings)
+    instance = dagster_instance(settings)
+    defs = build_defs(settings)
+    results = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err, transient=False) as progress:
+        overall = progress.add_task("pipeline", total=len(stages))
+        for stage in stages:
+            progress.update(overall, description=stage.label)
+            result = run_stage(defs, instance, stage)
+            results.append(result)
+            mark = "[green]ok[/green]" if result.success else "[red]failed[/red]"
+            progress.console.print(f"{mark} {stage.label} (run {result.run_id[:8]})")
+            if not result.success:
+                progress.console.print(f"   [red]{result.error}[/red]")
+            progress.advance(overall)
+            if not result.success:
+                break
+    return all(r.success for r in results)
+
+
+@main.command()
+def status() -> None:
+    """Latest runs, failures, freshness and quarantine per table."""
+    from pipelines.status import latest_runs, table_status
+
+    settings = _settings()
+    runs = latest_runs(settings)
+    table = Table(title="latest runs")
+    for col in ("run", "job", "status", "started", "stage"):
+        table.add_column(col)
+    for r in runs:
+        colour = {"SUCCESS": "green", "FAILURE": "red"}.get(r["status"], "yellow")
+        table.add_row(r["run_id"][:8], r["job"], f"[{colour}]{r['status']}[/{colour}]", r["started"], r["stage"])
+    out.print(table)
+    tables = Table(title="tables")
+    for col in ("table", "rows", "newest partition", "stale", "quarantined", "by reason"):
+        tables.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
+    stale_any = False
+    for t in table_status(settings):
+        stale_any |= t["stale"] is True
+        tables.add_row(t["table"], f"{t['rows']:,}", t["newest"] or "-",
+                       "[red]yes[/red]" if t["stale"] else ("no" if t["stale"] is False else "-"),
+                       f"{t['quarantined']:,}" if t["quarantined"] is not None else "-", t["reasons"] or "")
+    out.print(tables)
+    if any(r["status"] == "FAILURE" for r in runs[:1]):
+        raise Failed("the latest run failed.")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query: str, fmt: str) -> None:
+    """Query the warehouse (every layer, as views over the lake)."""
+    import duckdb
+
+    from warehouse.storage import compute_connection
+
+    con = compute_connection(_settings())
+    try:
+        cursor = con.execute(query)
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if names else []
+    except duckdb.Error as exc:
+        raise click.ClickException(f"query failed: {exc}") from None
+    finally:
+        con.close()
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False))
+    elif fmt == "csv":
+        import csv
+        writer = csv.writer(sys.stdout)
+        writer.writerow(names)
+        writer.writerows(rows)
+    else:
+        table = Table()
+        for name in names:
+            table.add_column(name)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        out.print(table)
+        err.print(f"{len(rows)} row(s)")
+
+
+@main.command()
+@click.argument("source", type=click.Choice(["circulation", "patrons", "searches", "marc", "counter", "ezproxy", "gates"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def parse(source: str, file: Path) -> None:
+    """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
+
+    Card numbers are pseudonymised as they would be in the warehouse. Exit code 0 when every
+    row parsed, 1 when some rows would be quarantined, 2 when the file cannot be read.
+    """
+    import importlib
+
+    from assets.feeds import source_parser
+    from warehouse.pseudonym import Pseudonymiser
+    from warehouse.textio import LandingFileError
+
+    settings = _settings()
+    library = _library(settings)
+    module, function = source_parser(source).split(":")
+    try:
+        result = getattr(importlib.import_module(module), function)(file, library)
+    except LandingFileError as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
+    rows = pseudonymiser.pseudonymise(result.rows)
+    for record in rows.iter_rows(named=True):
+        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    reasons = result.rejects.group_by("reason").len().sort("reason").rows() if result.rejects.height else []
+    summary = {"file": str(file), "format": result.format, "encoding": result.encoding,
+               "rows_read": result.rows_read, "rows_parsed": result.rows.height,
+               "rejected": result.rejects.height, "rejected_by_reason": dict(reasons)}
+    if source == "ezproxy":
+        from assets.eresources.ezproxy import summarise
+        summary["report"] = summarise(result)
+    if source == "marc" and "items" in result.metadata:
+        summary["items"] = result.metadata["items"].height
+    err.print_json(json.dumps(summary, default=str, ensure_ascii=False))
+    for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
+        err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
+    if result.rejects.height:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Start the Dagster UI on 127.0.0.1 for this home folder."""
+    from pipelines.runner import dagster_instance
+
+    settings = _settings()
+    dagster_instance(settings)
+    os.environ["SHUKU_HOME"] = str(settings.home)
+    exe = Path(sys.executable).parent / "dagster"
+    args = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"]
+    err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    os.execv(args[0], args)
+
+
+@main.command()
+@click.option("--scale", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
+@click.option("--days", type=click.IntRange(1, 366), default=28, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def demo(scale: str, days: int, seed: int) -> None:
+    """Generate a synthetic library (unless landing has files already), run everything, summarise."""
+    from generator import generate as make
+    from pipelines.status import table_status
+
+    settings = _settings()
+    library = _library(settings)
+    start = dt.date(2025, 9, 1)
+    began = time.perf_counter()
+    if any(settings.landing.rglob("*.*")):
+        err.print(f"landing already holds files ({settings.landing}); using them. "
+                  "Remove the home folder for a fresh demo.")
+    else:
+        with err.status(f"generating a {scale} library, {days} days from {start}…"):
+            report = make(settings.landing, library, scale=scale, seed=seed, start=start, days=days)
+        _print_generation(report, settings, time.perf_counter() - began)
+    ok = _run(settings, None, None, None, True)
+    summary = Table(title=f"warehouse built in {time.perf_counter() - began:.0f} s")
+    for col in ("table", "rows", "quarantined", "by reason"):
+        summary.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
+    for t in table_status(settings):
+        summary.add_row(t["table"], f"{t['rows']:,}", "" if t["quarantined"] is None else f"{t['quarantined']:,}", t["reasons"] or "")
+    out.print(summary)
+    out.print(f"""
+[bold]Where to look[/bold]
+  home folder      {settings.home}
+  warehouse        {settings.warehouse_db}   (open it in any DuckDB client, read-only)
+  try              shuku sql "select * from marts.space_utilisation order by utilisation desc limit 5"
+  status           shuku status
+  Dagster UI       shuku ui   → http://127.0.0.1:3000   (or: make ui)
+  (with SHUKU_HOME={settings.home}, and .venv/bin on PATH or as .venv/bin/shuku)""")
+    if not ok:
+        raise Failed("the demo run failed; see above.")
+
+
+if __name__ == "__main__":
+    main()

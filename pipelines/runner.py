@@ -1,0 +1,126 @@
+"""Running the pipeline outside the UI: the stages of `shuku run` on the persistent instance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from assets.feeds import DAY, FEEDS, MONTH, Feed
+from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB, build_definitions
+from warehouse.settings import REPO_ROOT, Settings
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The home folder's Dagster instance (SQLite storage, telemetry off)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+@dataclass
+class Stage:
+    label: str
+    job: str
+    assets: list[dg.AssetKey]
+    range: tuple[str, str] | None
+
+
+@dataclass
+class StageResult:
+    stage: Stage
+    run_id: str
+    success: bool
+    error: str | None
+
+
+def landing_range(settings: Settings, feeds: list[Feed]) -> tuple[dt.date, dt.date] | None:
+    """The first and last day that daily landing files cover."""
+    days = sorted(feed.key_of(p) for feed in feeds if feed.partitioning == DAY for p in feed.files(settings.landing))
+    if not days:
+        return None
+    return dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+
+
+def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
+         models: bool = True) -> list[Stage]:
+    """The runs that load ``feeds`` for the days start..end, then rebuild the models."""
+    stages = []
+    snapshot = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning is None and f.files(settings.landing) for t in f.tables]
+    if snapshot:
+        stages.append(Stage("patron and catalogue snapshots", SNAPSHOT_JOB, snapshot, None))
+    if start is None or end is None:
+        found = landing_range(settings, feeds)
+        if found:
+            start, end = start or found[0], end or found[1]
+    if start and end:
+        if end < start:
+            raise ValueError(f"--to {end} is before --from {start}.")
+        daily = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == DAY for t in f.tables]
+        if daily:
+            stages.append(Stage(f"daily feeds {start}..{end}", DAILY_JOB, daily, (start.isoformat(), end.isoformat())))
+        monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
+        months_with_files = sorted({f.key_of(p) for f in feeds if f.partitioning == MONTH for p in f.files(settings.landing)})
+        first, last = start.strftime("%Y-%m"), end.strftime("%Y-%m")
+        months = [m for m in months_with_files if first <= m <= last]
+        if monthly and months:
+            stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
+    if models:
+        stages.append(Stage("core tables and marts", MODELS_JOB, [], None))
+    return stages
+
+
+def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) -> StageResult:
+    job = defs.resolve_job_def(stage.job)
+    tags = {"shuku/stage": stage.label}
+    if stage.range:
+        tags |= {"dagster/asset_partition_range_start": stage.range[0],
+                 "dagster/asset_partition_range_end": stage.range[1]}
+    result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False,
+                                    asset_selection=stage.assets or None)
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
+            err = failures[0].step_failure_data.error
+            while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError",):
+                err = err.cause
+            error = f"{failures[0].step_key}: {err.message.strip()}"
+        else:
+            error = "the run failed; see `shuku ui` for its logs"
+    return StageResult(stage, result.run_id, result.success, error)
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return build_definitions(settings)
+
+
+def feeds_named(names: list[str] | None) -> list[Feed]:
+    if not names:
+        return list(FEEDS)
+    known = {f.name: f for f in FEEDS} | {}
+    chosen = []
+    for name in names:
+        matches = [f for f in FEEDS if name in (f.name, f.source)]
+        if not matches:
+            raise ValueError(f"unknown feed {name!r}; choose from {', '.join(sorted(known))} "
+                             f"or a source ({', '.join(sorted({f.source for f in FEEDS}))}).")
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def path_for_display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,62 @@
+"""What `shuku status` and the demo summary show: runs, tables, freshness, quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from pipelines.runner import dagster_instance
+from warehouse.contracts import load_contracts
+from warehouse.settings import Settings
+from warehouse.storage import compute_connection, has_data
+
+
+def latest_runs(settings: Settings, limit: int = 10) -> list[dict]:
+    instance = dagster_instance(settings)
+    rows = []
+    for record in instance.get_run_records(limit=limit):
+        run = record.dagster_run
+        started = dt.datetime.fromtimestamp(record.start_time).strftime("%Y-%m-%d %H:%M:%S") if record.start_time else "-"
+        rows.append({"run_id": run.run_id, "job": run.job_name, "status": run.status.value, "started": started,
+                     "stage": run.tags.get("shuku/stage", "")})
+    return rows
+
+
+def table_status(settings: Settings) -> list[dict]:
+    """Rows, newest partition and staleness for each staging/core/marts table; quarantine per source."""
+    contracts = load_contracts()
+    con = compute_connection(settings)
+    today = dt.date.today()
+    rows = []
+    try:
+        for name, contract in contracts.items():
+            if contract.layer not in ("staging", "core", "marts"):
+                continue
+            count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if has_data(settings, contract) else 0
+            part = contract.partition_column
+            newest = None
+            if part is not None and count:
+                newest = con.execute(f"SELECT max({part.name}) FROM {name}").fetchone()[0]
+            stale = None
+            if newest is not None and contract.freshness_days is not None:
+                stale = (today - newest).days > contract.freshness_days + (31 if contract.partitioning == "month" else 0)
+            quarantined, reasons = None, ""
+            if contract.layer == "staging":
+                source_q = [c for c in contracts.values() if c.layer == "quarantine"]
+                quarantined = 0
+                pieces = []
+                for q in source_q:
+                    if not has_data(settings, q):
+                        continue
+                    for reason, n in con.execute(
+                            f"SELECT reason, count(*) FROM {q.qualified_name} WHERE staging_table = ? "
+                            "GROUP BY reason ORDER BY reason", [contract.table]).fetchall():
+                        quarantined += n
+                        pieces.append(f"{reason} {n}")
+                reasons = ", ".join(pieces)
+            rows.append({"table": name, "rows": count, "newest": str(newest) if newest else None,
+                         "stale": stale, "quarantined": quarantined, "reasons": reasons})
+    finally:
+        con.close()
+    return rows

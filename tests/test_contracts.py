@@ -1,0 +1,65 @@
+"""Contracts: every file validates, the typed view is right, conformance fails with a readable diff."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from assets.feeds import FEEDS
+from assets.models import discover_models
+from assets.reference import BUILDERS
+from warehouse.contracts import ContractError, ContractViolation, conform, load_contract, load_contracts
+
+
+def test_every_contract_loads_and_names_its_table():
+    contracts = load_contracts()
+    assert len(contracts) >= 30
+    for name, contract in contracts.items():
+        assert name == f"{contract.layer}.{contract.table}"
+        assert contract.columns, name
+        for col in contract.columns:
+            assert col.description, f"{name}.{col.name} has no description"
+
+
+def test_every_table_the_pipeline_writes_has_a_contract():
+    contracts = load_contracts()
+    written = {f"staging.{t}" for f in FEEDS for t in f.tables}
+    written |= {f"quarantine.{f.source}" for f in FEEDS}
+    written |= {m.qualified_name for m in discover_models()}
+    written |= {f"core.{t}" for t in BUILDERS}
+    written.add("meta.ingest_log")
+    assert written == set(contracts), set(contracts) ^ written
+
+
+def test_card_numbers_are_never_a_staging_column():
+    for contract in load_contracts().values():
+        assert "card_number" not in contract.column_names, contract.qualified_name
+
+
+def test_conform_orders_and_casts_losslessly():
+    contract = load_contracts()["core.dim_reader_category"]
+    frame = pl.DataFrame({"loan_period_days": pl.Series([30], dtype=pl.Int32), "category_code": ["UG"]})
+    conformed = conform(frame, contract)
+    assert conformed.columns == ["category_code", "loan_period_days"]
+    assert conformed.schema["loan_period_days"] == pl.Int64
+
+
+def test_conform_reports_missing_extra_and_retyped_columns():
+    contract = load_contracts()["core.dim_reader_category"]
+    frame = pl.DataFrame({"category_code": [dt.date(2025, 1, 1)], "shelf": ["x"]})
+    with pytest.raises(ContractViolation) as info:
+        conform(frame, contract)
+    message = str(info.value)
+    assert "- missing column loan_period_days (BIGINT)" in message
+    assert "+ unexpected column shelf" in message
+    assert "~ column category_code: contract says VARCHAR" in message
+
+
+def test_invalid_contract_names_file_and_yaml_path(tmp_path):
+    bad = tmp_path / "staging" / "broken.odcs.yaml"
+    bad.parent.mkdir()
+    bad.write_text("apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: '1'\nstatus: active\n"
+                   "schema:\n  - name: broken\n    physicalName: staging.broken\n    properties:\n"
+                   "      - name: a\n        logicalType: text\n", encoding="utf-8")
+    with pytest.raises(ContractError, match=r"broken.odcs.yaml: at `schema\[0\].properties\[0\].logicalType`"):
+        load_contract(bad)

@@ -1,0 +1,47 @@
+"""The lake: atomic partition writes, re-runs that replace, views typed from contracts."""
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from warehouse.contracts import load_contracts
+from warehouse.settings import Settings
+from warehouse.storage import (TMP_PREFIX, compute_connection, refresh_warehouse_views, table_dir,
+                               write_partition)
+
+
+def _gate_counts(day: dt.date, totals: list[int]) -> pl.DataFrame:
+    return pl.DataFrame({
+        "counted_at": [dt.datetime.combine(day, dt.time(8, 15 * i)) for i in range(len(totals))],
+        "event_date": [day] * len(totals), "sensor_code": ["MAIN-S1"] * len(totals),
+        "in_total": totals, "out_total": [0] * len(totals),
+        "source_file": ["gates/counter.csv"] * len(totals), "source_line": list(range(2, 2 + len(totals))),
+    })
+
+
+def test_partition_is_replaced_not_appended(tmp_path):
+    settings = Settings(tmp_path).ensure()
+    contract = load_contracts()["staging.gate_count"]
+    day = dt.date(2025, 9, 1)
+    write_partition(settings, contract, day.isoformat(), _gate_counts(day, [1, 2, 3]))
+    write_partition(settings, contract, day.isoformat(), _gate_counts(day, [5, 6]))
+    write_partition(settings, contract, "2025-09-02", _gate_counts(dt.date(2025, 9, 2), [7]))
+    files = sorted(p.relative_to(table_dir(settings, contract)) for p in table_dir(settings, contract).rglob("*"))
+    assert [str(f) for f in files if f.suffix] == ["event_date=2025-09-01/part-0.parquet",
+                                                   "event_date=2025-09-02/part-0.parquet"]
+    assert not list(table_dir(settings, contract).rglob(f"{TMP_PREFIX}*"))
+    con = compute_connection(settings)
+    rows = con.execute("select event_date, in_total from staging.gate_count order by 1, 2").fetchall()
+    assert rows == [(day, 5), (day, 6), (dt.date(2025, 9, 2), 7)]
+
+
+def test_views_are_typed_even_before_any_data(tmp_path):
+    settings = Settings(tmp_path).ensure()
+    refresh_warehouse_views(settings)
+    con = duckdb.connect(str(settings.warehouse_db), read_only=True)
+    described = dict((r[0], r[1]) for r in con.execute("describe staging.circulation_event").fetchall())
+    assert described["event_at"] == "TIMESTAMP"
+    assert described["item_number"] == "BIGINT"
+    assert con.execute("select count(*) from core.fact_loan").fetchone()[0] == 0
+    con.close()

@@ -1,0 +1,241 @@
+"""Governance contracts: ODCS v3.1 YAML files, validated twice, loaded into typed models.
+
+Each file is checked against the ODCS JSON Schema shipped by `open-data-contract-standard`
+(errors name the file and the YAML path), then parsed into its pydantic model, then into
+the small `Contract` view the rest of Shuku uses. Everything typed — DuckDB columns,
+polars dtypes, Dagster column schemas — is derived from here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import polars as pl
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard
+
+from schemas import CONTRACTS_DIR
+
+LEVELS = ("public", "internal", "confidential", "restricted")
+
+# DuckDB physical type → polars dtype. The one mapping between the two engines.
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.Utf8(),
+    "DATE": pl.Date(),
+    "TIMESTAMP": pl.Datetime("us"),
+    "BIGINT": pl.Int64(),
+    "INTEGER": pl.Int32(),
+    "BOOLEAN": pl.Boolean(),
+    "DOUBLE": pl.Float64(),
+    "VARCHAR[]": pl.List(pl.Utf8()),
+}
+
+
+class ContractError(ValueError):
+    """A contract file is invalid. The message names the file and the YAML path."""
+
+
+class ContractViolation(ValueError):
+    """Data does not match its table's contract. The message is a readable diff."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    logical_type: str
+    physical_type: str
+    description: str
+    classification: str
+    required: bool
+    unique: bool
+    primary_key: bool
+    partitioned: bool
+    options: dict
+    pii: str
+    masking: str | None
+    allowed_values: tuple[str, ...] | None
+
+    @property
+    def polars_type(self) -> pl.DataType:
+        return POLARS_TYPES[self.physical_type]
+
+
+@dataclass(frozen=True)
+class Contract:
+    layer: str
+    table: str
+    description: str
+    owner: str
+    columns: tuple[Column, ...]
+    partitioning: str | None          # "day", "month" or None
+    freshness_days: float | None
+    retention_years: float | None
+    path: Path
+    model: OpenDataContractStandard
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer}.{self.table}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.qualified_name} has no column {name!r}")
+
+    @property
+    def partition_column(self) -> Column | None:
+        return next((c for c in self.columns if c.partitioned), None)
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [c.name for c in self.columns if c.primary_key]
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.polars_type for c in self.columns}
+
+    def empty_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.polars_schema())
+
+
+@lru_cache(maxsize=1)
+def _odcs_validator() -> jsonschema.Draft201909Validator:
+    text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text(encoding="utf-8")
+    return jsonschema.Draft201909Validator(json.loads(text))
+
+
+def _custom(props: list | None) -> dict:
+    return {p.property: p.value for p in props or () if p.property}
+
+
+def _yaml_path(error: jsonschema.ValidationError) -> str:
+    parts = []
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def load_contract(path: Path) -> Contract:
+    """Validate one ODCS file and return its typed view."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from None
+    errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        raise ContractError(f"{path}: at `{_yaml_path(first)}`: {first.message} "
+                            f"({len(errors)} schema error(s); see the ODCS v3.1 specification).")
+    model = OpenDataContractStandard.model_validate(data)
+    if not model.schema_ or len(model.schema_) != 1:
+        raise ContractError(f"{path}: at `schema`: a Shuku contract describes exactly one table.")
+    obj = model.schema_[0]
+    top = _custom(model.customProperties)
+    layer = str(top.get("layer") or path.parent.name)
+    if obj.physicalName != f"{layer}.{obj.name}":
+        raise ContractError(f"{path}: at `schema[0].physicalName`: expected {layer}.{obj.name!r}, "
+                            f"found {obj.physicalName!r}.")
+    columns = []
+    for i, prop in enumerate(obj.properties or ()):
+        where = f"schema[0].properties[{i}]"
+        if prop.physicalType not in POLARS_TYPES:
+            raise ContractError(f"{path}: at `{where}.physicalType`: {prop.physicalType!r} is not one of "
+                                f"{', '.join(POLARS_TYPES)}.")
+        if prop.classification not in LEVELS:
+            raise ContractError(f"{path}: at `{where}.classification`: {prop.classification!r} is not one of "
+                                f"{', '.join(LEVELS)}.")
+        custom = _custom(prop.customProperties)
+        allowed = None
+        for rule in prop.quality or ():
+            if rule.metric == "invalidValues" and rule.arguments and "validValues" in rule.arguments:
+                allowed = tuple(str(v) for v in rule.arguments["validValues"])
+        columns.append(Column(
+            name=prop.name, logical_type=prop.logicalType or "", physical_type=prop.physicalType,
+            description=prop.description or "", classification=prop.classification,
+            required=bool(prop.required), unique=bool(prop.unique), primary_key=bool(prop.primaryKey),
+            partitioned=bool(prop.partitioned), options=dict(prop.logicalTypeOptions or {}),
+            pii=str(custom.get("pii", "none")), masking=custom.get("masking"), allowed_values=allowed))
+    sla = {s.property: s.value for s in model.slaProperties or ()}
+    owner = ""
+    if model.team is not None and not isinstance(model.team, list):
+        owner = model.team.name or ""
+    return Contract(
+        layer=layer, table=obj.name, description=obj.description or "", owner=owner,
+        columns=tuple(columns), partitioning=top.get("partitioning"),
+        freshness_days=sla.get("freshness"), retention_years=sla.get("retention"),
+        path=path, model=model)
+
+
+@lru_cache(maxsize=4)
+def load_contracts(root: Path = CONTRACTS_DIR) -> dict[str, Contract]:
+    """Every contract under ``root``, keyed by ``layer.table``."""
+    contracts = {}
+    for path in sorted(Path(root).glob("*/*.odcs.yaml")):
+        contract = load_contract(path)
+        contracts[contract.qualified_name] = contract
+    return contracts
+
+
+def contract_for(qualified_name: str) -> Contract:
+    try:
+        return load_contracts()[qualified_name]
+    except KeyError:
+        raise ContractError(f"no contract for {qualified_name}: add schemas/{qualified_name.replace('.', '/')}.odcs.yaml") from None
+
+
+def _same_kind(actual: pl.DataType, wanted: pl.DataType) -> bool:
+    """A cast that cannot change meaning: from an all-null column, or within integers, floats or timestamps."""
+    if actual == pl.Null:
+        return True
+    if actual.is_integer() and wanted.is_integer():
+        return True
+    if actual.is_float() and wanted.is_float():
+        return True
+    return isinstance(actual, pl.Datetime) and isinstance(wanted, pl.Datetime)
+
+
+def conform(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Return ``frame`` with the contract's columns, order and types, or raise a readable diff.
+
+    Missing and extra columns fail; a column whose type differs is cast only when the cast
+    is lossless for every value (an integer width, a null-only column), else it fails.
+    """
+    expected = contract.polars_schema()
+    missing = [c for c in expected if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in expected]
+    problems = [f"  - missing column {c} ({contract.column(c).physical_type})" for c in missing]
+    problems += [f"  + unexpected column {c} ({frame.schema[c]})" for c in extra]
+    casts = []
+    for name, dtype in expected.items():
+        if name in missing:
+            continue
+        actual = frame.schema[name]
+        if actual == dtype:
+            casts.append(pl.col(name))
+            continue
+        converted = None
+        if _same_kind(actual, dtype):
+            try:
+                converted = frame.get_column(name).cast(dtype, strict=True)
+            except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+                converted = None
+        if converted is None or converted.null_count() != frame.get_column(name).null_count():
+            problems.append(f"  ~ column {name}: contract says {contract.column(name).physical_type}, data is {actual}")
+        else:
+            casts.append(pl.col(name).cast(dtype))
+    if problems:
+        raise ContractViolation(
+            f"{contract.qualified_name} does not match its contract {contract.path.name}:\n"
+            + "\n".join(problems)
+            + "\nFix the code that builds the table, or change the contract (a breaking change).")
+    return frame.select(casts)

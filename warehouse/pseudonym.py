@@ -1,0 +1,94 @@
+"""Pseudonymisation: card numbers become ``patron_pid = HMAC-SHA256(key, card number)``.
+
+The key lives outside the warehouse: in ``SHUKU_PSEUDONYM_KEY`` (hex) or in a 0600 key file
+under the home folder's ``secrets/`` (created on first use). Each key has a version, stored
+beside every pseudonym, so a key can be rotated without mixing pseudonyms silently.
+DuckDB and polars have no keyed HMAC, so it is computed once per distinct card in Python
+(a university has tens of thousands of readers, not millions) and joined back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+KEY_FILE = "pseudonym.key"
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+class PseudonymKeyError(RuntimeError):
+    """The pseudonymisation key cannot be read; the message says where it was looked for."""
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    key: bytes
+    version: int
+
+    @classmethod
+    def load(cls, secrets_dir: Path, environ: dict[str, str] | None = None) -> "Pseudonymiser":
+        """The key from ``SHUKU_PSEUDONYM_KEY`` (+ ``SHUKU_PSEUDONYM_KEY_VERSION``), else the key file."""
+        env = os.environ if environ is None else environ
+        if env.get("SHUKU_PSEUDONYM_KEY"):
+            try:
+                key = bytes.fromhex(env["SHUKU_PSEUDONYM_KEY"])
+            except ValueError:
+                raise PseudonymKeyError("SHUKU_PSEUDONYM_KEY is not hexadecimal; set it to 64 hex characters.") from None
+            return cls(key=key, version=int(env.get("SHUKU_PSEUDONYM_KEY_VERSION", "1")))
+        path = Path(secrets_dir) / KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"1:{secrets.token_hex(32)}\n")
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        try:
+            version, hex_key = lines[-1].split(":", 1)
+            return cls(key=bytes.fromhex(hex_key), version=int(version))
+        except (IndexError, ValueError):
+            raise PseudonymKeyError(f"{path}: expected lines of the form VERSION:HEXKEY; the last line is the key in use.") from None
+
+    def pid(self, card_number: str) -> str:
+        return hmac.new(self.key, card_number.strip().encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def mapping(self, cards: pl.Series) -> pl.DataFrame:
+        """Distinct card numbers → their pseudonyms, as a frame to join."""
+        distinct = cards.drop_nulls().unique().sort().to_list()
+        return pl.DataFrame({"card_number": distinct, "patron_pid": [self.pid(c) for c in distinct]},
+                            schema={"card_number": pl.Utf8, "patron_pid": pl.Utf8})
+
+    def pseudonymise(self, frame: pl.DataFrame, column: str = "card_number") -> pl.DataFrame:
+        """Replace ``column`` by ``patron_pid`` and ``pid_key_version`` (null where the card is null)."""
+        if column not in frame.columns:
+            return frame
+        position = frame.columns.index(column)
+        mapping = self.mapping(frame.get_column(column)).rename({"card_number": column})
+        joined = frame.join(mapping, on=column, how="left", maintain_order="left")
+        joined = joined.with_columns(
+            pl.when(pl.col("patron_pid").is_not_null()).then(pl.lit(self.version, pl.Int64))
+            .otherwise(None).alias("pid_key_version"))
+        ordered = [c for c in frame.columns if c != column]
+        ordered[position:position] = ["patron_pid", "pid_key_version"]
+        return joined.select(ordered)
+
+    def scrub(self, texts: pl.Series, card_pattern: str) -> pl.Series:
+        """Raw text safe to keep: card numbers → ``pid:<pseudonym>``, e-mails and mobiles redacted."""
+        card = re.compile(card_pattern)
+
+        def clean(text: str | None) -> str | None:
+            if text is None:
+                return None
+            text = card.sub(lambda m: f"pid:{self.pid(m.group(0))}", text)
+            text = EMAIL.sub("[email]", text)
+            return MOBILE.sub("[phone]", text)
+
+        return texts.map_elements(clean, return_dtype=pl.Utf8)

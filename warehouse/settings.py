@@ -1,0 +1,82 @@
+"""Where Shuku keeps its state: one home folder, taken from ``SHUKU_HOME``.
+
+Nothing here is read at import time; callers ask for ``Settings.from_env()`` when they
+run, so a test or a second library can point at another home folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LIBRARY_CONFIG = REPO_ROOT / "config" / "library.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths under the home folder. ``home`` is always absolute."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        return cls(home=Path(env.get("SHUKU_HOME", "var")).expanduser().resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def restricted(self) -> Path:
+        """Raw rows holding direct identifiers that could not be parsed (mode 0700)."""
+        return self.home / "restricted"
+
+    @property
+    def warehouse_db(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def access_dir(self) -> Path:
+        return self.home / "access"
+
+    @property
+    def lineage_dir(self) -> Path:
+        return self.home / "lineage"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def library_config(self) -> Path:
+        """The library config: ``SHUKU_LIBRARY_CONFIG``, else ``home/library.yaml``, else the demo's."""
+        explicit = os.environ.get("SHUKU_LIBRARY_CONFIG")
+        if explicit:
+            return Path(explicit).expanduser().resolve()
+        local = self.home / "library.yaml"
+        return local if local.exists() else DEFAULT_LIBRARY_CONFIG
+
+    def ensure(self) -> "Settings":
+        """Create the home folder's skeleton (idempotent)."""
+        for path in (self.landing, self.lake, self.quarantine, self.access_dir,
+                     self.lineage_dir, self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+        for private in (self.secrets_dir, self.restricted):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+        return self
