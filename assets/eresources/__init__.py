@@ -1,0 +1,1 @@
+"""E-resources: COUNTER usage reports and EZproxy logs."""

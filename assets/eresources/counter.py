@@ -1,0 +1,354 @@
+"""COUNTER Release 5 and 5.1 reports, tabular (TSV/CSV) or COUNTER_SUSHI JSON, stored long.
+
+One row per report item × attribute set × metric × month. Empty month cells are
+skipped (COUNTER leaves a cell empty where there was no usage to report; it is not 0).
+The report header goes to ``ParseResult.metadata``; SUSHI exceptions (3030 no usage,
+3031 not ready, 3040 partial data, 3050 parameter not recognised, 3062 invalid
+report attribute …) are recorded there and never raised.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from warehouse.library import Library
+from warehouse.textio import LandingFileError, read_text
+
+COUNTER_SCHEMA = {
+    "usage_month": pl.Date,
+    "release": pl.Utf8,
+    "report_id": pl.Utf8,
+    "platform": pl.Utf8,
+    "database": pl.Utf8,
+    "title": pl.Utf8,
+    "publisher": pl.Utf8,
+    "doi": pl.Utf8,
+    "isbn": pl.Utf8,
+    "print_issn": pl.Utf8,
+    "online_issn": pl.Utf8,
+    "proprietary_id": pl.Utf8,
+    "uri": pl.Utf8,
+    "data_type": pl.Utf8,
+    "section_type": pl.Utf8,
+    "yop": pl.Utf8,
+    "access_type": pl.Utf8,
+    "access_method": pl.Utf8,
+    "metric_type": pl.Utf8,
+    "usage_count": pl.Int64,
+    "source_line": pl.Int64,
+}
+# The columns that describe an item and its attributes (everything before the month).
+ITEM_COLUMNS = tuple(COUNTER_SCHEMA)[3:18]
+
+# COUNTER column heading (spaces removed) → our column.
+HEADINGS = {
+    "Platform": "platform", "Database": "database", "Title": "title", "Item": "title",
+    "Publisher": "publisher", "DOI": "doi", "ISBN": "isbn", "Print_ISSN": "print_issn",
+    "Online_ISSN": "online_issn", "Proprietary_ID": "proprietary_id", "Proprietary": "proprietary_id",
+    "URI": "uri", "Data_Type": "data_type", "Section_Type": "section_type", "YOP": "yop",
+    "Access_Type": "access_type", "Access_Method": "access_method", "Metric_Type": "metric_type",
+}
+# Identifiers never contain spaces; a space in one is a typing slip (10.1000/ xyz123).
+IDENTIFIERS = {"doi", "isbn", "print_issn", "online_issn", "proprietary_id", "uri"}
+MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTH_HEADING = re.compile(r"^([A-Za-z]{3})-(\d{4}|\d{2})$")
+_SPACES = re.compile(r"\s+")
+_EXCEPTION = re.compile(r"^\s*(\d{4})\s*:\s*([^(]*?)\s*(?:\((.*)\))?\s*$")
+_PERIOD_RANGE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)\s*to\s*(\d{4}-\d{2}(?:-\d{2})?)")
+
+
+def _key(heading: str) -> str:
+    """A header name without the stray spaces some reports carry (`Reporting_ Period_Total`)."""
+    return _SPACES.sub("", heading.lstrip("\ufeff"))
+
+
+def _value(column: str, raw) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw)
+    text = _SPACES.sub("", text) if column in IDENTIFIERS else text.strip()
+    return text or None
+
+
+def _month_of_heading(heading: str) -> dt.date | None:
+    """`Jan-2022` or `Jan-22` → 2022-01-01; anything else → None."""
+    m = _MONTH_HEADING.match(heading)
+    if not m or m.group(1).lower() not in MONTHS:
+        return None
+    year = int(m.group(2))
+    if year < 100:
+        year += 2000  # COUNTER R5 began in 2019; two-digit years are this century
+    return dt.date(year, MONTHS[m.group(1).lower()], 1)
+
+
+def _month_of_period(value: str) -> dt.date:
+    """`2022-01`, `2022-01-01` → 2022-01-01 (raises ValueError otherwise)."""
+    year, month = value.strip()[:7].split("-")
+    return dt.date(int(year), int(month), 1)
+
+
+def _exceptions_from_text(text: str) -> list[dict]:
+    """Tabular `Exceptions` cell: `3030: No Usage Available for Requested Dates (data); …`."""
+    found = []
+    for part in re.split(r";\s*(?=\d{4}\s*:)", text or ""):
+        if not part.strip():
+            continue
+        m = _EXCEPTION.match(part)
+        if m:
+            found.append({"code": int(m.group(1)), "message": m.group(2), "data": m.group(3)})
+        else:
+            found.append({"code": None, "message": part.strip(), "data": None})
+    return found
+
+
+def _exceptions_from_json(items) -> list[dict]:
+    if isinstance(items, dict):
+        items = [items]
+    found = []
+    for e in items or ():
+        if isinstance(e, dict):
+            code = e.get("Code")
+            found.append({"code": int(code) if str(code).isdigit() else code,
+                          "message": e.get("Message"), "data": e.get("Data")})
+    return found
+
+
+def _period_from_text(text: str) -> dict:
+    """Both R5 syntaxes: `Begin_Date=2022-01-01; End_Date=2022-12-31` and `2017-01-01 to 2017-06-30`."""
+    parts = dict(p.split("=", 1) for p in (s.strip() for s in text.split(";")) if "=" in p)
+    if "Begin_Date" in parts or "End_Date" in parts:
+        return {"begin": parts.get("Begin_Date", "").strip() or None, "end": parts.get("End_Date", "").strip() or None}
+    m = _PERIOD_RANGE.search(text)
+    return {"begin": m.group(1), "end": m.group(2)} if m else {"begin": None, "end": None}
+
+
+class _Rows:
+    """Output columns as Python lists; one frame at the end."""
+
+    def __init__(self) -> None:
+        self.cols = {name: [] for name in COUNTER_SCHEMA}
+        self.rejects = {name: [] for name in REJECT_SCHEMA}
+
+    def add(self, month: dt.date, release: str, report_id: str, item: tuple, metric: str, count: int, line: int):
+        c = self.cols
+        c["usage_month"].append(month)
+        c["release"].append(release)
+        c["report_id"].append(report_id)
+        for name, value in zip(ITEM_COLUMNS, item):
+            c[name].append(value)
+        c["metric_type"].append(metric)
+        c["usage_count"].append(count)
+        c["source_line"].append(line)
+
+    def reject(self, line: int, raw: str, reason: Reason, detail: str) -> None:
+        for name, value in zip(REJECT_SCHEMA, (line, raw, str(reason), detail)):
+            self.rejects[name].append(value)
+
+    def result(self, encoding: str, fmt: str, metadata: dict) -> ParseResult:
+        return ParseResult(rows=pl.DataFrame(self.cols, schema=COUNTER_SCHEMA),
+                           rejects=pl.DataFrame(self.rejects, schema=REJECT_SCHEMA),
+                           encoding=encoding, format=fmt, metadata=metadata)
+
+
+def _count(cell: str) -> int:
+    """A month cell; some exports group thousands (`1,234`)."""
+    return int(cell.replace(",", ""))
+
+
+def _parse_tabular(path: Path, text: str, encoding: str) -> ParseResult:
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if first.count("\t") >= first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: dict[str, str] = {}
+    headings: list[str] | None = None
+    for row in reader:
+        cells = [c.strip() for c in row]
+        if not any(cells):
+            if header:
+                break           # the blank row that ends the header block
+            continue
+        key = _key(cells[0])
+        if "Metric_Type" in (_key(c) for c in cells):
+            headings = row      # a report without its blank row: the headings came first
+            break
+        header[key] = cells[1] if len(cells) > 1 else ""
+    if "Report_ID" not in header:
+        raise LandingFileError(
+            f"{path}: no COUNTER report header (a `Report_ID` row in the first rows); "
+            "download the report again as a COUNTER R5/R5.1 TSV, CSV or JSON file.")
+    if headings is None:
+        headings = next((r for r in reader if any(c.strip() for c in r)), None)
+    if headings is None:
+        headings = []
+    release, report_id = header.get("Release", ""), header["Report_ID"]
+    metadata = {
+        "release": release, "report_id": report_id, "report_name": header.get("Report_Name"),
+        "institution_name": header.get("Institution_Name"), "institution_id": header.get("Institution_ID"),
+        "created": header.get("Created"), "created_by": header.get("Created_By"),
+        "reporting_period": _period_from_text(header.get("Reporting_Period", "")),
+        "exceptions": _exceptions_from_text(header.get("Exceptions", "")),
+        "header": header,
+    }
+    # Map each heading to an item column or a month; Reporting_Period_Total and
+    # attributes we do not keep (Publisher_ID, Parent_* …) are ignored.
+    item_at: list[tuple[int, str]] = []
+    month_at: list[tuple[int, dt.date, str]] = []
+    for i, heading in enumerate(headings):
+        key = _key(heading)
+        if key in HEADINGS and HEADINGS[key] not in (c for _, c in item_at):
+            item_at.append((i, HEADINGS[key]))
+        elif (month := _month_of_heading(key)) is not None:
+            month_at.append((i, month, key))
+    if not any(c == "metric_type" for _, c in item_at):
+        raise LandingFileError(
+            f"{path}: the report's column headings have no `Metric_Type` column; "
+            "this is not a COUNTER R5/R5.1 report body — download the report again.")
+    metadata["months"] = [m.isoformat() for _, m, _ in month_at]
+    out = _Rows()
+    lines = lines_without_usage = 0
+    width = len(headings)
+    for row in reader:
+        if not any(c.strip() for c in row):
+            continue            # trailing blank rows are padding, not data
+        lines += 1
+        line = reader.line_num
+        raw = delimiter.join(row)
+        values = {col: _value(col, row[i]) if i < len(row) else None for i, col in item_at}
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            out.reject(line, raw, Reason.MALFORMED_LINE, f"{len(row)} fields where the headings have {width}")
+            continue
+        metric = values.get("metric_type")
+        if not metric:
+            out.reject(line, raw, Reason.MISSING_REQUIRED, "Metric_Type is empty")
+            continue
+        item = tuple(values.get(col) for col in ITEM_COLUMNS)
+        counts = []
+        try:
+            for i, month, heading in month_at:
+                cell = row[i].strip() if i < len(row) else ""
+                if cell:
+                    counts.append((month, _count(cell)))
+        except ValueError:
+            out.reject(line, raw, Reason.BAD_NUMBER, f"{heading}: {cell[:40]!r} is not a whole number")
+            continue
+        if not counts:
+            lines_without_usage += 1
+        for month, count in counts:
+            out.add(month, release, report_id, item, metric, count, line)
+    metadata["item_lines"] = lines
+    metadata["item_lines_without_usage"] = lines_without_usage
+    fmt = f"counter-r{release.replace('.', '')}-{'tsv' if delimiter == chr(9) else 'csv'}"
+    return out.result(encoding, fmt, metadata)
+
+
+def _item_ids(raw) -> dict[str, str]:
+    """R5 `[{Type, Value}]` or R5.1 `{DOI: …, Proprietary: …}` → our id columns."""
+    pairs = raw.items() if isinstance(raw, dict) else ((i.get("Type"), i.get("Value")) for i in raw or () if isinstance(i, dict))
+    ids = {}
+    for kind, value in pairs:
+        col = HEADINGS.get(_key(str(kind)))
+        if col in IDENTIFIERS and col not in ids and (v := _value(col, value)):
+            ids[col] = v
+    return ids
+
+
+def _parse_json(path: Path, text: str, encoding: str) -> ParseResult:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LandingFileError(f"{path}: is not valid JSON ({exc}); fetch the SUSHI report again.") from None
+    if isinstance(doc, list) or (isinstance(doc, dict) and "Report_Header" not in doc and "Code" in doc):
+        # A SUSHI server answers with bare exceptions when there is no report to give.
+        exceptions = _exceptions_from_json(doc)
+        if exceptions and all(e["code"] is not None for e in exceptions):
+            meta = {"release": None, "report_id": None, "exceptions": exceptions, "header": {}}
+            return _Rows().result(encoding, "counter-sushi-json", meta)
+    if not isinstance(doc, dict) or not isinstance(doc.get("Report_Header"), dict):
+        raise LandingFileError(
+            f"{path}: JSON without a COUNTER_SUSHI `Report_Header`; "
+            "fetch the report again from the platform's SUSHI endpoint.")
+    head = doc["Report_Header"]
+    release, report_id = str(head.get("Release", "")), str(head.get("Report_ID", ""))
+    filters = head.get("Report_Filters") or {}
+    if isinstance(filters, list):  # R5: [{Name, Value}]
+        filters = {f.get("Name"): f.get("Value") for f in filters if isinstance(f, dict)}
+    metadata = {
+        "release": release, "report_id": report_id, "report_name": head.get("Report_Name"),
+        "institution_name": head.get("Institution_Name"), "institution_id": head.get("Institution_ID"),
+        "created": head.get("Created"), "created_by": head.get("Created_By"),
+        "reporting_period": {"begin": filters.get("Begin_Date"), "end": filters.get("End_Date")},
+        "exceptions": _exceptions_from_json(head.get("Exceptions")),
+        "header": head,
+    }
+    out = _Rows()
+    for number, item in enumerate(doc.get("Report_Items") or (), 1):
+        try:
+            _json_item(out, item, number, release, report_id)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raw = json.dumps(item, ensure_ascii=False)[:4096]
+            reason = Reason.BAD_TIMESTAMP if isinstance(exc, _BadMonth) else Reason.BAD_NUMBER
+            out.reject(number, raw, reason, f"Report_Items[{number}]: {exc}"[:500])
+    fmt = f"counter-r{release.replace('.', '')}-json"
+    return out.result(encoding, fmt, metadata)
+
+
+class _BadMonth(ValueError):
+    pass
+
+
+def _json_month(value) -> dt.date:
+    try:
+        return _month_of_period(str(value))
+    except ValueError:
+        raise _BadMonth(f"period {value!r} is not a month (YYYY-MM)") from None
+
+
+def _json_count(metric: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ValueError(f"{metric} count {value!r} is not a whole number")
+    return int(value)
+
+
+def _json_item(out: _Rows, item: dict, number: int, release: str, report_id: str) -> None:
+    """Append every row of one Report_Item, or raise before appending any."""
+    base = {col: _value(col, item.get(name)) for name, col in HEADINGS.items()
+            if col not in IDENTIFIERS and col != "metric_type" and name in item}
+    base.update(_item_ids(item.get("Item_ID")))
+    staged = []
+    if "Attribute_Performance" in item:            # R5.1
+        for attrs in item["Attribute_Performance"] or ():
+            merged = dict(base)
+            merged.update({col: _value(col, attrs[name]) for name, col in HEADINGS.items()
+                           if name in attrs and name != "Performance"})
+            key = tuple(merged.get(col) for col in ITEM_COLUMNS)
+            for metric, months in (attrs.get("Performance") or {}).items():
+                for period, count in months.items():
+                    staged.append((_json_month(period), key, metric, _json_count(metric, count)))
+    else:                                           # R5
+        key = tuple(base.get(col) for col in ITEM_COLUMNS)
+        for perf in item.get("Performance") or ():
+            month = _json_month((perf.get("Period") or {}).get("Begin_Date"))
+            for inst in perf.get("Instance") or ():
+                metric = inst["Metric_Type"]
+                staged.append((month, key, metric, _json_count(metric, inst.get("Count"))))
+    for month, key, metric, count in staged:
+        out.add(month, release, report_id, key, metric, count, number)
+
+
+def parse(path: Path, library: Library) -> ParseResult:
+    """Rows of one COUNTER report file, tabular or JSON (recognised from the content)."""
+    path = Path(path)
+    text, encoding = read_text(path)
+    text = text.lstrip("\ufeff")
+    if text.lstrip()[:1] in ("{", "["):
+        return _parse_json(path, text, encoding)
+    return _parse_tabular(path, text, encoding)

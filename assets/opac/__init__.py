@@ -1,0 +1,1 @@
+"""OPAC: search logs and the catalogue."""
