@@ -68,10 +68,10 @@ def file_checksum(path: Path) -> tuple[str, int]:
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
     """Rows dated outside the partition being loaded."""
-    if partitioning == DAY:
-        return frame.get_column(column) != pl.lit(partition_date(key, DAY))
-    start = partition_date(key, partitioning)
-    return frame.get_column(column).dt.truncate("1mo") != pl.lit(start)
+    dates = frame.get_column(column)
+    if partitioning != DAY:
+        dates = dates.dt.truncate("1mo")
+    return (dates != partition_date(key, partitioning)).fill_null(True)
 
 
 def _row_as_text(frame: pl.DataFrame) -> pl.Series:
@@ -148,7 +148,8 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
     quarantine = _quarantine_frame(feed, key_text, rejects, settings, library, pseudonymiser, run_id)
     # Everything is parsed and conformed: only now is anything replaced.
     for table, frame in staged.items():
-        write_partition(settings, contract_for(f"staging.{table}"), key, frame)
+        folder_key = partition_date(key, feed.partitioning).isoformat() if key else None
+        write_partition(settings, contract_for(f"staging.{table}"), folder_key, frame)
     for table in feed.tables:
         part = quarantine.filter(pl.col("staging_table") == table)
         path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})

@@ -35,7 +35,7 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
         keys = context.partition_keys if partitions else [None]
         outcomes = []
         for key in keys:
-            outcome = ingest_partition(feed, key, settings, library_now, pseudonymiser, context.run_id, context.log)
+            outcome = ingest_partition(feed, key, settings, library_now, pseudonymiser, context.run.run_id, context.log)
             outcomes.append(outcome)
             if outcome.written:
                 context.log.info(

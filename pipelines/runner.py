@@ -14,7 +14,7 @@ from assets.feeds import DAY, FEEDS, MONTH, Feed
 from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB, build_definitions
 from warehouse.settings import REPO_ROOT, Settings
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:

@@ -110,8 +110,17 @@ def test_platform_mapping():
 def test_wrong_log_format_raises(tmp_path, library):
     path = tmp_path / "ezproxy.log"
     path.write_text("time,gate,direction\n2025-03-14 08:00:03,MAIN-G1,IN\n")
-    with pytest.raises(LandingFileError, match=r"ezproxy\.log: no line matches LogFormat"):
+    with pytest.raises(LandingFileError, match=r"ezproxy\.log: line 1: no line matches LogFormat"):
         parse(path, library)
+
+
+def test_cut_off_last_line_is_truncated_not_malformed(tmp_path, library):
+    path = tmp_path / "ezproxy.log"
+    whole = '10.1.2.3 - - [14/Mar/2025:10:02:03 +0800] "GET https://www.jstor.org/stable/1 HTTP/1.1" 200 12\n'
+    path.write_text(whole * 2 + '10.1.2.3 - - [14/Mar/2025:10:02:0')
+    result = parse(path, library)
+    assert result.rows.height == 2
+    assert result.rejects.get_column("reason").to_list() == ["truncated_line"]
 
 
 

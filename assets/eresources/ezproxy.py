@@ -143,12 +143,14 @@ def _network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def _lines(path: Path) -> tuple[pl.Series, str]:
+def _lines(path: Path) -> tuple[pl.Series, str, bool]:
+    """The lines, the encoding, and whether the last line was cut off (no final newline)."""
     text, encoding = decode(read_bytes(path), path)
     lines = text.split("\n")            # faster here than polars' str.split + explode
-    if lines and lines[-1] == "":
+    cut_off = bool(lines) and lines[-1] != ""
+    if not cut_off and lines:
         lines.pop()                       # the final newline ends a line, it adds none
-    return pl.Series("raw_text", lines, dtype=pl.Utf8).str.strip_suffix("\r"), encoding
+    return pl.Series("raw_text", lines, dtype=pl.Utf8).str.strip_suffix("\r"), encoding, cut_off
 
 
 def parse(path: Path, library: Library, log_format: str | None = None) -> ParseResult:
@@ -159,7 +161,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         pattern = compile_log_format(log_format)
     except LogFormatError as exc:
         raise LandingFileError(f"{path}: {exc} Fix `ezproxy.log_format` in the library config.") from None
-    raw, encoding = _lines(path)
+    raw, encoding, cut_off = _lines(path)
     frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).with_columns(
         pl.col("source_line").cast(pl.Int64),
         pl.col("raw_text").str.extract_groups(pattern).alias("g"),
@@ -172,8 +174,12 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     good = frame.filter(matched & pl.col("accessed_at").is_not_null())
     rejects = pl.concat([
         frame.filter(~matched).select(
-            "source_line", "raw_text", reason=pl.lit(str(Reason.MALFORMED_LINE)),
-            detail=pl.lit(f"line does not match LogFormat {log_format}")),
+            "source_line", "raw_text",
+            reason=pl.when(pl.lit(cut_off) & (pl.col("source_line") == raw.len()))
+            .then(pl.lit(str(Reason.TRUNCATED_LINE))).otherwise(pl.lit(str(Reason.MALFORMED_LINE))),
+            detail=pl.when(pl.lit(cut_off) & (pl.col("source_line") == raw.len()))
+            .then(pl.lit("last line cut off before its end (no final newline)"))
+            .otherwise(pl.lit(f"line does not match LogFormat {log_format}"))),
         frame.filter(matched & pl.col("accessed_at").is_null()).select(
             "source_line", "raw_text", reason=pl.lit(str(Reason.BAD_TIMESTAMP)),
             detail=pl.lit("%t: ") + pl.col("time").str.slice(0, 40)
@@ -218,10 +224,9 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     rows = rows.select([pl.col(c).cast(t) for c, t in EZPROXY_SCHEMA.items()])
     if rows.height == 0 and rejects.height > 0 and rejects.height == raw.len() and raw.len() >= 1:
         # Not one line fits: the file is not this log, or the LogFormat is wrong.
-        first = rejects.get_column("raw_text")[0][:120]
         if rejects.get_column("reason")[0] == str(Reason.MALFORMED_LINE) and raw.len() > 1:
             raise LandingFileError(
-                f"{path}: no line matches LogFormat {log_format!r} (first line: {first!r}); "
+                f"{path}: line 1: no line matches LogFormat {log_format!r}; "
                 "set `ezproxy.log_format` in the library config to the LogFormat of ezproxy.cfg.")
     return ParseResult(rows=rows, rejects=rejects, encoding=encoding, format="ezproxy-log",
                        metadata={"log_format": log_format, "pattern": pattern})
