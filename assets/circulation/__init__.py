@@ -1,0 +1,1 @@
+"""Circulation: loans, returns, renewals and local use from the ILS."""

@@ -1,0 +1,65 @@
+"""Koha ``statistics``-style circulation export: one line per issue, return, renewal or local use.
+
+``circulation/statistics_YYYY-MM-DD.csv``, header
+``datetime,branch,type,itemnumber,itemtype,location,cardnumber,ccode,categorycode``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from assets import csvparse as cp
+from assets.parsing import ParseResult
+from assets.patrons.ils import CATEGORY_CODES
+from warehouse.library import Library
+
+LAYOUT = cp.CsvLayout(
+    format="koha-statistics-csv",
+    title="Koha circulation statistics export",
+    columns=("datetime", "branch", "type", "itemnumber", "itemtype", "location",
+             "cardnumber", "ccode", "categorycode"),
+)
+
+EVENT_TYPES = ("issue", "return", "renew", "localuse")
+# A loan or renewal belongs to a reader; a return may come anonymised, local use has none.
+CARD_REQUIRED_FOR = ("issue", "renew")
+
+
+def checks(library: Library) -> list[cp.Check]:
+    is_loan = pl.col("type").is_in(CARD_REQUIRED_FOR)
+    return [
+        cp.required("datetime"),
+        cp.timestamp("datetime"),
+        cp.required("branch"),
+        cp.one_of("branch", (b.code for b in library.branches)),
+        cp.required("type"),
+        cp.one_of("type", EVENT_TYPES),
+        # Every Koha statistic, local use included, is about one item.
+        cp.required("itemnumber"),
+        cp.integer("itemnumber", minimum=1),
+        cp.required("cardnumber", when=is_loan, why=" but an issue or renewal needs the reader's card"),
+        cp.one_of("categorycode", CATEGORY_CODES),
+    ]
+
+
+def row_columns() -> dict[str, pl.Expr]:
+    event_at = cp.parse_datetime("datetime")
+    return {
+        "event_at": event_at,
+        "event_date": event_at.dt.date(),
+        "branch_code": pl.col("branch"),
+        "event_type": pl.col("type"),
+        "item_number": cp.parse_integer("itemnumber"),
+        "item_type": cp.null_if_empty("itemtype"),
+        "location": cp.null_if_empty("location"),
+        "collection_code": cp.null_if_empty("ccode"),
+        "category_code": cp.null_if_empty("categorycode"),
+        "card_number": cp.null_if_empty("cardnumber"),
+    }
+
+
+def parse(path: Path, library: Library) -> ParseResult:
+    """Typed circulation events of one statistics file, and its rejected lines."""
+    return cp.parse_csv(path, LAYOUT, checks(library), row_columns(), library)

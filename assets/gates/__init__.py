@@ -1,0 +1,1 @@
+"""Gates: turnstile events and people-counter totals at the library entrances."""
