@@ -9,6 +9,8 @@ import polars as pl
 
 from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
+from lineage.observe import observe
+from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.storage import refresh_warehouse_views, write_table
@@ -65,13 +67,19 @@ def _reference_asset(table: str, build) -> dg.AssetsDefinition:
 
     @dg.asset(key=["core", table], description=contract.description, group_name="library",
               metadata=definition_metadata(contract), tags=asset_tags(contract),
-              owners=[f"team:{contract.owner}"] if contract.owner else None, kinds={"polars", "parquet"})
-    def reference(context: AssetExecutionContext, shuku: ShukuWarehouse) -> dg.MaterializeResult:
+              owners=[f"team:{contract.owner}"] if contract.owner else None, kinds={"polars", "parquet"},
+              check_specs=check_specs(contract) or None)
+    def reference(context: AssetExecutionContext, shuku: ShukuWarehouse):
         settings = shuku.settings()
-        frame = conform(build(shuku.library()), contract)
-        write_table(settings, contract, frame)
-        refresh_warehouse_views(settings, [contract])
-        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+        library = shuku.library()
+        with observe(settings, job=contract.qualified_name, run_id=context.run.run_id, inputs=[],
+                     outputs=[contract.qualified_name], source_path=str(library.source)) as observation:
+            frame = conform(build(library), contract)
+            path = write_table(settings, contract, frame)
+            refresh_warehouse_views(settings, [contract])
+            observation.add_output(contract.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
+        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+        yield from evaluate(contract, settings, run_id=context.run.run_id, partition_keys=None)
 
     return reference
 

@@ -11,6 +11,8 @@ from assets.ingest import ingest_partition
 from assets.metadata import asset_tags, definition_metadata
 from assets.partitions import partitions_for
 from assets.resources import ShukuWarehouse
+from lineage.observe import observe
+from quality.checks import check_specs, evaluate
 from warehouse.contracts import contract_for
 from warehouse.library import Library
 from warehouse.storage import refresh_warehouse_views
@@ -18,7 +20,7 @@ from warehouse.storage import refresh_warehouse_views
 
 def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
     partitions = partitions_for(feed.partitioning, library)
-    specs = []
+    specs, checks = [], []
     for table in feed.tables:
         contract = contract_for(f"staging.{table}")
         specs.append(dg.AssetSpec(
@@ -26,29 +28,38 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
             metadata=definition_metadata(contract), tags=asset_tags(contract),
             owners=[f"team:{contract.owner}"] if contract.owner else None,
             kinds={"polars", "parquet", "duckdb"}, partitions_def=partitions))
+        checks += check_specs(contract)
 
-    @dg.multi_asset(name=f"ingest_{feed.name}", specs=specs, partitions_def=partitions,
+    @dg.multi_asset(name=f"ingest_{feed.name}", specs=specs, check_specs=checks or None, partitions_def=partitions,
                     backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
                     description=f"Load {feed.description}", pool=f"ingest_{feed.name}")
     def ingest(context: AssetExecutionContext, shuku: ShukuWarehouse):
         settings, library_now, pseudonymiser = shuku.settings(), shuku.library(), shuku.pseudonymiser()
         keys = context.partition_keys if partitions else [None]
+        run_id = context.run.run_id
+        outputs = [f"staging.{t}" for t in feed.tables]
         outcomes = []
-        for key in keys:
-            outcome = ingest_partition(feed, key, settings, library_now, pseudonymiser, context.run.run_id, context.log)
-            outcomes.append(outcome)
-            if outcome.written:
-                context.log.info(
-                    f"{feed.name} {key or 'snapshot'}: {len(outcome.files)} file(s), "
-                    f"loaded {sum(outcome.rows_loaded.values())}, quarantined {sum(outcome.quarantined_by_reason.values())}, "
-                    f"duplicates {outcome.duplicates}")
-        refresh_warehouse_views(settings, [contract_for(f"staging.{t}") for t in feed.tables]
-                                + [contract_for(f"quarantine.{feed.source}"), contract_for("meta.ingest_log")])
+        with observe(settings, job=f"ingest_{feed.name}", run_id=run_id, inputs=[], outputs=outputs,
+                     partition_keys=[k for k in keys if k], source_path=feed.parser) as observation:
+            for key in keys:
+                outcome = ingest_partition(feed, key, settings, library_now, pseudonymiser, run_id, context.log)
+                outcomes.append(outcome)
+                if outcome.written:
+                    context.log.info(
+                        f"{feed.name} {key or 'snapshot'}: {len(outcome.files)} file(s), "
+                        f"loaded {sum(outcome.rows_loaded.values())}, "
+                        f"quarantined {sum(outcome.quarantined_by_reason.values())}, duplicates {outcome.duplicates}")
+            refresh_warehouse_views(settings, [contract_for(name) for name in outputs]
+                                    + [contract_for(f"quarantine.{feed.source}"), contract_for("meta.ingest_log")])
+            files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes,
+                      "rows_read": sum(f.rows_read.values())} for o in outcomes for f in o.files]
+            observation.add_landing_files(files)
+            for table in feed.tables:
+                observation.add_output(f"staging.{table}", rows=sum(o.rows_loaded.get(table, 0) for o in outcomes),
+                                       files=sum(1 for o in outcomes if o.written))
         reasons = Counter()
         for outcome in outcomes:
             reasons.update(outcome.quarantined_by_reason)
-        files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes}
-                 for o in outcomes for f in o.files]
         missing = [o.key for o in outcomes if not o.written]
         for table in feed.tables:
             yield dg.MaterializeResult(asset_key=["staging", table], metadata={
@@ -61,6 +72,9 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                 "duplicates_removed": sum(o.duplicates for o in outcomes),
                 "landing_files": dg.MetadataValue.json(files[:200]),
             })
+        for table in feed.tables:
+            yield from evaluate(contract_for(f"staging.{table}"), settings, run_id=run_id,
+                                partition_keys=[k for k in keys if k] or None)
 
     return ingest
 

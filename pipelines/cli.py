@@ -223,7 +223,8 @@ def parse(source: str, file: Path) -> None:
         summary["report"] = summarise(result)
     if source == "marc" and "items" in result.metadata:
         summary["items"] = result.metadata["items"].height
-    err.print_json(json.dumps(summary, default=str, ensure_ascii=False))
+    # One JSON line first, so scripts can read the summary; then the first rejects for people.
+    sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
     for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
         err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
     if result.rejects.height:

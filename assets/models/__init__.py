@@ -17,6 +17,8 @@ from sqlglot import exp
 
 from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
+from lineage.observe import observe
+from quality.checks import check_specs, evaluate
 from warehouse.contracts import ContractViolation, contract_for
 from warehouse.storage import compute_connection, copy_query_to_parquet, refresh_warehouse_views, table_dir, PART_FILE
 
@@ -80,19 +82,24 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
               deps=[dg.AssetKey(name.split(".")) for name in model.upstream()],
               metadata={**definition_metadata(contract), "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```")},
               tags=asset_tags(contract), owners=[f"team:{contract.owner}"] if contract.owner else None,
-              kinds={"duckdb", "sql", "parquet"})
-    def model_asset(context: AssetExecutionContext, shuku: ShukuWarehouse) -> dg.MaterializeResult:
+              kinds={"duckdb", "sql", "parquet"}, check_specs=check_specs(contract) or None)
+    def model_asset(context: AssetExecutionContext, shuku: ShukuWarehouse):
         settings = shuku.settings()
-        con = compute_connection(settings)
-        try:
-            check_result_columns(con, model)
-            path = table_dir(settings, contract) / PART_FILE
-            copy_query_to_parquet(con, model.sql, path)
-            rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
-        finally:
-            con.close()
-        refresh_warehouse_views(settings, [contract])
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))})
+        run_id = context.run.run_id
+        with observe(settings, job=model.qualified_name, run_id=run_id, inputs=model.upstream(),
+                     outputs=[model.qualified_name], sql=model.sql, source_path=str(model.path)) as observation:
+            con = compute_connection(settings)
+            try:
+                check_result_columns(con, model)
+                path = table_dir(settings, contract) / PART_FILE
+                copy_query_to_parquet(con, model.sql, path)
+                rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+            finally:
+                con.close()
+            refresh_warehouse_views(settings, [contract])
+            observation.add_output(model.qualified_name, rows=rows, bytes=path.stat().st_size, files=1)
+        yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))})
+        yield from evaluate(contract, settings, run_id=run_id, partition_keys=None)
 
     return model_asset
 

@@ -1,0 +1,1 @@
+"""OpenLineage lineage: events for every materialisation, column lineage, the auditor's trace."""

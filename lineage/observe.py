@@ -1,0 +1,45 @@
+"""The one place assets report what they read and wrote, for lineage.
+
+Every asset body runs inside ``observe(...)``; it tells the observation its inputs and
+outputs as it learns them. What the observation does with them (OpenLineage events,
+the meta.lineage_* tables) lives behind this interface.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from warehouse.settings import Settings
+
+
+@dataclass
+class Observation:
+    """What one asset execution read and wrote."""
+
+    job: str                                   # the asset's job name, e.g. "ingest_circulation", "core.fact_loan"
+    run_id: str                                # the Dagster run id
+    inputs: list[str]                          # qualified tables read, e.g. "staging.circulation_event"
+    outputs: list[str]                         # qualified tables written
+    partition_keys: list[str]                  # partitions written (empty for whole tables)
+    sql: str | None = None                     # the model's SQL, for SQL models
+    source_path: str | None = None             # the file of the code or model that ran
+    landing_files: list[dict] = field(default_factory=list)   # {file, sha256, bytes, rows_read}
+    output_stats: dict[str, dict] = field(default_factory=dict)  # table -> {rows, bytes, files}
+
+    def add_landing_files(self, files: list[dict]) -> None:
+        self.landing_files.extend(files)
+
+    def add_output(self, table: str, rows: int, bytes: int | None = None, files: int | None = None) -> None:
+        self.output_stats[table] = {"rows": rows, "bytes": bytes, "files": files}
+
+
+@contextmanager
+def observe(settings: Settings, *, job: str, run_id: str, inputs: list[str], outputs: list[str],
+            partition_keys: list[str] | None = None, sql: str | None = None,
+            source_path: str | None = None) -> Iterator[Observation]:
+    """Observe one asset execution; the body fills the observation in."""
+    observation = Observation(job=job, run_id=run_id, inputs=list(inputs), outputs=list(outputs),
+                              partition_keys=list(partition_keys or []), sql=sql, source_path=source_path)
+    yield observation

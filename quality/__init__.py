@@ -1,0 +1,1 @@
+"""Quality: expectation suites generated from the contracts, run as Dagster asset checks."""
