@@ -1,0 +1,452 @@
+"""One day of events per source: loans, gate events, OPAC searches, EZproxy requests.
+
+Each function draws whole columns with numpy and builds the lines with polars; the only
+Python loops are per source, per discipline or per defect."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import numpy as np
+import polars as pl
+
+from warehouse.library import Library
+
+from . import vocab
+from .clock import MONTHS, draw_seconds, hms, seconds, utc_offset
+from .population import CCODES, ITEM_TYPES, LOCATIONS, N_DISC, FIRST_ITEMNUMBER, Catalogue, Patrons
+from .scales import Scale
+
+CIRC_TYPES = ("issue", "return", "renew", "localuse")
+UNKNOWN_ITEM_BASE = 9_000_000    # above every real itemnumber
+
+
+@dataclass
+class Day:
+    index: int
+    date: dt.date
+    building: float          # 0 when the library is closed
+    online: float
+    open_s: int
+    close_s: int
+
+    @property
+    def stamp(self) -> str:
+        return f"{self.date:%Y-%m-%d} "
+
+
+@dataclass
+class LoanBook:
+    """Loans across days: which items are out, and the renewals and returns to come."""
+
+    on_loan: np.ndarray
+    # day index → list of (type, patron indices, item indices)
+    pending: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+
+    def schedule(self, day: int, kind: int, patron: np.ndarray, item: np.ndarray) -> None:
+        for d in np.unique(day):
+            sel = day == d
+            self.pending.setdefault(int(d), []).append((kind, patron[sel], item[sel]))
+
+
+def _concat_lines(cols: list[pl.Expr], df: pl.DataFrame, sep: str = ",") -> list[str]:
+    return df.select(pl.concat_str(cols, separator=sep).alias("line")).to_series().to_list()
+
+
+def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
+                    cat: Catalogue, book: LoanBook, next_open: np.ndarray, n_unknown: int
+                    ) -> tuple[list[str], frozenset[int]]:
+    """The day's Koha statistics lines (sorted by time) and the positions of `unknown_item` lines."""
+    due = book.pending.pop(day.index, [])
+    if day.building == 0:
+        # Closed: what was due today happens on the next open day.
+        if due and next_open[day.index] < len(next_open):
+            book.pending.setdefault(int(next_open[day.index]), []).extend(due)
+        return [], frozenset()
+    kinds, who, what = [], [], []
+    for kind, p, i in due:
+        kinds.append(np.full(len(p), kind, np.int8))
+        who.append(p)
+        what.append(i)
+    # Issues: readers borrow mostly in their own college's classes.
+    n = int(rng.poisson(scale.loans * day.building))
+    reader = patrons.draw(rng, "circulation", n)
+    own = patrons.discipline[reader]
+    disc = np.where((own >= 0) & (rng.random(n) < 0.7), own, rng.integers(0, N_DISC + 1, n))
+    title = cat.draw_titles(rng, disc)
+    item = cat.item_start[title] + (rng.random(n) * cat.item_count[title]).astype(np.int64)
+    ok = (cat.item_location[item] != 2) & ~book.on_loan[item]
+    reader, item = reader[ok], item[ok]
+    _, first = np.unique(item, return_index=True)
+    first = np.sort(first)
+    reader, item = reader[first], item[first]
+    book.on_loan[item] = True
+    kinds.append(np.zeros(len(item), np.int8))
+    who.append(reader)
+    what.append(item)
+    # When each loan comes back: mostly within the loan period, some renewed, some overdue.
+    period = np.array([library.loan_periods.get(c, 30) for c in vocab.CATEGORIES])[patrons.category[reader]]
+    u = rng.random(len(item))
+    back = np.minimum(period, 1 + rng.exponential(period * 0.35)).astype(np.int64)
+    renewed = u < 0.12
+    overdue = (u >= 0.12) & (u < 0.22)
+    renew_after = (period * (0.5 + 0.5 * rng.random(len(item)))).astype(np.int64)
+    back = np.where(renewed, period + 1 + (rng.random(len(item)) * period).astype(np.int64), back)
+    back = np.where(overdue, period + rng.integers(1, 41, len(item)), back)
+    horizon = len(next_open)
+    ret_day = day.index + np.maximum(back, 1)
+    ret_day = np.where(ret_day < horizon, next_open[np.minimum(ret_day, horizon - 1)], horizon)
+    ren_day = day.index + np.maximum(renew_after, 1)
+    ren_day = np.where(ren_day < horizon, next_open[np.minimum(ren_day, horizon - 1)], horizon)
+    in_range = ret_day < horizon
+    book.schedule(ret_day[in_range], 1, reader[in_range], item[in_range])
+    ren = renewed & (ren_day < ret_day) & (ren_day < horizon)
+    book.schedule(ren_day[ren], 2, reader[ren], item[ren])
+    # In-library use of items on the shelf; no borrower.
+    m = int(rng.poisson(scale.local_uses * day.building))
+    t2 = cat.draw_titles(rng, rng.integers(0, N_DISC + 1, m))
+    used = cat.item_start[t2] + (rng.random(m) * cat.item_count[t2]).astype(np.int64)
+    used = used[~book.on_loan[used]]
+    kinds.append(np.full(len(used), 3, np.int8))
+    who.append(np.full(len(used), -1, np.int64))
+    what.append(used)
+    # Items that came back today can go out again tomorrow.
+    for kind, _p, i in due:
+        if kind == 1:
+            book.on_loan[i] = False
+    kind = np.concatenate(kinds)
+    reader = np.concatenate(who).astype(np.int64)
+    item = np.concatenate(what).astype(np.int64)
+    secs = draw_seconds(rng, len(kind), day.open_s, day.close_s)
+    order = np.lexsort((item, kind, secs))
+    kind, reader, item, secs = kind[order], reader[order], item[order], secs[order]
+    number = FIRST_ITEMNUMBER + item
+    # `unknown_item`: some in-library uses name an item the catalogue does not hold.
+    local = np.flatnonzero(kind == 3)
+    bad = np.sort(rng.choice(local, min(n_unknown, len(local)), replace=False)) if len(local) else local
+    number[bad] = UNKNOWN_ITEM_BASE + day.index * 1000 + np.arange(len(bad))
+    has_reader = reader >= 0
+    r = np.maximum(reader, 0)
+    loc = cat.item_location[item]
+    df = pl.DataFrame({
+        "t": hms(secs),
+        "branch": pl.Series([b.code for b in library.branches]).gather(cat.item_branch[item]),
+        "type": pl.Series(CIRC_TYPES).gather(kind),
+        "itemnumber": number,
+        "itemtype": pl.Series(ITEM_TYPES).gather(loc),
+        "location": pl.Series(LOCATIONS).gather(loc),
+        "card": np.where(has_reader, patrons.card[r], 0),
+        "has": has_reader,
+        "ccode": pl.Series(CCODES).gather(loc),
+        "cat": pl.Series(vocab.CATEGORIES + ("",)).gather(np.where(has_reader, patrons.category[r], 6)),
+    })
+    lines = _concat_lines([
+        pl.lit(day.stamp) + pl.col("t"), pl.col("branch"), pl.col("type"), pl.col("itemnumber").cast(pl.Utf8),
+        pl.col("itemtype"), pl.col("location"),
+        pl.when(pl.col("has")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
+        pl.col("ccode"), pl.col("cat")], df)
+    return lines, frozenset(bad.tolist())
+
+
+@dataclass
+class GateDay:
+    turnstile: list[str]
+    # per sensor: counts of PASS IN and OUT per 15-minute slot
+    sensor_in: dict[str, np.ndarray]
+    sensor_out: dict[str, np.ndarray]
+
+
+def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons) -> GateDay:
+    """Turnstile events: each visitor IN, then OUT later the same day; zones by seats."""
+    zones = [z for z in library.zones if z.gates and z.seats > 0]
+    n_slots = (day.close_s - day.open_s + 899) // 900
+    if day.building == 0 or not zones:
+        return GateDay([], {}, {})
+    n = int(rng.poisson(scale.gate_visits * day.building))
+    visitor = patrons.draw_distinct(rng, "gates", n)
+    n = len(visitor)
+    seats = np.array([z.seats for z in zones], float)
+    zone = rng.choice(len(zones), n, p=seats / seats.sum())
+    n_gates = np.array([len(z.gates) for z in zones])
+    gate_off = np.cumsum([0] + list(n_gates))[:-1]
+    gate_codes = pl.Series([g for z in zones for g in z.gates])
+    g_in = gate_off[zone] + (rng.random(n) * n_gates[zone]).astype(np.int64)
+    g_out = gate_off[zone] + (rng.random(n) * n_gates[zone]).astype(np.int64)
+    t_in = draw_seconds(rng, n, day.open_s, day.close_s - 300)
+    stay = np.clip(rng.lognormal(np.log(5400), 0.75, n), 300, None).astype(np.int64)
+    t_out = np.minimum(t_in + stay, day.close_s - 1 - rng.integers(0, 120, n))
+    t_out = np.maximum(t_out, t_in + 60)
+    # A few swipes are refused first (expired card, wrong zone) and retried a moment later.
+    deny = np.flatnonzero(rng.random(n) < 0.012)
+    t_deny = np.maximum(t_in[deny] - rng.integers(3, 60, len(deny)), day.open_s)
+    time = np.concatenate([t_in, t_out, t_deny])
+    gate = np.concatenate([g_in, g_out, g_in[deny]])
+    direction = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8), np.zeros(len(deny), np.int8)])
+    result = np.concatenate([np.zeros(2 * n, np.int8), np.ones(len(deny), np.int8)])
+    card = np.concatenate([patrons.card[visitor], patrons.card[visitor], patrons.card[visitor[deny]]])
+    order = np.lexsort((card, direction, time))
+    df = pl.DataFrame({"t": hms(time[order]), "gate": gate_codes.gather(gate[order]),
+                       "dir": pl.Series(["IN", "OUT"]).gather(direction[order]),
+                       "card": card[order], "res": pl.Series(["PASS", "DENY"]).gather(result[order])})
+    lines = _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("gate"), pl.col("dir"),
+                           pl.col("card").cast(pl.Utf8), pl.col("res")], df)
+    # What the zone's people counter sees: every PASS, plus people without a card swipe.
+    sensor_in, sensor_out = {}, {}
+    slot_in = (t_in - day.open_s) // 900
+    slot_out = (t_out - day.open_s) // 900
+    for zi, z in enumerate(zones):
+        if not z.sensors:
+            continue
+        sel = zone == zi
+        which = rng.integers(0, len(z.sensors), n)
+        for si, s in enumerate(z.sensors):
+            m = sel & (which == si)
+            c_in = np.bincount(slot_in[m], minlength=n_slots)[:n_slots]
+            c_out = np.bincount(slot_out[m], minlength=n_slots)[:n_slots]
+            extra = rng.poisson(0.04 * c_in)
+            sensor_in[s] = c_in + extra
+            sensor_out[s] = c_out + extra
+    for z in library.zones:          # a zone without gates still has its counter
+        for s in z.sensors:
+            sensor_in.setdefault(s, np.zeros(n_slots, np.int64))
+            sensor_out.setdefault(s, np.zeros(n_slots, np.int64))
+    return GateDay(lines, sensor_in, sensor_out)
+
+
+def counter_lines(day: Day, g: GateDay, rng: np.random.Generator, reset: bool) -> tuple[list[str], frozenset[int]]:
+    """People-counter rows every 15 minutes from opening (0, 0) to closing, sensor by sensor;
+    with `reset`, one sensor restarts mid-day. Returns lines and the reset row's position."""
+    if not g.sensor_in:
+        return [], frozenset()
+    sensors = sorted(g.sensor_in)
+    n_slots = len(next(iter(g.sensor_in.values())))
+    ticks = day.open_s + 900 * np.arange(n_slots + 1)
+    ticks[-1] = min(ticks[-1], day.close_s)
+    rows_t, rows_s, rows_in, rows_out = [], [], [], []
+    reset_row = -1
+    reset_sensor = int(rng.integers(0, len(sensors))) if reset else -1
+    for si, s in enumerate(sensors):
+        cin = np.concatenate([[0], np.cumsum(g.sensor_in[s])])
+        cout = np.concatenate([[0], np.cumsum(g.sensor_out[s])])
+        if si == reset_sensor:
+            # The device restarts just after a reading: later totals count from 0 again.
+            lo, hi = max(2, len(ticks) // 4), max(3, 3 * len(ticks) // 4)
+            candidates = [i for i in range(lo, hi) if cin[i - 1] > 0 and cin[i] - cin[i - 1] < cin[i - 1]]
+            if candidates:
+                i = candidates[int(rng.integers(0, len(candidates)))]
+                cin[i:] -= cin[i - 1]
+                cout[i:] -= cout[i - 1]
+                cout = np.maximum(cout, 0)
+                reset_row = sum(len(ticks) for _ in range(si)) + i
+        rows_t.append(ticks)
+        rows_s.append(np.full(len(ticks), si))
+        rows_in.append(cin)
+        rows_out.append(cout)
+    # Interleave by time, as the device export lists all sensors at each reading.
+    t = np.concatenate(rows_t)
+    s = np.concatenate(rows_s)
+    order = np.lexsort((s, t))
+    pos = np.empty(len(order), np.int64)
+    pos[order] = np.arange(len(order))
+    df = pl.DataFrame({"t": hms(t[order]), "s": pl.Series(sensors).gather(s[order]),
+                       "i": np.concatenate(rows_in)[order], "o": np.concatenate(rows_out)[order]})
+    lines = _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("s"), pl.col("i").cast(pl.Utf8),
+                           pl.col("o").cast(pl.Utf8)], df)
+    return lines, frozenset([int(pos[reset_row])]) if reset_row >= 0 else frozenset()
+
+
+def _hex10(x: np.ndarray) -> pl.Series:
+    digits = (x[:, None] >> (4 * np.arange(9, -1, -1))) & 15
+    chars = np.frombuffer(b"0123456789abcdef", np.uint8)[digits]
+    return pl.Series(np.ascontiguousarray(chars).view("S10").ravel()).cast(pl.Utf8)
+
+
+_QUERIES = vocab.QUERY_ZH + vocab.QUERY_EN
+
+
+def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patrons) -> list[str]:
+    """OPAC searches in sessions of a few queries; about one in ten finds nothing."""
+    n_sess = max(1, int(rng.poisson(scale.searches * day.online / 2.2)))
+    size = rng.geometric(1 / 2.2, n_sess)
+    sess = np.repeat(np.arange(n_sess), size)
+    n = len(sess)
+    start = draw_seconds(rng, n_sess, online=True)
+    gap = rng.exponential(45.0, n).astype(np.int64) + 3
+    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    csum = np.cumsum(gap)
+    offset = csum - (csum[first] - gap[first])[sess]
+    secs = np.minimum(start[sess] + offset, 86_399)
+    logged = rng.random(n_sess) < 0.6
+    reader = patrons.draw(rng, "searches", n_sess)
+    sid = _hex10(rng.integers(0, 1 << 40, n_sess, dtype=np.int64)).gather(sess)
+    nz = len(vocab.QUERY_ZH)
+    zh = rng.random(n) < 0.65
+    a = np.where(zh, rng.integers(0, nz, n), nz + rng.integers(0, len(vocab.QUERY_EN), n))
+    b = np.where(zh, rng.integers(0, nz, n), nz + rng.integers(0, len(vocab.QUERY_EN), n))
+    two = rng.random(n) < 0.35
+    miss = rng.random(n) < 0.06
+    q = pl.Series(_QUERIES)
+    total = np.where(miss | (rng.random(n) < 0.04), 0, np.ceil(rng.lognormal(3.0, 1.5, n)).astype(np.int64))
+    df = pl.DataFrame({
+        "t": hms(secs), "sid": sid,
+        "card": np.where(logged[sess], patrons.card[reader][sess], 0), "logged": logged[sess],
+        "qa": q.gather(a), "qb": pl.Series(np.where(two, q.gather(b).to_numpy(), "")),
+        "miss": pl.Series(vocab.QUERY_MISS).gather(rng.integers(0, len(vocab.QUERY_MISS), n)),
+        "is_miss": miss,
+        "type": pl.Series(["biblio", "authority"]).gather((rng.random(n) < 0.05).astype(np.int8)),
+        "total": total,
+    }).sort("t", "sid", maintain_order=True)
+    query = (pl.when(pl.col("is_miss")).then(pl.col("miss"))
+             .otherwise(pl.when(pl.col("qb") == "").then(pl.col("qa"))
+                        .otherwise(pl.col("qa") + pl.lit(" ") + pl.col("qb"))))
+    return _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("sid"),
+                          pl.when(pl.col("logged")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
+                          query, pl.col("type"), pl.col("total").cast(pl.Utf8)], df)
+
+
+@dataclass
+class Journals:
+    """The e-journals of each platform: codes in URLs, titles and ISSNs in COUNTER."""
+
+    code: list[list[str]]
+    title: list[list[str]]
+    issn: list[list[str]]
+    is_book: list[np.ndarray]
+    zipf_cum: np.ndarray
+
+
+def _issn(num7: int) -> str:
+    s = sum(int(c) * w for c, w in zip(f"{num7:07d}", range(8, 1, -1)))
+    check = (11 - s % 11) % 11
+    return f"{num7 // 1000:04d}-{num7 % 1000:03d}{'X' if check == 10 else check}"
+
+
+def build_journals(rng: np.random.Generator, scale: Scale) -> Journals:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    codes, titles, issns, books = [], [], [], []
+    for p in vocab.PLATFORMS:
+        j = scale.journals
+        num = rng.choice(9_000_000, j, replace=False) + 1_000_000
+        if p.name == "ScienceDirect":
+            code = [f"{x:08d}" for x in num]
+        elif p.name == "SpringerLink":
+            code = [f"{10000 + x % 90000}" for x in num]
+        elif p.chinese:
+            code = ["".join(letters[(x >> (5 * k)) % 26] for k in range(4)) for x in num]
+            code = [c.upper() if p.name == "CNKI" else c + "xb" for c in code]
+        else:
+            code = ["".join(letters[(x >> (5 * k)) % 26] for k in range(3 + x % 2)) for x in num]
+        d = rng.integers(0, N_DISC, j)
+        t = rng.integers(0, 100, j)
+        if p.chinese:
+            title = [f"{vocab.DISCIPLINES[di].topics_zh[ti % len(vocab.DISCIPLINES[di].topics_zh)]}"
+                     f"{('学报', '研究', '进展', '杂志')[ti % 4]}" + ("" if k < 4 * N_DISC else f"（{k}）")
+                     for k, (di, ti) in enumerate(zip(d, t))]
+        else:
+            title = [f"{('Journal of ', 'Advances in ', 'Annals of ', 'Reviews in ')[ti % 4]}"
+                     f"{vocab.DISCIPLINES[di].topics_en[ti % len(vocab.DISCIPLINES[di].topics_en)]}"
+                     + ("" if k < 4 * N_DISC else f" {chr(65 + k % 26)}{k}") for k, (di, ti) in enumerate(zip(d, t))]
+        # Titles must be unique within a platform for COUNTER rows.
+        seen: dict[str, int] = {}
+        for k, x in enumerate(title):
+            if x in seen:
+                title[k] = f"{x} ({k})"
+            seen[title[k]] = k
+        codes.append(code)
+        titles.append(title)
+        issns.append([_issn(int(x)) for x in num])
+        books.append(rng.random(j) < (0.25 if p.name in ("ScienceDirect", "SpringerLink") else 0.0))
+    zipf = np.cumsum(1.0 / np.arange(1, scale.journals + 1) ** 1.1)
+    return Journals(codes, titles, issns, books, zipf)
+
+
+@dataclass
+class EzproxyDay:
+    lines: list[str]
+    # per platform × journal: article views (investigations) and PDF downloads (requests)
+    views: np.ndarray
+    downloads: np.ndarray
+    searches: np.ndarray     # per platform
+
+
+def ezproxy_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
+                journals: Journals) -> EzproxyDay:
+    """EZproxy requests in reader sessions: pages, PDFs, searches, static assets, failures,
+    and double clicks a few seconds apart."""
+    n_pl = len(vocab.PLATFORMS)
+    J = scale.journals
+    n_sess = max(1, int(rng.poisson(scale.ezproxy_lines * day.online / 10.5)))
+    size = rng.geometric(1 / 10.0, n_sess)
+    sess = np.repeat(np.arange(n_sess), size)
+    n = len(sess)
+    start = draw_seconds(rng, n_sess, online=True)
+    gap = rng.exponential(50.0, n).astype(np.int64) + 1
+    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    csum = np.cumsum(gap)
+    secs = start[sess] + csum - (csum[first] - gap[first])[sess]
+    w = np.array([p.weight for p in vocab.PLATFORMS])
+    plat = rng.choice(n_pl, n_sess, p=w / w.sum())[sess]
+    reader = patrons.draw(rng, "ezproxy", n_sess)
+    anonymous = (rng.random(n_sess) < 0.06)[sess]
+    campus = (rng.random(n_sess) < 0.7)
+    ip_a = np.where(campus, 10, np.array([58, 101, 112, 223])[rng.integers(0, 4, n_sess)])
+    ip_rest = np.where(campus, (reader * 2654435761) % (1 << 24), rng.integers(0, 1 << 24, n_sess))
+    kind = rng.choice(4, n, p=[0.38, 0.17, 0.13, 0.32])          # article, pdf, search, static
+    journal = np.searchsorted(journals.zipf_cum, rng.random(n) * journals.zipf_cum[-1], side="right")
+    article = rng.integers(0, 100_000, n)
+    asset = rng.integers(0, len(vocab.STATIC_ASSETS), n)
+    query = rng.integers(0, len(_QUERIES), n)
+    fail = rng.random(n) < 0.035
+    status = np.where(kind == 3, np.where(rng.random(n) < 0.2, 304, 200),
+                      np.where((kind == 1) & (rng.random(n) < 0.25), 302, 200))
+    status = np.where(fail, np.array([404, 403, 500])[rng.choice(3, n, p=[0.5, 0.3, 0.2])], status)
+    size_b = np.select([status == 304, status == 302, status >= 400, kind == 3, kind == 1],
+                       [np.zeros(n), np.full(n, 444.0), rng.lognormal(7.0, 0.4, n), rng.lognormal(9.5, 1.0, n),
+                        rng.lognormal(13.5, 0.6, n)], rng.lognormal(11.0, 0.5, n)).astype(np.int64)
+    # Double clicks: the same request again 1–29 s later.
+    again = np.flatnonzero((kind <= 1) & (rng.random(n) < 0.06))
+    idx = np.concatenate([np.arange(n), again])
+    secs = np.concatenate([secs, secs[again] + rng.integers(1, 30, len(again))])
+    keep = secs < 86_400            # sessions running past midnight are cut off
+    idx, secs = idx[keep], secs[keep]
+    order = np.lexsort((idx, secs))
+    idx, secs = idx[order], secs[order]
+    s_of = sess[idx]
+    p, k, j = plat[idx], kind[idx], journal[idx]
+    ok = (status[idx] == 200)
+    views = np.bincount((p * J + j)[ok & (k == 0)], minlength=n_pl * J).reshape(n_pl, J)
+    downloads = np.bincount((p * J + j)[ok & (k == 1)], minlength=n_pl * J).reshape(n_pl, J)
+    searches = np.bincount(p[ok & (k == 2)], minlength=n_pl)
+    host = pl.Series([f"https://{x.host}:443" for x in vocab.PLATFORMS])
+    pre = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[0], x.pdf[0], x.search, "/")])
+    mid = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[1], x.pdf[1], "", "")])
+    post = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[2], x.pdf[2], "", "")])
+    code = pl.Series([c for cs in journals.code for c in cs])
+    qenc = pl.Series([quote(q) for q in _QUERIES])
+    assets = pl.Series(vocab.STATIC_ASSETS)
+    pk = p * 4 + k
+    is_doc = k <= 1
+    part1 = np.where(is_doc, code.gather(p * J + j).to_numpy(),
+                     np.where(k == 2, qenc.gather(query[idx]).to_numpy(), assets.gather(asset[idx]).to_numpy()))
+    num = pl.Series(article[idx]).cast(pl.Utf8).str.zfill(5)
+    part2 = np.where(is_doc, num.to_numpy(), "")
+    d = day.date
+    stamp = f"[{d.day:02d}/{MONTHS[d.month - 1]}/{d.year}:"
+    df = pl.DataFrame({
+        "ip": pl.Series(ip_a[s_of]).cast(pl.Utf8) + "." + pl.Series(ip_rest[s_of] >> 16).cast(pl.Utf8) + "."
+              + pl.Series((ip_rest[s_of] >> 8) & 255).cast(pl.Utf8) + "." + pl.Series(ip_rest[s_of] & 255 | 1).cast(pl.Utf8),
+        "user": pl.Series(patrons.card[reader[s_of]]).cast(pl.Utf8),
+        "anon": anonymous[idx],
+        "t": hms(secs),
+        "host": host.gather(p), "pre": pre.gather(pk), "p1": part1, "mid": mid.gather(pk), "p2": part2,
+        "post": post.gather(pk), "status": status[idx], "bytes": size_b[idx],
+    })
+    lines = _concat_lines([
+        pl.col("ip"), pl.lit("-"), pl.when(pl.col("anon")).then(pl.lit("-")).otherwise(pl.col("user")),
+        pl.lit(stamp) + pl.col("t") + pl.lit(f" {utc_offset(library, d)}]"),
+        pl.lit('"GET ') + pl.col("host") + pl.col("pre") + pl.col("p1") + pl.col("mid") + pl.col("p2")
+        + pl.col("post") + pl.lit(' HTTP/1.1"'),
+        pl.col("status").cast(pl.Utf8), pl.col("bytes").cast(pl.Utf8)], df, sep=" ")
+    return EzproxyDay(lines, views, downloads, searches)
