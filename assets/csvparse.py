@@ -193,7 +193,8 @@ def split_csv(data: bytes, encoding: str, layout: CsvLayout, path: Path) -> Spli
     # The other lines are few: blank ones, lines with quotes, lines with a wrong field count.
     blank = others[RAW].str.strip_chars().str.len_bytes() == 0
     quoted = others[RAW].str.contains(QUOTE, literal=True)
-    wrong = others.filter(~blank & ~quoted)
+    # rechunk: polars 2.1 can panic evaluating when/then over the filtered slices
+    wrong = others.filter(~blank & ~quoted).rechunk()
     if wrong.height:
         found = wrong[RAW].str.count_matches(SEPARATOR, literal=True).cast(pl.Int64) + 1
         rejects.append(_count_rejects(wrong.select(LINE, RAW).with_columns(fields_found=found), width, last_line, ended))
@@ -338,7 +339,9 @@ def apply_checks(fields: pl.DataFrame, checks: list[Check], rows: dict[str, pl.E
         return fields.select(**rows, **{LINE: pl.col(LINE)}), pl.DataFrame(schema=REJECT_SCHEMA)
     reason = pl.coalesce([pl.when(c.failed).then(pl.lit(c.reason.value)) for c in checks])
     detail = pl.coalesce([pl.when(c.failed).then(c.detail) for c in checks])
-    judged = fields.lazy().with_columns(_reason=reason)
+    # One chunk first: polars 2.1 panics ("i < self.len()") evaluating these when/then chains
+    # over a frame assembled from filtered slices.
+    judged = fields.rechunk().lazy().with_columns(_reason=reason)
     good = judged.filter(pl.col("_reason").is_null()).select(**rows, **{LINE: pl.col(LINE)})
     bad = judged.filter(pl.col("_reason").is_not_null()).select(
         pl.col(LINE), pl.col(RAW), reason=pl.col("_reason"), detail=detail)

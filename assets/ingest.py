@@ -24,10 +24,15 @@ from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import partition_path, write_parquet_atomic, write_partition
+from warehouse.textio import LandingFileError
 
 LINEAGE_COLUMNS = ("source_file", "source_line")
 # Sources whose raw lines are personal data through and through: kept only in the restricted area.
 RESTRICTED_RAW = {"patrons"}
+
+
+class ParserFailure(RuntimeError):
+    """A parser raised on a file instead of quarantining its bad rows (a bug to report)."""
 
 
 @dataclass
@@ -96,7 +101,15 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = file_checksum(path)
-        result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
+        try:
+            result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
+        except LandingFileError:
+            raise
+        except (Exception, pl.exceptions.PanicException) as exc:
+            raise ParserFailure(
+                f"{relative}: the {feed.name} parser failed ({type(exc).__name__}); nothing of partition "
+                f"{key_text or '(snapshot)'} was written and the file stays in landing. "
+                f"Check it with `shuku parse {feed.source} <file>` and report the failure with the file.") from exc
         flog = FileLog(relative, sha, size, result.format, result.encoding)
         file_rejects = [result.rejects.with_columns(pl.lit(feed.tables[0]).alias("staging_table"))]
         for table, frame in feed.split(result).items():
