@@ -10,12 +10,12 @@ from warehouse.library import Library
 
 def daily_partitions(library: Library) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=library.partitions_start.isoformat(),
-                                        timezone=library.timezone, end_offset=1)
+                                        timezone=library.timezone)
 
 
 def monthly_partitions(library: Library) -> dg.MonthlyPartitionsDefinition:
     return dg.MonthlyPartitionsDefinition(start_date=library.partitions_start.strftime("%Y-%m"),
-                                          timezone=library.timezone, fmt="%Y-%m", end_offset=1)
+                                          timezone=library.timezone, fmt="%Y-%m")
 
 
 def partitions_for(partitioning: str | None, library: Library) -> dg.PartitionsDefinition | None:
