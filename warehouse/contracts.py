@@ -22,6 +22,7 @@ from open_data_contract_standard.model import OpenDataContractStandard
 from schemas import CONTRACTS_DIR
 
 LEVELS = ("public", "internal", "confidential", "restricted")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when the wheel has it
 
 # DuckDB physical type → polars dtype. The one mapping between the two engines.
 POLARS_TYPES: dict[str, pl.DataType] = {
@@ -128,7 +129,7 @@ def load_contract(path: Path) -> Contract:
     """Validate one ODCS file and return its typed view."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML: {exc}") from None
     errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -176,21 +177,27 @@ def load_contract(path: Path) -> Contract:
         path=path, model=model)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=256)
+def _cached_contract(path: Path, mtime_ns: int) -> Contract:
+    return load_contract(path)
+
+
 def load_contracts(root: Path = CONTRACTS_DIR) -> dict[str, Contract]:
-    """Every contract under ``root``, keyed by ``layer.table``."""
+    """Every contract under ``root``, keyed by ``layer.table`` (each file read once per change)."""
     contracts = {}
     for path in sorted(Path(root).glob("*/*.odcs.yaml")):
-        contract = load_contract(path)
+        contract = _cached_contract(path, path.stat().st_mtime_ns)
         contracts[contract.qualified_name] = contract
     return contracts
 
 
 def contract_for(qualified_name: str) -> Contract:
-    try:
-        return load_contracts()[qualified_name]
-    except KeyError:
-        raise ContractError(f"no contract for {qualified_name}: add schemas/{qualified_name.replace('.', '/')}.odcs.yaml") from None
+    """The contract of one table, read from its own file only."""
+    layer, _, table = qualified_name.partition(".")
+    path = CONTRACTS_DIR / layer / f"{table}.odcs.yaml"
+    if not table or not path.exists():
+        raise ContractError(f"no contract for {qualified_name}: add schemas/{layer}/{table or '<table>'}.odcs.yaml")
+    return _cached_contract(path, path.stat().st_mtime_ns)
 
 
 def _same_kind(actual: pl.DataType, wanted: pl.DataType) -> bool:
