@@ -95,7 +95,8 @@ def run(start, end, select, no_models) -> None:
 
 
 def _run(settings, start, end, select, models: bool) -> bool:
-    from pipelines.runner import build_defs, dagster_instance, feeds_named, plan, run_stage
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import dagster_instance, feeds_named, plan, run_stage
 
     try:
         feeds = feeds_named(select)
@@ -104,7 +105,7 @@ def _run(settings, start, end, select, models: bool) -> bool:
         raise click.UsageError(str(exc)) from None
     _library(settings)
     instance = dagster_instance(settings)
-    defs = build_defs(settings)
+    defs = build_definitions(settings)
     results = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err, transient=False) as progress:
@@ -154,21 +155,26 @@ def status() -> None:
 @main.command()
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query: str, fmt: str) -> None:
-    """Query the warehouse (every layer, as views over the lake)."""
+@click.option("--role", default=None, help="Run as this role (schemas/roles.yaml) through the SQL guard, on its "
+              "published database; without it, the data librarian's full view.")
+def sql(query: str, fmt: str, role: str | None) -> None:
+    """Query the warehouse (every layer, as views over the lake), or as a role through the guard."""
     import duckdb
 
     from warehouse.storage import compute_connection
 
-    con = compute_connection(_settings())
-    try:
-        cursor = con.execute(query)
-        names = [d[0] for d in cursor.description] if cursor.description else []
-        rows = cursor.fetchall() if names else []
-    except duckdb.Error as exc:
-        raise click.ClickException(f"query failed: {exc}") from None
-    finally:
-        con.close()
+    if role is not None:
+        names, rows = _guarded_sql(query, role)
+    else:
+        con = compute_connection(_settings())
+        try:
+            cursor = con.execute(query)
+            names = [d[0] for d in cursor.description] if cursor.description else []
+            rows = cursor.fetchall() if names else []
+        except duckdb.Error as exc:
+            raise click.ClickException(f"query failed: {exc}") from None
+        finally:
+            con.close()
     if fmt == "json":
         for row in rows:
             click.echo(json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False))
@@ -185,6 +191,22 @@ def sql(query: str, fmt: str) -> None:
             table.add_row(*("" if v is None else str(v) for v in row))
         out.print(table)
         err.print(f"{len(rows)} row(s)")
+
+
+def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
+    """Run ``query`` through the SQL guard as ``role``; a refusal exits 1 with its reason."""
+    from warehouse.guard import QueryFailed, QueryRefused, run_guarded
+    from warehouse.roles import UnknownRole
+
+    try:
+        result = run_guarded(_settings(), query, role)
+    except UnknownRole as exc:
+        raise click.UsageError(str(exc)) from None
+    except QueryRefused as exc:
+        raise Failed(f"refused for role {role}: {exc.decision.reason}") from None
+    except QueryFailed as exc:
+        raise Failed(str(exc)) from None
+    return result.columns, result.rows
 
 
 @main.command()
@@ -283,6 +305,11 @@ def demo(scale: str, days: int, seed: int) -> None:
   (with SHUKU_HOME={settings.home}, and .venv/bin on PATH or as .venv/bin/shuku)""")
     if not ok:
         raise Failed("the demo run failed; see above.")
+
+
+from pipelines.cli_quality import quality; main.add_command(quality)  # noqa: E402,E702
+from pipelines.cli_contracts import contracts, publish; main.add_command(contracts); main.add_command(publish)  # noqa: E402,E702
+from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ imported, so tests build their own definitions for their own home folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -53,17 +54,21 @@ def landing_sensor(library: Library) -> dg.SensorDefinition:
     def sensor(context, shuku: ShukuWarehouse):
         settings = shuku.settings()
         seen = json.loads(context.cursor) if context.cursor else {}
-        now_seen, requests = {}, {}
+        now_seen, requests, changes = {}, {}, {}
         for feed in FEEDS:
             for path in feed.files(settings.landing):
                 stat = path.stat()
-                stamp = f"{stat.st_size}:{int(stat.st_mtime)}"
+                stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
                 relative = str(path.relative_to(settings.landing))
                 now_seen[relative] = stamp
                 if seen.get(relative) != stamp and feed.partitioning == DAY:
-                    requests.setdefault(feed.key_of(path), set()).update(("staging", t) for t in feed.tables)
+                    key = feed.key_of(path)
+                    requests.setdefault(key, set()).update(("staging", t) for t in feed.tables)
+                    changes.setdefault(key, []).append(f"{relative}@{stamp}")
         for key, assets in sorted(requests.items()):
-            yield dg.RunRequest(run_key=f"landing-{key}-{len(now_seen)}", partition_key=key,
+            # The same change never asks twice; a later change to the same day asks again.
+            change = hashlib.sha256("\n".join(sorted(changes[key])).encode()).hexdigest()[:16]
+            yield dg.RunRequest(run_key=f"landing-{key}-{change}", partition_key=key,
                                 asset_selection=[dg.AssetKey(list(a)) for a in sorted(assets)])
         context.update_cursor(json.dumps(now_seen))
 

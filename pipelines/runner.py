@@ -6,12 +6,11 @@ import datetime as dt
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
 from assets.feeds import DAY, FEEDS, MONTH, Feed
-from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB, build_definitions
+from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
 from warehouse.settings import REPO_ROOT, Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -101,26 +100,15 @@ def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) 
     return StageResult(stage, result.run_id, result.success, error)
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    return build_definitions(settings)
-
-
 def feeds_named(names: list[str] | None) -> list[Feed]:
     if not names:
         return list(FEEDS)
-    known = {f.name: f for f in FEEDS} | {}
     chosen = []
     for name in names:
         matches = [f for f in FEEDS if name in (f.name, f.source)]
         if not matches:
-            raise ValueError(f"unknown feed {name!r}; choose from {', '.join(sorted(known))} "
+            raise ValueError(f"unknown feed {name!r}; choose from {', '.join(sorted(f.name for f in FEEDS))} "
                              f"or a source ({', '.join(sorted({f.source for f in FEEDS}))}).")
         chosen += [m for m in matches if m not in chosen]
     return chosen
 
-
-def path_for_display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -1,0 +1,112 @@
+"""`shuku contracts lint|docs|diff` and `shuku publish`: governance contracts and per-role databases."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import click
+
+
+# Packages whose code may write a meta table; a meta table exists when one of them names it.
+WRITER_PACKAGES = ("assets", "lineage", "quality", "warehouse", "pipelines")
+META_NAME = re.compile(r"meta\.[a-z][a-z0-9_]*")
+
+
+def _meta_tables_named_in_code() -> set[str]:
+    """``meta.<table>`` string constants in Shuku's own code (parsed, so comments do not count)."""
+    from warehouse.settings import REPO_ROOT
+
+    found = set()
+    for package in WRITER_PACKAGES:
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    found.update(META_NAME.findall(node.value))
+    return found
+
+
+def pipeline_tables() -> set[str]:
+    """Every ``layer.table`` the pipeline writes: staging and quarantine per feed, models, reference tables, meta."""
+    from assets.feeds import FEEDS
+    from assets.models import discover_models
+    from assets.reference import BUILDERS
+
+    tables = {f"staging.{t}" for feed in FEEDS for t in feed.tables}
+    tables |= {f"quarantine.{feed.source}" for feed in FEEDS}
+    tables |= {m.qualified_name for m in discover_models()}
+    tables |= {f"core.{t}" for t in BUILDERS}
+    return tables | _meta_tables_named_in_code()
+
+
+@click.group()
+def contracts() -> None:
+    """Governance contracts: lint them, document them, compare two versions."""
+
+
+@contracts.command()
+@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Folder of <layer>/<table>.odcs.yaml files (default: the project's schemas/).")
+def lint(root: Path | None) -> None:
+    """Check naming, types, descriptions, classification and masking; every table has a contract and back."""
+    from pipelines.cli import Failed, err
+    from warehouse.contracts import ContractError, load_contracts
+    from warehouse.lint import lint as run_lint
+
+    try:
+        loaded = load_contracts(root) if root else load_contracts()
+    except ContractError as exc:
+        raise Failed(str(exc)) from None
+    findings = run_lint(loaded, tables=pipeline_tables() if root is None else None)
+    for f in findings:
+        click.echo(f"{f.file}: at `{f.path}`: [{f.rule}] {f.message}")
+    if findings:
+        raise Failed(f"{len(findings)} finding(s) in {len({f.file for f in findings})} contract file(s).")
+    err.print(f"{len(loaded)} contracts, no findings.")
+
+
+@contracts.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write data-dictionary.md and data-dictionary.html into.")
+def docs(out_dir: Path) -> None:
+    """Write the data dictionary (Markdown and self-contained HTML) for every table."""
+    from pipelines.cli import out
+    from warehouse.docs import write_docs
+
+    paths = write_docs(out_dir)
+    for path in paths:
+        out.print(f"wrote {path}")
+
+
+@contracts.command()
+@click.argument("old", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+def diff(old: Path, new: Path) -> None:
+    """Compare two contract files or folders; exit 1 when a change is breaking."""
+    from pipelines.cli import Failed, err
+    from warehouse.contract_diff import diff_paths
+
+    try:
+        changes = diff_paths(old, new)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for change in changes:
+        mark = "BREAKING" if change.breaking else "ok"
+        click.echo(f"{mark:8} {change.table}{'.' + change.column if change.column else ''}: {change.message}")
+    breaking = [c for c in changes if c.breaking]
+    if breaking:
+        raise Failed(f"{len(breaking)} breaking change(s) of {len(changes)}.")
+    err.print(f"{len(changes)} change(s), none breaking.")
+
+
+@click.command()
+def publish() -> None:
+    """Write access/<role>.duckdb for every role: copies of only the columns each role may see."""
+    from pipelines.cli import _settings, out
+    from warehouse.access import publish as publish_all
+
+    settings = _settings()
+    for result in publish_all(settings):
+        out.print(f"{result.role:16} {len(result.tables):3} tables  {result.bytes / 1e6:7.1f} MB  {result.path}")
