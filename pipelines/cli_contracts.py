@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
 import click
 
 
-# Packages whose code may write a meta table; a meta table exists when one of them names it.
-WRITER_PACKAGES = ("assets", "lineage", "quality", "warehouse", "pipelines")
-META_NAME = re.compile(r"meta\.[a-z][a-z0-9_]*")
-
-
-def _meta_tables_named_in_code() -> set[str]:
-    """``meta.<table>`` string constants in Shuku's own code (parsed, so comments do not count)."""
-    from warehouse.settings import REPO_ROOT
-
-    found = set()
-    for package in WRITER_PACKAGES:
-        for path in (REPO_ROOT / package).rglob("*.py"):
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    found.update(META_NAME.findall(node.value))
-    return found
-
-
 def pipeline_tables() -> set[str]:
-    """Every ``layer.table`` the pipeline writes: staging and quarantine per feed, models, reference tables, meta."""
-    from assets.feeds import FEEDS
-    from assets.models import discover_models
-    from assets.reference import BUILDERS
+    """Every ``layer.table`` the pipeline writes (see assets/catalog.py)."""
+    from assets.catalog import pipeline_tables as written
 
-    tables = {f"staging.{t}" for feed in FEEDS for t in feed.tables}
-    tables |= {f"quarantine.{feed.source}" for feed in FEEDS}
-    tables |= {m.qualified_name for m in discover_models()}
-    tables |= {f"core.{t}" for t in BUILDERS}
-    return tables | _meta_tables_named_in_code()
+    return written()
 
 
 @click.group()

@@ -15,7 +15,7 @@ import dagster as dg
 
 from assets.feeds import DAY, FEEDS, MONTH
 from assets.models import build_model_assets
-from assets.partitions import daily_partitions, monthly_partitions
+from assets.publish import role_databases
 from assets.reference import build_reference_assets
 from assets.resources import ShukuWarehouse
 from assets.staging import build_staging_assets
@@ -40,8 +40,9 @@ def build_jobs(library: Library) -> list:
                             description="Load a month of COUNTER reports."),
         dg.define_asset_job(SNAPSHOT_JOB, selection=dg.AssetSelection.assets(*_staging_keys(None)),
                             description="Load the latest patron and catalogue exports."),
-        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.key_prefixes(["core"], ["marts"]),
-                            description="Rebuild the core tables and the marts from staging."),
+        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.key_prefixes(["core"], ["marts"], ["access"]),
+                            description="Rebuild the core tables and the marts from staging, then publish "
+                                        "the per-role databases."),
     ]
 
 
@@ -78,7 +79,7 @@ def landing_sensor(library: Library) -> dg.SensorDefinition:
 def build_definitions(settings: Settings | None = None, library: Library | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     library = library or load_library(settings.library_config)
-    assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets()]
+    assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets(), role_databases]
     jobs = build_jobs(library)
     daily_job = next(j for j in jobs if j.name == DAILY_JOB)
     nightly = dg.build_schedule_from_partitioned_job(

@@ -1,0 +1,27 @@
+"""`access/role_databases`: the per-role published databases, rebuilt after core and marts."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.models import discover_models
+from assets.reference import BUILDERS
+from assets.resources import ShukuWarehouse
+from warehouse.access import publish
+
+
+def _upstream() -> list[dg.AssetKey]:
+    """Every core and marts asset: the SQL models and the reference dimensions."""
+    keys = [dg.AssetKey([m.layer, m.name]) for m in discover_models()]
+    return keys + [dg.AssetKey(["core", table]) for table in BUILDERS]
+
+
+@dg.asset(key=["access", "role_databases"], deps=_upstream(), group_name="access",
+          description="One read-only DuckDB file per role (access/<role>.duckdb) holding only the tables "
+                      "and columns that role may see, swapped in by rename.")
+def role_databases(shuku: ShukuWarehouse) -> dg.MaterializeResult:
+    published = publish(shuku.settings())
+    return dg.MaterializeResult(metadata={
+        "roles": dg.MetadataValue.json({p.role: {"tables": len(p.tables), "bytes": p.bytes} for p in published}),
+        "folder": dg.MetadataValue.path(str(published[0].path.parent)) if published else "",
+    })

@@ -1,0 +1,80 @@
+"""Per-role published databases: only what each role may see, self-contained, swapped in by rename."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from tests.published import published_home
+from warehouse.access import publish_role, role_database
+from warehouse.contracts import load_contracts
+from warehouse.roles import level, load_roles, visible_columns
+from warehouse.storage import compute_connection
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, library):
+    return published_home(tmp_path_factory, library)
+
+
+def _catalog(path) -> list[tuple[str, str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT table_schema, table_name, column_name FROM information_schema.columns "
+                           "WHERE table_catalog = current_database() ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("role", list(load_roles()))
+def test_no_column_above_clearance_and_no_layer_outside_the_role(home, role):
+    spec = load_roles()[role]
+    contracts = load_contracts()
+    catalog = _catalog(role_database(home, role))
+    assert catalog, role
+    for schema, table, column in catalog:
+        contract = contracts[f"{schema}.{table}"]
+        assert schema in spec.layers, (role, schema, table)
+        assert level(contract.column(column).classification) <= spec.level, (role, schema, table, column)
+    published = {(s, t) for s, t, _ in catalog}
+    expected = {(c.layer, c.table) for c in contracts.values() if visible_columns(role, c)}
+    assert published == expected
+    for s, t in published:
+        wanted = [c.name for c in visible_columns(role, contracts[f"{s}.{t}"])]
+        assert [c for s2, t2, c in catalog if (s2, t2) == (s, t)] == sorted(wanted)
+
+
+def test_public_holds_marts_only_and_analyst_lacks_reader_ids(home):
+    assert {s for s, _, _ in _catalog(role_database(home, "public"))} == {"marts"}
+    analyst = _catalog(role_database(home, "analyst"))
+    assert not [c for c in analyst if c[2] in ("patron_pid", "query_normalised", "department")]
+    assert ("core", "fact_loan", "bib_id") in analyst
+
+
+def test_tables_are_copies_with_the_lake_rows(home):
+    con = duckdb.connect(str(role_database(home, "data_librarian")), read_only=True)
+    try:
+        kinds = {r[0] for r in con.execute("SELECT DISTINCT table_type FROM information_schema.tables "
+                                           "WHERE table_catalog = current_database()").fetchall()}
+        published = con.execute("SELECT count(*) FROM core.fact_loan").fetchone()[0]
+    finally:
+        con.close()
+    assert kinds == {"BASE TABLE"}
+    lake = compute_connection(home)
+    try:
+        assert published == lake.execute("SELECT count(*) FROM core.fact_loan").fetchone()[0] > 0
+    finally:
+        lake.close()
+
+
+def test_republish_swaps_the_file_under_an_open_reader(home):
+    path = role_database(home, "public")
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        before = reader.execute("SELECT count(*) FROM marts.space_utilisation").fetchone()[0]
+        result = publish_role(home, "public")
+        assert reader.execute("SELECT count(*) FROM marts.space_utilisation").fetchone()[0] == before
+    finally:
+        reader.close()
+    assert result.tables["marts.space_utilisation"] == before
+    assert not list(path.parent.glob(".*tmp*"))

@@ -1,0 +1,362 @@
+"""The SQL guard: decide whether a role may run a query, log the decision, run what is allowed.
+
+A query is allowed only when every check below passes; anything the guard cannot resolve is
+refused, never let through by default.
+
+1. It parses (sqlglot, DuckDB dialect) into exactly one statement.
+2. That statement is a query: SELECT, UNION / INTERSECT / EXCEPT, WITH … SELECT, or FROM-first.
+   Nothing anywhere inside it is DDL, DML or a command (ATTACH, PRAGMA, SET, COPY, …).
+3. Every function is on ``ALLOWED_FUNCTIONS``: scalar, aggregate and window functions that
+   compute on values. Everything else is refused, so table functions and functions that read
+   files, the environment, settings or the catalog (read_parquet, glob, getenv,
+   current_setting, duckdb_tables, query, …) are refused without having to be listed.
+4. Every table is a contract table written ``layer.table`` in one of the role's layers.
+5. The query is qualified against the contracts (``*``, ``t.*``, EXCLUDE, REPLACE expanded),
+   and every column, in every scope (CTEs, subqueries, derived tables, UNION branches,
+   lateral joins), is traced to its base table; ``COLUMNS(…)`` counts as every column of the
+   scope's tables it can match. Each must be at or below the role's clearance.
+
+What runs is sqlglot's regeneration of the checked tree, not the submitted text, so DuckDB
+executes exactly what was checked (comments dropped), on a read-only connection to the
+role's published database with external access disabled and the configuration locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from warehouse.access import role_database
+from warehouse.contracts import Contract, conform, contract_for, load_contracts
+from warehouse.library import load_library
+from warehouse.roles import Role, level, role_named
+from warehouse.settings import Settings
+from warehouse.storage import write_parquet_atomic
+
+DIALECT = "duckdb"
+ACCESS_LOG = "meta.access_log"
+
+# Functions that compute on the values they are given and nothing else. Names as sqlglot
+# reports them (its canonical name for functions it knows, the written name otherwise).
+ALLOWED_FUNCTIONS = frozenset("""
+count count_if sum avg min max median mode first last any_value arg_max arg_min
+stddev stddev_samp stddev_pop variance variance_pop corr covar_pop covar_samp
+quantile quantile_cont quantile_disc approx_quantile percentile_cont percentile_disc
+approx_distinct string_agg group_concat array_agg list histogram entropy kurtosis skewness
+logical_and logical_or fsum sum_no_overflow product regr_slope regr_intercept
+row_number rank dense_rank ntile lag lead first_value last_value nth_value percent_rank cume_dist
+cast try_cast coalesce nullif if case greatest least ifnull nvl
+abs round round_even floor ceil trunc sign sqrt power exp ln log log2 log10 mod even is_nan isfinite pi
+upper lower length strlen substring trim ltrim rtrim concat concat_ws replace left right pad lpad rpad
+str_position strpos contains starts_with ends_with regexp_like regexp_replace regexp_extract split_part
+format printf reverse repeat
+date_trunc timestamp_trunc date_part datepart extract datediff date_diff date_add date_sub date_bin
+time_to_str str_to_time strftime strptime year month day hour minute second week week_of_year quarter
+day_of_week dayofweek_iso dayname monthname last_day age now current_date current_timestamp
+date_from_parts timestamp_from_parts make_date make_timestamp to_timestamp unix_to_time time_to_unix epoch
+array exists row struct_extract array_size array_sort array_contains split
+""".split())
+
+# Statements named in a refusal when sqlglot cannot even parse them (e.g. EXPORT DATABASE).
+QUERY_KEYWORDS = {"SELECT", "WITH", "FROM", "(", "VALUES"}
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    allowed: bool
+    reason: str
+    objects: tuple[str, ...] = ()      # layer.table and layer.table.column, sorted
+    normalised: str | None = None      # the SQL that runs (None when refused before it was understood)
+
+
+@dataclass
+class GuardedResult:
+    decision: GuardDecision
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+
+
+class QueryRefused(PermissionError):
+    """The guard refused a query; ``decision.reason`` says which table, column or rule."""
+
+    def __init__(self, decision: GuardDecision):
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
+class QueryFailed(RuntimeError):
+    """The guard allowed a query and DuckDB then failed to run it."""
+
+
+def _refuse(reason: str, objects=(), normalised=None) -> GuardDecision:
+    return GuardDecision(False, reason, tuple(sorted(set(objects))), normalised)
+
+
+def contract_schema(contracts: dict[str, Contract]) -> dict:
+    """``{layer: {table: {column: type}}}`` for sqlglot's qualifier."""
+    schema: dict = {}
+    for contract in contracts.values():
+        schema.setdefault(contract.layer, {})[contract.table] = {c.name: c.physical_type for c in contract.columns}
+    return schema
+
+
+def _function_name(func: exp.Func) -> str:
+    if isinstance(func, exp.Anonymous):
+        return func.name.lower()
+    return func.sql_name().lower()
+
+
+def _first_keyword(sql: str) -> str:
+    try:
+        tokens = sqlglot.tokenize(sql, read=DIALECT)
+    except SqlglotError:
+        return ""
+    return tokens[0].text.upper() if tokens else ""
+
+
+def _statement_name(tree: exp.Expression) -> str:
+    if isinstance(tree, exp.Command):
+        return str(tree.this).upper()
+    return tree.key.upper()
+
+
+def _parse(sql: str) -> exp.Expression | GuardDecision:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except ParseError as exc:
+        keyword = _first_keyword(sql)
+        if keyword and keyword not in QUERY_KEYWORDS:
+            return _refuse(f"{keyword} statements are not allowed: only SELECT queries may be run.")
+        detail = exc.errors[0]["description"] if exc.errors else str(exc)
+        return _refuse(f"the query could not be parsed ({detail}); only plain DuckDB SELECT queries are accepted.")
+    except SqlglotError as exc:
+        return _refuse(f"the query could not be parsed ({exc}).")
+    if len(statements) != 1:
+        names = ", ".join(_statement_name(s) for s in statements) or "none"
+        return _refuse(f"exactly one statement is allowed, found {len(statements)} ({names}); "
+                       "remove the extra statements (a `;` or one hidden after a comment).")
+    return statements[0]
+
+
+def _check_shape(tree: exp.Expression) -> str | None:
+    """Why the statement is not a plain query, or None."""
+    if not isinstance(tree, exp.Query):
+        return f"{_statement_name(tree)} statements are not allowed: only SELECT queries may be run."
+    for node in tree.walk():
+        if isinstance(node, (exp.DML, exp.DDL, exp.Command, exp.Pragma, exp.Set, exp.Attach, exp.Detach,
+                             exp.Use, exp.Copy, exp.Install, exp.Describe, exp.Transaction, exp.Commit,
+                             exp.Rollback, exp.Merge)):
+            return f"{_statement_name(node)} is not allowed inside a query."
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Columns):
+            name = _function_name(node)
+            if name not in ALLOWED_FUNCTIONS:
+                return (f"function {name}() is not allowed: only scalar, aggregate and window functions "
+                        "that compute on column values may be used (no table, file, setting or catalog functions).")
+        if isinstance(node, exp.PositionalColumn):
+            return f"positional column {node.sql(DIALECT)} is not allowed; name the column."
+        if isinstance(node, exp.Star) and not isinstance(node.parent, (exp.Select, exp.Column, exp.Count, exp.Columns)):
+            return f"`*` inside {node.parent.key.upper()} is not allowed; name the columns."
+    return None
+
+
+def _tables(tree: exp.Expression, contracts: dict[str, Contract], role: Role) -> tuple[list[str], str | None]:
+    """The contract tables a query reads, or the reason one is refused."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    found = []
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            return found, f"`{table.sql(DIALECT)}` in FROM is not allowed: read contract tables only, as layer.table."
+        if not table.db:
+            if table.name.lower() in ctes:
+                continue
+            return found, (f"unknown table {table.name!r}: name tables as layer.table (e.g. core.fact_loan); "
+                           "`shuku contracts docs` lists them.")
+        if table.catalog:
+            return found, f"table {table.sql(DIALECT)}: name tables as layer.table, without a database."
+        name = f"{table.db}.{table.name}"
+        contract = contracts.get(name)
+        if contract is None:
+            return found, f"unknown table {name}: no contract declares it (`shuku contracts docs` lists the tables)."
+        if contract.layer not in role.layers:
+            return found, (f"table {name} is in layer {contract.layer}, which role {role.name} may not read "
+                           f"(its layers: {', '.join(role.layers)}).")
+        found.append(name)
+    return found, None
+
+
+def _source_table(scope: Scope, alias: str) -> exp.Table | Scope | None:
+    """What ``alias`` names, looking outwards for correlated and lateral references."""
+    while scope is not None:
+        if alias in scope.sources:
+            return scope.sources[alias]
+        scope = scope.parent
+    return None
+
+
+def _columns_matched(node: exp.Columns, contract: Contract) -> list[str]:
+    """Columns of ``contract`` a ``COLUMNS(...)`` may select: regex matches, or all of them."""
+    arg = node.this
+    if isinstance(arg, exp.Literal) and arg.is_string:
+        try:
+            pattern = re.compile(arg.this)
+        except re.error:
+            return contract.column_names
+        return [c for c in contract.column_names if pattern.search(c)]
+    return contract.column_names
+
+
+def _own(scope: Scope, node: exp.Expression) -> bool:
+    """Whether ``node`` belongs to ``scope`` itself rather than to a scope nested in it."""
+    return node.find_ancestor(exp.Select, exp.SetOperation) is scope.expression
+
+
+def _touched_columns(qualified: exp.Expression, contracts: dict[str, Contract]) -> tuple[list[tuple[str, str]], str | None]:
+    """(table, column) pairs read anywhere in the query, or why one cannot be resolved.
+
+    Columns read through a derived table or CTE are caught in that inner scope, where they
+    are read from their base table; here only base-table references count.
+    """
+    touched = []
+    for scope in traverse_scope(qualified):
+        for column in scope.columns:
+            if not column.table:
+                return touched, (f"column {column.name!r} could not be resolved to a table column; "
+                                 "name columns as alias.column.")
+            source = _source_table(scope, column.table)
+            if source is None:
+                return touched, f"column {column.table}.{column.name} could not be resolved to a table."
+            if isinstance(source, exp.Table):
+                name = f"{source.db}.{source.name}"
+                if column.name not in contracts[name].column_names:
+                    return touched, f"{name} has no column {column.name!r}."
+                touched.append((name, column.name))
+        # A table alias used as a value (`SELECT t FROM core.fact_loan t`) is the whole row.
+        for node in scope.expression.find_all(exp.TableColumn):
+            if not _own(scope, node):
+                continue
+            source = _source_table(scope, node.name)
+            if source is None:
+                return touched, f"{node.name!r} could not be resolved to a table."
+            if isinstance(source, exp.Table):
+                name = f"{source.db}.{source.name}"
+                touched += [(name, c) for c in contracts[name].column_names]
+        for node in scope.expression.find_all(exp.Columns):
+            if not _own(scope, node):
+                continue
+            for source in scope.sources.values():
+                if isinstance(source, exp.Table):
+                    name = f"{source.db}.{source.name}"
+                    touched += [(name, c) for c in _columns_matched(node, contracts[name])]
+    for column in qualified.find_all(exp.Column):
+        select = column.find_ancestor(exp.Select)
+        if not column.table and (select is None or column.name not in select.named_selects):
+            return touched, f"column {column.name!r} could not be resolved to a table column; name it as alias.column."
+    return touched, None
+
+
+def guard(sql: str, role: str | Role, user: str | None = None,
+          contracts: dict[str, Contract] | None = None) -> GuardDecision:
+    """Decide whether ``role`` may run ``sql``. Pure: logs nothing (``run_guarded`` logs)."""
+    role = role if isinstance(role, Role) else role_named(role)
+    contracts = load_contracts() if contracts is None else contracts
+    tree = _parse(sql)
+    if isinstance(tree, GuardDecision):
+        return tree
+    problem = _check_shape(tree)
+    if problem:
+        return _refuse(problem)
+    normalised = tree.sql(dialect=DIALECT, comments=False)
+    tables, problem = _tables(tree, contracts, role)
+    if problem:
+        return _refuse(problem, tables, normalised)
+    try:
+        qualified = qualify(tree.copy(), schema=contract_schema(contracts), dialect=DIALECT,
+                            expand_stars=True, validate_qualify_columns=True, quote_identifiers=False)
+    except (OptimizeError, SqlglotError) as exc:
+        return _refuse(f"the query's columns could not all be resolved ({exc}); name each column as alias.column.",
+                       tables, normalised)
+    touched, problem = _touched_columns(qualified, contracts)
+    objects = tables + [f"{t}.{c}" for t, c in touched]
+    if problem:
+        return _refuse(problem, objects, normalised)
+    starred = (any(isinstance(s.parent, (exp.Select, exp.Column)) for s in tree.find_all(exp.Star))
+               or any(qualified.find_all(exp.Columns, exp.TableColumn)))
+    refusals = []
+    for table, column_name in dict.fromkeys(touched):
+        column = contracts[table].column(column_name)
+        if level(column.classification) > role.level:
+            refusals.append(f"column {table}.{column_name} is {column.classification}, above role "
+                            f"{role.name}'s clearance ({role.clearance})")
+    if refusals:
+        more = f" (and {len(refusals) - 3} more)" if len(refusals) > 3 else ""
+        how = "; `*`, COLUMNS(...) or a table alias selects them: name the columns, or use * EXCLUDE (...)" if starred else ""
+        return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised)
+    return GuardDecision(True, f"every table and column is within role {role.name}'s layers and clearance.",
+                         tuple(sorted(set(objects))), normalised)
+
+
+def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: GuardDecision,
+               outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
+    """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
+    contract = contract_for(ACCESS_LOG)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    # A card number typed into a query must not land in the log; the hash still identifies the query.
+    logged_text = load_library(settings.library_config).card_regex().sub("<card number>", sql)
+    frame = pl.DataFrame({
+        "logged_at": [now], "role": [role], "user_name": [user],
+        "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
+        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [reason or decision.reason],
+        "rows_returned": [rows_returned],
+    }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
+    folder = settings.lake / contract.layer / contract.table / now.date().isoformat()
+    write_parquet_atomic(conform(frame, contract), folder / f"{uuid.uuid4().hex}.parquet")
+
+
+def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the role's published database, external access off, settings locked."""
+    path = role_database(settings, role)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no published database for role {role}; run `shuku publish` first.")
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None) -> GuardedResult:
+    """Guard ``sql`` for ``role``, log the decision, and run it if allowed.
+
+    Raises QueryRefused (logged as refused) or QueryFailed (logged as failed).
+    """
+    role_named(role)
+    user = user or getpass.getuser()
+    decision = guard(sql, role, user)
+    if not decision.allowed:
+        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="refused", rows_returned=None)
+        raise QueryRefused(decision)
+    try:
+        con = open_role_database(settings, role)
+        try:
+            cursor = con.execute(decision.normalised)
+            columns = [d[0] for d in cursor.description] if cursor.description else []
+            rows = cursor.fetchall() if columns else []
+        finally:
+            con.close()
+    except (duckdb.Error, FileNotFoundError) as exc:
+        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="failed",
+                   rows_returned=None, reason=f"query failed: {exc}")
+        raise QueryFailed(f"query failed: {exc}") from None
+    log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="allowed", rows_returned=len(rows))
+    return GuardedResult(decision, columns, rows)
