@@ -130,11 +130,13 @@ def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, contracts: 
         con.execute(view_sql(settings, contract))
 
 
-def compute_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per table: models compute here, never holding warehouse.duckdb."""
+def compute_connection(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view per table (or per named ``layer.table``): models compute
+    here, never holding warehouse.duckdb. Naming the tables saves binding every other view."""
     con = duckdb.connect(":memory:", config={"threads": os.cpu_count() or 2})
-    con.execute(f"SET TimeZone = 'UTC'")
-    create_views(con, settings)
+    con.execute("SET TimeZone = 'UTC'")
+    contracts = load_contracts()
+    create_views(con, settings, None if tables is None else [contracts[t] for t in dict.fromkeys(tables)])
     return con
 
 
