@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from lineage.events import RunState, build_event
+from lineage.transport import emitter_for
 from warehouse.settings import Settings
 
 
@@ -39,7 +41,18 @@ class Observation:
 def observe(settings: Settings, *, job: str, run_id: str, inputs: list[str], outputs: list[str],
             partition_keys: list[str] | None = None, sql: str | None = None,
             source_path: str | None = None) -> Iterator[Observation]:
-    """Observe one asset execution; the body fills the observation in."""
+    """Observe one asset execution; the body fills the observation in.
+
+    Emits a START event on entry, COMPLETE on a normal exit, FAIL (with the error) on an
+    exception, which is then raised again.
+    """
     observation = Observation(job=job, run_id=run_id, inputs=list(inputs), outputs=list(outputs),
                               partition_keys=list(partition_keys or []), sql=sql, source_path=source_path)
-    yield observation
+    emitter = emitter_for(settings)
+    emitter.emit(build_event(RunState.START, observation, settings))
+    try:
+        yield observation
+    except BaseException as exc:
+        emitter.emit(build_event(RunState.FAIL, observation, settings, error=exc))
+        raise
+    emitter.emit(build_event(RunState.COMPLETE, observation, settings))

@@ -40,7 +40,9 @@ def _print_trace(result: dict) -> None:
             click.echo(f"    check {check['check']}: {mark}{observed}")
         for item in hop["inputs"]:
             masked = ", masking" if item["masking"] else ""
-            click.echo(f"    {arrow} {item['dataset']}.{item['column']} [{item['type']} {item['subtype']}{masked}]")
+            table = item.get("namespace", "duckdb://").startswith("duckdb://")
+            source = f"{item['dataset']}.{item['column']}" if table else f"{item['dataset']} field {item['column']}"
+            click.echo(f"    {arrow} {source} [{item['type']} {item['subtype']}{masked}]")
     if result["landing_files"]:
         click.echo("\nsources")
         for f in result["landing_files"]:

@@ -1,0 +1,234 @@
+"""Column lineage: from sqlglot for the SQL models, from declared mappings for the parsers.
+
+A model is qualified against the contracts' schema, then ``sqlglot.lineage`` walks each
+output column down to the `layer.table` columns it reads. How a value travels (a bare
+copy, an expression, an aggregate, only a window key) names the transformation; columns
+read by joins, filters, GROUP BY and window keys are dataset-level INDIRECT inputs.
+Results are cached per SQL text, so a process parses each model once.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.lineage import Node, lineage
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
+
+from warehouse.contracts import load_contracts
+
+DIALECT = "duckdb"
+DIRECT, INDIRECT = "DIRECT", "INDIRECT"
+IDENTITY, TRANSFORMATION, AGGREGATION = "IDENTITY", "TRANSFORMATION", "AGGREGATION"
+JOIN, FILTER, GROUP_BY, WINDOW = "JOIN", "FILTER", "GROUP_BY", "WINDOW"
+# A hash of identifying values hides them: the result is a pseudonymous key.
+MASKING_FUNCTIONS = (exp.SHA2, exp.SHA, exp.MD5)
+# Window functions that fetch one neighbouring value rather than summarise many.
+OFFSET_FUNCTIONS = (exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One input column of an output column (``output_column`` None: of the whole table)."""
+
+    output_column: str | None
+    input_table: str          # "layer.table", or a landing feed's source for declared mappings
+    input_column: str
+    type: str
+    subtype: str
+    description: str = ""
+    masking: bool = False
+
+
+@dataclass(frozen=True)
+class ModelLineage:
+    """The column lineage of one SQL model."""
+
+    fields: dict[str, tuple[Edge, ...]]      # output column -> its inputs
+    dataset: tuple[Edge, ...]                # inputs that shape every row (joins, filters, keys)
+    expressions: dict[str, tuple[str, ...]]  # output column -> the expressions that made it, outermost first
+
+    def edges(self) -> list[Edge]:
+        return [e for edges in self.fields.values() for e in edges] + list(self.dataset)
+
+
+@lru_cache(maxsize=1)
+def warehouse_schema() -> dict[str, dict[str, dict[str, str]]]:
+    """{layer: {table: {column: DuckDB type}}} from the contracts, for sqlglot."""
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    for contract in load_contracts().values():
+        schema.setdefault(contract.layer, {})[contract.table] = {c.name: c.physical_type for c in contract.columns}
+    return schema
+
+
+def _unquote(name: str) -> str:
+    return name.strip('"')
+
+
+def _step_role(expression: exp.Expression, table: str, column: str) -> str:
+    """How ``table.column`` is used in one select expression: IDENTITY, TRANSFORMATION, AGGREGATION or WINDOW."""
+    value = expression.this if isinstance(expression, exp.Alias) else expression
+    roles = set()
+    for ref in value.find_all(exp.Column):
+        if ref.name != column or (table and ref.table and ref.table != table):
+            continue
+        if ref is value:
+            roles.add(IDENTITY)
+            continue
+        role, child, parent = TRANSFORMATION, ref, ref.parent
+        while parent is not None:
+            if isinstance(parent, exp.Window) and child.arg_key in ("partition_by", "order"):
+                role = WINDOW
+                break
+            if isinstance(parent, exp.AggFunc) and not isinstance(parent, OFFSET_FUNCTIONS):
+                role = AGGREGATION
+            if parent is value:
+                break
+            child, parent = parent, parent.parent
+        roles.add(role)
+    # A column used as a value and as a window key is a value.
+    for role in (AGGREGATION, TRANSFORMATION, IDENTITY, WINDOW):
+        if role in roles:
+            return role
+    return TRANSFORMATION
+
+
+def _masks(expression: exp.Expression) -> bool:
+    return any(True for _ in expression.find_all(*MASKING_FUNCTIONS))
+
+
+def _walk(node: Node, path: list[Node], out: list[list[Node]]) -> None:
+    if isinstance(node.expression, exp.Table):
+        out.append(path + [node])
+        return
+    for child in node.downstream:
+        _walk(child, path + [node], out)
+
+
+def _classify(path: list[Node]) -> tuple[str, str, bool]:
+    """(type, subtype, masking) of one root-to-source path of lineage nodes."""
+    roles, masking = [], False
+    for parent, child in zip(path, path[1:]):
+        table, _, column = child.name.rpartition(".")
+        roles.append(_step_role(parent.expression, _unquote(table), _unquote(column)))
+        masking |= _masks(parent.expression)
+    if WINDOW in roles:
+        return INDIRECT, WINDOW, masking
+    for role in (AGGREGATION, TRANSFORMATION):
+        if role in roles:
+            return DIRECT, role, masking
+    return DIRECT, IDENTITY, masking
+
+
+def _expressions(path: list[Node]) -> list[str]:
+    """The non-trivial expressions along a path (a bare copy says nothing)."""
+    shown = []
+    for node in path:
+        value = node.expression.this if isinstance(node.expression, exp.Alias) else node.expression
+        if isinstance(value, (exp.Column, exp.Table)):
+            continue
+        shown.append(value.sql(dialect=DIALECT))
+    return shown
+
+
+def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None) -> set[tuple[str, str]]:
+    """The base `layer.table` columns a column reference of ``scope`` reads."""
+    seen = set() if seen is None else seen
+    source = scope.sources.get(ref.table)
+    if isinstance(source, exp.Table):
+        return {(f"{source.db}.{source.name}", ref.name)}
+    if not isinstance(source, Scope) or (id(source), ref.name) in seen:
+        return set()
+    seen.add((id(source), ref.name))
+    found: set[tuple[str, str]] = set()
+    for select in source.expression.selects:
+        if select.alias_or_name == ref.name:
+            for inner in select.find_all(exp.Column):
+                found |= _resolve(source, inner, seen)
+    return found
+
+
+def _dataset_edges(tree: exp.Expression) -> list[Edge]:
+    """Columns that decide which rows exist or how they group: joins, filters, GROUP BY, window keys."""
+    found: dict[tuple[str, str], set[str]] = {}
+
+    def add(scope: Scope, part: exp.Expression | list | None, subtype: str) -> None:
+        for piece in part if isinstance(part, list) else [part] if part is not None else []:
+            for ref in piece.find_all(exp.Column):
+                for key in _resolve(scope, ref):
+                    found.setdefault(key, set()).add(subtype)
+
+    for scope in traverse_scope(tree):
+        select = scope.expression
+        if not isinstance(select, exp.Select):
+            continue
+        for join in select.args.get("joins") or ():
+            add(scope, join.args.get("on"), JOIN)
+        add(scope, select.args.get("where"), FILTER)
+        add(scope, select.args.get("having"), FILTER)
+        add(scope, select.args.get("qualify"), FILTER)
+        add(scope, select.args.get("group"), GROUP_BY)
+        for projection in select.expressions:
+            for window in projection.find_all(exp.Window):
+                add(scope, window.args.get("partition_by"), WINDOW)
+                add(scope, window.args.get("order"), WINDOW)
+    descriptions = {JOIN: "join key", FILTER: "filter condition", GROUP_BY: "grouping key", WINDOW: "window partition or order"}
+    return [Edge(None, table, column, INDIRECT, subtype, descriptions[subtype])
+            for (table, column), subtypes in sorted(found.items()) for subtype in sorted(subtypes)]
+
+
+@lru_cache(maxsize=64)
+def sql_lineage(sql: str) -> ModelLineage:
+    """Column lineage of one model's SQL (cached per text, so once per model per process)."""
+    schema = warehouse_schema()
+    tree = qualify(sqlglot.parse_one(sql, dialect=DIALECT), schema=schema, dialect=DIALECT)
+    # Qualified once here; handing lineage the scope keeps it from qualifying again.
+    roots = lineage(None, tree, schema=schema, dialect=DIALECT, scope=build_scope(tree), trim_selects=False, copy=False)
+    fields: dict[str, tuple[Edge, ...]] = {}
+    expressions: dict[str, tuple[str, ...]] = {}
+    for column, root in roots.items():
+        paths: list[list[Node]] = []
+        _walk(root, [], paths)
+        edges: dict[tuple, Edge] = {}
+        shown: list[str] = []
+        for path in paths:
+            leaf = path[-1]
+            table = f"{leaf.expression.db}.{leaf.expression.name}"
+            kind, subtype, masking = _classify(path)
+            edge = Edge(column, table, _unquote(leaf.name.rpartition(".")[2]), kind, subtype,
+                        " → ".join(reversed(_expressions(path[:-1]))) or "copied as is", masking)
+            edges.setdefault((table, edge.input_column, kind, subtype), edge)
+            shown += [s for s in _expressions(path[:-1]) if s not in shown]
+        fields[column] = tuple(edges.values())
+        expressions[column] = tuple(shown)
+    return ModelLineage(fields=fields, dataset=tuple(_dataset_edges(tree)), expressions=expressions)
+
+
+_worker: ThreadPoolExecutor | None = None
+_pending: dict[str, Future] = {}
+_done: set[str] = set()
+_lock = threading.Lock()
+
+
+def prefetch_sql_lineage(sql: str) -> None:
+    """Start working out a model's lineage in a thread, while DuckDB (which releases the GIL) runs it."""
+    global _worker
+    with _lock:
+        if sql in _pending or sql in _done:
+            return
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shuku-lineage")
+        _pending[sql] = _worker.submit(sql_lineage, sql)
+
+
+def model_lineage(sql: str) -> ModelLineage:
+    """``sql_lineage``, waiting for a prefetch of the same SQL rather than parsing it twice."""
+    with _lock:
+        pending = _pending.pop(sql, None)
+        _done.add(sql)
+    return pending.result() if pending is not None else sql_lineage(sql)

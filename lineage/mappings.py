@@ -1,0 +1,112 @@
+"""Declared column lineage where no SQL says it: landing fields → staging columns (the
+parsers), and the library config → the reference dimensions.
+
+Keyed by `layer.table`; each column names the landing fields (CSV headings, LogFormat
+directives, MARC tags, COUNTER headings, config keys) it is made from. Pseudonymised and
+generalised columns carry ``masking=True``. A column left out (source_file, the key
+version) comes from no landing field.
+"""
+
+from __future__ import annotations
+
+from lineage.columns import IDENTITY, TRANSFORMATION, Edge
+
+LIBRARY_CONFIG = "library_config"   # input_table of edges whose input is the library config file
+
+PSEUDONYM = "HMAC-SHA256 pseudonym of the card number"
+
+
+def _edges(table_input: str, columns: dict[str, tuple]) -> tuple[Edge, ...]:
+    """Expand ``{column: (fields, description[, masking])}``; no description means a copy."""
+    edges = []
+    for column, (fields, description, *masking) in columns.items():
+        for field in (fields,) if isinstance(fields, str) else fields:
+            edges.append(Edge(column, table_input, field, "DIRECT",
+                              TRANSFORMATION if description else IDENTITY,
+                              description or "copied as is", bool(masking and masking[0])))
+    return tuple(edges)
+
+
+TS = "parsed as a local timestamp"
+DAY = "date of the timestamp"
+INT = "parsed as a whole number"
+
+# staging table -> declared edges; input_table is the landing feed's folder.
+STAGING: dict[str, tuple[Edge, ...]] = {
+    "staging.circulation_event": _edges("circulation", {
+        "event_at": ("datetime", TS), "event_date": ("datetime", DAY), "branch_code": ("branch", ""),
+        "event_type": ("type", ""), "item_number": ("itemnumber", INT), "item_type": ("itemtype", ""),
+        "location": ("location", ""), "collection_code": ("ccode", ""), "category_code": ("categorycode", ""),
+        "patron_pid": ("cardnumber", PSEUDONYM, True)}),
+    "staging.patron": _edges("patrons", {
+        "patron_pid": ("cardnumber", PSEUDONYM, True), "category_code": ("categorycode", ""),
+        "college": ("college", ""), "department": ("department", ""), "enrolment_year": ("enrolment_year", INT),
+        "enrolled_date": ("dateenrolled", "parsed as a date"), "profiling_consent": ("profiling_consent", "Y/N as true/false")}),
+    "staging.search": _edges("opac", {
+        "searched_at": ("time", TS), "event_date": ("time", DAY), "session_id": ("sessionid", ""),
+        "patron_pid": ("cardnumber", PSEUDONYM, True), "query_text": ("query_desc", ""),
+        "query_normalised": ("query_desc", "NFKC, lower case, single spaces"), "search_type": ("type", ""),
+        "hit_count": ("total", INT), "zero_hit": ("total", "total = 0")}),
+    "staging.gate_event": _edges("gates", {
+        "event_at": ("time", TS), "event_date": ("time", DAY), "gate_code": ("gate", ""),
+        "direction": ("direction", ""), "result": ("result", ""), "patron_pid": ("card", PSEUDONYM, True)}),
+    "staging.gate_count": _edges("gates", {
+        "counted_at": ("timestamp", TS), "event_date": ("timestamp", DAY), "sensor_code": ("sensor", ""),
+        "in_total": ("in_total", INT), "out_total": ("out_total", INT)}),
+    "staging.ezproxy_access": _edges("ezproxy", {
+        "accessed_at": ("%t", "parsed and converted to the library's time zone"), "event_date": ("%t", DAY),
+        "client_network": ("%h", "generalised to its network (IPv4 /24, IPv6 /48)", True),
+        "patron_pid": ("%u", PSEUDONYM, True), "session_id": ("%{ezproxy-session}i", ""),
+        "method": ("%r", "method of the request line"), "url": ("%r", "URL of the request line"),
+        "host": (("%r", "%v"), "host of the URL, lower case"), "path": ("%r", "path of the URL"),
+        "status": ("%s", INT), "bytes": ("%b", INT),
+        "platform": ("%r", "host looked up in platforms.yaml"), "is_static": ("%r", "path is a static file"),
+        "is_failed": ("%s", "status >= 400")}),
+    "staging.counter_usage": _edges("counter", {
+        "usage_month": ("Reporting_Period", "month column of the report, one row per month"),
+        "release": ("Release", ""), "report_id": ("Report_ID", ""), "platform": ("Platform", ""),
+        "database": ("Database", ""), "title": ("Title", ""), "publisher": ("Publisher", ""), "doi": ("DOI", ""),
+        "isbn": ("ISBN", ""), "print_issn": ("Print_ISSN", ""), "online_issn": ("Online_ISSN", ""),
+        "proprietary_id": ("Proprietary_ID", ""), "uri": ("URI", ""), "data_type": ("Data_Type", ""),
+        "section_type": ("Section_Type", ""), "yop": ("YOP", ""), "access_type": ("Access_Type", ""),
+        "access_method": ("Access_Method", ""), "metric_type": ("Metric_Type", ""),
+        "usage_count": ("Reporting_Period", "count of the month's cell")}),
+    "staging.bib_record": _edges("catalogue", {
+        "bib_id": ("001", ""), "title": (("245$a", "245$b"), "subfields joined and cleaned"),
+        "author": ("100$a", "trailing punctuation removed"), "publisher": (("264$b", "260$b"), "trailing punctuation removed"),
+        "publication_year": (("264$c", "260$c", "008/07-10"), "first four-digit year"),
+        "language": ("008/35-37", ""), "isbn": ("020$a", "ISBN without hyphens"), "issn": ("022$a", ""),
+        "clc_class": ("084$a", "084 with $2 clc"), "lc_class": (("050$a", "090$a"), ""),
+        "dewey_class": (("082$a", "092$a"), "without the `/` segment marks"),
+        "subjects": (("650$a", "651$a", "600$a", "610$a"), "subject headings as a list")}),
+    "staging.item": _edges("catalogue", {
+        "item_number": ("952$9", INT), "barcode": ("952$p", ""), "bib_id": ("001", ""),
+        "home_branch": ("952$a", ""), "location": ("952$c", ""), "call_number": ("952$o", ""),
+        "item_type": ("952$y", ""), "acquired_date": ("952$d", "parsed as a date")}),
+}
+
+# Reference dimension -> declared edges from the library config (YAML paths).
+REFERENCE: dict[str, tuple[Edge, ...]] = {
+    "core.dim_zone": _edges(LIBRARY_CONFIG, {
+        "zone_code": ("branches[].zones[].code", ""), "zone_name": ("branches[].zones[].name", ""),
+        "branch_code": ("branches[].code", ""), "branch_name": ("branches[].name", ""),
+        "seat_capacity": ("branches[].zones[].seats", "")}),
+    "core.dim_gate": _edges(LIBRARY_CONFIG, {
+        "device_code": (("branches[].zones[].gates[]", "branches[].zones[].sensors[]"), "one row per gate and sensor"),
+        "device_kind": (("branches[].zones[].gates[]", "branches[].zones[].sensors[]"), "gate or sensor, by the list it is in"),
+        "zone_code": ("branches[].zones[].code", ""), "branch_code": ("branches[].code", "")}),
+    "core.dim_reader_category": _edges(LIBRARY_CONFIG, {
+        "category_code": ("loan_periods", "keys of the mapping"), "loan_period_days": ("loan_periods", "values of the mapping")}),
+    "core.dim_date": _edges(LIBRARY_CONFIG, {
+        "date_key": (("partitions_start", "calendar.terms[].end", "calendar.holidays[].end"), "every day from the first partition"),
+        "term_name": ("calendar.terms[].name", "term the day falls in"),
+        "is_exam_week": ("calendar.terms[].exam_weeks", "day falls in an exam week"),
+        "is_holiday": ("calendar.holidays[]", "day falls in a holiday"),
+        "open_hour": (("opening_hours", "calendar.holidays[]"), "opening hour of the weekday, none on holidays"),
+        "close_hour": (("opening_hours", "calendar.holidays[]"), "closing hour rounded up, none on holidays")}),
+}
+
+
+def declared_edges(table: str) -> tuple[Edge, ...]:
+    """The declared edges of a staging or reference table (empty for others)."""
+    return STAGING.get(table) or REFERENCE.get(table) or ()

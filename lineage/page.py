@@ -1,0 +1,189 @@
+"""The static lineage page: one HTML file with inline CSS, JS and SVG (no network).
+
+The table graph is drawn by the page's script at load, layer by layer (landing → staging →
+core → marts); clicking a table lists its columns, clicking a column highlights its
+upstream and downstream columns, and a trace of one figure is shown below.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from lineage.trace import LineageGraph, trace
+from warehouse.contracts import load_contracts
+from warehouse.settings import Settings
+
+LAYERS = ("landing", "staging", "core", "marts")
+# Landing files of one feed differ only by their date: one node per feed file pattern.
+DATE_IN_NAME = re.compile(r"\d{4}-\d{2}(-\d{2})?")
+
+
+def _node_of(namespace: str, name: str) -> tuple[str, str]:
+    """(node name, layer) of a lineage dataset."""
+    if namespace.startswith("duckdb://"):
+        return name, name.split(".", 1)[0]
+    return DATE_IN_NAME.sub("*", name), "landing"
+
+
+def page_data(settings: Settings, figure: str) -> dict:
+    """Tables by layer with their columns, column edges of the latest runs, and the figure's trace."""
+    graph = LineageGraph(settings)
+    tables: dict[str, dict] = {}
+    for name, contract in load_contracts().items():
+        if contract.layer in LAYERS:
+            tables[name] = {"layer": contract.layer, "columns": contract.column_names,
+                            "description": contract.description}
+    edges = set()
+    for edge in graph.edges:
+        if not edge["output_column"] or graph.run_of(edge["output_dataset"]) is None:
+            continue
+        if graph.run_of(edge["output_dataset"])["run_id"] != edge["run_id"]:
+            continue
+        source, layer = _node_of(edge["input_namespace"], edge["input_dataset"])
+        node = tables.setdefault(source, {"layer": layer, "columns": [], "description": "landing files"})
+        if edge["input_column"] not in node["columns"]:
+            node["columns"].append(edge["input_column"])
+        edges.add((edge["output_dataset"], edge["output_column"], source, edge["input_column"],
+                   edge["type"], edge["subtype"], bool(edge["masking"])))
+    return {"layers": list(LAYERS), "tables": tables, "edges": sorted(edges),
+            "trace": trace(settings, figure)}
+
+
+STYLE = """
+body{font:14px system-ui,sans-serif;margin:0;color:#222}
+header{padding:8px 16px;background:#23395d;color:#fff}
+main{display:flex;gap:12px;padding:12px}
+#graph{flex:3;overflow:auto;border:1px solid #ccc}
+#side{flex:1;min-width:260px}
+.table rect{fill:#f4f6fb;stroke:#6b7a99;rx:4}
+.table text{font-size:12px;pointer-events:none}
+.table.on rect{fill:#ffe9a8;stroke:#b07d00}
+.table.dim{opacity:.35}
+line.edge{stroke:#9aa6bf;stroke-width:1}
+line.edge.on{stroke:#b07d00;stroke-width:2}
+.col{cursor:pointer;padding:1px 4px}
+.col.on{background:#ffe9a8}
+.layer{font-weight:bold;font-size:13px}
+#trace li{margin:4px 0}
+code{font-size:12px;background:#f2f2f2;padding:1px 3px}
+"""
+
+SCRIPT = """
+const data = JSON.parse(document.getElementById('lineage-data').textContent);
+const svgNS = 'http://www.w3.org/2000/svg';
+const W = 230, H = 24, GAP = 6;
+const pos = {};
+const svg = document.createElementNS(svgNS, 'svg');
+let height = 0;
+data.layers.forEach((layer, i) => {
+  const names = Object.keys(data.tables).filter(t => data.tables[t].layer === layer).sort();
+  const title = document.createElementNS(svgNS, 'text');
+  title.setAttribute('x', 20 + i * (W + 50)); title.setAttribute('y', 18);
+  title.setAttribute('class', 'layer'); title.textContent = layer; svg.appendChild(title);
+  names.forEach((name, j) => { pos[name] = {x: 20 + i * (W + 50), y: 30 + j * (H + GAP)}; });
+  height = Math.max(height, 40 + names.length * (H + GAP));
+});
+const links = {};
+data.edges.forEach(([ot, oc, it, ic]) => { links[it + '>' + ot] = [it, ot]; });
+Object.values(links).forEach(([from, to]) => {
+  if (!pos[from] || !pos[to]) return;
+  const line = document.createElementNS(svgNS, 'line');
+  line.setAttribute('x1', pos[from].x + W); line.setAttribute('y1', pos[from].y + H / 2);
+  line.setAttribute('x2', pos[to].x); line.setAttribute('y2', pos[to].y + H / 2);
+  line.setAttribute('class', 'edge'); line.dataset.from = from; line.dataset.to = to;
+  svg.appendChild(line);
+});
+Object.entries(pos).forEach(([name, p]) => {
+  const g = document.createElementNS(svgNS, 'g');
+  g.setAttribute('class', 'table'); g.setAttribute('id', 'table-' + name); g.dataset.table = name;
+  const r = document.createElementNS(svgNS, 'rect');
+  r.setAttribute('x', p.x); r.setAttribute('y', p.y); r.setAttribute('width', W); r.setAttribute('height', H);
+  const t = document.createElementNS(svgNS, 'text');
+  t.setAttribute('x', p.x + 6); t.setAttribute('y', p.y + 17); t.textContent = name;
+  g.appendChild(r); g.appendChild(t); g.addEventListener('click', () => showTable(name));
+  svg.appendChild(g);
+});
+svg.setAttribute('width', 20 + data.layers.length * (W + 50)); svg.setAttribute('height', height);
+document.getElementById('graph').appendChild(svg);
+
+function closure(table, column, up) {
+  const seen = new Set([table + '.' + column]), todo = [[table, column]];
+  while (todo.length) {
+    const [t, c] = todo.pop();
+    data.edges.forEach(([ot, oc, it, ic]) => {
+      const next = up ? (ot === t && oc === c ? [it, ic] : null) : (it === t && ic === c ? [ot, oc] : null);
+      if (next && !seen.has(next[0] + '.' + next[1])) { seen.add(next[0] + '.' + next[1]); todo.push(next); }
+    });
+  }
+  return seen;
+}
+function highlight(cols) {
+  const tables = new Set([...cols].map(k => k.slice(0, k.lastIndexOf('.'))));
+  document.querySelectorAll('.table').forEach(g => {
+    g.classList.toggle('on', tables.has(g.dataset.table));
+    g.classList.toggle('dim', cols.size > 0 && !tables.has(g.dataset.table));
+  });
+  document.querySelectorAll('line.edge').forEach(l =>
+    l.classList.toggle('on', tables.has(l.dataset.from) && tables.has(l.dataset.to)));
+}
+function showTable(name) {
+  const t = data.tables[name], side = document.getElementById('columns');
+  side.innerHTML = '';
+  const h = document.createElement('h3'); h.textContent = name; side.appendChild(h);
+  const p = document.createElement('p'); p.textContent = t.description || ''; side.appendChild(p);
+  t.columns.forEach(c => {
+    const d = document.createElement('div'); d.className = 'col'; d.textContent = c; d.id = 'col-' + name + '.' + c;
+    d.addEventListener('click', () => showColumn(name, c, d)); side.appendChild(d);
+  });
+  highlight(new Set([name + '.*']));
+}
+function showColumn(table, column, el) {
+  document.querySelectorAll('.col').forEach(d => d.classList.remove('on')); el.classList.add('on');
+  const up = closure(table, column, true), down = closure(table, column, false);
+  const all = new Set([...up, ...down]); highlight(all);
+  const list = document.getElementById('related'); list.innerHTML = '';
+  [['upstream', up], ['downstream', down]].forEach(([label, set]) => {
+    const h = document.createElement('h4'); h.textContent = label; list.appendChild(h);
+    [...set].filter(k => k !== table + '.' + column).sort().forEach(k => {
+      const d = document.createElement('div'); d.textContent = k; list.appendChild(d); });
+  });
+}
+const tr = document.getElementById('trace');
+data.trace.hops.forEach(hop => {
+  const li = document.createElement('li');
+  li.textContent = hop.dataset + '.' + hop.column + ' — run ' + (hop.run_id || 'none') +
+    ' at ' + (hop.ended_at || '?') + (hop.row_count != null ? ', ' + hop.row_count + ' rows' : '') +
+    (hop.checks.length ? ', checks ' + hop.checks.filter(c => c.success).length + '/' + hop.checks.length + ' pass' : '');
+  hop.expression.forEach(e => { const c = document.createElement('code'); c.textContent = e;
+    li.appendChild(document.createElement('br')); li.appendChild(c); });
+  tr.appendChild(li);
+});
+const files = document.getElementById('files');
+data.trace.landing_files.forEach(f => {
+  const li = document.createElement('li');
+  li.textContent = f.file + ' sha256 ' + f.sha256 + ' (' + f.bytes + ' bytes, arrived ' + f.ingested_at + ')';
+  files.appendChild(li);
+});
+"""
+
+
+def render_page(settings: Settings, figure: str) -> str:
+    """The whole page as one string."""
+    data = page_data(settings, figure)
+    payload = json.dumps(data, default=str, ensure_ascii=False).replace("</", "<\\/")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shuku lineage</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<style>{STYLE}</style></head>
+<body><header>Shuku lineage — {html.escape(str(settings.home))}</header>
+<main><div id="graph"></div>
+<div id="side"><div id="columns"><p>Click a table to list its columns; click a column to see its lineage.</p></div>
+<div id="related"></div></div></main>
+<section style="padding:0 16px 16px"><h3>Trace of {html.escape(figure)}</h3><ol id="trace"></ol>
+<h4>Landing files</h4><ul id="files"></ul></section>
+<script type="application/json" id="lineage-data">{payload}</script>
+<script>{SCRIPT}</script>
+</body></html>
+"""

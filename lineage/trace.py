@@ -1,0 +1,202 @@
+"""The auditor's trace: from a published figure (``layer.table.column``) back to the landing
+files it came from, or forward to every figure it feeds, over the meta.lineage_* tables.
+
+At each hop: the expression that made the column (the model's select expression, or the
+parser's declared transformation), the latest run that wrote the table (the run that
+wrote ``partition`` when one is given), its row count and its checks; at the end, the
+landing files with checksum, size and arrival time from meta.ingest_log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+
+import duckdb
+
+from lineage.columns import sql_lineage
+from warehouse.contracts import ContractError, contract_for, load_contracts
+from warehouse.settings import Settings
+from warehouse.storage import compute_connection
+
+
+class TraceError(ValueError):
+    """The figure to trace is unknown or has no lineage yet; the message says what to do."""
+
+
+@dataclass
+class Hop:
+    dataset: str
+    column: str
+    expression: list[str]
+    run_id: str | None
+    dagster_run_id: str | None
+    ended_at: str | None
+    row_count: int | None
+    checks: list[dict]
+    inputs: list[dict] = field(default_factory=list)      # {dataset, column, type, subtype, description, masking}
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _partition_start(partition: str) -> dt.datetime:
+    """Midnight (UTC, as nominal times are) of a day YYYY-MM-DD or of a month's first day YYYY-MM."""
+    try:
+        day = dt.date.fromisoformat(partition if len(partition) != 7 else f"{partition}-01")
+    except ValueError:
+        raise TraceError(f"--partition {partition!r}: give a day YYYY-MM-DD or a month YYYY-MM.") from None
+    return dt.datetime.combine(day, dt.time())
+
+
+class LineageGraph:
+    """The latest completed run of every table, and its column edges, read once."""
+
+    def __init__(self, settings: Settings, partition: str | None = None) -> None:
+        self.settings = settings
+        self.partition = partition
+        con = compute_connection(settings)
+        try:
+            runs = _records(con, """
+                select r.*, d.name as dataset, d.row_count
+                from meta.lineage_runs r join meta.lineage_datasets d using (run_id)
+                where d.direction = 'output' and r.state = 'COMPLETE'
+                order by r.ended_at desc""")
+            self.latest: dict[str, dict] = {}
+            start = _partition_start(partition) if partition else None
+            for run in runs:
+                if run["dataset"] in self.latest:
+                    continue
+                if start and run["nominal_start_at"] is not None and not (
+                        run["nominal_start_at"] <= start < run["nominal_end_at"]):
+                    continue
+                self.latest[run["dataset"]] = run
+            run_ids = sorted({r["run_id"] for r in self.latest.values()})
+            self.edges = _records(con, "select * from meta.lineage_column_edges where list_contains(?, run_id)", [run_ids])
+            self.inputs = _records(con, "select * from meta.lineage_datasets where direction = 'input' "
+                                        "and list_contains(?, run_id)", [run_ids])
+            self.ingest = _records(con, "select run_id, source_file, partition_key, file_sha256, file_bytes, "
+                                        "ingested_at from meta.ingest_log")
+            self.checks = self._checks(con)
+        finally:
+            con.close()
+
+    @staticmethod
+    def _checks(con: duckdb.DuckDBPyConnection) -> list[dict]:
+        """meta.quality_results when it exists and has rows (another part of Shuku fills it)."""
+        if "meta.quality_results" not in load_contracts():
+            return []
+        try:
+            return _records(con, "select * from meta.quality_results")
+        except duckdb.Error:
+            return []
+
+    def run_of(self, dataset: str) -> dict | None:
+        return self.latest.get(dataset)
+
+    def checks_of(self, dataset: str, column: str, run: dict | None) -> list[dict]:
+        """The latest result of each check on the column or on the whole table, of the run if it has any."""
+        mine = [c for c in self.checks if c.get("table_name") == dataset and c.get("column_name") in (None, "", column)]
+        if run is not None:
+            of_run = [c for c in mine if c.get("run_id") == run.get("parent_run_id")]
+            mine = of_run or mine
+        if self.partition:
+            mine = [c for c in mine if c.get("partition_key") in (None, "", self.partition)] or mine
+        latest: dict[str, dict] = {}
+        for check in sorted(mine, key=lambda c: str(c.get("checked_at") or "")):
+            latest[str(check.get("check_name"))] = check
+        return [{"check": name, "success": c.get("success"), "observed": c.get("observed_value")}
+                for name, c in sorted(latest.items())]
+
+    def expression(self, dataset: str, column: str, run: dict | None) -> list[str]:
+        """The select expressions that made the column (SQL models), outermost first."""
+        if run and run.get("sql"):
+            return list(sql_lineage(run["sql"]).expressions.get(column, ())) or [f"{column} (copied as is)"]
+        descriptions = [e["description"] for e in self.edges
+                        if run and e["run_id"] == run["run_id"] and e["output_column"] == column and e["description"]]
+        return list(dict.fromkeys(descriptions))
+
+    def hop(self, dataset: str, column: str) -> Hop:
+        run = self.run_of(dataset)
+        inputs = []
+        if run is not None:
+            for e in self.edges:
+                if e["run_id"] == run["run_id"] and e["output_dataset"] == dataset and e["output_column"] == column:
+                    inputs.append({"namespace": e["input_namespace"], "dataset": e["input_dataset"],
+                                   "column": e["input_column"], "type": e["type"], "subtype": e["subtype"],
+                                   "masking": e["masking"]})
+        return Hop(dataset, column, self.expression(dataset, column, run),
+                   run["run_id"] if run else None, run.get("parent_run_id") if run else None,
+                   run["ended_at"].isoformat() if run and run.get("ended_at") else None,
+                   run.get("row_count") if run else None, self.checks_of(dataset, column, run), inputs)
+
+    def landing_file(self, namespace: str, name: str, run_id: str) -> dict:
+        run = next((r for r in self.latest.values() if r["run_id"] == run_id), None)
+        read = next((d for d in self.inputs if d["run_id"] == run_id and d["name"] == name), {})
+        logged = [i for i in self.ingest if i["source_file"] == name]
+        mine = [i for i in logged if run and i["run_id"] == run.get("parent_run_id")] or logged
+        arrival = max((i["ingested_at"] for i in mine), default=None)
+        kind = "landing" if namespace == f"file://{self.settings.landing}" else "config"
+        return {"kind": kind, "namespace": namespace, "file": name, "sha256": read.get("version"),
+                "bytes": read.get("bytes"), "rows_read": read.get("row_count"),
+                "partition_key": mine[-1]["partition_key"] if mine else None,
+                "ingested_at": arrival.isoformat() if arrival else None}
+
+
+def _check_target(target: str) -> tuple[str, str]:
+    parts = target.split(".")
+    if len(parts) != 3:
+        raise TraceError(f"{target!r}: give SCHEMA.TABLE.COLUMN, e.g. marts.space_utilisation.occupancy_peak.")
+    dataset, column = ".".join(parts[:2]), parts[2]
+    try:
+        contract = contract_for(dataset)
+    except ContractError:
+        raise TraceError(f"{target!r}: there is no table {dataset}; `shuku sql \"show all tables\"` lists them.") from None
+    if column not in contract.column_names:
+        raise TraceError(f"{target!r}: {dataset} has no column {column!r}; its columns are "
+                         f"{', '.join(contract.column_names)}.")
+    return dataset, column
+
+
+def trace(settings: Settings, target: str, partition: str | None = None, downstream: bool = False) -> dict:
+    """The hops from ``target`` up to the landing files (or down to every figure it feeds)."""
+    dataset, column = _check_target(target)
+    graph = LineageGraph(settings, partition)
+    if graph.run_of(dataset) is None:
+        raise TraceError(f"{dataset} has no completed run in the lineage"
+                         + (f" for partition {partition}" if partition else "")
+                         + "; run `shuku run` first (lineage is recorded by every run).")
+    hops, files, seen = [], {}, set()
+    queue = deque([(dataset, column)])
+    while queue:
+        current = queue.popleft()
+        if current in seen:
+            continue
+        seen.add(current)
+        hop = graph.hop(*current)
+        if downstream:
+            hop.inputs = []
+            for e in graph.edges:
+                if e["input_dataset"] == current[0] and e["input_column"] == current[1] and e["output_column"]:
+                    latest = graph.run_of(e["output_dataset"])
+                    if latest and latest["run_id"] == e["run_id"]:
+                        hop.inputs.append({"dataset": e["output_dataset"], "column": e["output_column"],
+                                           "type": e["type"], "subtype": e["subtype"], "masking": e["masking"]})
+                        queue.append((e["output_dataset"], e["output_column"]))
+        else:
+            for item in hop.inputs:
+                if item["namespace"].startswith("duckdb://"):
+                    queue.append((item["dataset"], item["column"]))
+                else:
+                    key = (item["namespace"], item["dataset"])
+                    files.setdefault(key, graph.landing_file(item["namespace"], item["dataset"], hop.run_id))
+        hops.append(hop)
+    if partition and files:
+        of_partition = {k: f for k, f in files.items() if f["partition_key"] in (partition, None)}
+        files = of_partition or files
+    return {"target": target, "partition": partition, "direction": "downstream" if downstream else "upstream",
+            "hops": [h.__dict__ for h in hops], "landing_files": sorted(files.values(), key=lambda f: f["file"])}
