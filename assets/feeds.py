@@ -23,6 +23,14 @@ MONTH = "month"
 
 
 @dataclass(frozen=True)
+class FileFormat:
+    """One kind of file a feed loads: its file names and the parser that reads them."""
+
+    pattern: str                 # file name regex; group `key` holds the date or month
+    parser: str                  # "module:function" returning a ParseResult
+
+
+@dataclass(frozen=True)
 class Feed:
     """A kind of landing file and the staging tables it loads."""
 
@@ -35,9 +43,22 @@ class Feed:
     parser: str                  # "module:function" returning a ParseResult
     description: str
     extra_frames: tuple[str, ...] = ()   # ParseResult.metadata keys holding tables[1:]
+    # Further formats loaded into the same tables and partitions (FOLIO loans beside Koha).
+    more_formats: tuple[FileFormat, ...] = ()
+    # meta.<table> written per partition from each file's ParseResult: (table, "module:function").
+    meta_tables: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def formats(self) -> tuple[FileFormat, ...]:
+        return (FileFormat(self.pattern, self.parser), *self.more_formats)
+
+    def format_of(self, path: Path) -> FileFormat | None:
+        """The format a landing file's name says it is, or None if it is not this feed's."""
+        return next((f for f in self.formats if re.fullmatch(f.pattern, path.name)), None)
 
     def parse(self, path: Path, library: Library) -> ParseResult:
-        module, function = self.parser.split(":")
+        fmt = self.format_of(Path(path)) or self.formats[0]
+        module, function = fmt.parser.split(":")
         return getattr(importlib.import_module(module), function)(path, library)
 
     def split(self, result: ParseResult) -> dict[str, pl.DataFrame]:
@@ -47,15 +68,12 @@ class Feed:
             frames[table] = result.metadata[key]
         return frames
 
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(self.pattern)
-
     def key_of(self, path: Path) -> str | None:
         """The partition key a landing file belongs to (its date or month), or None if not this feed's."""
-        match = self._regex().fullmatch(path.name)
-        if not match:
+        fmt = self.format_of(path)
+        if fmt is None:
             return None
-        return match.groupdict().get("key") or ""
+        return re.fullmatch(fmt.pattern, path.name).groupdict().get("key") or ""
 
     def files(self, landing: Path) -> list[Path]:
         folder = landing / self.folder
@@ -74,7 +92,9 @@ class Feed:
 FEEDS: tuple[Feed, ...] = (
     Feed("circulation", "circulation", ("circulation_event",), "circulation",
          r"statistics_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
-         "assets.circulation.koha:parse", "Koha statistics export (issue, return, renew, local use)."),
+         "assets.circulation.koha:parse", "Koha statistics export and FOLIO loans (issue, return, renew, local use).",
+         more_formats=(FileFormat(r"folio_loans_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
+                                  "assets.circulation.folio:parse"),)),
     Feed("patrons", "patrons", ("patron",), "patrons",
          r"patrons_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", None,
          "assets.patrons.ils:parse", "ILS patron export (latest snapshot)."),
@@ -87,7 +107,8 @@ FEEDS: tuple[Feed, ...] = (
          extra_frames=("items",)),
     Feed("counter", "counter", ("counter_usage",), "counter",
          r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json)(\.gz)?", MONTH,
-         "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR)."),
+         "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).",
+         meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),)),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), "ezproxy",
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?", DAY,
          "assets.eresources.ezproxy:parse", "EZproxy logs in the configured LogFormat."),
@@ -118,8 +139,11 @@ ParserFn = Callable[[Path, Library], ParseResult]
 
 def source_parser(source: str) -> str:
     """The parser `shuku parse SOURCE` uses: it recognises the format within the source itself."""
+    # Sources with several formats have a parser that tells them apart by their bytes.
     if source == "gates":
         return "assets.gates.exports:parse"
+    if source == "circulation":
+        return "assets.circulation:parse"
     for feed in FEEDS:
         if feed.source == source:
             return feed.parser

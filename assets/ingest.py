@@ -3,13 +3,16 @@ conform to the contract, write atomically; bad rows to quarantine; one ingest-lo
 
 For every file, rows read = rows loaded + rows quarantined + duplicates removed. A file that
 cannot be read at all raises before anything of its partition is written, so what is
-already stored stays as it was.
+already stored stays as it was. A file whose bytes were already delivered under another
+name (in this partition, or loaded into another partition) is logged as ``duplicate_file``
+and not loaded again; re-running a partition with the same files reloads them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +29,9 @@ from warehouse.settings import Settings
 from warehouse.storage import partition_path, write_parquet_atomic, write_partition
 from warehouse.textio import LandingFileError
 
+INGEST_LOG = "meta.ingest_log"
 LINEAGE_COLUMNS = ("source_file", "source_line")
+LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
 # Sources whose raw lines are personal data through and through: kept only in the restricted area.
 RESTRICTED_RAW = {"patrons"}
 
@@ -46,6 +51,8 @@ class FileLog:
     rows_loaded: Counter = field(default_factory=Counter)
     rows_quarantined: Counter = field(default_factory=Counter)
     rows_duplicate: Counter = field(default_factory=Counter)
+    file_status: str = LOADED
+    duplicate_of: str | None = None    # the file delivered first with the same bytes
 
 
 @dataclass
@@ -59,6 +66,12 @@ class PartitionOutcome:
     quarantined_by_reason: dict[str, int]
     duplicates: int
     written: bool
+    meta_rows: dict[str, int] = field(default_factory=dict)   # rows written to each meta.<table>
+
+    @property
+    def duplicate_files(self) -> list[dict]:
+        return [{"file": f.source_file, "duplicate_of": f.duplicate_of, "sha256": f.file_sha256}
+                for f in self.files if f.file_status == DUPLICATE_FILE]
 
 
 def file_checksum(path: Path) -> tuple[str, int]:
@@ -69,6 +82,39 @@ def file_checksum(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+# Ingest-log file → (mtime, [(sha256, source_file)] it loaded): a backfill reads each file once.
+_LOADED_CACHE: dict[Path, tuple[int, list[tuple[str, str]]]] = {}
+
+
+def _loaded_in(path: Path) -> list[tuple[str, str]]:
+    stamp = path.stat().st_mtime_ns
+    cached = _LOADED_CACHE.get(path)
+    if cached is None or cached[0] != stamp:
+        frame = pl.read_parquet(path)
+        if "file_status" in frame.columns:     # logs written before the column existed loaded every file
+            frame = frame.filter(pl.col("file_status") == LOADED)
+        cached = (stamp, list(set(frame.select("file_sha256", "source_file").iter_rows())))
+        _LOADED_CACHE[path] = cached
+    return cached[1]
+
+
+def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, str]:
+    """sha256 → file, for the files now loaded in the feed's other partitions (their latest run).
+
+    The partition being loaded is left out: its stored rows are about to be replaced.
+    """
+    base = settings.lake / "meta" / "ingest_log" / feed.name
+    found: dict[str, str] = {}
+    if not base.exists():
+        return found
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != key):
+        runs = [p for p in folder.glob("run-*.parquet")]
+        if runs:
+            for sha, source in _loaded_in(max(runs, key=lambda p: p.stat().st_mtime_ns)):
+                found.setdefault(sha, source)
+    return found
 
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
@@ -96,11 +142,14 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
         return PartitionOutcome(feed.name, key_text, [], {}, {}, 0, written=False)
 
     tables = {t: [] for t in feed.tables}
+    meta_frames = {t: [] for t, _ in feed.meta_tables}
     rejects: list[pl.DataFrame] = []
     logs: list[FileLog] = []
+    first_with = delivered_elsewhere(settings, feed, key_text or "all")
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = file_checksum(path)
+        original = first_with.setdefault(sha, relative)
         try:
             result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
         except LandingFileError:
@@ -111,6 +160,21 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
                 f"{key_text or '(snapshot)'} was written and the file stays in landing. "
                 f"Check it with `shuku parse {feed.source} <file>` and report the failure with the file.") from exc
         flog = FileLog(relative, sha, size, result.format, result.encoding)
+        if original != relative:
+            # Same bytes as a file already delivered: counted, not loaded a second time.
+            flog.file_status, flog.duplicate_of = DUPLICATE_FILE, original
+            for table, frame in feed.split(result).items():
+                flog.rows_read[table] += frame.height
+            flog.rows_read[feed.tables[0]] += result.rejects.height
+            flog.rows_duplicate.update(flog.rows_read)
+            logs.append(flog)
+            if log:
+                log.warning(f"{relative}: same bytes (SHA-256) as {original}, delivered before; "
+                            "logged as duplicate_file and not loaded again.")
+            continue
+        for table, hook in feed.meta_tables:
+            module, function = hook.split(":")
+            meta_frames[table].append(getattr(importlib.import_module(module), function)(relative, key_text, result))
         file_rejects = [result.rejects.with_columns(pl.lit(feed.tables[0]).alias("staging_table"))]
         for table, frame in feed.split(result).items():
             frame = frame.with_columns(pl.lit(relative).alias("source_file"))
@@ -167,9 +231,22 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
         part = quarantine.filter(pl.col("staging_table") == table)
         path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
         write_parquet_atomic(part.drop("staging_table", "partition_key"), path)
+    meta_rows = _write_meta_tables(settings, key_text or "all", meta_frames)
     _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
     reasons = Counter(quarantine.get_column("reason").to_list())
-    return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=True)
+    return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=True,
+                            meta_rows=meta_rows)
+
+
+def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.DataFrame]]) -> dict[str, int]:
+    """Replace this partition's file of each feed-specific meta table (an empty file when nothing was found)."""
+    written = {}
+    for table, parts in frames.items():
+        contract = contract_for(f"meta.{table}")
+        frame = conform(pl.concat(parts, how="vertical_relaxed") if parts else contract.empty_frame(), contract)
+        write_parquet_atomic(frame, settings.lake / "meta" / table / key / "part-0.parquet")
+        written[table] = frame.height
+    return written
 
 
 def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], settings: Settings,
@@ -191,7 +268,7 @@ def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], setting
 
 
 def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileLog], run_id: str) -> None:
-    contract = contract_for("meta.ingest_log")
+    contract = contract_for(INGEST_LOG)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = []
     for flog in logs:
@@ -202,7 +279,7 @@ def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileL
                 "file_format": flog.file_format, "file_encoding": flog.file_encoding,
                 "rows_read": flog.rows_read[table], "rows_loaded": flog.rows_loaded[table],
                 "rows_quarantined": flog.rows_quarantined[table], "rows_duplicate": flog.rows_duplicate[table],
-                "ingested_at": now,
+                "file_status": flog.file_status, "duplicate_of": flog.duplicate_of, "ingested_at": now,
             })
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
     path = settings.lake / "meta" / "ingest_log" / feed.name / key / f"run-{run_id}.parquet"

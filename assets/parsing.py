@@ -27,6 +27,14 @@ class Reason(StrEnum):
     WRONG_PARTITION = "wrong_partition"      # a row dated outside the file's day or month
 
 
+class RowRejected(ValueError):
+    """One row or record cannot be used: its reason code and a detail naming the field."""
+
+    def __init__(self, reason: Reason, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
 REJECT_SCHEMA = {
     "source_line": pl.Int64,   # 1-based line number in the file (MARC: record number)
     "raw_text": pl.Utf8,       # the line as read (MARC: the record's bytes, hex or decoded)

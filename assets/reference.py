@@ -1,7 +1,12 @@
-"""Reference dimensions built from the library config: days, zones, gates, reader categories."""
+"""Reference dimensions built from the library config (days, zones, gates, reader categories)
+and from maintained lists (disciplines and the classification prefixes mapped onto them)."""
 
 
 import datetime as dt
+import re
+from pathlib import Path
+
+import yaml
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -54,11 +59,45 @@ def dim_reader_category_frame(library: Library) -> pl.DataFrame:
     return pl.DataFrame([{"category_code": k, "loan_period_days": v} for k, v in sorted(library.loan_periods.items())])
 
 
+DISCIPLINES_FILE = Path(__file__).resolve().parent / "opac" / "disciplines.yaml"
+SCHEMES = ("clc", "lc", "dewey")
+
+
+def class_key(class_number: str) -> str:
+    """A class number as the discipline map matches it: upper case, letters and digits only (as dim_title.sql)."""
+    return re.sub(r"[^0-9A-Z]", "", class_number.upper())
+
+
+def _disciplines() -> dict:
+    return yaml.safe_load(DISCIPLINES_FILE.read_text(encoding="utf-8"))
+
+
+def dim_discipline_frame(library: Library) -> pl.DataFrame:
+    return pl.DataFrame([{"discipline_code": code, "name_zh": names["zh"], "name_en": names["en"]}
+                         for code, names in _disciplines()["disciplines"].items()])
+
+
+def discipline_map_frame(library: Library) -> pl.DataFrame:
+    """(scheme, class_prefix, discipline_code): CLC top classes map to themselves, LC and Dewey as listed."""
+    data = _disciplines()
+    codes = set(data["disciplines"])
+    rows = [{"scheme": "clc", "class_prefix": code, "discipline_code": code} for code in data["disciplines"]]
+    for scheme in SCHEMES[1:]:
+        for prefix, code in data[scheme].items():
+            if code not in codes:
+                raise ValueError(f"{DISCIPLINES_FILE}: {scheme} class {prefix}: discipline {code!r} is not one of "
+                                 f"the disciplines listed at the top of the file; correct it there.")
+            rows.append({"scheme": scheme, "class_prefix": class_key(str(prefix)), "discipline_code": code})
+    return pl.DataFrame(rows)
+
+
 BUILDERS = {
     "dim_date": dim_date_frame,
     "dim_zone": dim_zone_frame,
     "dim_gate": dim_gate_frame,
     "dim_reader_category": dim_reader_category_frame,
+    "dim_discipline": dim_discipline_frame,
+    "discipline_map": discipline_map_frame,
 }
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.feeds import FEEDS, Feed
-from assets.ingest import ingest_partition
+from assets.ingest import INGEST_LOG, ingest_partition
 from assets.metadata import asset_tags, definition_metadata
 from assets.partitions import partitions_for
 from assets.resources import ShukuWarehouse
@@ -50,7 +50,8 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                         f"loaded {sum(outcome.rows_loaded.values())}, "
                         f"quarantined {sum(outcome.quarantined_by_reason.values())}, duplicates {outcome.duplicates}")
             refresh_warehouse_views(settings, [contract_for(name) for name in outputs]
-                                    + [contract_for(f"quarantine.{feed.source}"), contract_for("meta.ingest_log")])
+                                    + [contract_for(f"quarantine.{feed.source}"), contract_for(INGEST_LOG)]
+                                    + [contract_for(f"meta.{t}") for t, _ in feed.meta_tables])
             files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes,
                       "rows_read": sum(f.rows_read.values())} for o in outcomes for f in o.files]
             observation.add_landing_files(files)
@@ -71,6 +72,8 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                 "quarantined_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
                 "duplicates_removed": sum(o.duplicates for o in outcomes),
                 "landing_files": dg.MetadataValue.json(files[:200]),
+                "duplicate_files": dg.MetadataValue.json([d for o in outcomes for d in o.duplicate_files][:200]),
+                **{f"meta.{t}": sum(o.meta_rows.get(t, 0) for o in outcomes) for t, _ in feed.meta_tables},
             })
         for table in feed.tables:
             yield from evaluate(contract_for(f"staging.{table}"), settings, run_id=run_id,

@@ -127,7 +127,7 @@ def _run(settings, start, end, select, models: bool) -> bool:
 @main.command()
 def status() -> None:
     """Latest runs, failures, freshness and quarantine per table."""
-    from pipelines.status import latest_runs, table_status
+    from pipelines.status import counter_exceptions, latest_runs, table_status
 
     settings = _settings()
     runs = latest_runs(settings)
@@ -148,6 +148,14 @@ def status() -> None:
                        "[red]yes[/red]" if t["stale"] else ("no" if t["stale"] is False else "-"),
                        f"{t['quarantined']:,}" if t["quarantined"] is not None else "-", t["reasons"] or "")
     out.print(tables)
+    if exceptions := counter_exceptions(settings):
+        shown = Table(title="COUNTER exceptions")
+        for col in ("month", "platform", "report", "code", "message"):
+            shown.add_column(col)
+        for e in exceptions:
+            shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
+                          "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
+        out.print(shown)
     if any(r["status"] == "FAILURE" for r in runs[:1]):
         raise Failed("the latest run failed.")
 

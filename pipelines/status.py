@@ -60,3 +60,19 @@ def table_status(settings: Settings) -> list[dict]:
     finally:
         con.close()
     return rows
+
+
+def counter_exceptions(settings: Settings, limit: int = 20) -> list[dict]:
+    """The COUNTER/SUSHI exceptions of the loaded reports, newest month first."""
+    contract = load_contracts()["meta.counter_exceptions"]
+    if not has_data(settings, contract):
+        return []
+    con = compute_connection(settings)
+    try:
+        rows = con.execute(
+            "SELECT strftime(usage_month, '%Y-%m'), platform, report_id, code, severity, message "
+            "FROM meta.counter_exceptions ORDER BY usage_month DESC, platform, report_id, code LIMIT ?",
+            [limit]).fetchall()
+    finally:
+        con.close()
+    return [dict(zip(("month", "platform", "report", "code", "severity", "message"), r)) for r in rows]

@@ -118,7 +118,7 @@ def _exceptions_from_json(items) -> list[dict]:
         if isinstance(e, dict):
             code = e.get("Code")
             found.append({"code": int(code) if str(code).isdigit() else code,
-                          "message": e.get("Message"), "data": e.get("Data")})
+                          "message": e.get("Message"), "data": e.get("Data"), "severity": e.get("Severity")})
     return found
 
 

@@ -17,7 +17,7 @@ import polars as pl
 from pymarc import MARCReader, Record, parse_xml_to_array
 from pymarc.exceptions import FatalReaderError
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected
 from warehouse.library import Library
 from warehouse.textio import UTF8_BOM, LandingFileError, read_bytes
 
@@ -57,14 +57,6 @@ _YEAR = re.compile(r"\d{4}")
 _ISBN = re.compile(r"[0-9Xx][0-9Xx-]*")
 
 
-class _Unusable(Exception):
-    """A record decoded but a field cannot be typed: (reason, detail)."""
-
-    def __init__(self, reason: Reason, detail: str):
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
-
-
 def _clean(value: str | None, trailing: str = ISBD_TRAILING) -> str | None:
     if value is None:
         return None
@@ -91,7 +83,7 @@ class _Columns:
             self.rejects[name].append(value)
 
     def add(self, record: Record, number: int) -> None:
-        """Extract one record; raises _Unusable before anything is appended."""
+        """Extract one record; raises RowRejected before anything is appended."""
         control: dict[str, str] = {}
         first: dict[str, list] = {}      # tag → subfields of its first occurrence
         clc = None
@@ -125,7 +117,7 @@ class _Columns:
 
         bib_id = (control.get("001") or "").strip()
         if not bib_id:
-            raise _Unusable(Reason.MISSING_REQUIRED, "001 (record id) is missing or empty")
+            raise RowRejected(Reason.MISSING_REQUIRED, "001 (record id) is missing or empty")
         f008 = control.get("008", "")
         year = None
         imprint = "264" if "264" in first else "260"
@@ -164,14 +156,14 @@ class _Columns:
         item_number = values.get("9")
         if item_number is not None:
             if not item_number.isdigit():
-                raise _Unusable(Reason.BAD_NUMBER, f"952 $9 (item {nth}): {item_number!r} is not a whole number")
+                raise RowRejected(Reason.BAD_NUMBER, f"952 $9 (item {nth}): {item_number!r} is not a whole number")
             item_number = int(item_number)
         acquired = values.get("d")
         if acquired is not None:
             try:
                 acquired = dt.date.fromisoformat(acquired)
             except ValueError:
-                raise _Unusable(Reason.BAD_TIMESTAMP,
+                raise RowRejected(Reason.BAD_TIMESTAMP,
                                 f"952 $d (item {nth}): {acquired!r} is not a date (YYYY-MM-DD)") from None
         return (item_number, values.get("p"), bib_id, values.get("a"), values.get("c"),
                 values.get("o"), values.get("y"), acquired, number)
@@ -197,7 +189,7 @@ def _read_iso2709(data: bytes, cols: _Columns) -> None:
             if record is not None:
                 try:
                     cols.add(record, number)
-                except _Unusable as bad:
+                except RowRejected as bad:
                     chunk = data[start:stream.tell()]
                     cols.reject(number, _raw_text(chunk), bad.reason, f"record at byte {start}: {bad.detail}")
                 start = stream.tell()
@@ -231,7 +223,7 @@ def _read_marcxml(path: Path, data: bytes, cols: _Columns) -> None:
     for number, record in enumerate(records, 1):
         try:
             cols.add(record, number)
-        except _Unusable as bad:
+        except RowRejected as bad:
             cols.reject(number, record.as_marc().decode("latin-1")[:RAW_TEXT_LIMIT], bad.reason,
                         f"record {number}: {bad.detail}")
 

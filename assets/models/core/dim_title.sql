@@ -1,34 +1,60 @@
--- One row per bibliographic record, with the classification used for its discipline
--- (CLC first, then LC, then Dewey) and the discipline as the CLC top class letter.
+-- One row per bibliographic record, with its discipline: from its CLC class, else its LC
+-- class, else its Dewey class, through core.discipline_map (the longest matching prefix
+-- wins). Class numbers are matched upper-cased with letters and digits only, and only when
+-- they look like their scheme (an LC 050 may hold a label number such as "Atlantic 1259").
 with records as (
     select * from staging.bib_record
 ),
 
-classified as (
+prefixes as (
+    select scheme, class_prefix, discipline_code from core.discipline_map
+),
+
+classes as (
+    select bib_id, 'clc' as scheme, 1 as preference, clc_class as class_number, '^[A-Z]' as shape
+    from records where clc_class is not null
+    union all
+    select bib_id, 'lc', 2, lc_class, '^[A-Z]{1,3}[0-9]' from records where lc_class is not null
+    union all
+    select bib_id, 'dewey', 3, dewey_class, '^[0-9]{3}' from records where dewey_class is not null
+),
+
+keyed as (
+    select *, regexp_replace(upper(class_number), '[^0-9A-Z]', '', 'g') as class_key
+    from classes
+),
+
+matched as (
     select
-        *,
-        case
-            when clc_class is not null then 'clc'
-            when lc_class is not null then 'lc'
-            when dewey_class is not null then 'dewey'
-        end as classification_scheme,
-        coalesce(clc_class, lc_class, dewey_class) as class_number
-    from records
+        k.bib_id,
+        k.scheme,
+        k.class_number,
+        p.discipline_code,
+        row_number() over (
+            partition by k.bib_id
+            order by p.discipline_code is null, k.preference, length(p.class_prefix) desc
+        ) as rank
+    from keyed as k
+    left join prefixes as p
+        on p.scheme = k.scheme
+        and regexp_matches(k.class_key, k.shape)
+        and starts_with(k.class_key, p.class_prefix)
 ),
 
 final as (
     select
-        bib_id,
-        title,
-        author,
-        publisher,
-        cast(publication_year as bigint) as publication_year,
-        language,
-        isbn,
-        classification_scheme,
-        class_number,
-        case when clc_class is not null then upper(substr(clc_class, 1, 1)) end as discipline_code
-    from classified
+        r.bib_id,
+        r.title,
+        r.author,
+        r.publisher,
+        cast(r.publication_year as bigint) as publication_year,
+        r.language,
+        r.isbn,
+        m.scheme as classification_scheme,
+        m.class_number,
+        m.discipline_code
+    from records as r
+    left join matched as m on m.bib_id = r.bib_id and m.rank = 1
 )
 
 select * from final

@@ -1,0 +1,49 @@
+"""COUNTER/SUSHI exceptions of one report file as rows of ``meta.counter_exceptions``.
+
+A report that says "3030 no usage" or "3040 partial data" is loaded, not failed; its
+exceptions are kept per file so `shuku status` can show which months are incomplete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import PurePosixPath
+
+import polars as pl
+
+from assets.parsing import ParseResult
+
+# Release 5 severities (Release 5.1 dropped the field); used when a report does not say.
+SEVERITY = {3030: "Error", 3031: "Error", 3032: "Warning", 3040: "Warning", 3050: "Warning",
+            3060: "Warning", 3061: "Warning", 3062: "Warning", 3063: "Warning"}
+# Landing names are `<platform>_<REPORT>_YYYY-MM.ext`: the platform of a report without rows.
+FILE_NAME = re.compile(r"(?P<platform>.+?)_(?P<report>[A-Za-z]{2}(?:_[A-Za-z0-9]+)?)_\d{4}-\d{2}")
+
+
+def _platform(source_file: str, result: ParseResult) -> str | None:
+    platforms = result.rows.get_column("platform").drop_nulls().unique().to_list() if result.rows.height else []
+    if len(platforms) == 1:
+        return platforms[0]
+    match = FILE_NAME.match(PurePosixPath(source_file).name)
+    return match.group("platform") if match else None
+
+
+def exception_rows(source_file: str, key: str, result: ParseResult) -> pl.DataFrame:
+    """One row per exception the report carries (none for a clean report)."""
+    month = dt.date.fromisoformat(f"{key}-01")
+    platform = _platform(source_file, result)
+    rows = []
+    for exc in result.metadata.get("exceptions") or ():
+        code = exc.get("code")
+        code = code if isinstance(code, int) else None
+        rows.append({
+            "usage_month": month, "source_file": source_file, "release": result.metadata.get("release") or None,
+            "report_id": result.metadata.get("report_id") or None, "platform": platform, "code": code,
+            "severity": exc.get("severity") or SEVERITY.get(code),
+            "message": None if exc.get("message") is None else str(exc["message"]),
+            "data": None if exc.get("data") is None else str(exc["data"]),
+        })
+    return pl.DataFrame(rows, schema={
+        "usage_month": pl.Date, "source_file": pl.Utf8, "release": pl.Utf8, "report_id": pl.Utf8,
+        "platform": pl.Utf8, "code": pl.Int64, "severity": pl.Utf8, "message": pl.Utf8, "data": pl.Utf8})
