@@ -25,6 +25,19 @@ def personal_values(settings: Settings) -> tuple[set[str], set[str]]:
     return cards, personal
 
 
+def _columns_holding(con, source: str, needles: set[str]) -> list[str]:
+    """Text columns of ``source`` with a value containing one of ``needles``."""
+    described = con.execute(f"describe select * from {source}").fetchall()
+    # Authors are public bibliographic data and may share a reader's name.
+    text_cols = [r[0] for r in described if r[1] == "VARCHAR" and r[0] != "author"]
+    found = []
+    for col in text_cols:
+        values = [v for (v,) in con.execute(f'select distinct "{col}" from {source}').fetchall() if v]
+        if any(n in v for v in values for n in needles):
+            found.append(col)
+    return found
+
+
 def find_personal_data(settings: Settings) -> list[tuple[str, str]]:
     """Where under the home folder (landing and the restricted area excepted) a value was found."""
     cards, personal = personal_values(settings)
@@ -37,13 +50,14 @@ def find_personal_data(settings: Settings) -> list[tuple[str, str]]:
             continue
         where = str(path.relative_to(settings.home))
         if path.suffix == ".parquet":
-            described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
-            # Authors are public bibliographic data and may share a reader's name.
-            text_cols = [r[0] for r in described if r[1] == "VARCHAR" and r[0] != "author"]
-            for col in text_cols:
-                values = [v for (v,) in con.execute(f'select distinct "{col}" from read_parquet(\'{path}\')').fetchall() if v]
-                if any(n in v for v in values for n in needles):
-                    leaks.append((where, col))
+            leaks += [(where, col) for col in _columns_holding(con, f"read_parquet('{path}')", needles)]
+        elif path.suffix == ".duckdb":
+            con.execute(f"ATTACH '{path}' AS scanned (READ_ONLY)")
+            tables = con.execute("select schema_name, table_name from duckdb_tables() where database_name = 'scanned'").fetchall()
+            for schema, table in tables:
+                leaks += [(f"{where}:{schema}.{table}", col)
+                          for col in _columns_holding(con, f'scanned."{schema}"."{table}"', needles)]
+            con.execute("DETACH scanned")
         else:
             data = path.read_bytes()
             if any(n.encode("utf-8") in data for n in needles):

@@ -1,0 +1,19 @@
+"""Every table the pipeline writes, from the code that writes it: the list contracts are checked against."""
+
+from assets.feeds import FEEDS
+from assets.ingest import INGEST_LOG
+from assets.models import discover_models
+from assets.reference import BUILDERS
+from lineage.store import TABLES as LINEAGE_TABLES
+from quality.results import RESULTS_TABLE
+from warehouse.guard import ACCESS_LOG
+
+
+def pipeline_tables() -> set[str]:
+    """``layer.table`` of every staging, quarantine, core, marts and meta table Shuku writes."""
+    tables = {f"staging.{t}" for feed in FEEDS for t in feed.tables}
+    tables |= {f"quarantine.{feed.source}" for feed in FEEDS}
+    tables |= {f"meta.{t}" for feed in FEEDS for t, _ in feed.meta_tables}
+    tables |= {m.qualified_name for m in discover_models()}
+    tables |= {f"core.{t}" for t in BUILDERS}
+    return tables | {INGEST_LOG, RESULTS_TABLE, ACCESS_LOG, *LINEAGE_TABLES}
