@@ -82,4 +82,6 @@ def publish() -> None:
 
     settings = _settings()
     for result in publish_all(settings):
-        out.print(f"{result.role:16} {len(result.tables):3} tables  {result.bytes / 1e6:7.1f} MB  {result.path}")
+        hidden = sum(result.suppressed.values())
+        note = f"  ({hidden:,} small cells suppressed)" if hidden else ""
+        out.print(f"{result.role:16} {len(result.tables):3} tables  {result.bytes / 1e6:7.1f} MB  {result.path}{note}")

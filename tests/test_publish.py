@@ -78,3 +78,28 @@ def test_republish_swaps_the_file_under_an_open_reader(home):
         reader.close()
     assert result.tables["marts.space_utilisation"] == before
     assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_public_marts_suppress_small_cells_and_analysts_see_them(home):
+    """The public role's copy of a mart never shows a count from 1 to minCellSize − 1, nor a zone-day
+    with a single suppressed cell; the analyst's copy keeps the exact figures."""
+    contract = load_contracts()["marts.space_utilisation"]
+    counts = [c.name for c in contract.columns if c.min_cell_size]
+    public = duckdb.connect(str(role_database(home, "public")), read_only=True)
+    analyst = duckdb.connect(str(role_database(home, "analyst")), read_only=True)
+    try:
+        for column in counts:
+            size = contract.column(column).min_cell_size
+            small = public.execute(f"SELECT count(*) FROM marts.space_utilisation WHERE {column} BETWEEN 1 AND {size - 1}").fetchone()[0]
+            assert small == 0, column
+            lone = public.execute(f"SELECT count(*) FROM (SELECT event_date, zone_code, count(*) FILTER (WHERE {column} IS NULL) AS n, "
+                                  f"count(*) AS cells FROM marts.space_utilisation GROUP BY ALL) WHERE n = 1 AND cells > 1").fetchone()[0]
+            assert lone == 0, column
+        exact = analyst.execute("SELECT count(*) FROM marts.space_utilisation WHERE entries BETWEEN 1 AND 4").fetchone()[0]
+        hidden = public.execute("SELECT count(*) FROM marts.space_utilisation WHERE entries IS NULL").fetchone()[0]
+        assert exact > 0 and hidden >= exact
+        rows = [db.execute("SELECT count(*) FROM marts.space_utilisation").fetchone()[0] for db in (public, analyst)]
+        assert rows[0] == rows[1]
+    finally:
+        public.close()
+        analyst.close()

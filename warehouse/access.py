@@ -8,11 +8,12 @@ old one, so a reader holding the old file is never locked out and never sees hal
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from warehouse.contracts import Contract, load_contracts
-from warehouse.roles import load_roles, visible_columns
+from warehouse.disclosure import protects, suppress
+from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
 
@@ -23,6 +24,7 @@ class PublishedRole:
     path: Path
     tables: dict[str, int]          # layer.table → rows copied
     bytes: int
+    suppressed: dict[str, int] = field(default_factory=dict)   # layer.table → cells hidden by disclosure control
 
 
 def role_database(settings: Settings, role: str) -> Path:
@@ -44,7 +46,8 @@ def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] |
         leftover.unlink(missing_ok=True)
     own = con is None
     con = compute_connection(settings) if own else con
-    tables = {}
+    tables, suppressed = {}, {}
+    suppressing = role_named(role).suppress_small_cells
     try:
         con.execute(f"ATTACH {_quoted(tmp)} AS published")
         try:
@@ -54,7 +57,14 @@ def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] |
                     continue
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS published.{contract.layer}")
                 select = ", ".join(f'"{c.name}"' for c in columns)
-                con.execute(f"CREATE TABLE published.{name} AS SELECT {select} FROM {name}")
+                if suppressing and protects(contract):
+                    frame, report = suppress(con.sql(f"SELECT {select} FROM {name}").pl(), contract)
+                    suppressed[name] = report.primary + report.secondary + report.derived
+                    con.register("suppressed_frame", frame)
+                    con.execute(f"CREATE TABLE published.{name} AS SELECT {select} FROM suppressed_frame")
+                    con.unregister("suppressed_frame")
+                else:
+                    con.execute(f"CREATE TABLE published.{name} AS SELECT {select} FROM {name}")
                 tables[name] = con.execute(f"SELECT count(*) FROM published.{name}").fetchone()[0]
             con.execute("CHECKPOINT published")
         finally:
@@ -65,7 +75,7 @@ def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] |
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
-    return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size)
+    return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed)
 
 
 def publish(settings: Settings) -> list[PublishedRole]:

@@ -9,7 +9,7 @@ polars dtypes, Dagster column schemas — is derived from here and nowhere else.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -60,6 +60,13 @@ class Column:
     pii: str
     masking: str | None
     allowed_values: tuple[str, ...] | None
+    custom: dict = field(default_factory=dict, compare=False)   # every customProperty, by name
+
+    @property
+    def min_cell_size(self) -> int | None:
+        """Published to the public role only when at least this large (disclosure control)."""
+        value = self.custom.get("minCellSize")
+        return None if value is None else int(value)
 
     @property
     def polars_type(self) -> pl.DataType:
@@ -78,6 +85,7 @@ class Contract:
     retention_years: float | None
     path: Path
     model: OpenDataContractStandard
+    custom: dict = field(default_factory=dict, compare=False)   # the table's customProperties
 
     @property
     def qualified_name(self) -> str:
@@ -165,7 +173,8 @@ def load_contract(path: Path) -> Contract:
             description=prop.description or "", classification=prop.classification,
             required=bool(prop.required), unique=bool(prop.unique), primary_key=bool(prop.primaryKey),
             partitioned=bool(prop.partitioned), options=dict(prop.logicalTypeOptions or {}),
-            pii=str(custom.get("pii", "none")), masking=custom.get("masking"), allowed_values=allowed))
+            pii=str(custom.get("pii", "none")), masking=custom.get("masking"), allowed_values=allowed,
+            custom=custom))
     sla = {s.property: s.value for s in model.slaProperties or ()}
     owner = ""
     if model.team is not None and not isinstance(model.team, list):
@@ -174,7 +183,7 @@ def load_contract(path: Path) -> Contract:
         layer=layer, table=obj.name, description=obj.description or "", owner=owner,
         columns=tuple(columns), partitioning=top.get("partitioning"),
         freshness_days=sla.get("freshness"), retention_years=sla.get("retention"),
-        path=path, model=model)
+        path=path, model=model, custom=top)
 
 
 @lru_cache(maxsize=256)

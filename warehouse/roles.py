@@ -29,6 +29,7 @@ class Role:
     clearance: str
     layers: tuple[str, ...]
     description: str
+    suppress_small_cells: bool = False   # published tables suppress cells below their minCellSize
 
     @property
     def level(self) -> int:
@@ -52,7 +53,8 @@ def load_roles(path: Path = ROLES_FILE) -> dict[str, Role]:
             raise ValueError(f"{path}: at `roles.{name}.clearance`: {spec.get('clearance')!r} is not one of "
                              f"{', '.join(LEVELS)}.")
         roles[name] = Role(name=name, clearance=spec["clearance"], layers=tuple(spec.get("layers") or ()),
-                           description=spec.get("description", ""))
+                           description=spec.get("description", ""),
+                           suppress_small_cells=bool(spec.get("suppress_small_cells", False)))
     return roles
 
 
