@@ -23,6 +23,8 @@ CASES = [
     ("SELECT bib_id, count(*) AS loans FROM core.fact_loan GROUP BY bib_id ORDER BY loans DESC LIMIT 5", A, OK, []),
     ("SELECT zone_code, avg(utilisation) FROM marts.space_utilisation GROUP BY ALL", P, OK, []),
     ("SELECT * FROM marts.space_utilisation", P, OK, []),
+    ("SELECT zone_code FROM marts.space_utilisation WHERE entries > 1 AND exits < 3 OR NOT entries = 0", P, OK, []),
+    ("SELECT zone_code FROM marts.space_utilisation WHERE entries > 1 AND read_csv('x') IS NULL", P, "refused", ["read_csv"]),
     ("SELECT patron_pid, count(*) FROM core.fact_loan GROUP BY 1", DL, OK, []),
     ("SELECT count(*) FROM meta.ingest_log", AU, OK, []),
     ("SELECT query_text FROM staging.search", PO, OK, []),

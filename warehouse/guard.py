@@ -159,7 +159,8 @@ def _check_shape(tree: exp.Expression) -> str | None:
                              exp.Use, exp.Copy, exp.Install, exp.Describe, exp.Transaction, exp.Commit,
                              exp.Rollback, exp.Merge)):
             return f"{_statement_name(node)} is not allowed inside a query."
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Columns):
+        # AND / OR / XOR are operators that sqlglot models as functions.
+        if isinstance(node, exp.Func) and not isinstance(node, (exp.Columns, exp.Connector)):
             name = _function_name(node)
             if name not in ALLOWED_FUNCTIONS:
                 return (f"function {name}() is not allowed: only scalar, aggregate and window functions "
