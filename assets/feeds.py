@@ -16,7 +16,7 @@ from typing import Callable
 import polars as pl
 
 from assets.parsing import ParseResult
-from warehouse.library import Library
+from warehouse.library import EZPROXY_FOLDER, Library
 
 DAY = "day"
 MONTH = "month"
@@ -45,7 +45,8 @@ class Feed:
     extra_frames: tuple[str, ...] = ()   # ParseResult.metadata keys holding tables[1:]
     # Further formats loaded into the same tables and partitions (FOLIO loans beside Koha).
     more_formats: tuple[FileFormat, ...] = ()
-    # meta.<table> written per partition from each file's ParseResult: (table, "module:function").
+    # meta.<table> written per partition from each file's ParseResult: (table, "module:function"),
+    # the function called as f(source_file, key, result, file_sha256) and returning the file's rows.
     meta_tables: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -106,12 +107,13 @@ FEEDS: tuple[Feed, ...] = (
          "assets.opac.marc:parse", "MARC21 catalogue export with 952 holdings (latest snapshot).",
          extra_frames=("items",)),
     Feed("counter", "counter", ("counter_usage",), "counter",
-         r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json)(\.gz)?", MONTH,
+         r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json|xlsx)(\.gz)?", MONTH,
          "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).",
-         meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),)),
-    Feed("ezproxy", "ezproxy", ("ezproxy_access",), "ezproxy",
+         meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
+                      ("counter_reports", "assets.eresources.reports:report_rows"))),
+    Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?", DAY,
-         "assets.eresources.ezproxy:parse", "EZproxy logs in the configured LogFormat."),
+         "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder."),
     Feed("turnstile", "gates", ("gate_event",), "gates",
          r"turnstile_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
          "assets.gates.exports:parse_turnstile", "Turnstile events."),

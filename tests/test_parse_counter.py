@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
 
 import polars as pl
 import pytest
+from openpyxl import Workbook
 from polars.testing import assert_frame_equal
 
 from assets.eresources.counter import COUNTER_SCHEMA, parse
+from assets.eresources.reports import report_rows
+from assets.feeds import feed_named
+from assets.ingest import file_checksum, ingest_partition
+from warehouse.pseudonym import Pseudonymiser
+from warehouse.settings import Settings
+from warehouse.storage import compute_connection
 from warehouse.textio import LandingFileError
 
 
@@ -161,3 +171,117 @@ def test_generated_counter_reports(tmp_path, library):
         if path.suffix == ".tsv":
             assert result.metadata["item_lines"] == written.rows, path
         assert result.rows.get_column("usage_month").dt.month().unique().to_list() in ([], [9])
+
+
+# --- the header as meta.counter_reports, and XLSX reports ------------------------------
+
+COP5 = "Project-Counter-cop5__TR_sample_r51"
+
+
+def _header_row(path, library, key="2022-01"):
+    result = parse(path, library)
+    return report_rows(f"counter/{key}/{path.name}", key, result, "0" * 64).row(0, named=True)
+
+
+def test_header_row_is_the_same_from_tsv_and_json(data_dir, library):
+    tsv = _header_row(_sample(data_dir, f"{COP5}.tsv"), library)
+    js = _header_row(_sample(data_dir, f"{COP5}.json"), library)
+    assert {k: v for k, v in tsv.items() if k != "source_file"} == {k: v for k, v in js.items() if k != "source_file"}
+    assert tsv == {
+        "usage_month": dt.date(2022, 1, 1), "source_file": f"counter/2022-01/{COP5}.tsv", "file_sha256": "0" * 64,
+        "release": "5.1", "report_id": "TR", "report_name": "Title Report", "platform": "Platform 1",
+        "institution_name": "Sample Institution", "institution_id": "ISNI:1234123412341234",
+        "created": "2023-02-15T09:11:12Z", "created_by": "Sample Publisher",
+        "reporting_period_begin": "2022-01-01", "reporting_period_end": "2022-12-31", "metric_types": None,
+        "report_filters": None,
+        "report_attributes": '{"Attributes_To_Show": ["YOP", "Access_Type", "Access_Method"]}',
+        "exceptions_count": 0,
+    }
+
+
+def test_header_filters_and_exceptions_in_every_form(tmp_path, data_dir, library):
+    r5_tsv = _header_row(_sample(data_dir, "pycounter__tr_j1.tsv"), library)
+    assert (r5_tsv["metric_types"], r5_tsv["report_filters"]) == (
+        "Total_Item_Requests; Unique_Item_Requests",
+        '{"Access_Method": ["Regular"], "Access_Type": ["Controlled"], "Data_Type": ["Journal"]}')
+    path = tmp_path / "r5.json"
+    path.write_text(json.dumps({"Report_Header": {
+        "Release": "5", "Report_ID": "TR_J1", "Institution_ID": [{"Type": "ISNI", "Value": "0000000121"},
+                                                                {"Type": "Proprietary", "Value": "pub:77"}],
+        "Report_Filters": [{"Name": "Begin_Date", "Value": "2019-01-01"}, {"Name": "End_Date", "Value": "2019-01-31"},
+                           {"Name": "Metric_Type", "Value": "Total_Item_Requests|Unique_Item_Requests"},
+                           {"Name": "Access_Type", "Value": "Controlled"}],
+        "Exceptions": [{"Code": 3040, "Message": "Partial Data Returned"}]}, "Report_Items": []}))
+    r5_json = _header_row(path, library)
+    assert (r5_json["institution_id"], r5_json["reporting_period_begin"], r5_json["reporting_period_end"]) == (
+        "ISNI:0000000121; Proprietary:pub:77", "2019-01-01", "2019-01-31")
+    assert (r5_json["metric_types"], r5_json["report_filters"], r5_json["exceptions_count"]) == (
+        "Total_Item_Requests; Unique_Item_Requests", '{"Access_Type": ["Controlled"]}', 1)
+    bare = tmp_path / "CNKI_DR_2025-09.json"                       # a SUSHI answer that is only an exception
+    bare.write_text(json.dumps({"Code": 3030, "Severity": "Error", "Message": "No Usage Available"}))
+    row = _header_row(bare, library, "2025-09")
+    assert (row["report_id"], row["platform"], row["exceptions_count"]) == (None, "CNKI", 1)
+
+
+def _xlsx_from_tsv(tsv: Path, path: Path) -> Path:
+    """The TSV's cells in a workbook, typed as a spreadsheet would type them: numbers, month dates, blanks."""
+    book = Workbook()
+    sheet = book.active
+    for number, line in enumerate(tsv.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for column, text in enumerate(line.split("\t"), 1):
+            if text == "":
+                continue
+            cell = sheet.cell(number, column)
+            if text.isdigit() and column > 2:
+                cell.value = int(text)
+            elif (month := dt.datetime.strptime(text, "%b-%Y") if re.fullmatch(r"[A-Z][a-z]{2}-\d{4}", text) else None):
+                cell.value, cell.number_format = month, "mmm-yyyy"
+            else:
+                cell.value = text
+    book.create_sheet("Notes").append(["not read: only the first sheet is the report"])
+    book.save(path)
+    return path
+
+
+def test_xlsx_gives_the_same_rows_as_the_tsv(tmp_path, data_dir, library):
+    tsv_path = _sample(data_dir, f"{COP5}.tsv")
+    tsv = parse(tsv_path, library)
+    xlsx = parse(_xlsx_from_tsv(tsv_path, tmp_path / "Platform1_TR_2022-01.xlsx"), library)
+    assert xlsx.format == "counter-r51-xlsx" and xlsx.rejects.height == 0
+    assert_frame_equal(xlsx.rows, tsv.rows)                        # source_line is the sheet's row number
+    for key in ("release", "report_id", "institution_id", "created", "reporting_period", "report_attributes", "months"):
+        assert xlsx.metadata[key] == tsv.metadata[key], key
+
+
+def test_xlsx_and_json_load_with_their_header_rows(tmp_path, data_dir, library):
+    settings = Settings(tmp_path / "home").ensure()
+    folder = settings.landing / "counter" / "2022-01"
+    folder.mkdir(parents=True)
+    _xlsx_from_tsv(_sample(data_dir, f"{COP5}.tsv"), folder / "Platform1_TR_2022-01.xlsx")
+    shutil.copy(_sample(data_dir, f"{COP5}.json"), folder / "Platform1_TR_2022-01.json")
+    feed = feed_named("counter")
+    assert [p.suffix for p in feed.files_for(settings.landing, "2022-01")] == [".json", ".xlsx"]
+    outcome = ingest_partition(feed, "2022-01", settings, library, Pseudonymiser.load(settings.secrets_dir), "run-1")
+    assert outcome.meta_rows == {"counter_exceptions": 0, "counter_reports": 2}
+    con = compute_connection(settings)
+    try:
+        rows = con.execute("SELECT source_file, file_sha256, report_id, platform, reporting_period_end, "
+                           "exceptions_count FROM meta.counter_reports ORDER BY source_file").fetchall()
+        months = con.execute("SELECT DISTINCT usage_month FROM staging.counter_usage").fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[2:]) for r in rows] == [
+        ("counter/2022-01/Platform1_TR_2022-01.json", ("TR", "Platform 1", "2022-12-31", 0)),
+        ("counter/2022-01/Platform1_TR_2022-01.xlsx", ("TR", "Platform 1", "2022-12-31", 0))]
+    assert [r[1] for r in rows] == [file_checksum(folder / Path(r[0]).name)[0] for r in rows]
+    assert months == [(dt.date(2022, 1, 1),)]           # the other months of the sample go to quarantine
+    # the two deliveries of one report give the same rows: loaded once, counted as duplicates
+    assert outcome.duplicates == outcome.rows_loaded["counter_usage"] > 0
+
+
+def test_a_zip_that_is_not_a_workbook_is_refused(tmp_path, library):
+    path = tmp_path / "Platform1_TR_2022-01.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("report.tsv", "Report_ID\tTR\n")
+    with pytest.raises(LandingFileError, match=r"Platform1_TR_2022-01\.xlsx: a ZIP file but not a readable XLSX workbook"):
+        parse(path, library)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 import gzip
+import re
+from dataclasses import replace
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from polars.testing import assert_frame_equal
 
-from assets.eresources.ezproxy import EZPROXY_SCHEMA, compile_log_format, parse, platform_of, summarise
+from assets.eresources.ezproxy import (EZPROXY_SCHEMA, LogFormatError, compile_log_format, parse, platform_of,
+                                       summarise)
+from assets.feeds import feed_named
+from assets.ingest import ingest_partition
+from warehouse.library import LibraryConfigError, load_library
+from warehouse.pseudonym import Pseudonymiser
+from warehouse.settings import Settings
 from warehouse.textio import LandingFileError
 
 LINE = ('10.12.34.56 - 2023104512 [14/Mar/2025:10:02:03 +0800] '
@@ -146,3 +155,119 @@ def test_generated_ezproxy_logs(tmp_path, library):
             assert rejected.get(reason, 0) == written.defects.get(reason, 0), (path, reason)
         day = dt.date.fromisoformat(path.name.removeprefix("ezproxy_").removesuffix(".log.gz"))
         assert set(result.rows.get_column("event_date")) == {day}
+
+
+# --- LogFormat per landing folder, platforms from the library config --------------------
+
+PROXY2 = '%h %{ezproxy-session}i %u %t "%r" %s %b'
+PROXY2_LINE = ('10.20.30.40 S8Kf3a 2023104512 [14/Mar/2025:11:00:00 +0800] '
+               '"GET https://www.pkulaw.com/chl/1.html HTTP/1.1" 200 900')
+
+
+def _config(tmp_path, library, ezproxy) -> Path:
+    """The demo library config with another `ezproxy` section."""
+    data = yaml.safe_load(library.source.read_text(encoding="utf-8"))
+    data["ezproxy"] = ezproxy
+    path = tmp_path / "library.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_folders_and_platforms_are_read_from_the_config(tmp_path, library):
+    lib = load_library(_config(tmp_path, library, {
+        "log_format": '%h %l %u %t "%r" %s %b',
+        "folders": {"ezproxy/proxy2/": PROXY2, "ezproxy/proxy2/old": "%h %l %u %t %v %U %s %b"},
+        "platforms": {".Example.EDU": "Example Press"}}))
+    assert lib.ezproxy_folders == {"ezproxy/proxy2": PROXY2, "ezproxy/proxy2/old": "%h %l %u %t %v %U %s %b"}
+    assert lib.ezproxy_platforms == {"example.edu": "Example Press"}
+    assert lib.ezproxy_log_format_for("ezproxy/proxy2") == PROXY2
+    assert lib.ezproxy_log_format_for("ezproxy/proxy2/2025/03") == PROXY2
+    assert lib.ezproxy_log_format_for("ezproxy/proxy2/old") == "%h %l %u %t %v %U %s %b"   # the deepest wins
+    assert lib.ezproxy_log_format_for("ezproxy/proxy22") == '%h %l %u %t "%r" %s %b'        # whole names only
+    assert lib.ezproxy_log_format_for("ezproxy") == '%h %l %u %t "%r" %s %b'
+    assert library.ezproxy_folders == {"ezproxy/proxy2": PROXY2}     # the demo config has one too
+
+
+@pytest.mark.parametrize("ezproxy, message", [
+    ({"folders": {"proxy2": PROXY2}}, r"`ezproxy\.folders\['proxy2'\]`: 'proxy2' is not a folder under landing/ezproxy"),
+    ({"folders": {"ezproxy/../gates": PROXY2}}, r"`ezproxy\.folders\['ezproxy/\.\./gates'\]`: .* not a folder under"),
+    ({"folders": {"ezproxy/proxy2": ""}}, r"`ezproxy\.folders\['ezproxy/proxy2'\]` = '' is not a LogFormat string"),
+    ({"folders": ["ezproxy/proxy2"]}, r"`ezproxy\.folders` must be a mapping, not list"),
+    ({"platforms": {"pkulaw com/": "PKULaw"}}, r"`ezproxy\.platforms\['pkulaw com/'\]`: .* is not a host name suffix"),
+    ({"platforms": {"pkulaw.com": None}}, r"`ezproxy\.platforms\['pkulaw\.com'\]` = None: give the platform's name"),
+    ({"log_format": 42}, r"`ezproxy\.log_format` = 42 is not a LogFormat string"),
+    ({"folder": {}}, r"`ezproxy\.folder` is not a setting; use log_format, folders, platforms"),
+])
+def test_config_mistakes_name_the_key(tmp_path, library, ezproxy, message):
+    path = _config(tmp_path, library, ezproxy)
+    with pytest.raises(LibraryConfigError, match=re.escape(str(path)) + ": " + message):
+        load_library(path)
+
+
+def _landing(tmp_path, day="2025-03-14") -> tuple[Path, Path]:
+    """A default-format log in landing/ezproxy and a session-format log in landing/ezproxy/proxy2."""
+    landing = tmp_path / "home" / "landing"
+    (landing / "ezproxy" / "proxy2").mkdir(parents=True)
+    first = landing / "ezproxy" / f"ezproxy_{day}.log"
+    second = landing / "ezproxy" / "proxy2" / f"ezproxy_{day}.log"
+    first.write_text(LINE + "\n")
+    second.write_text(PROXY2_LINE + "\n" + PROXY2_LINE.replace("11:00:00", "11:05:00") + "\n")
+    return first, second
+
+
+def test_each_folder_is_parsed_with_its_own_log_format(tmp_path, library):
+    first, second = _landing(tmp_path)
+    one, two = parse(first, library), parse(second, library)
+    assert (one.metadata["log_format_key"], two.metadata["log_format_key"]) == (
+        "ezproxy.log_format", "ezproxy.folders['ezproxy/proxy2']")
+    assert one.rejects.height == two.rejects.height == 0
+    assert one.rows.get_column("session_id").to_list() == [None]
+    assert two.rows.select("session_id", "card_number", "platform").rows() == [
+        ("S8Kf3a", "2023104512", "PKULaw (北大法宝)")] * 2          # the platform comes from the config too
+    # A folder below a configured one keeps its LogFormat.
+    deeper = second.parent / "2025" / second.name
+    deeper.parent.mkdir()
+    deeper.write_bytes(second.read_bytes())
+    assert parse(deeper, library).rows.height == 2
+
+
+def test_two_folders_of_different_formats_load_into_one_partition(tmp_path, library):
+    first, second = _landing(tmp_path)
+    settings = Settings(tmp_path / "home").ensure()
+    feed = feed_named("ezproxy")
+    assert feed.files_for(settings.landing, "2025-03-14") == [first, second]
+    outcome = ingest_partition(feed, "2025-03-14", settings, library, Pseudonymiser.load(settings.secrets_dir), "run-1")
+    assert outcome.rows_loaded == {"ezproxy_access": 3} and outcome.quarantined_by_reason == {}
+    stored = pl.read_parquet(settings.lake / "staging" / "ezproxy_access" / "event_date=2025-03-14" / "part-0.parquet")
+    assert stored.sort("accessed_at").select("source_file", "session_id", "platform").rows() == [
+        ("ezproxy/ezproxy_2025-03-14.log", None, "ScienceDirect"),
+        ("ezproxy/proxy2/ezproxy_2025-03-14.log", "S8Kf3a", "PKULaw (北大法宝)"),
+        ("ezproxy/proxy2/ezproxy_2025-03-14.log", "S8Kf3a", "PKULaw (北大法宝)")]
+
+
+def test_unknown_directive_names_the_config_key_and_folder(tmp_path, library):
+    _, second = _landing(tmp_path)
+    lib = replace(library, ezproxy_folders={"ezproxy/proxy2": '%h %Z %u %t "%r" %s %b'})
+    with pytest.raises(LandingFileError, match=(
+            r"proxy2/ezproxy_2025-03-14\.log: LogFormat '%h %Z .*': %Z is not a LogFormat directive\. "
+            r"Fix it: set `ezproxy\.folders\['ezproxy/proxy2'\]` in the library config .* landing/ezproxy/proxy2")):
+        parse(second, lib)
+    with pytest.raises(LogFormatError, match=r"%\{Referer\}q is not a LogFormat directive"):
+        compile_log_format('%h %t "%r" %{Referer}q')
+
+
+def test_wrong_folder_format_is_told_with_its_key(tmp_path, library):
+    first, _ = _landing(tmp_path)
+    lib = replace(library, ezproxy_log_format='%h %t "%r" %s %b')
+    first.write_text(LINE + "\n" + LINE + "\n")
+    with pytest.raises(LandingFileError, match=r"no line matches LogFormat .*; set `ezproxy\.log_format` in the "
+                                               r"library config .* or give folder ezproxy/ its own"):
+        parse(first, lib)
+
+
+def test_config_platforms_win_over_the_shipped_list(library):
+    lib = replace(library, ezproxy_platforms={"sciencedirect.com": "Elsevier ScienceDirect", "oup.com": "OUP"})
+    assert platform_of("www.sciencedirect.com", lib) == "Elsevier ScienceDirect"
+    assert platform_of("www.sciencedirect.com") == "ScienceDirect"
+    assert platform_of("academic.oup.com", lib) == "Oxford Academic"     # the longer shipped suffix still wins
+    assert platform_of("global.oup.com", lib) == "OUP"

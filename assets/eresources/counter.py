@@ -1,10 +1,11 @@
-"""COUNTER Release 5 and 5.1 reports, tabular (TSV/CSV) or COUNTER_SUSHI JSON, stored long.
+"""COUNTER Release 5 and 5.1 reports, tabular (TSV, CSV, XLSX) or COUNTER_SUSHI JSON, stored long.
 
 One row per report item × attribute set × metric × month. Empty month cells are
 skipped (COUNTER leaves a cell empty where there was no usage to report; it is not 0).
 The report header goes to ``ParseResult.metadata``; SUSHI exceptions (3030 no usage,
 3031 not ready, 3040 partial data, 3050 parameter not recognised, 3062 invalid
-report attribute …) are recorded there and never raised.
+report attribute …) are recorded there and never raised. An XLSX report is read from its
+first sheet, cell by cell, through the same code as a TSV.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import datetime as dt
 import io
 import json
 import re
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
 
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
 from warehouse.library import Library
-from warehouse.textio import LandingFileError, read_text
+from warehouse.textio import LandingFileError, decode, read_bytes
 
 COUNTER_SCHEMA = {
     "usage_month": pl.Date,
@@ -61,6 +64,11 @@ IDENTIFIERS = {"doi", "isbn", "print_issn", "online_issn", "proprietary_id", "ur
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _MONTH_HEADING = re.compile(r"^([A-Za-z]{3})-(\d{4}|\d{2})$")
+# A month heading typed as a date in a spreadsheet reaches us as `2022-01-01`.
+_MONTH_ISO = re.compile(r"^(\d{4})-(\d{2})(?:-01)?$")
+ZIP_MAGIC = b"PK\x03\x04"
+# Report_Filters that have their own header field (Reporting_Period, Metric_Types).
+FILTERS_SHOWN_ELSEWHERE = ("Begin_Date", "End_Date", "Metric_Type")
 _SPACES = re.compile(r"\s+")
 _EXCEPTION = re.compile(r"^\s*(\d{4})\s*:\s*([^(]*?)\s*(?:\((.*)\))?\s*$")
 _PERIOD_RANGE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)\s*to\s*(\d{4}-\d{2}(?:-\d{2})?)")
@@ -80,7 +88,9 @@ def _value(column: str, raw) -> str | None:
 
 
 def _month_of_heading(heading: str) -> dt.date | None:
-    """`Jan-2022` or `Jan-22` → 2022-01-01; anything else → None."""
+    """`Jan-2022`, `Jan-22` (or a spreadsheet's `2022-01-01`) → 2022-01-01; anything else → None."""
+    if (iso := _MONTH_ISO.match(heading)) and 1 <= int(iso.group(2)) <= 12:
+        return dt.date(int(iso.group(1)), int(iso.group(2)), 1)
     m = _MONTH_HEADING.match(heading)
     if not m or m.group(1).lower() not in MONTHS:
         return None
@@ -120,6 +130,41 @@ def _exceptions_from_json(items) -> list[dict]:
             found.append({"code": int(code) if str(code).isdigit() else code,
                           "message": e.get("Message"), "data": e.get("Data"), "severity": e.get("Severity")})
     return found
+
+
+def _values(value, separators: str = "|") -> list[str]:
+    """A header value as a list: a JSON list, or text with ``separators`` between the values."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else re.split(f"[{re.escape(separators)}]", str(value))
+    return [s for s in (str(v).strip() for v in items) if s]
+
+
+def _name_values(raw) -> dict[str, list[str]]:
+    """Report_Filters or Report_Attributes → {name: [values]}, from any of their three forms.
+
+    Tabular `Name=a|b; Other=c`, R5 JSON `[{"Name": …, "Value": "a|b"}]`, R5.1 JSON `{"Name": ["a", "b"]}`.
+    """
+    if isinstance(raw, str):
+        pairs = (p.split("=", 1) for p in raw.split(";") if "=" in p)
+    elif isinstance(raw, list):
+        pairs = ((f.get("Name"), f.get("Value")) for f in raw if isinstance(f, dict))
+    elif isinstance(raw, dict):
+        pairs = raw.items()
+    else:
+        pairs = ()
+    return {_key(str(name)): values for name, value in pairs if name and (values := _values(value))}
+
+
+def _institution_ids(raw) -> str | None:
+    """`ISNI:1234…; Proprietary:pub:9` from tabular text, R5 `[{Type, Value}]` or R5.1 `{Type: [values]}`."""
+    if isinstance(raw, list):
+        ids = [f"{i.get('Type')}:{i.get('Value')}" for i in raw if isinstance(i, dict)]
+    elif isinstance(raw, dict):
+        ids = [f"{kind}:{v}" for kind, values in raw.items() for v in _values(values)]
+    else:
+        ids = _values(raw, ";")
+    return "; ".join(ids) or None
 
 
 def _period_from_text(text: str) -> dict:
@@ -164,13 +209,52 @@ def _count(cell: str) -> int:
     return int(cell.replace(",", ""))
 
 
-def _parse_tabular(path: Path, text: str, encoding: str) -> ParseResult:
+def _parse_text(path: Path, text: str, encoding: str) -> ParseResult:
+    """A TSV or CSV report (the delimiter is the one its first line uses more)."""
     first = text.split("\n", 1)[0]
     delimiter = "\t" if first.count("\t") >= first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = ((reader.line_num, row) for row in reader)
+    return _parse_tabular(path, rows, encoding, "tsv" if delimiter == "\t" else "csv", delimiter)
+
+
+def _cell_text(value) -> str:
+    """A spreadsheet cell as the text a TSV export would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, list[str]]]:
+    """(row number, cells as text) of the first sheet of an XLSX workbook."""
+    from openpyxl import load_workbook   # only XLSX reports need it
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise LandingFileError(
+            f"{path}: a ZIP file but not a readable XLSX workbook ({type(exc).__name__}: {exc}); "
+            "save the report again as .xlsx (Excel 2007 or later), or download it as TSV.") from None
+    try:
+        sheet = book.worksheets[0]
+        return [(n, [_cell_text(v) for v in row])
+                for n, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1)]
+    finally:
+        book.close()
+
+
+def _parse_tabular(path: Path, rows: Iterable[tuple[int, list[str]]], encoding: str, kind: str,
+                   joiner: str) -> ParseResult:
+    """A tabular report from its (line number, cells) rows; ``joiner`` rebuilds a rejected line."""
+    rows: Iterator[tuple[int, list[str]]] = iter(rows)
     header: dict[str, str] = {}
     headings: list[str] | None = None
-    for row in reader:
+    for _, row in rows:
         cells = [c.strip() for c in row]
         if not any(cells):
             if header:
@@ -186,15 +270,19 @@ def _parse_tabular(path: Path, text: str, encoding: str) -> ParseResult:
             f"{path}: no COUNTER report header (a `Report_ID` row in the first rows); "
             "download the report again as a COUNTER R5/R5.1 TSV, CSV or JSON file.")
     if headings is None:
-        headings = next((r for r in reader if any(c.strip() for c in r)), None)
+        headings = next((r for _, r in rows if any(c.strip() for c in r)), None)
     if headings is None:
         headings = []
     release, report_id = header.get("Release", ""), header["Report_ID"]
     metadata = {
         "release": release, "report_id": report_id, "report_name": header.get("Report_Name"),
-        "institution_name": header.get("Institution_Name"), "institution_id": header.get("Institution_ID"),
+        "institution_name": header.get("Institution_Name"),
+        "institution_id": _institution_ids(header.get("Institution_ID")),
         "created": header.get("Created"), "created_by": header.get("Created_By"),
         "reporting_period": _period_from_text(header.get("Reporting_Period", "")),
+        "metric_types": _values(header.get("Metric_Types"), ";|"),
+        "report_filters": _name_values(header.get("Report_Filters", "")),
+        "report_attributes": _name_values(header.get("Report_Attributes", "")),
         "exceptions": _exceptions_from_text(header.get("Exceptions", "")),
         "header": header,
     }
@@ -216,12 +304,11 @@ def _parse_tabular(path: Path, text: str, encoding: str) -> ParseResult:
     out = _Rows()
     lines = lines_without_usage = 0
     width = len(headings)
-    for row in reader:
+    for line, row in rows:
         if not any(c.strip() for c in row):
             continue            # trailing blank rows are padding, not data
         lines += 1
-        line = reader.line_num
-        raw = delimiter.join(row)
+        raw = joiner.join(row)
         values = {col: _value(col, row[i]) if i < len(row) else None for i, col in item_at}
         if len(row) > width and any(c.strip() for c in row[width:]):
             out.reject(line, raw, Reason.MALFORMED_LINE, f"{len(row)} fields where the headings have {width}")
@@ -246,8 +333,7 @@ def _parse_tabular(path: Path, text: str, encoding: str) -> ParseResult:
             out.add(month, release, report_id, item, metric, count, line)
     metadata["item_lines"] = lines
     metadata["item_lines_without_usage"] = lines_without_usage
-    fmt = f"counter-r{release.replace('.', '')}-{'tsv' if delimiter == chr(9) else 'csv'}"
-    return out.result(encoding, fmt, metadata)
+    return out.result(encoding, f"counter-r{release.replace('.', '')}-{kind}", metadata)
 
 
 def _item_ids(raw) -> dict[str, str]:
@@ -278,14 +364,17 @@ def _parse_json(path: Path, text: str, encoding: str) -> ParseResult:
             "fetch the report again from the platform's SUSHI endpoint.")
     head = doc["Report_Header"]
     release, report_id = str(head.get("Release", "")), str(head.get("Report_ID", ""))
-    filters = head.get("Report_Filters") or {}
-    if isinstance(filters, list):  # R5: [{Name, Value}]
-        filters = {f.get("Name"): f.get("Value") for f in filters if isinstance(f, dict)}
+    filters = _name_values(head.get("Report_Filters"))
     metadata = {
         "release": release, "report_id": report_id, "report_name": head.get("Report_Name"),
-        "institution_name": head.get("Institution_Name"), "institution_id": head.get("Institution_ID"),
+        "institution_name": head.get("Institution_Name"),
+        "institution_id": _institution_ids(head.get("Institution_ID")),
         "created": head.get("Created"), "created_by": head.get("Created_By"),
-        "reporting_period": {"begin": filters.get("Begin_Date"), "end": filters.get("End_Date")},
+        "reporting_period": {"begin": next(iter(filters.get("Begin_Date", ())), None),
+                             "end": next(iter(filters.get("End_Date", ())), None)},
+        "metric_types": filters.get("Metric_Type", []),
+        "report_filters": {k: v for k, v in filters.items() if k not in FILTERS_SHOWN_ELSEWHERE},
+        "report_attributes": _name_values(head.get("Report_Attributes")),
         "exceptions": _exceptions_from_json(head.get("Exceptions")),
         "header": head,
     }
@@ -345,10 +434,13 @@ def _json_item(out: _Rows, item: dict, number: int, release: str, report_id: str
 
 
 def parse(path: Path, library: Library) -> ParseResult:
-    """Rows of one COUNTER report file, tabular or JSON (recognised from the content)."""
+    """Rows of one COUNTER report file, tabular, XLSX or JSON (recognised from the content)."""
     path = Path(path)
-    text, encoding = read_text(path)
+    data = read_bytes(path)
+    if data.startswith(ZIP_MAGIC):
+        return _parse_tabular(path, _xlsx_rows(path, data), "utf-8", "xlsx", "\t")
+    text, encoding = decode(data, path)
     text = text.lstrip("\ufeff")
     if text.lstrip()[:1] in ("{", "["):
         return _parse_json(path, text, encoding)
-    return _parse_tabular(path, text, encoding)
+    return _parse_text(path, text, encoding)

@@ -21,7 +21,8 @@ SEVERITY = {3030: "Error", 3031: "Error", 3032: "Warning", 3040: "Warning", 3050
 FILE_NAME = re.compile(r"(?P<platform>.+?)_(?P<report>[A-Za-z]{2}(?:_[A-Za-z0-9]+)?)_\d{4}-\d{2}")
 
 
-def _platform(source_file: str, result: ParseResult) -> str | None:
+def report_platform(source_file: str, result: ParseResult) -> str | None:
+    """The report's one platform, from its rows or else from its file name."""
     platforms = result.rows.get_column("platform").drop_nulls().unique().to_list() if result.rows.height else []
     if len(platforms) == 1:
         return platforms[0]
@@ -29,10 +30,10 @@ def _platform(source_file: str, result: ParseResult) -> str | None:
     return match.group("platform") if match else None
 
 
-def exception_rows(source_file: str, key: str, result: ParseResult) -> pl.DataFrame:
+def exception_rows(source_file: str, key: str, result: ParseResult, file_sha256: str) -> pl.DataFrame:
     """One row per exception the report carries (none for a clean report)."""
     month = dt.date.fromisoformat(f"{key}-01")
-    platform = _platform(source_file, result)
+    platform = report_platform(source_file, result)
     rows = []
     for exc in result.metadata.get("exceptions") or ():
         code = exc.get("code")

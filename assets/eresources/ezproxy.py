@@ -1,9 +1,10 @@
 """EZproxy logs in any ``LogFormat``, parsed vectorised with polars.
 
-The LogFormat (``library.ezproxy_log_format`` or the ``log_format`` argument) is compiled
-into one regular expression with a named group per directive, and every line is matched
-at once with ``str.extract_groups``. The client address is generalised to its network
-(IPv4 /24, IPv6 /48) here: the address itself is personal data and never leaves the parser.
+The LogFormat (that of the file's landing folder in the library config, or the
+``log_format`` argument) is compiled into one regular expression with a named group per
+directive, and every line is matched at once with ``str.extract_groups``. The client
+address is generalised to its network (IPv4 /24, IPv6 /48) here: the address itself is
+personal data and never leaves the parser.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 import yaml
 
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
-from warehouse.library import Library
+from warehouse.library import DEFAULT_LOG_FORMAT, Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
-DEFAULT_LOG_FORMAT = '%h %l %u %t "%r" %s %b'
 PLATFORMS_FILE = Path(__file__).with_name("platforms.yaml")
 
 EZPROXY_SCHEMA = {
@@ -63,7 +63,11 @@ _DIRECTIVES = {
     "T": (None, r"\d+|-", r"\d+|-"),
 }
 _HEADERS = {"ezproxy-session": "session", "ezproxy-groups": None}
-_TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|(>?[a-zA-Z%]))")
+# Directives EZproxy (or Apache, whose syntax it follows) writes that we read past.
+_SKIPPED = set("ADfHkLmpPRVXIOS") | {"<s"}
+# `%{name}X`: request header (i), expression (e), cookie (c, C), note (n), response header (o) …
+_BRACED = set("ieocCnxtTpP")
+_TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|([<>]?[a-zA-Z%]))")
 
 
 class LogFormatError(ValueError):
@@ -83,12 +87,18 @@ def compile_log_format(log_format: str) -> str:
             parts.append("%")
             continue
         if header is not None:
+            if kind not in _BRACED:
+                raise LogFormatError(f"LogFormat {log_format!r}: %{{{header}}}{kind} is not a LogFormat directive.")
             name = _HEADERS.get(header.lower(), f"hdr_{re.sub(r'[^0-9a-zA-Z]', '_', header).lower()}")
+            if kind != "i":
+                name = None
             unquoted, inside = r"\S*", r"[^\"]*"
         elif simple in _DIRECTIVES:
             name, unquoted, inside = _DIRECTIVES[simple]
-        else:
+        elif simple in _SKIPPED:
             name, unquoted, inside = None, r"\S+", r"[^\"]*"   # a directive we do not keep
+        else:
+            raise LogFormatError(f"LogFormat {log_format!r}: %{simple} is not a LogFormat directive.")
         pattern = inside if quoted else unquoted
         if name == "request" and "request" in used:
             pattern = re.sub(r"\(\?P<\w+>", "(?:", pattern)
@@ -113,19 +123,21 @@ def _literal(text: str) -> str:
     return r" +".join(re.escape(chunk) for chunk in re.split(r" +", text))
 
 
-@lru_cache(maxsize=1)
-def platform_suffixes() -> tuple[tuple[str, str], ...]:
-    """(host suffix, platform), longest suffix first."""
+@lru_cache(maxsize=8)
+def platform_suffixes(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """(host suffix, platform), longest suffix first: platforms.yaml with ``extra`` (the library's) over it."""
     data = yaml.safe_load(PLATFORMS_FILE.read_text(encoding="utf-8")) or {}
-    pairs = [(s.lower().strip("."), name) for name, suffixes in data.items() for s in suffixes]
-    return tuple(sorted(pairs, key=lambda p: -len(p[0])))
+    pairs = {s.lower().strip("."): name for name, suffixes in data.items() for s in suffixes}
+    pairs.update(extra)
+    return tuple(sorted(pairs.items(), key=lambda p: -len(p[0])))
 
 
-def platform_of(host: str | None) -> str | None:
-    """The platform a host belongs to; unknown hosts are their own platform."""
+def platform_of(host: str | None, library: Library | None = None) -> str | None:
+    """The platform a host belongs to (the library's `ezproxy.platforms` first); unknown hosts are their own."""
     if not host:
         return host
-    for suffix, name in platform_suffixes():
+    extra = tuple(sorted(library.ezproxy_platforms.items())) if library is not None else ()
+    for suffix, name in platform_suffixes(extra):
         if host == suffix or host.endswith("." + suffix):
             return name
     return host
@@ -153,14 +165,42 @@ def _lines(path: Path) -> tuple[pl.Series, str, bool]:
     return pl.Series("raw_text", lines, dtype=pl.Utf8).str.strip_suffix("\r"), encoding, cut_off
 
 
+def landing_folder(path: Path, library: Library) -> str | None:
+    """The file's folder relative to landing, found by the `ezproxy.folders` its path runs through."""
+    parts = Path(path).absolute().parent.parts
+    found: tuple[int, str] | None = None
+    for key in library.ezproxy_folders:
+        want = PurePosixPath(key).parts
+        starts = [i for i in range(len(parts) - len(want) + 1) if parts[i:i + len(want)] == want]
+        if starts and (found is None or len(want) > found[0]):
+            found = (len(want), "/".join(parts[starts[-1]:]))
+    return found[1] if found else None
+
+
+def _log_format_of(path: Path, library: Library) -> tuple[str, str, str]:
+    """(LogFormat, the config key it comes from, what to do when it does not fit) for a landing file."""
+    folder = landing_folder(path, library)
+    key = library.ezproxy_folder_for(folder) if folder is not None else None
+    if key is None:
+        return (library.ezproxy_log_format or DEFAULT_LOG_FORMAT, "ezproxy.log_format",
+                f"set `ezproxy.log_format` in the library config ({library.source}) to the LogFormat of "
+                f"ezproxy.cfg, or give folder {path.parent.name}/ its own under `ezproxy.folders`")
+    return (library.ezproxy_folders[key], f"ezproxy.folders[{key!r}]",
+            f"set `ezproxy.folders[{key!r}]` in the library config ({library.source}) to the LogFormat "
+            f"of the ezproxy.cfg that wrote the logs in landing/{key}")
+
+
 def parse(path: Path, library: Library, log_format: str | None = None) -> ParseResult:
     """Accesses from one EZproxy log; lines that do not match the LogFormat are rejected."""
     path = Path(path)
-    log_format = log_format or library.ezproxy_log_format or DEFAULT_LOG_FORMAT
+    if log_format:
+        config_key, fix = None, "give the LogFormat of the ezproxy.cfg that wrote this log"
+    else:
+        log_format, config_key, fix = _log_format_of(path, library)
     try:
         pattern = compile_log_format(log_format)
     except LogFormatError as exc:
-        raise LandingFileError(f"{path}: {exc} Fix `ezproxy.log_format` in the library config.") from None
+        raise LandingFileError(f"{path}: {exc} Fix it: {fix}.") from None
     raw, encoding, cut_off = _lines(path)
     frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).with_columns(
         pl.col("source_line").cast(pl.Int64),
@@ -220,16 +260,14 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         is_static=pl.col("path").str.contains(STATIC_PATH).fill_null(False),
     )
     hosts = rows.get_column("host").unique().drop_nulls().to_list()
-    rows = rows.with_columns(platform=pl.col("host").replace({h: platform_of(h) for h in hosts}))
+    rows = rows.with_columns(platform=pl.col("host").replace({h: platform_of(h, library) for h in hosts}))
     rows = rows.select([pl.col(c).cast(t) for c, t in EZPROXY_SCHEMA.items()])
     if rows.height == 0 and rejects.height > 0 and rejects.height == raw.len() and raw.len() >= 1:
         # Not one line fits: the file is not this log, or the LogFormat is wrong.
         if rejects.get_column("reason")[0] == str(Reason.MALFORMED_LINE) and raw.len() > 1:
-            raise LandingFileError(
-                f"{path}: line 1: no line matches LogFormat {log_format!r}; "
-                "set `ezproxy.log_format` in the library config to the LogFormat of ezproxy.cfg.")
+            raise LandingFileError(f"{path}: line 1: no line matches LogFormat {log_format!r}; {fix}.")
     return ParseResult(rows=rows, rejects=rejects, encoding=encoding, format="ezproxy-log",
-                       metadata={"log_format": log_format, "pattern": pattern})
+                       metadata={"log_format": log_format, "log_format_key": config_key, "pattern": pattern})
 
 
 def summarise(result: ParseResult) -> dict:
