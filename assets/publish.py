@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models import discover_models
 from assets.reference import BUILDERS
 from assets.resources import ShukuWarehouse
@@ -11,8 +12,9 @@ from warehouse.access import publish
 
 
 def _upstream() -> list[dg.AssetKey]:
-    """Every core and marts asset: the SQL models and the reference dimensions."""
+    """Every core and marts asset: the SQL models, the Python marts and the reference dimensions."""
     keys = [dg.AssetKey([m.layer, m.name]) for m in discover_models()]
+    keys += [dg.AssetKey(name.split(".")) for name in PYTHON_MART_TABLES]
     return keys + [dg.AssetKey(["core", table]) for table in BUILDERS]
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
+EZPROXY_FOLDER = "ezproxy"
+DEFAULT_LOG_FORMAT = '%h %l %u %t "%r" %s %b'
+EZPROXY_KEYS = ("log_format", "folders", "platforms")
+_HOST_SUFFIX = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class LibraryConfigError(ValueError):
@@ -61,6 +66,39 @@ class Holiday:
     end: dt.date
 
 
+DEFAULT_SENSITIVE_CLASSES = ("B9", "D", "R")
+
+
+@dataclass(frozen=True)
+class ServiceStandard:
+    transactions_per_staff_hour: float = 20
+    entries_per_staff_hour: float = 150
+    minimum_staff: int = 1
+
+
+def _service_standard(data: dict, path: Path) -> ServiceStandard:
+    section = data.get("service_standard") or {}
+    known = ServiceStandard.__dataclass_fields__
+    unknown = [k for k in section if k not in known] if isinstance(section, dict) else ["(not a mapping)"]
+    if unknown:
+        raise LibraryConfigError(f"{path}: `service_standard` has {', '.join(map(str, unknown))}; "
+                                 f"use {', '.join(known)}.")
+    values = {}
+    for key, value in section.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < (0 if key == "minimum_staff" else 1):
+            raise LibraryConfigError(f"{path}: `service_standard.{key}` = {value!r} is not a positive number.")
+        values[key] = int(value) if key == "minimum_staff" else float(value)
+    return ServiceStandard(**values)
+
+
+def _sensitive_classes(data: dict, path: Path) -> tuple[str, ...]:
+    value = data.get("sensitive_classes", list(DEFAULT_SENSITIVE_CLASSES))
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise LibraryConfigError(f"{path}: `sensitive_classes` = {value!r} is not a list of CLC class prefixes "
+                                 "(e.g. [B9, D, R]).")
+    return tuple(re.sub(r"[^0-9A-Z]", "", v.upper()) for v in value)
+
+
 @dataclass(frozen=True)
 class Library:
     name: str
@@ -74,6 +112,14 @@ class Library:
     loan_periods: dict[str, int]
     ezproxy_log_format: str
     partitions_start: dt.date
+    # Folder under landing (`ezproxy/proxy2`) → the LogFormat of the logs in it and below it.
+    ezproxy_folders: dict[str, str] = field(default_factory=dict)
+    # Host suffix → platform name, laid over assets/eresources/platforms.yaml (these win).
+    ezproxy_platforms: dict[str, str] = field(default_factory=dict)
+    # Desk staffing: what one staff member handles in an hour (marts.desk_staffing).
+    service_standard: ServiceStandard = field(default_factory=lambda: ServiceStandard())
+    # CLC class prefixes never used for reader profiles or recommendations (religion, politics, medicine).
+    sensitive_classes: tuple[str, ...] = DEFAULT_SENSITIVE_CLASSES
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -111,6 +157,17 @@ class Library:
     def card_regex(self) -> re.Pattern[str]:
         return re.compile(self.card_number_pattern)
 
+    def ezproxy_folder_for(self, folder: str) -> str | None:
+        """The `ezproxy.folders` key holding ``folder`` (relative to landing), the deepest one; None if none does."""
+        parts = PurePosixPath(folder).parts
+        holding = [k for k in self.ezproxy_folders if parts[:len(PurePosixPath(k).parts)] == PurePosixPath(k).parts]
+        return max(holding, key=lambda k: len(PurePosixPath(k).parts), default=None)
+
+    def ezproxy_log_format_for(self, folder: str) -> str:
+        """The LogFormat of the EZproxy logs in ``folder`` (relative to landing, e.g. `ezproxy/proxy2`)."""
+        key = self.ezproxy_folder_for(folder)
+        return self.ezproxy_folders[key] if key is not None else self.ezproxy_log_format
+
 
 def _need(data: dict, key: str, where: str, path: Path):
     if not isinstance(data, dict) or key not in data:
@@ -132,6 +189,51 @@ def _time(value, where: str, path: Path) -> dt.time:
         return dt.time.fromisoformat(str(value))
     except ValueError:
         raise LibraryConfigError(f"{path}: `{where}` = {value!r} is not a time (HH:MM).") from None
+
+
+def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(default LogFormat, folder → LogFormat, host suffix → platform) from the `ezproxy` section."""
+    section = data.get("ezproxy") or {}
+    if not isinstance(section, dict):
+        raise LibraryConfigError(f"{path}: `ezproxy` must be a mapping with keys {', '.join(EZPROXY_KEYS)}.")
+    for key in section:
+        if key not in EZPROXY_KEYS:
+            raise LibraryConfigError(f"{path}: `ezproxy.{key}` is not a setting; use {', '.join(EZPROXY_KEYS)}.")
+
+    def log_format(value, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise LibraryConfigError(f"{path}: `{where}` = {value!r} is not a LogFormat string "
+                                     f"(copy the LogFormat line of ezproxy.cfg, e.g. '{DEFAULT_LOG_FORMAT}').")
+        return value
+
+    def mapping(key: str) -> dict:
+        value = section.get(key) or {}
+        if not isinstance(value, dict):
+            raise LibraryConfigError(f"{path}: `ezproxy.{key}` must be a mapping, not {type(value).__name__}.")
+        return value
+
+    default = log_format(section.get("log_format", DEFAULT_LOG_FORMAT), "ezproxy.log_format")
+    folders: dict[str, str] = {}
+    for key, value in mapping("folders").items():
+        where = f"ezproxy.folders[{key!r}]"
+        folder = PurePosixPath(str(key).strip())
+        if folder.is_absolute() or ".." in folder.parts or folder.parts[:1] != (EZPROXY_FOLDER,):
+            raise LibraryConfigError(
+                f"{path}: `{where}`: {key!r} is not a folder under landing/{EZPROXY_FOLDER}; "
+                f"write it relative to the landing folder, e.g. '{EZPROXY_FOLDER}/proxy2'.")
+        if str(folder) in folders:
+            raise LibraryConfigError(f"{path}: `{where}`: folder {str(folder)!r} is configured twice; keep one.")
+        folders[str(folder)] = log_format(value, where)
+    platforms: dict[str, str] = {}
+    for suffix, name in mapping("platforms").items():
+        where = f"ezproxy.platforms[{suffix!r}]"
+        host = str(suffix).strip().strip(".").lower()
+        if not _HOST_SUFFIX.fullmatch(host):
+            raise LibraryConfigError(f"{path}: `{where}`: {suffix!r} is not a host name suffix (e.g. 'oup.com').")
+        if not isinstance(name, str) or not name.strip():
+            raise LibraryConfigError(f"{path}: `{where}` = {name!r}: give the platform's name as text.")
+        platforms[host] = name.strip()
+    return default, folders, platforms
 
 
 def load_library(path: Path) -> Library:
@@ -195,11 +297,13 @@ def load_library(path: Path) -> Library:
         re.compile(pattern)
     except re.error as exc:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
+    log_format, folders, platforms = _ezproxy(data, path)
     return Library(
         name=str(_need(data, "name", "", path)), short_name=str(data.get("short_name", "")),
         timezone=tz, card_number_pattern=pattern, branches=tuple(branches), opening_hours=hours,
         terms=terms, holidays=holidays, loan_periods=dict(data.get("loan_periods", {})),
-        ezproxy_log_format=str((data.get("ezproxy") or {}).get("log_format", '%h %l %u %t "%r" %s %b')),
+        ezproxy_log_format=log_format, ezproxy_folders=folders, ezproxy_platforms=platforms,
+        service_standard=_service_standard(data, path), sensitive_classes=_sensitive_classes(data, path),
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         source=path,
     )

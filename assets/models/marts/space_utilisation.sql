@@ -1,6 +1,9 @@
 -- Occupancy of each zone by day and hour, from the turnstiles, against its seats.
 -- Each passage moves the zone's count by one; the count starts at zero every day (the
--- library empties at closing) and is never shown below zero.
+-- library empties at closing) and never goes below zero: an exit with nobody counted in
+-- (a tailgater's entry missed) resets the baseline, so later entries count from zero.
+-- That clamped running sum is the running sum less its lowest point so far (when below
+-- zero), which window functions say without recursion.
 with passages as (
     select * from core.fact_gate_event
     where result = 'PASS' and zone_code is not null
@@ -28,6 +31,17 @@ running as (
     from moves
 ),
 
+clamped as (
+    select
+        *,
+        raw_occupancy - least(0, min(raw_occupancy) over (
+            partition by zone_code, event_date
+            order by event_at, step desc
+            rows between unbounded preceding and current row
+        )) as occupancy
+    from running
+),
+
 hourly as (
     select
         event_date,
@@ -36,9 +50,9 @@ hourly as (
         zone_code,
         cast(sum(case when step = 1 then 1 else 0 end) as bigint) as entries,
         cast(sum(case when step = -1 then 1 else 0 end) as bigint) as exits,
-        cast(max(greatest(raw_occupancy, 0)) as bigint) as occupancy_peak,
-        cast(avg(greatest(raw_occupancy, 0)) as double) as occupancy_mean
-    from running
+        cast(max(occupancy) as bigint) as occupancy_peak,
+        cast(avg(occupancy) as double) as occupancy_mean
+    from clamped
     group by event_date, event_hour, branch_code, zone_code
 ),
 

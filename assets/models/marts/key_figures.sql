@@ -1,0 +1,81 @@
+-- The numbers a library puts in its annual report, per month and for the whole year (the
+-- row whose month is null): distinct readers do not add up over months, so the year is
+-- counted from the rows again rather than summed from the months.
+with activity as (
+    select event_date as activity_date, 'visit' as kind, patron_pid, 1 as amount
+    from core.fact_gate_event
+    where result = 'PASS' and direction = 'IN'
+    union all
+    select issue_date, 'loan', patron_pid, 1 from core.fact_loan
+    union all
+    select usage_month, 'eresource_request', null, usage_count
+    from core.fact_counter_usage
+    where metric_type = 'Total_Item_Requests'
+    union all
+    select event_date, 'ezproxy_access', null, 1 from core.fact_eresource_access
+    union all
+    select event_date, case when zero_hit then 'zero_hit_search' else 'search' end, null, 1
+    from core.fact_search
+),
+
+dated as (
+    select
+        cast(year(activity_date) as bigint) as year,
+        cast(month(activity_date) as bigint) as month,
+        kind,
+        case when kind in ('visit', 'loan') then patron_pid end as active_pid,
+        amount
+    from activity
+),
+
+by_month as (
+    select
+        year,
+        month,
+        sum(case when kind = 'visit' then amount else 0 end) as visits,
+        sum(case when kind = 'loan' then amount else 0 end) as loans,
+        count(distinct active_pid) as active_readers,
+        sum(case when kind = 'eresource_request' then amount else 0 end) as eresource_requests,
+        sum(case when kind = 'ezproxy_access' then amount else 0 end) as ezproxy_accesses,
+        sum(case when kind in ('search', 'zero_hit_search') then amount else 0 end) as searches,
+        sum(case when kind = 'zero_hit_search' then amount else 0 end) as zero_hit_searches
+    from dated
+    group by year, month
+),
+
+by_year as (
+    select
+        year,
+        cast(null as bigint) as month,
+        sum(case when kind = 'visit' then amount else 0 end) as visits,
+        sum(case when kind = 'loan' then amount else 0 end) as loans,
+        count(distinct active_pid) as active_readers,
+        sum(case when kind = 'eresource_request' then amount else 0 end) as eresource_requests,
+        sum(case when kind = 'ezproxy_access' then amount else 0 end) as ezproxy_accesses,
+        sum(case when kind in ('search', 'zero_hit_search') then amount else 0 end) as searches,
+        sum(case when kind = 'zero_hit_search' then amount else 0 end) as zero_hit_searches
+    from dated
+    group by year
+),
+
+both_grains as (
+    select * from by_month
+    union all
+    select * from by_year
+),
+
+final as (
+    select
+        year,
+        month,
+        cast(visits as bigint) as visits,
+        cast(loans as bigint) as loans,
+        cast(active_readers as bigint) as active_readers,
+        cast(eresource_requests as bigint) as eresource_requests,
+        cast(ezproxy_accesses as bigint) as ezproxy_accesses,
+        cast(searches as bigint) as searches,
+        cast(zero_hit_searches as bigint) as zero_hit_searches
+    from both_grains
+)
+
+select * from final
