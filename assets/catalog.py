@@ -2,11 +2,15 @@
 
 from assets.feeds import FEEDS
 from assets.ingest import INGEST_LOG
+from assets.marts_python import TABLES as PYTHON_MARTS
 from assets.models import discover_models
 from assets.reference import BUILDERS
 from lineage.store import TABLES as LINEAGE_TABLES
 from quality.results import RESULTS_TABLE
 from warehouse.guard import ACCESS_LOG
+from warehouse.privacy.consent import CONSENT_TABLE
+from warehouse.privacy.erasure import LEDGER_TABLE
+from warehouse.privacy.retention import RETENTION_LOG
 
 
 def pipeline_tables() -> set[str]:
@@ -16,4 +20,5 @@ def pipeline_tables() -> set[str]:
     tables |= {f"meta.{t}" for feed in FEEDS for t, _ in feed.meta_tables}
     tables |= {m.qualified_name for m in discover_models()}
     tables |= {f"core.{t}" for t in BUILDERS}
-    return tables | {INGEST_LOG, RESULTS_TABLE, ACCESS_LOG, *LINEAGE_TABLES}
+    tables |= set(PYTHON_MARTS)
+    return tables | {INGEST_LOG, RESULTS_TABLE, ACCESS_LOG, *LINEAGE_TABLES, CONSENT_TABLE, LEDGER_TABLE, RETENTION_LOG}

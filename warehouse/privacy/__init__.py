@@ -1,0 +1,39 @@
+"""Readers' rights: consent, erasure, retention and transparency, over the home folder's lake.
+
+The meta tables written here (meta.consent, meta.erasure_ledger, meta.retention_log) are
+append-only: one new Parquet file per change under ``lake/meta/<table>/<date>/``, like
+meta.access_log, so nothing recorded is ever rewritten except to erase a reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import polars as pl
+
+from warehouse.contracts import conform, contract_for
+from warehouse.pseudonym import Pseudonymiser
+from warehouse.settings import Settings
+from warehouse.storage import write_parquet_atomic
+
+
+def utc_now() -> dt.datetime:
+    """Now in UTC, naive, as the meta tables store it."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def pseudonymiser(settings: Settings) -> Pseudonymiser:
+    return Pseudonymiser.load(settings.secrets_dir)
+
+
+def append_rows(settings: Settings, table: str, rows: list[dict], when: dt.datetime) -> Path | None:
+    """Append ``rows`` to an append-only meta table as one new file; None when there is nothing to add."""
+    if not rows:
+        return None
+    contract = contract_for(table)
+    frame = conform(pl.DataFrame(rows, schema=contract.polars_schema(), orient="row"), contract)
+    path = settings.lake / contract.layer / contract.table / when.date().isoformat() / f"{uuid.uuid4().hex}.parquet"
+    write_parquet_atomic(frame, path)
+    return path

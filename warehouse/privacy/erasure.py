@@ -1,0 +1,408 @@
+"""Erasure, the right to be forgotten: remove one reader from every layer, resumably, and prove it.
+
+Steps, in order, each recorded in a journal in the restricted area as it completes:
+  landing     landing files rewritten without the reader's lines (card field parsed per format;
+              gzip stays gzip; MARC and COUNTER hold no readers and are left alone)
+  lake        every Parquet file of the lake, the quarantine and the restricted area: rows of the
+              reader removed (``patron_pid``, or a quarantined raw line holding the card or
+              ``pid:<pid>``), any other text naming the reader redacted; only files that hold
+              the reader are rewritten, each atomically (temporary file, then rename)
+  consent     the reader's consent rows removed; a tombstone keeps the salted request hash
+  text        other files of the home folder (lineage events, quality docs): lines naming the reader
+              redacted (events name files and tables, not readers, so normally nothing changes)
+  models      core tables and marts downstream of a rewritten table recomputed from their SQL
+  publish     the per-role databases rebuilt, the warehouse views refreshed
+  ledger      one hash-only row in meta.erasure_ledger; the journal is then deleted
+
+There is no stored pseudonym mapping to erase: ``patron_pid`` is an HMAC of the card number,
+recomputed when needed. The journal holds the pseudonym (never the card) while the erasure
+runs, in the 0700 restricted area, so ``--resume`` can finish it; it is deleted at the end.
+The ledger keeps neither: only SHA-256 of the pseudonym with a per-home secret salt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import gzip
+import hashlib
+import json
+import os
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import polars as pl
+
+from warehouse.access import publish
+from warehouse.library import load_library
+from warehouse.privacy import append_rows, pseudonymiser, utc_now
+from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
+from warehouse.privacy.scan import find_values
+from warehouse.settings import Settings
+from warehouse.storage import TMP_PREFIX, refresh_warehouse_views, write_parquet_atomic
+
+LEDGER_TABLE = "meta.erasure_ledger"
+SALT_FILE = "erasure.salt"
+JOURNAL_DIR = "erasure"
+REDACTED = "[erased]"
+STEPS = ("landing", "lake", "consent", "text", "models", "publish", "ledger")
+PID = re.compile(r"^[0-9a-f]{64}$")
+
+# (landing file, its decompressed bytes, is-this-card-the-reader) → (new bytes, lines removed)
+LandingRewriter = Callable[[Path, bytes, Callable[[str], bool]], tuple[bytes, int]]
+
+
+class ErasureError(RuntimeError):
+    """An erasure cannot start or go on; the message says why and what to do."""
+
+
+class ErasureInterrupted(RuntimeError):
+    """Raised by the test hook ``stop_after``: the erasure stopped between two steps."""
+
+
+@dataclass(frozen=True)
+class ErasureHooks:
+    """What the warehouse layer cannot know by itself: landing formats and the SQL models."""
+
+    landing_files: Callable[[Settings], list[Path]]
+    rewrite_landing: LandingRewriter
+    rebuild_models: Callable[[Settings, set[str]], list[str]]
+
+
+@dataclass
+class Reader:
+    """The reader being erased: the pseudonym, and the card only if given (kept in memory)."""
+
+    pid: str
+    card: str | None = None
+    _pid_of: Callable[[str], str] | None = None
+    _seen: dict[str, bool] = field(default_factory=dict)
+
+    def is_card(self, card: str | None) -> bool:
+        """Whether ``card`` (a parsed card field) is this reader's, by its pseudonym."""
+        if not card:
+            return False
+        card = card.strip()
+        if card not in self._seen:
+            self._seen[card] = self._pid_of(card) == self.pid
+            if self._seen[card]:
+                self.card = card
+        return self._seen[card]
+
+    def needles(self) -> list[str]:
+        return [n for n in (self.pid, self.card) if n]
+
+    def holds(self, text: str | None, card_pattern: re.Pattern[str]) -> bool:
+        """Whether ``text`` names the reader: the pseudonym, or a card token of this reader."""
+        if not text:
+            return False
+        return self.pid in text or any(self.is_card(m.group(0)) for m in card_pattern.finditer(text))
+
+    def redact(self, text: str | None, card_pattern: re.Pattern[str]) -> str | None:
+        if not text:
+            return text
+        text = text.replace(self.pid, REDACTED)
+        return card_pattern.sub(lambda m: REDACTED if self.is_card(m.group(0)) else m.group(0), text)
+
+
+def home_salt(settings: Settings) -> bytes:
+    """The home folder's secret salt for request hashes (a 0600 file, made on first use)."""
+    path = settings.secrets_dir / SALT_FILE
+    if not path.exists():
+        settings.ensure()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text().strip())
+
+
+def request_hash(settings: Settings, pid: str) -> str:
+    return hashlib.sha256(home_salt(settings) + pid.encode("utf-8")).hexdigest()
+
+
+def journal_dir(settings: Settings) -> Path:
+    return settings.restricted / JOURNAL_DIR
+
+
+def pending(settings: Settings) -> list[Path]:
+    """Journals of erasures that started and did not finish."""
+    folder = journal_dir(settings)
+    return sorted(folder.glob("*.json")) if folder.exists() else []
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    """Replace a file's bytes atomically, keeping its mode."""
+    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _table_of(settings: Settings, path: Path) -> str:
+    """``layer.table`` of a lake or quarantine file; the restricted area's files by folder."""
+    if settings.lake in path.parents:
+        layer, table = path.relative_to(settings.lake).parts[:2]
+        return f"{layer}.{table}"
+    if settings.quarantine in path.parents:
+        return f"quarantine.{path.relative_to(settings.quarantine).parts[0]}"
+    return "restricted/" + "/".join(path.relative_to(settings.restricted).parts[:2])
+
+
+class Erasure:
+    """One reader's erasure, driven by its journal."""
+
+    def __init__(self, settings: Settings, journal: Path, hooks: ErasureHooks, card: str | None = None) -> None:
+        self.settings, self.path, self.hooks = settings, journal, hooks
+        self.state = json.loads(journal.read_text(encoding="utf-8"))
+        self.reader = Reader(self.state["pid"], card, pseudonymiser(settings).pid)
+        self.card_pattern = load_library(settings.library_config).card_regex()
+
+    # --- journal -------------------------------------------------------------------------
+    def _result(self, step: str) -> dict:
+        return self.state["steps"][step]["result"]
+
+    def _save(self) -> None:
+        _write_json(self.path, self.state)
+
+    def run(self, stop_after: int | None = None) -> dict:
+        for number, step in enumerate(STEPS, 1):
+            if self.state["steps"][step]["done"]:
+                continue
+            getattr(self, f"_step_{step}")()
+            self.state["steps"][step]["done"] = True
+            self._save()
+            if stop_after is not None and number >= stop_after and step != STEPS[-1]:
+                raise ErasureInterrupted(f"stopped after step {number} ({step}) as asked; "
+                                         "`shuku erase --resume` finishes it.")
+        ledger = self.state["ledger_row"]
+        self.path.unlink()
+        return ledger
+
+    # --- steps ---------------------------------------------------------------------------
+    def _step_landing(self) -> None:
+        done = self._result("landing").setdefault("files", [])
+        for path in self.hooks.landing_files(self.settings):
+            raw = path.read_bytes()
+            zipped = raw[:2] == b"\x1f\x8b"
+            data = gzip.decompress(raw) if zipped else raw
+            new, removed = self.hooks.rewrite_landing(path, data, self.reader.is_card)
+            if not removed:
+                continue
+            out = gzip.compress(new, mtime=0) if zipped else new
+            _replace_bytes(path, out)
+            done.append({"file": str(path.relative_to(self.settings.landing)), "lines_removed": removed,
+                         "sha256_before": _sha256(raw), "sha256_after": _sha256(out)})
+            self._save()
+
+    def _parquet_files(self) -> list[Path]:
+        consent = self.settings.lake / "meta" / CONSENT_TABLE.split(".")[1]
+        files = []
+        for root in (self.settings.lake, self.settings.quarantine, self.settings.restricted):
+            if root.exists():
+                files += [p for p in root.rglob("*.parquet")
+                          if not p.name.startswith(TMP_PREFIX) and consent not in p.parents]
+        return sorted(files)
+
+    def _step_lake(self) -> None:
+        result = self._result("lake")
+        removed = result.setdefault("rows_removed", {})
+        rewritten = result.setdefault("files", [])
+        con = duckdb.connect()
+        try:
+            for path in self._parquet_files():
+                outcome = self._scrub_file(con, path)
+                if outcome is None:
+                    continue
+                table = _table_of(self.settings, path)
+                removed[table] = removed.get(table, 0) + outcome
+                rewritten.append(str(path.relative_to(self.settings.home)))
+                self._save()
+        finally:
+            con.close()
+
+    def _scrub_file(self, con, path: Path) -> int | None:
+        """Rewrite one Parquet file without the reader; rows removed, or None when it does not hold the reader."""
+        source = "read_parquet('" + str(path).replace("'", "''") + "', hive_partitioning = false)"
+        described = con.execute(f"describe select * from {source}").fetchall()
+        text = [name for name, kind, *_ in described if kind == "VARCHAR"]
+        raw_lines = path.is_relative_to(self.settings.quarantine) or path.is_relative_to(self.settings.restricted)
+        checks = []
+        if "patron_pid" in text:
+            checks.append('"patron_pid" = $pid')
+        checks += [f'contains("{c}", $needle{i})' for c in text for i in range(len(self.reader.needles()))]
+        params = {"pid": self.reader.pid} | {f"needle{i}": n for i, n in enumerate(self.reader.needles())}
+        params = {k: v for k, v in params.items() if any(f"${k}" in c for c in checks)}
+        hit = bool(checks) and con.execute(f"select count(*) from {source} where {' or '.join(checks)}",
+                                           params).fetchone()[0] > 0
+        frame = None
+        if not hit and raw_lines and text:
+            # A quarantined line may hold the card of a reader erased by pseudonym only.
+            frame = pl.read_parquet(path, hive_partitioning=False)
+            hit = any(self.reader.holds(v, self.card_pattern) for c in text for v in frame.get_column(c).to_list())
+        if not hit:
+            return None
+        frame = frame if frame is not None else pl.read_parquet(path, hive_partitioning=False)
+        before = frame.height
+        keep = pl.Series([True] * before)
+        if "patron_pid" in frame.columns:
+            keep &= (frame.get_column("patron_pid") != self.reader.pid).fill_null(True)
+        if raw_lines:
+            holds = [any(self.reader.holds(row[c], self.card_pattern) for c in text)
+                     for row in frame.select(text).iter_rows(named=True)]
+            keep &= ~pl.Series(holds, dtype=pl.Boolean)
+        frame = frame.filter(keep)
+        frame = frame.with_columns([pl.col(c).map_elements(lambda v: self.reader.redact(v, self.card_pattern),
+                                                           return_dtype=pl.Utf8) for c in text])
+        write_parquet_atomic(frame, path)
+        return before - frame.height
+
+    def _step_consent(self) -> None:
+        result = self._result("consent")
+        folder = self.settings.lake / "meta" / CONSENT_TABLE.split(".")[1]
+        removed = result.get("rows_removed", 0)
+        for path in sorted(folder.rglob("*.parquet")) if folder.exists() else []:
+            if path.name.startswith(TMP_PREFIX):
+                continue
+            frame = pl.read_parquet(path, hive_partitioning=False)
+            keep = (frame.get_column("patron_pid") != self.reader.pid).fill_null(True)
+            if keep.all():
+                continue
+            removed += int((~keep).sum())
+            if keep.any():
+                write_parquet_atomic(frame.filter(keep), path)
+            else:
+                path.unlink()    # one file per change: the change was the reader's alone
+            result["rows_removed"] = removed
+            self._save()
+        if not result.get("tombstone"):
+            now = utc_now()
+            append_rows(self.settings, CONSENT_TABLE, [{
+                "patron_pid": None, "pid_key_version": None, "profiling": None, "recommendations": None,
+                "changed_at": now, "source": FROM_ERASURE, "changed_by": self.state["requested_by"],
+                "erasure_hash": self.state["request_hash"]}], now)
+            result["tombstone"] = True
+        result["rows_removed"] = removed
+
+    def _text_files(self) -> list[Path]:
+        """Files other than the lake's: lineage events, quality docs, logs (landing, secrets and
+        the Dagster instance excepted: the landing step has done the first, the others hold no reader rows)."""
+        s = self.settings
+        skip = (s.landing, s.lake, s.quarantine, s.restricted, s.access_dir, s.secrets_dir, s.dagster_home)
+        return sorted(p for p in s.home.rglob("*") if p.is_file() and not any(f in p.parents for f in skip)
+                      and p.suffix not in (".parquet", ".duckdb", ".wal") and not p.name.startswith(TMP_PREFIX))
+
+    def _step_text(self) -> None:
+        result = self._result("text")
+        files = result.setdefault("files", [])
+        for path in self._text_files():
+            raw = path.read_bytes()
+            if b"\0" in raw[:4096]:
+                continue    # binary
+            text = raw.decode("utf-8", errors="surrogateescape")
+            if not self.reader.holds(text, self.card_pattern):
+                continue
+            lines = text.splitlines(keepends=True)
+            changed = [self.reader.redact(line, self.card_pattern) for line in lines]
+            count = sum(1 for a, b in zip(lines, changed) if a != b)
+            _replace_bytes(path, "".join(changed).encode("utf-8", errors="surrogateescape"))
+            files.append({"file": str(path.relative_to(self.settings.home)), "lines_redacted": count})
+            self._save()
+
+    def _step_models(self) -> None:
+        changed = {t for t, n in self._result("lake").get("rows_removed", {}).items() if n}
+        if self._result("consent").get("rows_removed"):
+            changed.add(CONSENT_TABLE)
+        self._result("models")["rebuilt"] = self.hooks.rebuild_models(self.settings, changed) if changed else []
+
+    def _step_publish(self) -> None:
+        if any(self.settings.access_dir.glob("*.duckdb")):
+            self._result("publish")["roles"] = [p.role for p in publish(self.settings)]
+        refresh_warehouse_views(self.settings)
+
+    def _step_ledger(self) -> None:
+        lake, landing = self._result("lake"), self._result("landing")
+        removed = {t: n for t, n in sorted(lake.get("rows_removed", {}).items()) if not t.startswith("restricted/")}
+        restricted = sum(n for t, n in lake.get("rows_removed", {}).items() if t.startswith("restricted/"))
+        if restricted:
+            removed["restricted"] = restricted
+        if self._result("consent").get("rows_removed"):
+            removed[CONSENT_TABLE] = self._result("consent")["rows_removed"]
+        partitions = list(lake.get("files", [])) + [f["file"] for f in self._result("text").get("files", [])]
+        now = utc_now()
+        row = {"erased_at": now, "started_at": dt.datetime.fromisoformat(self.state["started_at"]),
+               "request_hash": self.state["request_hash"], "requested_by": self.state["requested_by"],
+               "requested_with": self.state["requested_with"],
+               "tables_rewritten": sorted(t for t in set(removed) | {_table_of(self.settings, self.settings.home / p)
+                                                                     for p in lake.get("files", [])}
+                                          if not t.startswith("restricted")),
+               "partitions_rewritten": partitions, "models_rebuilt": self._result("models").get("rebuilt", []),
+               "rows_removed": json.dumps(removed, sort_keys=True), "rows_removed_count": sum(removed.values()),
+               "landing_files": json.dumps(landing.get("files", [])), "landing_files_count": len(landing.get("files", []))}
+        append_rows(self.settings, LEDGER_TABLE, [row], now)
+        self.state["ledger_row"] = row
+
+
+def start(settings: Settings, *, card: str | None = None, pid: str | None = None,
+          requested_by: str | None = None) -> tuple[Path, Reader]:
+    """Open the journal of a new erasure (or find the pending one for the same reader)."""
+    if (card is None) == (pid is None):
+        raise ErasureError("name the reader by --card CARD or by --pid PID (one of them).")
+    pseudo = pseudonymiser(settings)
+    if pid is not None and not PID.match(pid):
+        raise ErasureError("--pid: expected 64 lowercase hexadecimal characters (a patron_pid); "
+                           "copy it from the warehouse, or give --card instead.")
+    pid = pid or pseudo.pid(card)
+    digest = request_hash(settings, pid)
+    path = journal_dir(settings) / f"{digest[:16]}.json"
+    if not path.exists():
+        steps = {s: {"done": False, "result": {}} for s in STEPS}
+        _write_json(path, {"request_hash": digest, "pid": pid, "requested_with": "card" if card else "pid",
+                           "requested_by": requested_by or getpass.getuser(), "started_at": utc_now().isoformat(),
+                           "steps": steps, "ledger_row": None})
+    return path, Reader(pid, card, pseudo.pid)
+
+
+def erase(settings: Settings, hooks: ErasureHooks, *, card: str | None = None, pid: str | None = None,
+          requested_by: str | None = None, stop_after: int | None = None) -> dict:
+    """Erase one reader everywhere; returns the ledger row. ``stop_after`` (tests) interrupts after step k."""
+    path, reader = start(settings, card=card, pid=pid, requested_by=requested_by)
+    return Erasure(settings, path, hooks, card=reader.card).run(stop_after)
+
+
+def resume(settings: Settings, hooks: ErasureHooks) -> list[dict]:
+    """Finish every erasure whose journal is still in the restricted area."""
+    return [Erasure(settings, path, hooks).run() for path in pending(settings)]
+
+
+def verify(settings: Settings, *, card: str | None = None, pid: str | None = None) -> list[tuple[str, str]]:
+    """Where under the home folder the reader's card number or pseudonym is still found ([] when nowhere)."""
+    if card is None and pid is None:
+        raise ErasureError("name the reader to look for by card number or by pid.")
+    pid = pid or pseudonymiser(settings).pid(card)
+    return find_values(settings, {pid, card} - {None})
