@@ -1,12 +1,13 @@
-"""What `shuku status` and the demo summary show: runs, tables, freshness, quarantine."""
+"""What `shuku status` and the demo summary show: runs, tables, freshness, quarantine, failing checks."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 
 from pipelines.runner import dagster_instance
+from quality.freshness import is_stale, library_today
+from quality.report import failing_checks
 from warehouse.contracts import load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, has_data
@@ -27,7 +28,7 @@ def table_status(settings: Settings) -> list[dict]:
     """Rows, newest partition and staleness for each staging/core/marts table; quarantine per source."""
     contracts = load_contracts()
     con = compute_connection(settings)
-    today = dt.date.today()
+    today = library_today(settings)
     rows = []
     try:
         for name, contract in contracts.items():
@@ -40,7 +41,7 @@ def table_status(settings: Settings) -> list[dict]:
                 newest = con.execute(f"SELECT max({part.name}) FROM {name}").fetchone()[0]
             stale = None
             if newest is not None and contract.freshness_days is not None:
-                stale = (today - newest).days > contract.freshness_days + (31 if contract.partitioning == "month" else 0)
+                stale = is_stale(contract, newest, today)
             quarantined, reasons = None, ""
             if contract.layer == "staging":
                 source_q = [c for c in contracts.values() if c.layer == "quarantine"]
@@ -76,3 +77,14 @@ def counter_exceptions(settings: Settings, limit: int = 20) -> list[dict]:
     finally:
         con.close()
     return [dict(zip(("month", "platform", "report", "code", "severity", "message"), r)) for r in rows]
+
+
+def quality_failures(settings: Settings) -> list[dict]:
+    """Checks failing on their latest results (the same rows `shuku quality` shows), errors first."""
+    return failing_checks(settings)
+
+
+def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
+    """The latest retention sweeps (meta.retention_log), newest first."""
+    from warehouse.privacy.retention import recent_sweeps
+    return recent_sweeps(settings, limit) if has_data(settings, load_contracts()["meta.retention_log"]) else []

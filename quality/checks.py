@@ -3,29 +3,34 @@
 Asset factories declare ``check_specs(contract)`` on every asset and yield the results of
 ``evaluate(...)`` after writing, so the checks of a table are defined in one place: the
 rules its contract states (validated by Great Expectations on pandas, one validation per
-table and run) and the hand-written rules of `quality.rules` (SQL on DuckDB).
+table and run), its freshness SLA and the hand-written rules of `quality.rules` (SQL on
+DuckDB). Each evaluation also rewrites the table's page of the Data Docs site.
 ``SHUKU_QUALITY_CHECKS=off`` leaves them out of the definitions (benchmarks only).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 import dagster as dg
+import duckdb
 import polars as pl
 
+from quality.datadocs import update_docs
+from quality.freshness import check_freshness, freshness_rule, library_today
 from quality.results import CheckOutcome, partition_label, write_results
-from quality.rules import (PSEUDONYM, SAFE_PII, locator_columns, register_card_lookup, rule_tables, rules_for,
-                           run_rule)
-from quality.suites import ERROR, ExpectationResult, contract_expectations, validate_frame
-from warehouse.contracts import Contract
-from warehouse.library import load_library
+from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_context, rule_tables, rules_for,
+                           run_rules)
+from quality.suites import ERROR, ExpectationResult, contract_expectations, validate_frame, within
+from warehouse.contracts import Contract, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
+from warehouse.storage import PART_FILE, compute_connection, create_views, table_dir
 
 CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
@@ -47,8 +52,18 @@ def planned_checks(contract: Contract) -> list[PlannedCheck]:
     """Every check of a table, contract rules first, then hand-written rules."""
     if contract.layer not in CHECKED_LAYERS:
         return []
+    fresh = freshness_rule(contract)
     return ([PlannedCheck(e.name, e.description, e.severity) for e in contract_expectations(contract)]
+            + ([PlannedCheck(fresh.name, fresh.description, fresh.severity)] if fresh else [])
             + [PlannedCheck(r.name, r.description, r.severity) for r in rules_for(contract)])
+
+
+def checked_against(contract: Contract) -> list[str]:
+    """Other tables the table's checks compare it with (its foreign keys' dimensions): they must be
+    built before the table, or a first run checks against an empty dimension."""
+    if not checks_enabled() or contract.layer not in CHECKED_LAYERS:
+        return []
+    return sorted({t for rule in rules_for(contract) for t in rule.reads} - {contract.qualified_name})
 
 
 def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
@@ -60,20 +75,73 @@ def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
             for c in planned_checks(contract)]
 
 
+def partition_days(contract: Contract, partition_keys: list[str]) -> list[str]:
+    """The partition folders' dates for Dagster partition keys (a month is its first day)."""
+    return sorted({key if contract.partitioning == "day" else f"{key}-01" for key in partition_keys})
+
+
 def rows_written(contract: Contract, partition_keys: list[str] | None) -> str:
     """SQL for the rows a run wrote: its partitions of the table, or the whole table."""
     part = contract.partition_column
     if part is None or not partition_keys:
         return contract.qualified_name
-    days = sorted({key if contract.partitioning == "day" else f"{key}-01" for key in partition_keys})
-    listed = ", ".join(f"DATE '{day}'" for day in days)
+    listed = ", ".join(f"DATE '{day}'" for day in partition_days(contract, partition_keys))
     return f'(SELECT * FROM {contract.qualified_name} WHERE "{part.name}" IN ({listed}))'
 
 
+def partition_rows(settings: Settings, contract: Contract, partition_keys: list[str] | None) -> dict[str, int]:
+    """Rows of each partition the run wrote, from the Parquet footers (no scan).
+
+    Only partitions with a file count: a day without landing files writes nothing, while a day
+    whose files held no loadable row writes an empty partition, which a row count rule catches.
+    """
+    import pyarrow.parquet as pq
+
+    base, part = table_dir(settings, contract), contract.partition_column
+    if partition_keys:
+        folders = [base / f"{part.name}={day}" for day in partition_days(contract, partition_keys)]
+    else:
+        folders = sorted(base.glob(f"{part.name}=*"))
+    return {folder.name: pq.read_metadata(folder / PART_FILE).num_rows
+            for folder in folders if (folder / PART_FILE).exists()}
+
+
+def _row_count_outcome(settings: Settings, contract: Contract, result: ExpectationResult,
+                       partition_keys: list[str] | None) -> tuple[bool, str, int, list[str]]:
+    """(success, observed, unexpected count, sample) of a row count rule.
+
+    GX counts the whole batch, i.e. every partition of the run together; for a partitioned
+    table the rule holds per partition, so each partition's count is held to the same bounds.
+    """
+    if contract.partition_column is None:
+        rows = int(result.observed or 0)
+        shown = f"{rows:,} rows"
+        return result.success, shown, 0 if result.success else 1, [] if result.success else [shown]
+    counts = partition_rows(settings, contract, partition_keys)
+    if not counts:
+        return True, "no partition written", 0, []
+    bad = {folder: n for folder, n in counts.items() if not within(n, result.rule.kwargs)}
+    fewest = min(counts, key=counts.get)
+    observed = f"{len(counts)} partition(s), fewest {counts[fewest]:,} rows ({fewest})"
+    return not bad, observed, len(bad), [f"{folder}: {n:,} rows" for folder, n in sorted(bad.items())][:SAMPLE_SIZE]
+
+
+def _frame(con, columns: list[str], rows: str) -> "pandas.DataFrame":  # noqa: F821
+    """The columns GX needs as pandas, through Arrow (several times faster than ``.df()`` for text).
+
+    Integers with nulls become float64, not pandas' nullable Int64: GX compares Int64 value by
+    value in Python and float64 in one vectorised step.
+    """
+    selected = ", ".join(f'"{c}"' for c in columns) or "1 AS row"
+    return con.sql(f"SELECT {selected} FROM {rows}").to_arrow_table().to_pandas()
+
+
 def _shown(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "(empty)"
-    return str(value.item() if hasattr(value, "item") else value)
+    # An integer column with nulls reaches GX as float64: show 0, not 0.0.
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
 
 
 def _sample(contract: Contract, result: ExpectationResult, locator: list[str]) -> list[str]:
@@ -91,40 +159,75 @@ def _sample(contract: Contract, result: ExpectationResult, locator: list[str]) -
     return shown
 
 
-def run_checks(contract: Contract, settings: Settings, *, run_id: str,
-               partition_keys: list[str] | None) -> list[CheckOutcome]:
-    """Run every check of the table on the rows this run wrote and record them in meta.quality_results."""
+@lru_cache(maxsize=4)
+def _database(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process and home: opening one costs ~25 ms of CPU, a cursor on it nothing."""
+    return compute_connection(settings, [])
+
+
+def _connection(settings: Settings, tables: list[str]) -> duckdb.DuckDBPyConnection:
+    """A cursor on the process's database with fresh views of ``tables`` (their files may have changed)."""
+    con = _database(settings).cursor()
+    create_views(con, settings, [contract_for(t) for t in dict.fromkeys(tables)])
+    return con
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every view the checks made, so the next table's checks never read one made before its files."""
+    for schema, view in con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+        con.execute(f'DROP VIEW IF EXISTS "{schema}"."{view}"')
+    con.close()
+
+
+def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
+               now: dt.datetime | None = None) -> list[CheckOutcome]:
+    """Run every check of the table on the rows this run wrote and record them in meta.quality_results.
+
+    ``now`` replaces the clock for the freshness check (tests).
+    """
     if contract.layer not in CHECKED_LAYERS:
         return []
     expectations = contract_expectations(contract)
+    fresh = freshness_rule(contract)
     rules = rules_for(contract)
     outcomes = []
-    con = compute_connection(settings, [contract.qualified_name, *rule_tables(rules)])
+    con = _connection(settings, [contract.qualified_name, *rule_tables(rules)])
     try:
         rows = rows_written(contract, partition_keys)
         if expectations:
             locator = locator_columns(contract)
-            needed = list(dict.fromkeys([c for e in expectations for c in e.columns] + locator))
-            selected = ", ".join(f'"{c}"' for c in needed)
-            frame = con.execute(f"SELECT {selected} FROM {rows}").df()
-            for result in validate_frame(contract, frame, locator, SAMPLE_SIZE):
+            needed = list(dict.fromkeys(c for e in expectations for c in e.columns))
+            with_locator = list(dict.fromkeys(needed + locator))
+            frame = _frame(con, needed, rows)
+            for result in validate_frame(contract, frame, locator, SAMPLE_SIZE,
+                                         located=lambda: _frame(con, with_locator, rows)):
                 rule = result.rule
+                if rule.kind == "row_count":
+                    success, observed, count, sample = _row_count_outcome(settings, contract, result, partition_keys)
+                else:
+                    success, count, sample = result.success, result.unexpected_count, _sample(contract, result, locator)
+                    observed = f"{result.unexpected_count:,} of {result.element_count:,} rows"
                 outcomes.append(CheckOutcome(
                     table_name=contract.qualified_name, check_name=rule.name, expectation=rule.expectation,
-                    column_name=", ".join(rule.columns), severity=rule.severity, success=result.success,
-                    observed_value=f"{result.unexpected_count:,} of {result.element_count:,} rows",
-                    unexpected_count=result.unexpected_count, sample=_sample(contract, result, locator)))
-        context = register_card_lookup(con, settings, contract, rows) if rules else {}
-        for rule in rules:
-            count, sample = run_rule(con, rule, contract, rows, context, SAMPLE_SIZE)
+                    column_name=", ".join(rule.columns) or None, severity=rule.severity, success=success,
+                    observed_value=observed, unexpected_count=count, sample=sample))
+        if fresh:
+            success, observed, sample = check_freshness(con, contract, fresh, library_today(settings, now))
+            outcomes.append(CheckOutcome(
+                table_name=contract.qualified_name, check_name=fresh.name, expectation="sla", column_name=fresh.column,
+                severity=fresh.severity, success=success, observed_value=observed, unexpected_count=0 if success else 1,
+                sample=[] if success else sample))
+        context = rule_context(con, settings, contract, rows) if rules else {}
+        for rule, count, sample in run_rules(con, rules, contract, rows, context, SAMPLE_SIZE):
             outcomes.append(CheckOutcome(
                 table_name=contract.qualified_name, check_name=rule.name, expectation="sql", column_name=None,
                 severity=rule.severity, success=count == 0, observed_value=f"{count:,} offending",
                 unexpected_count=count, sample=sample))
     finally:
-        con.close()
+        _close(con)
     _scrub_samples(settings, outcomes)
     write_results(settings, run_id, partition_keys, outcomes)
+    update_docs(settings, contract.qualified_name, run_id, partition_label(partition_keys), outcomes)
     return outcomes
 
 
@@ -135,16 +238,16 @@ def _scrub_samples(settings: Settings, outcomes: list[CheckOutcome]) -> None:
     """
     if not any(o.sample for o in outcomes):
         return
-    pattern = load_library(settings.library_config).card_number_pattern
+    pattern = library(settings).card_number_pattern
     pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
     for outcome in outcomes:
         if outcome.sample:
             outcome.sample = pseudonymiser.scrub(pl.Series(outcome.sample, dtype=pl.Utf8), pattern).to_list()
 
 
-def evaluate(contract: Contract, settings: Settings, *, run_id: str,
-             partition_keys: list[str] | None) -> Iterable[dg.AssetCheckResult]:
-    """Run the table's checks on what this run wrote (its partitions, or the whole table)."""
+def evaluate(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
+             now: dt.datetime | None = None) -> Iterable[dg.AssetCheckResult]:
+    """Run the table's checks on what this run wrote (its partitions, or the whole table); ``now`` for tests."""
     if not checks_enabled():
         return []
     key = dg.AssetKey([contract.layer, contract.table])
@@ -154,4 +257,4 @@ def evaluate(contract: Contract, settings: Settings, *, run_id: str,
         severity=dg.AssetCheckSeverity.ERROR if o.severity == ERROR else dg.AssetCheckSeverity.WARN,
         metadata={"observed": o.observed_value, "unexpected_count": o.unexpected_count, "partitions": label,
                   "sample": dg.MetadataValue.json(o.sample)})
-        for o in run_checks(contract, settings, run_id=run_id, partition_keys=partition_keys)]
+        for o in run_checks(contract, settings, run_id=run_id, partition_keys=partition_keys, now=now)]

@@ -9,34 +9,41 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import duckdb
-from duckdb.sqltypes import BOOLEAN, VARCHAR
 
 from quality.suites import ERROR, WARN
 from warehouse import pseudonym
-from warehouse.contracts import Contract
-from warehouse.library import load_library
+from warehouse.contracts import Contract, contract_for
+from warehouse.library import Library, load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
+from warehouse.storage import create_views
 
 SAFE_PII = ("none",)
 PSEUDONYM = "patron_pid"
 PSEUDONYM_VALUE = "^[0-9a-f]{64}$"
 COUNTER_METRICS = ("metric_type", "usage_count", "source_file", "source_line")
+READERS = ("staging.patron", "core.dim_patron")   # whose card numbers the privacy checks look for
 
 
 @dataclass(frozen=True)
 class SqlRule:
-    """A hand-written check: ``offending(contract, rows)`` is SQL selecting ``at`` for each bad row."""
+    """A hand-written check: ``offending(contract, rows)`` is SQL selecting ``at`` for each bad row.
+
+    A privacy rule names the ``personal`` data it looks for instead; `scan_personal` runs them together.
+    """
 
     name: str
     tables: tuple[str, ...]
     description: str
     severity: str
-    offending: Callable[[Contract, str, dict], str]
+    offending: Callable[[Contract, str, dict], str] | None = None
     reads: tuple[str, ...] = ()      # other tables the rule's SQL reads
+    personal: str | None = None      # "card", "email" or "phone"
 
 
 def _quote(text: str) -> str:
@@ -75,54 +82,128 @@ def re2(pattern: str) -> str:
     return (pattern.replace("(?<!\\d)", "(?:^|[^0-9])").replace("(?!\\d)", "(?:[^0-9]|$)"))
 
 
-KNOWN_CARD_FUNCTION = "is_known_card_number"
+@lru_cache(maxsize=8)
+def _library(path: Path, mtime_ns: int) -> Library:
+    return load_library(path)
 
 
-def register_card_lookup(con: duckdb.DuckDBPyConnection, settings: Settings, contract: Contract, rows: str) -> dict:
-    """Add a SQL function telling whether a text holds the card number of a known reader; returns the rule context.
+def library(settings: Settings) -> Library:
+    """The library config, read once per file version (not once per table checked)."""
+    path = Path(settings.library_config)
+    return _library(path, path.stat().st_mtime_ns)
+
+
+def rule_context(con: duckdb.DuckDBPyConnection, settings: Settings, contract: Contract, rows: str) -> dict:
+    """What the rules need besides the rows: the card pattern and a test for a known reader's card number.
 
     A value matching card_number_pattern counts only when its keyed pseudonym is a reader's
-    patron_pid: random ids (a 10-hex OPAC session id is all digits about 1 time in 100) match the pattern too.
+    patron_pid: random ids (a 10-hex OPAC session id is all digits about 1 time in 100) match the
+    pattern too. The readers are read on the first value to test, so a clean table never reads them.
     """
-    pattern = load_library(settings.library_config).card_number_pattern
-    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
-    sources = ["staging.patron", "core.dim_patron"] + ([rows] if PSEUDONYM in contract.column_names else [])
-    known = {pid for (pid,) in con.execute(
-        " UNION ".join(f"SELECT {PSEUDONYM} FROM {source}" for source in sources)).fetchall() if pid}
+    pattern = library(settings).card_number_pattern
     card = re.compile(pattern)
+    known: set[str] | None = None
+    pseudonymiser = None
 
     def is_known_card_number(text: str) -> bool:
+        nonlocal known, pseudonymiser
+        if known is None:
+            present = {f"{schema}.{name}" for schema, name in con.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() "
+                "UNION SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+            create_views(con, settings, [contract_for(t) for t in READERS if t not in present])
+            sources = [*READERS] + ([rows] if PSEUDONYM in contract.column_names else [])
+            known = {pid for (pid,) in con.execute(
+                " UNION ".join(f"SELECT {PSEUDONYM} FROM {source}" for source in sources)).fetchall() if pid}
+            pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
         return any(pseudonymiser.pid(m.group(0)) in known for m in card.finditer(text))
 
-    try:  # the known readers may have changed since the last registration on this connection
-        con.remove_function(KNOWN_CARD_FUNCTION)
-    except duckdb.InvalidInputException:
-        pass
-    con.create_function(KNOWN_CARD_FUNCTION, is_known_card_number, [VARCHAR], BOOLEAN, side_effects=False)
-    return {"card_number_pattern": pattern, "card_confirmed": KNOWN_CARD_FUNCTION}
+    return {"card_number_pattern": pattern, "is_known_card_number": is_known_card_number}
 
 
-def _personal(kind: str) -> Callable[[Contract, str, dict], str]:
-    """Offending rows for one kind of personal data in any text column (64-hex pseudonyms excepted)."""
+def _personal_patterns(context: dict) -> dict[str, str]:
+    return {"card": context["card_number_pattern"], "email": pseudonym.EMAIL.pattern, "phone": pseudonym.MOBILE.pattern}
 
-    def offending(contract: Contract, rows: str, context: dict) -> str:
-        pattern = {"card": context["card_number_pattern"], "email": pseudonym.EMAIL.pattern,
-                   "phone": pseudonym.MOBILE.pattern}[kind]
-        parts = []
-        for col in contract.columns:
-            if col.physical_type != "VARCHAR":
-                continue
-            # Pseudonyms are cut out first: a 64-hex patron_pid (alone or inside a session key) holds digit runs.
-            text = f"regexp_replace(\"{col.name}\", {_quote(PSEUDONYM_VALUE[1:-1])}, ' ', 'g')"
-            matched = f"regexp_matches({text}, {_quote(re2(pattern))})"
-            if kind == "card":
-                # CASE, so the Python lookup runs only on the few values the pattern matched.
-                matched = f"CASE WHEN {matched} THEN {context['card_confirmed']}({text}) ELSE false END"
-            parts.append(f"SELECT {_quote(col.name)} || ' at ' || {locator_sql(contract, exclude=col.name)} "
-                         f"AS found_at FROM {rows} WHERE {matched}")
-        return " UNION ALL ".join(parts) or "SELECT NULL AS found_at WHERE false"
 
-    return offending
+def scan_personal(con: duckdb.DuckDBPyConnection, contract: Contract, rows: str, context: dict,
+                  kinds: list[str], sample_size: int = 5) -> dict[str, tuple[int, list[str]]]:
+    """Card numbers, e-mails and phone numbers in any text column, in ONE pass over ``rows``.
+
+    One regular expression for all the kinds drops, in a single scan, every row where no text
+    column could hold any of them. Only the few rows left get their 64-hex pseudonyms cut out
+    (a patron_pid, alone or inside a session key, holds digit runs; cutting never makes a match)
+    and are tested kind by kind. A card-like value counts only when ``is_known_card_number``
+    confirms it. Returns (offending values, first few) per kind.
+    """
+    found = {kind: (0, []) for kind in kinds}
+    texts = [c.name for c in contract.columns if c.physical_type == "VARCHAR"]
+    if not texts or not kinds:
+        return found
+    patterns = {kind: re2(p) for kind, p in _personal_patterns(context).items() if kind in kinds}
+    cut = {name: f"__text{i}" for i, name in enumerate(texts)}
+    located = {name: locator_columns(contract, exclude=name) for name in texts}
+    numbered = not all(located.values())
+    read = [f'"{c}"' for c in dict.fromkeys([*(c for cols in located.values() for c in cols), *texts])]
+    read += ["row_number() OVER () AS __row"] if numbered else []   # numbered before any row is dropped
+    any_pattern = _quote("|".join(f"(?:{p})" for p in patterns.values()))
+    prefilter = " OR ".join(f'regexp_matches("{name}", {any_pattern})' for name in texts)
+    cutting = ", ".join(f"regexp_replace(\"{name}\", {_quote(PSEUDONYM_VALUE[1:-1])}, ' ', 'g') AS \"{cut[name]}\""
+                        for name in texts)
+    branches = []
+    for name in texts:
+        at = locator_sql(contract, exclude=name) if located[name] else "'row ' || __row"
+        for kind, pattern in patterns.items():
+            text = f'"{cut[name]}"' if kind == "card" else "NULL"
+            branches.append(f"SELECT '{kind}' AS kind, {_quote(name + ' at ')} || {at} AS found_at, {text} AS text "
+                            f"FROM hits WHERE regexp_matches(\"{cut[name]}\", {_quote(pattern)})")
+    sql = (f"WITH hits AS MATERIALIZED (SELECT *, {cutting} FROM (SELECT {', '.join(read)} FROM {rows}) "
+           f"WHERE {prefilter}) "
+           f"SELECT kind, count(*), list(found_at ORDER BY found_at)[1:{int(sample_size)}], "
+           f"list({{'found_at': found_at, 'text': text}} ORDER BY found_at) FILTER (WHERE kind = 'card') "
+           f"FROM ({' UNION ALL '.join(branches)}) GROUP BY kind")
+    for kind, count, sample, candidates in con.execute(sql).fetchall():
+        if kind == "card":
+            confirmed = [c["found_at"] for c in candidates if context["is_known_card_number"](c["text"])]
+            count, sample = len(confirmed), confirmed[:sample_size]
+        found[kind] = (int(count), list(sample or []))
+    return found
+
+
+def _renewal_on_open_loan(contract: Contract, rows: str, context: dict) -> str:
+    # History comes from the whole table: the issue may be in an earlier partition than the renewal.
+    return (f"SELECT source_file || ':' || CAST(source_line AS VARCHAR) AS found_at FROM {rows} AS r "
+            "WHERE r.event_type = 'renew' AND NOT EXISTS ("
+            " SELECT 1 FROM staging.circulation_event AS i"
+            " WHERE i.item_number = r.item_number AND i.event_type = 'issue' AND i.event_at <= r.event_at"
+            " AND NOT EXISTS (SELECT 1 FROM staging.circulation_event AS x"
+            "  WHERE x.item_number = r.item_number AND x.event_type = 'return'"
+            "  AND x.event_at > i.event_at AND x.event_at < r.event_at))")
+
+
+# Readers standing, in corridors and in the stacks: more than twice a zone's seats is beyond what
+# the building holds, so a higher count is a counting error (a missed OUT, a doubled IN).
+PHYSICAL_LIMIT_PER_SEAT = 2
+
+
+def _occupancy_within_limit(contract: Contract, rows: str, context: dict) -> str:
+    return (f"SELECT zone_code || ' ' || CAST(event_date AS VARCHAR) || ' ' || CAST(event_hour AS VARCHAR) || 'h: '"
+            f" || CAST(occupancy_peak AS VARCHAR) || ' for ' || CAST(seat_capacity AS VARCHAR) || ' seats' AS found_at "
+            f"FROM {rows} WHERE occupancy_peak < 0 OR occupancy_peak > {PHYSICAL_LIMIT_PER_SEAT} * seat_capacity")
+
+
+# A reader may leave through a gate that missed their entry a moment before; ten minutes is
+# more than any gate's clock drift or a queue at the turnstiles.
+OUT_BEFORE_IN_TOLERANCE_MINUTES = 10
+
+
+def _out_after_in(contract: Contract, rows: str, context: dict) -> str:
+    return (f"WITH passes AS (SELECT * FROM {rows} WHERE result = 'PASS' AND patron_pid IS NOT NULL), "
+            "firsts AS (SELECT patron_pid, event_date, min(event_at) FILTER (WHERE direction = 'IN') AS first_in, "
+            " min(event_at) FILTER (WHERE direction = 'OUT') AS first_out FROM passes GROUP BY patron_pid, event_date) "
+            "SELECT p.source_file || ':' || CAST(p.source_line AS VARCHAR) AS found_at "
+            "FROM passes AS p JOIN firsts AS f ON f.patron_pid = p.patron_pid AND f.event_date = p.event_date "
+            "WHERE p.direction = 'OUT' AND p.event_at = f.first_out AND (f.first_in IS NULL OR f.first_out < "
+            f"f.first_in - INTERVAL {OUT_BEFORE_IN_TOLERANCE_MINUTES} MINUTE)")
 
 
 def _return_after_issue(contract: Contract, rows: str, context: dict) -> str:
@@ -165,6 +246,16 @@ PATRON_FACTS = ("core.fact_loan", "core.fact_gate_event", "core.fact_search", "c
 RULES: tuple[SqlRule, ...] = (
     SqlRule("return_after_issue", ("core.fact_loan",),
             "No loan is returned before it was issued (returned_at ≥ issued_at).", ERROR, _return_after_issue),
+    SqlRule("renewal_on_open_loan", ("staging.circulation_event",),
+            "Every renewal follows an issue of the same item with no return in between (a warning: "
+            "loans issued before the first loaded day have no issue here).", WARN, _renewal_on_open_loan,
+            ("staging.circulation_event",)),
+    SqlRule("occupancy_within_limit", ("marts.space_utilisation",),
+            f"Occupancy is never below 0 nor above {PHYSICAL_LIMIT_PER_SEAT}× the zone's seats.", ERROR,
+            _occupancy_within_limit),
+    SqlRule("out_after_in", ("staging.gate_event",),
+            f"A reader's first OUT of a day is not more than {OUT_BEFORE_IN_TOLERANCE_MINUTES} minutes before their "
+            "first IN (a warning: a gate may miss an entry).", WARN, _out_after_in),
     SqlRule("counter_unique_within_total", COUNTER_TABLES,
             "For each item and month, Unique_Item_Requests ≤ Total_Item_Requests and "
             "Unique_Item_Investigations ≤ Total_Item_Investigations.", ERROR,
@@ -185,11 +276,11 @@ RULES: tuple[SqlRule, ...] = (
             _found_in("core.dim_patron", "patron_pid", "patron_pid"), ("core.dim_patron",)),
     SqlRule("no_card_numbers", STAGING_AND_CORE,
             "No text value looks like a library card number (card_number_pattern of the library config).",
-            ERROR, _personal("card")),
+            ERROR, personal="card"),
     SqlRule("no_email_addresses", STAGING_AND_CORE, "No text value holds an e-mail address.", ERROR,
-            _personal("email")),
+            personal="email"),
     SqlRule("no_phone_numbers", STAGING_AND_CORE, "No text value holds a mobile phone number.", ERROR,
-            _personal("phone")),
+            personal="phone"),
 )
 
 
@@ -198,10 +289,8 @@ def _applies(rule: SqlRule, contract: Contract) -> bool:
 
 
 def rule_tables(rules: list[SqlRule]) -> list[str]:
-    """The other tables the rules read: the readers for the card lookup, the dimensions for foreign keys."""
-    if not rules:
-        return []
-    return ["staging.patron", "core.dim_patron", *(t for r in rules for t in r.reads)]
+    """The other tables the rules' SQL reads (dimensions for foreign keys; the card lookup adds its own)."""
+    return [t for r in rules for t in r.reads]
 
 
 def rules_for(contract: Contract) -> list[SqlRule]:
@@ -212,8 +301,18 @@ def rules_for(contract: Contract) -> list[SqlRule]:
 def run_rule(con: duckdb.DuckDBPyConnection, rule: SqlRule, contract: Contract, rows: str, context: dict,
              sample_size: int = 5) -> tuple[int, list[str]]:
     """Run one rule on ``rows`` (a table or subquery): the number of offending rows and the first few."""
+    if rule.personal:
+        return scan_personal(con, contract, rows, context, [rule.personal], sample_size)[rule.personal]
     sql = rule.offending(contract, rows, context)
     count, sample = con.execute(
         f"SELECT count(*), list(found_at ORDER BY found_at)[1:{int(sample_size)}] FROM ({sql})").fetchall()[0]
     return int(count), list(sample or [])
+
+
+def run_rules(con: duckdb.DuckDBPyConnection, rules: list[SqlRule], contract: Contract, rows: str, context: dict,
+              sample_size: int = 5) -> list[tuple[SqlRule, int, list[str]]]:
+    """Run a table's rules, the privacy rules in one shared scan: (rule, offending rows, first few) each."""
+    personal = scan_personal(con, contract, rows, context, [r.personal for r in rules if r.personal], sample_size)
+    return [(rule, *(personal[rule.personal] if rule.personal
+                     else run_rule(con, rule, contract, rows, context, sample_size))) for rule in rules]
 

@@ -18,7 +18,7 @@ from sqlglot import exp
 from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
-from quality.checks import check_specs, evaluate
+from quality.checks import check_specs, checked_against, evaluate
 from warehouse.contracts import ContractViolation, contract_for
 from warehouse.storage import compute_connection, copy_query_to_parquet, refresh_warehouse_views, table_dir, PART_FILE
 
@@ -79,7 +79,7 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
     contract = contract_for(model.qualified_name)
 
     @dg.asset(key=[model.layer, model.name], description=contract.description, group_name=model.layer,
-              deps=[dg.AssetKey(name.split(".")) for name in model.upstream()],
+              deps=[dg.AssetKey(name.split(".")) for name in dict.fromkeys(model.upstream() + checked_against(contract))],
               metadata={**definition_metadata(contract), "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```")},
               tags=asset_tags(contract), owners=[f"team:{contract.owner}"] if contract.owner else None,
               kinds={"duckdb", "sql", "parquet"}, check_specs=check_specs(contract) or None)
@@ -98,8 +98,10 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
                 con.close()
             refresh_warehouse_views(settings, [contract])
             observation.add_output(model.qualified_name, rows=rows, bytes=path.stat().st_size, files=1)
+            results = list(evaluate(contract, settings, run_id=run_id, partition_keys=None))
+            observation.add_check_results(model.qualified_name, results)
         yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))})
-        yield from evaluate(contract, settings, run_id=run_id, partition_keys=None)
+        yield from results
 
     return model_asset
 
