@@ -67,6 +67,7 @@ class PartitionOutcome:
     duplicates: int
     written: bool
     meta_rows: dict[str, int] = field(default_factory=dict)   # rows written to each meta.<table>
+    bytes_written: dict[str, int] = field(default_factory=dict)   # Parquet bytes written to each staging table
 
     @property
     def duplicate_files(self) -> list[dict]:
@@ -174,7 +175,8 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
             continue
         for table, hook in feed.meta_tables:
             module, function = hook.split(":")
-            meta_frames[table].append(getattr(importlib.import_module(module), function)(relative, key_text, result))
+            hook_fn = getattr(importlib.import_module(module), function)
+            meta_frames[table].append(hook_fn(relative, key_text, result, sha))
         file_rejects = [result.rejects.with_columns(pl.lit(feed.tables[0]).alias("staging_table"))]
         for table, frame in feed.split(result).items():
             frame = frame.with_columns(pl.lit(relative).alias("source_file"))
@@ -224,9 +226,11 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
 
     quarantine = _quarantine_frame(feed, key_text, rejects, settings, library, pseudonymiser, run_id)
     # Everything is parsed and conformed: only now is anything replaced.
+    bytes_written = {}
     for table, frame in staged.items():
         folder_key = partition_date(key, feed.partitioning).isoformat() if key else None
-        write_partition(settings, contract_for(f"staging.{table}"), folder_key, frame)
+        path = write_partition(settings, contract_for(f"staging.{table}"), folder_key, frame)
+        bytes_written[table] = path.stat().st_size
     for table in feed.tables:
         part = quarantine.filter(pl.col("staging_table") == table)
         path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
@@ -235,7 +239,7 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
     _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
     reasons = Counter(quarantine.get_column("reason").to_list())
     return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=True,
-                            meta_rows=meta_rows)
+                            meta_rows=meta_rows, bytes_written=bytes_written)
 
 
 def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.DataFrame]]) -> dict[str, int]:

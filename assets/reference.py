@@ -2,7 +2,6 @@
 and from maintained lists (disciplines and the classification prefixes mapped onto them)."""
 
 
-import datetime as dt
 import re
 from pathlib import Path
 
@@ -99,6 +98,8 @@ BUILDERS = {
     "dim_discipline": dim_discipline_frame,
     "discipline_map": discipline_map_frame,
 }
+# The file each table is built from, when it is not the library config (for lineage).
+SOURCE_FILES = {"dim_discipline": DISCIPLINES_FILE, "discipline_map": DISCIPLINES_FILE}
 
 
 def _reference_asset(table: str, build) -> dg.AssetsDefinition:
@@ -112,13 +113,16 @@ def _reference_asset(table: str, build) -> dg.AssetsDefinition:
         settings = shuku.settings()
         library = shuku.library()
         with observe(settings, job=contract.qualified_name, run_id=context.run.run_id, inputs=[],
-                     outputs=[contract.qualified_name], source_path=str(library.source)) as observation:
+                     outputs=[contract.qualified_name],
+                     source_path=str(SOURCE_FILES.get(table, library.source))) as observation:
             frame = conform(build(library), contract)
             path = write_table(settings, contract, frame)
             refresh_warehouse_views(settings, [contract])
             observation.add_output(contract.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
+            results = list(evaluate(contract, settings, run_id=context.run.run_id, partition_keys=None))
+            observation.add_check_results(contract.qualified_name, results)
         yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
-        yield from evaluate(contract, settings, run_id=context.run.run_id, partition_keys=None)
+        yield from results
 
     return reference
 

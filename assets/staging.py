@@ -55,9 +55,14 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
             files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes,
                       "rows_read": sum(f.rows_read.values())} for o in outcomes for f in o.files]
             observation.add_landing_files(files)
+            checked = {}
             for table in feed.tables:
                 observation.add_output(f"staging.{table}", rows=sum(o.rows_loaded.get(table, 0) for o in outcomes),
+                                       bytes=sum(o.bytes_written.get(table, 0) for o in outcomes),
                                        files=sum(1 for o in outcomes if o.written))
+                checked[table] = list(evaluate(contract_for(f"staging.{table}"), settings, run_id=run_id,
+                                               partition_keys=[k for k in keys if k] or None))
+                observation.add_check_results(f"staging.{table}", checked[table])
         reasons = Counter()
         for outcome in outcomes:
             reasons.update(outcome.quarantined_by_reason)
@@ -75,9 +80,8 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                 "duplicate_files": dg.MetadataValue.json([d for o in outcomes for d in o.duplicate_files][:200]),
                 **{f"meta.{t}": sum(o.meta_rows.get(t, 0) for o in outcomes) for t, _ in feed.meta_tables},
             })
-        for table in feed.tables:
-            yield from evaluate(contract_for(f"staging.{table}"), settings, run_id=run_id,
-                                partition_keys=[k for k in keys if k] or None)
+        for results in checked.values():
+            yield from results
 
     return ingest
 

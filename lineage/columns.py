@@ -25,7 +25,7 @@ from warehouse.contracts import load_contracts
 DIALECT = "duckdb"
 DIRECT, INDIRECT = "DIRECT", "INDIRECT"
 IDENTITY, TRANSFORMATION, AGGREGATION = "IDENTITY", "TRANSFORMATION", "AGGREGATION"
-JOIN, FILTER, GROUP_BY, WINDOW = "JOIN", "FILTER", "GROUP_BY", "WINDOW"
+JOIN, FILTER, GROUP_BY, WINDOW, CONDITIONAL = "JOIN", "FILTER", "GROUP_BY", "WINDOW", "CONDITIONAL"
 # A hash of identifying values hides them: the result is a pseudonymous key.
 MASKING_FUNCTIONS = (exp.SHA2, exp.SHA, exp.MD5)
 # Window functions that fetch one neighbouring value rather than summarise many.
@@ -102,12 +102,15 @@ def _masks(expression: exp.Expression) -> bool:
     return any(True for _ in expression.find_all(*MASKING_FUNCTIONS))
 
 
-def _walk(node: Node, path: list[Node], out: list[list[Node]]) -> None:
+def _walk(node: Node, path: list[Node], out: list[list[Node]], constants: list[list[Node]]) -> None:
+    """Root-to-table paths into ``out``; paths ending at a value that reads no column into ``constants``."""
     if isinstance(node.expression, exp.Table):
         out.append(path + [node])
         return
+    if not node.downstream:
+        constants.append(path + [node])
     for child in node.downstream:
-        _walk(child, path + [node], out)
+        _walk(child, path + [node], out, constants)
 
 
 def _classify(path: list[Node]) -> tuple[str, str, bool]:
@@ -145,12 +148,63 @@ def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None) -> set[tupl
     if not isinstance(source, Scope) or (id(source), ref.name) in seen:
         return set()
     seen.add((id(source), ref.name))
+    names = source.expression.named_selects   # of the first branch, for a UNION
+    return _output_reads(source, names.index(ref.name), seen) if ref.name in names else set()
+
+
+def _output_reads(scope: Scope, position: int, seen: set) -> set[tuple[str, str]]:
+    """The base columns the ``position``-th output of a select reads; of every branch, for a UNION
+    (whose branches line up by position, not by name)."""
+    if scope.set_operation_scopes:
+        return set().union(*(_output_reads(branch, position, seen) for branch in scope.set_operation_scopes))
+    selects = scope.expression.selects
+    if position >= len(selects):
+        return set()
     found: set[tuple[str, str]] = set()
-    for select in source.expression.selects:
-        if select.alias_or_name == ref.name:
-            for inner in select.find_all(exp.Column):
-                found |= _resolve(source, inner, seen)
+    for inner in selects[position].find_all(exp.Column):
+        found |= _resolve(scope, inner, seen)
     return found
+
+
+def _constant_value(path: list[Node]) -> exp.Expression:
+    """The value a path that reads no column ends at, without its alias and casts."""
+    value = path[-1].expression.this if isinstance(path[-1].expression, exp.Alias) else path[-1].expression
+    while isinstance(value, exp.Cast):
+        value = value.this
+    return value
+
+
+def _constant_edges(column: str, path: list[Node], scopes: dict[int, Scope], branches_differ: bool) -> list[Edge]:
+    """What decides a value that reads no column: for an aggregate such as COUNT(*), the columns
+    its select filters and groups by; for a literal written by one branch of a UNION whose
+    branches give different values, the columns of the branch's WHERE. A NULL placeholder, or a
+    literal that is the same whatever the row (a parameter such as a threshold), has none: it
+    is a value of the model's SQL.
+
+    (A CASE needs nothing of this: its conditions are columns of the expression itself.)
+    """
+    leaf = path[-1]
+    select, scope = leaf.source, scopes.get(id(leaf.source))
+    value = _constant_value(path)
+    shown = (leaf.expression.this if isinstance(leaf.expression, exp.Alias) else leaf.expression).sql(dialect=DIALECT)
+    if scope is None or not isinstance(select, exp.Select) or isinstance(value, exp.Null):
+        return []
+    if value.find(exp.AggFunc):
+        parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
+                 (select.args.get("group"), GROUP_BY)]
+        description = f"decides the rows {shown} counts or summarises"
+    elif branches_differ and isinstance(select.parent, exp.SetOperation):
+        parts = [(select.args.get("where"), CONDITIONAL)]
+        description = f"decides {shown} (the condition of its UNION branch)"
+    else:
+        return []
+    found: dict[tuple[str, str], str] = {}
+    for part, subtype in parts:
+        for ref in part.find_all(exp.Column) if part is not None else ():
+            for key in _resolve(scope, ref):
+                found.setdefault(key, subtype)
+    return [Edge(column, table, input_column, INDIRECT, subtype, description)
+            for (table, input_column), subtype in sorted(found.items())]
 
 
 def _dataset_edges(tree: exp.Expression) -> list[Edge]:
@@ -189,11 +243,13 @@ def sql_lineage(sql: str) -> ModelLineage:
     tree = qualify(sqlglot.parse_one(sql, dialect=DIALECT), schema=schema, dialect=DIALECT)
     # Qualified once here; handing lineage the scope keeps it from qualifying again.
     roots = lineage(None, tree, schema=schema, dialect=DIALECT, scope=build_scope(tree), trim_selects=False, copy=False)
+    scopes = {id(scope.expression): scope for scope in traverse_scope(tree)}
     fields: dict[str, tuple[Edge, ...]] = {}
     expressions: dict[str, tuple[str, ...]] = {}
     for column, root in roots.items():
         paths: list[list[Node]] = []
-        _walk(root, [], paths)
+        constants: list[list[Node]] = []
+        _walk(root, [], paths, constants)
         edges: dict[tuple, Edge] = {}
         shown: list[str] = []
         for path in paths:
@@ -203,9 +259,16 @@ def sql_lineage(sql: str) -> ModelLineage:
             edge = Edge(column, table, _unquote(leaf.name.rpartition(".")[2]), kind, subtype,
                         " → ".join(reversed(_expressions(path[:-1]))) or "copied as is", masking)
             edges.setdefault((table, edge.input_column, kind, subtype), edge)
-            shown += [s for s in _expressions(path[:-1]) if s not in shown]
+            shown += _expressions(path[:-1])
+        literals = {_constant_value(path).sql(dialect=DIALECT) for path in constants
+                    if not isinstance(_constant_value(path), exp.Null)}
+        branches_differ = len(literals) > 1 or bool(paths)
+        for path in constants:
+            for edge in _constant_edges(column, path, scopes, branches_differ):
+                edges.setdefault((edge.input_table, edge.input_column, edge.type, edge.subtype), edge)
+            shown += _expressions(path)
         fields[column] = tuple(edges.values())
-        expressions[column] = tuple(shown)
+        expressions[column] = tuple(dict.fromkeys(shown))
     return ModelLineage(fields=fields, dataset=tuple(_dataset_edges(tree)), expressions=expressions)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState, set_producer
 from openlineage.client.facet_v2 import (
     column_lineage_dataset,
+    data_quality_assertions_dataset,
     dataset_version_dataset,
     documentation_dataset,
     documentation_job,
@@ -37,7 +38,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from lineage.columns import Edge, model_lineage, prefetch_sql_lineage
-from lineage.mappings import LIBRARY_CONFIG, REFERENCE, STAGING
+from lineage.mappings import REFERENCE, declared_edges
 from warehouse.contracts import ContractError, contract_for
 from warehouse.settings import REPO_ROOT, Settings
 
@@ -160,7 +161,7 @@ def column_edges(table: str, sql: str | None) -> list[Edge]:
     """Every column edge of an output table: sqlglot lineage for SQL, else the declared mapping."""
     if sql:
         return model_lineage(sql).edges()
-    return list(STAGING.get(table) or REFERENCE.get(table) or ())
+    return list(declared_edges(table))
 
 
 def column_lineage_facet(table: str, sql: str | None, datasets: dict[str, list[tuple[str, str]]]):
@@ -203,7 +204,8 @@ def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
 
 
 def _config_input(settings: Settings, source_path: str | None) -> InputDataset:
-    """The library config as an input dataset, versioned by its SHA-256."""
+    """The config file a reference table is built from (the library config unless the asset
+    names another YAML file) as an input dataset, versioned by its SHA-256."""
     path = Path(source_path) if source_path and source_path.endswith((".yaml", ".yml")) else settings.library_config
     stat = path.stat()
     return InputDataset(namespace=f"file://{path.parent}", name=path.name, facets={
@@ -211,6 +213,21 @@ def _config_input(settings: Settings, source_path: str | None) -> InputDataset:
             datasetVersion=_file_sha256(str(path), stat.st_mtime_ns, stat.st_size))},
         inputFacets={"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
             size=stat.st_size, fileCount=1)})
+
+
+def _checked_inputs(observation, namespace: str) -> list[InputDataset]:
+    """Each table the run checked, as the input its checks read, with their results.
+
+    The assertions facet is an input-dataset facet in the spec: a check reads the dataset it
+    tests. Here the checks read what the same run has just written.
+    """
+    checked = []
+    for table, assertions in observation.assertions.items():
+        facet = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
+            data_quality_assertions_dataset.Assertion(**{k: v for k, v in a.items() if v is not None})
+            for a in assertions])
+        checked.append(InputDataset(namespace=namespace, name=table, inputFacets={"dataQualityAssertions": facet}))
+    return checked
 
 
 def build_event(state: RunState, observation, settings: Settings, error: BaseException | None = None) -> RunEvent:
@@ -244,10 +261,12 @@ def build_event(state: RunState, observation, settings: Settings, error: BaseExc
             inputFacets={"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
                 rowCount=item.get("rows_read"), size=item.get("bytes"), fileCount=1)}))
         datasets.setdefault(item["file"].split("/", 1)[0], []).append((landing, item["file"]))
-    if any(name in REFERENCE for name in observation.outputs):
+    declared = [edge for name in observation.outputs for edge in REFERENCE.get(name, ())]
+    if declared:
         config = _config_input(settings, observation.source_path)
         inputs.append(config)
-        datasets[LIBRARY_CONFIG] = [(config.namespace, config.name)]
+        for edge in declared:
+            datasets[edge.input_table] = [(config.namespace, config.name)]
 
     outputs = []
     for name in observation.outputs:
@@ -262,6 +281,8 @@ def build_event(state: RunState, observation, settings: Settings, error: BaseExc
                 output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=stats.get("rows"), size=stats.get("bytes"), fileCount=stats.get("files"))
         outputs.append(OutputDataset(namespace=tables, name=name, facets=facets, outputFacets=output_facets))
+    if state != RunState.START:
+        inputs += _checked_inputs(observation, tables)
 
     return RunEvent(
         eventType=state, eventTime=_now(), producer=PRODUCER,

@@ -1,5 +1,6 @@
 """Declared column lineage where no SQL says it: landing fields → staging columns (the
-parsers), and the library config → the reference dimensions.
+parsers), the config files → the reference dimensions, and the tables Python derives from
+other warehouse tables.
 
 Keyed by `layer.table`; each column names the landing fields (CSV headings, LogFormat
 directives, MARC tags, COUNTER headings, config keys) it is made from. Pseudonymised and
@@ -12,6 +13,7 @@ from __future__ import annotations
 from lineage.columns import IDENTITY, TRANSFORMATION, Edge
 
 LIBRARY_CONFIG = "library_config"   # input_table of edges whose input is the library config file
+DISCIPLINES = "disciplines"         # ... whose input is the maintained list of disciplines (assets/opac)
 
 PSEUDONYM = "HMAC-SHA256 pseudonym of the card number"
 
@@ -85,7 +87,12 @@ STAGING: dict[str, tuple[Edge, ...]] = {
         "item_type": ("952$y", ""), "acquired_date": ("952$d", "parsed as a date")}),
 }
 
-# Reference dimension -> declared edges from the library config (YAML paths).
+# The days dim_date has a row for; every column describing the day derives from them.
+DAYS = ("partitions_start", "calendar.terms[].end", "calendar.holidays[].end")
+# Where the discipline map's rows come from: CLC top classes, then the LC and Dewey prefixes.
+PREFIX_LISTS = ("disciplines", "lc", "dewey")
+
+# Reference table -> declared edges from its config file (YAML paths).
 REFERENCE: dict[str, tuple[Edge, ...]] = {
     "core.dim_zone": _edges(LIBRARY_CONFIG, {
         "zone_code": ("branches[].zones[].code", ""), "zone_name": ("branches[].zones[].name", ""),
@@ -98,15 +105,59 @@ REFERENCE: dict[str, tuple[Edge, ...]] = {
     "core.dim_reader_category": _edges(LIBRARY_CONFIG, {
         "category_code": ("loan_periods", "keys of the mapping"), "loan_period_days": ("loan_periods", "values of the mapping")}),
     "core.dim_date": _edges(LIBRARY_CONFIG, {
-        "date_key": (("partitions_start", "calendar.terms[].end", "calendar.holidays[].end"), "every day from the first partition"),
+        "date_key": (DAYS, "every day from the first partition"), "year": (DAYS, "year of the day"),
+        "month": (DAYS, "month of the day"), "iso_week": (DAYS, "ISO week of the day"),
+        "weekday": (DAYS, "ISO weekday of the day, Monday 1"), "is_weekend": (DAYS, "day is a Saturday or Sunday"),
         "term_name": ("calendar.terms[].name", "term the day falls in"),
         "is_exam_week": ("calendar.terms[].exam_weeks", "day falls in an exam week"),
         "is_holiday": ("calendar.holidays[]", "day falls in a holiday"),
         "open_hour": (("opening_hours", "calendar.holidays[]"), "opening hour of the weekday, none on holidays"),
         "close_hour": (("opening_hours", "calendar.holidays[]"), "closing hour rounded up, none on holidays")}),
+    "core.dim_discipline": _edges(DISCIPLINES, {
+        "discipline_code": ("disciplines", "keys of the mapping"), "name_zh": ("disciplines.*.zh", ""),
+        "name_en": ("disciplines.*.en", "")}),
+    "core.discipline_map": _edges(DISCIPLINES, {
+        "scheme": (PREFIX_LISTS, "the list the prefix is in"),
+        "class_prefix": (PREFIX_LISTS, "CLC codes as they are; LC and Dewey keys upper case, letters and digits only"),
+        "discipline_code": (PREFIX_LISTS, "CLC codes as they are; LC and Dewey values")}),
+}
+
+
+FORECAST = "weekday-hour profile × kind-of-day factor, fitted on the hourly peaks summed per branch"
+FACTOR = "the kind of day's factor"
+BACKTEST = "forecast from each origin scored against the hourly peaks of the week after"
+KIND = ("term_name", "is_exam_week", "is_holiday", "weekday")
+OPEN = ("open_hour", "close_hour")
+
+# Tables Python writes from other warehouse tables -> declared edges (input_table: the table read).
+DERIVED: dict[str, tuple[Edge, ...]] = {
+    "meta.consent": _edges("staging.patron", {
+        "patron_pid": ("patron_pid", ""),
+        "profiling": ("profiling_consent", "a change in the patron export (staff changes have no landing file)"),
+        "recommendations": ("profiling_consent", "a change in the patron export (staff changes have no landing file)")}),
+    # The seat demand model (assets/forecast.py): hourly peaks summed per branch, fitted per
+    # weekday-hour and kind of day. Its method and horizon are labels of the code, read from nothing.
+    "marts.seat_demand_forecast": _edges("marts.space_utilisation", {
+        "origin_date": ("event_date", "last day of data (future), a week before it (holdout)"),
+        "period": ("event_date", "future after the last day of data, holdout for its last week"),
+        "demand_forecast": ("occupancy_peak", FORECAST), "demand_lower": ("occupancy_peak", FORECAST),
+        "demand_upper": ("occupancy_peak", FORECAST), "actual_demand": ("occupancy_peak", "summed per branch")})
+    + _edges("core.dim_zone", {"branch_code": ("branch_code", ""), "seat_capacity": ("seat_capacity", "summed per branch")})
+    + _edges("core.dim_date", {
+        "forecast_date": ("date_key", "open days after the origin"), "event_hour": (OPEN, "open hours of the day"),
+        "day_kind": (KIND, "term, exam, vacation or holiday"), "demand_forecast": (KIND, FACTOR),
+        "demand_lower": (KIND, FACTOR), "demand_upper": (KIND, FACTOR)}),
+    "marts.seat_demand_backtest": _edges("marts.space_utilisation", {
+        "origin_date": ("event_date", "every third day of the data"),
+        "hours_scored": ("occupancy_peak", "open hours with demand above zero"),
+        "mape": ("occupancy_peak", BACKTEST), "peak_error": ("occupancy_peak", BACKTEST),
+        "interval_coverage": ("occupancy_peak", BACKTEST)})
+    + _edges("core.dim_zone", {"branch_code": ("branch_code", "")})
+    + _edges("core.dim_date", {"hours_scored": (OPEN, "open hours of the day"), "mape": (KIND, FACTOR),
+                               "peak_error": (KIND, FACTOR), "interval_coverage": (KIND, FACTOR)}),
 }
 
 
 def declared_edges(table: str) -> tuple[Edge, ...]:
-    """The declared edges of a staging or reference table (empty for others)."""
-    return STAGING.get(table) or REFERENCE.get(table) or ()
+    """The declared edges of a staging, reference or derived table (empty for others)."""
+    return STAGING.get(table) or REFERENCE.get(table) or DERIVED.get(table) or ()

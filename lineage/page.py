@@ -48,7 +48,7 @@ def page_data(settings: Settings, figure: str) -> dict:
         edges.add((edge["output_dataset"], edge["output_column"], source, edge["input_column"],
                    edge["type"], edge["subtype"], bool(edge["masking"])))
     return {"layers": list(LAYERS), "tables": tables, "edges": sorted(edges),
-            "trace": trace(settings, figure)}
+            "trace": trace(settings, figure, graph=graph)}
 
 
 STYLE = """

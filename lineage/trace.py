@@ -4,12 +4,14 @@ files it came from, or forward to every figure it feeds, over the meta.lineage_*
 At each hop: the expression that made the column (the model's select expression, or the
 parser's declared transformation), the latest run that wrote the table (the run that
 wrote ``partition`` when one is given), its row count and its checks; at the end, the
-landing files with checksum, size and arrival time from meta.ingest_log.
+landing files with checksum, size and arrival time from meta.ingest_log (or the config file,
+or for a value written in a model, the model's SQL).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ import duckdb
 
 from lineage.columns import sql_lineage
 from warehouse.contracts import ContractError, contract_for, load_contracts
-from warehouse.settings import Settings
+from warehouse.settings import REPO_ROOT, Settings
 from warehouse.storage import compute_connection
 
 
@@ -146,6 +148,20 @@ class LineageGraph:
                 "partition_key": mine[-1]["partition_key"] if mine else None,
                 "ingested_at": arrival.isoformat() if arrival else None}
 
+    def constant_source(self, dataset: str, column: str) -> dict | None:
+        """The model's SQL, when the column is a value written in it (a literal, a parameter, NULL).
+
+        ``sha256`` is of the SQL that ran, as its event recorded it (a generated query has no file).
+        """
+        run = self.run_of(dataset)
+        fields = sql_lineage(run["sql"]).fields if run and run.get("sql") else {}
+        if column not in fields or fields[column]:
+            return None
+        sql = run["sql"].encode("utf-8")
+        return {"kind": "sql", "namespace": f"file://{REPO_ROOT}", "file": run["source_path"], "dataset": dataset,
+                "sha256": hashlib.sha256(sql).hexdigest(), "bytes": len(sql), "rows_read": None,
+                "partition_key": None, "ingested_at": None}
+
 
 def _check_target(target: str) -> tuple[str, str]:
     parts = target.split(".")
@@ -162,10 +178,14 @@ def _check_target(target: str) -> tuple[str, str]:
     return dataset, column
 
 
-def trace(settings: Settings, target: str, partition: str | None = None, downstream: bool = False) -> dict:
-    """The hops from ``target`` up to the landing files (or down to every figure it feeds)."""
+def trace(settings: Settings, target: str, partition: str | None = None, downstream: bool = False,
+          graph: LineageGraph | None = None) -> dict:
+    """The hops from ``target`` up to the landing files (or down to every figure it feeds).
+
+    ``graph``: one already read for the same partition, to trace many figures at one reading.
+    """
     dataset, column = _check_target(target)
-    graph = LineageGraph(settings, partition)
+    graph = graph or LineageGraph(settings, partition)
     if graph.run_of(dataset) is None:
         raise TraceError(f"{dataset} has no completed run in the lineage"
                          + (f" for partition {partition}" if partition else "")
@@ -188,6 +208,9 @@ def trace(settings: Settings, target: str, partition: str | None = None, downstr
                                            "type": e["type"], "subtype": e["subtype"], "masking": e["masking"]})
                         queue.append((e["output_dataset"], e["output_column"]))
         else:
+            constant = None if hop.inputs else graph.constant_source(*current)
+            if constant:
+                files.setdefault((constant["namespace"], constant["file"], current[0]), constant)
             for item in hop.inputs:
                 if item["namespace"].startswith("duckdb://"):
                     queue.append((item["dataset"], item["column"]))

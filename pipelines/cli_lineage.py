@@ -48,7 +48,9 @@ def _print_trace(result: dict) -> None:
         for f in result["landing_files"]:
             where = f["file"] if f["kind"] == "landing" else f"{f['namespace'][len('file://'):]}/{f['file']}"
             size = f"{f['bytes']:,} bytes" if f["bytes"] is not None else "size unknown"
-            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  arrived {f['ingested_at'] or 'unknown'}")
+            when = {"sql": "(a value written in the model)", "config": "(read by the run)"}.get(
+                f["kind"], f"arrived {f['ingested_at'] or 'unknown'}")
+            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  {when}")
 
 
 @click.command()
