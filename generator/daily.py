@@ -15,7 +15,7 @@ import polars as pl
 from warehouse.library import Library
 
 from . import vocab
-from .clock import MONTHS, draw_seconds, hms, seconds, utc_offset
+from .clock import MONTHS, draw_seconds, hms, utc_offset
 from .population import CCODES, ITEM_TYPES, LOCATIONS, N_DISC, FIRST_ITEMNUMBER, Catalogue, Patrons
 from .scales import Scale
 

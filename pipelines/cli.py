@@ -126,8 +126,11 @@ def _run(settings, start, end, select, models: bool) -> bool:
 
 @main.command()
 def status() -> None:
-    """Latest runs, failures, freshness and quarantine per table."""
-    from pipelines.status import counter_exceptions, latest_runs, table_status
+    """Latest runs, failures, freshness and quarantine per table, failing quality checks.
+
+    Exits 1 when the latest run failed or an error-severity check fails on its latest results.
+    """
+    from pipelines.status import counter_exceptions, latest_runs, quality_failures, table_status
 
     settings = _settings()
     runs = latest_runs(settings)
@@ -156,8 +159,29 @@ def status() -> None:
             shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
                           "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
         out.print(shown)
-    if any(r["status"] == "FAILURE" for r in runs[:1]):
-        raise Failed("the latest run failed.")
+    from pipelines.status import retention_sweeps
+    if sweeps := retention_sweeps(settings):
+        swept = Table(title="retention sweeps (meta.retention_log)")
+        for col in ("swept (UTC)", "sweep", "landing files deleted", "rows de-linked"):
+            swept.add_column(col)
+        for s in sweeps:
+            swept.add_row(f"{s['swept_at']:%Y-%m-%d %H:%M}", s["sweep_id"][:8], str(s["files_deleted"]), f"{s['rows_delinked']:,}")
+        out.print(swept)
+    failing = quality_failures(settings)
+    if failing:
+        checks = Table(title="failing checks (latest result per table and partitions; `shuku quality` for samples)")
+        for col in ("table", "check", "severity", "partitions", "since (UTC)", "observed", "where the rows are"):
+            checks.add_column(col)
+        for f in failing:
+            colour = "red" if f["severity"] == "error" else "yellow"
+            checks.add_row(f["table_name"], f["check_name"], f"[{colour}]{f['severity']}[/{colour}]", f["partition_key"],
+                           f["since"].strftime("%Y-%m-%d %H:%M:%S"), f["observed_value"], f["where"])
+        out.print(checks)
+    errors = sum(1 for f in failing if f["severity"] == "error")
+    problems = (["the latest run failed"] if any(r["status"] == "FAILURE" for r in runs[:1]) else []) + (
+        [f"{errors} error-severity check(s) fail; `shuku quality` shows the rows"] if errors else [])
+    if problems:
+        raise Failed("; ".join(problems) + ".")
 
 
 @main.command()
@@ -318,6 +342,7 @@ def demo(scale: str, days: int, seed: int) -> None:
 from pipelines.cli_quality import quality; main.add_command(quality)  # noqa: E402,E702
 from pipelines.cli_contracts import contracts, publish; main.add_command(contracts); main.add_command(publish)  # noqa: E402,E702
 from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
+from pipelines.cli_privacy import consent, erase, report; main.add_command(consent); main.add_command(erase); main.add_command(report)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ import os
 import dagster as dg
 
 from assets.feeds import DAY, FEEDS, MONTH
+from assets.marts_python import build_python_mart_assets
 from assets.models import build_model_assets
+from assets.privacy_assets import CONSENT_KEY, privacy_assets, retention_job, retention_schedule
 from assets.publish import role_databases
 from assets.reference import build_reference_assets
 from assets.resources import ShukuWarehouse
@@ -40,7 +42,8 @@ def build_jobs(library: Library) -> list:
                             description="Load a month of COUNTER reports."),
         dg.define_asset_job(SNAPSHOT_JOB, selection=dg.AssetSelection.assets(*_staging_keys(None)),
                             description="Load the latest patron and catalogue exports."),
-        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.key_prefixes(["core"], ["marts"], ["access"]),
+        dg.define_asset_job(MODELS_JOB, selection=dg.AssetSelection.key_prefixes(["core"], ["marts"], ["access"])
+                            | dg.AssetSelection.assets(CONSENT_KEY),
                             description="Rebuild the core tables and the marts from staging, then publish "
                                         "the per-role databases."),
     ]
@@ -79,15 +82,16 @@ def landing_sensor(library: Library) -> dg.SensorDefinition:
 def build_definitions(settings: Settings | None = None, library: Library | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     library = library or load_library(settings.library_config)
-    assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets(), role_databases]
-    jobs = build_jobs(library)
+    assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets(),
+              *build_python_mart_assets(), *privacy_assets, role_databases]
+    jobs = build_jobs(library) + [retention_job]
     daily_job = next(j for j in jobs if j.name == DAILY_JOB)
     nightly = dg.build_schedule_from_partitioned_job(
         daily_job, hour_of_day=2, minute_of_hour=0, name="nightly_ingest",
         description="Every night at 02:00 library time, load the day before.")
     executor = dg.multiprocess_executor if os.environ.get("SHUKU_EXECUTOR") == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=[nightly], sensors=[landing_sensor(library)],
+        assets=assets, jobs=jobs, schedules=[nightly, retention_schedule], sensors=[landing_sensor(library)],
         resources={"shuku": ShukuWarehouse(home=str(settings.home), library_config=str(settings.library_config))},
         executor=executor,
     )

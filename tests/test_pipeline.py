@@ -1,9 +1,7 @@
 """The whole path at `tiny` scale, through real Dagster materialisations in an ephemeral instance:
 generated landing files → staging (with quarantine and the ingest log) → core → marts."""
 
-import csv
 import datetime as dt
-import io
 from collections import Counter
 from pathlib import Path
 
@@ -60,10 +58,17 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path, lib
     assert defs.resolve_sensor_def("landing_sensor")
 
 
+# Empty by design on a tiny week: a pair of titles is recommended only when at least 5 consenting
+# readers borrowed both, the forecast back-test needs a week of history before its first origin,
+# and a fall in borrowing needs a month to compare with. tests/test_marts.py fills them on a run
+# across a month end, or pins them on hand-built data.
+EMPTY_AT_TINY_SCALE = {"marts.also_borrowed", "marts.seat_demand_backtest", "marts.subject_borrowing_decline"}
+
+
 def test_every_table_is_filled(built):
     _, _, _, _, counts = built
     for name, rows in counts.items():
-        if name.startswith(("staging.", "core.", "marts.")):
+        if name.startswith(("staging.", "core.", "marts.")) and name not in EMPTY_AT_TINY_SCALE:
             assert rows > 0, f"{name} is empty"
 
 
