@@ -18,6 +18,7 @@ from assets.eresources.counter import COUNTER_SCHEMA, parse
 from assets.eresources.reports import report_rows
 from assets.feeds import feed_named
 from assets.ingest import file_checksum, ingest_partition
+from tests.generated import generated_files
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
@@ -147,21 +148,9 @@ def test_not_counter_raises(tmp_path, library):
 
 
 
-def _generated(tmp_path, library, source):
-    """(file path, GeneratedFile) for every file of `source` a tiny generation run wrote."""
-    gen = pytest.importorskip("generator")
-    if not hasattr(gen, "generate"):
-        pytest.skip("generator.generate is not written yet")
-    landing = tmp_path / "landing"
-    report = gen.generate(landing, library, scale="tiny", seed=42, start=dt.date(2025, 9, 1), days=7)
-    files = [(Path(f.path) if Path(f.path).is_absolute() else landing / f.path, f)
-             for f in report.files if f.source == source]
-    assert files, f"the generator wrote no {source} files"
-    return files
-
 
 def test_generated_counter_reports(tmp_path, library):
-    files = _generated(tmp_path, library, "counter")
+    files = generated_files(tmp_path, library, "counter")
     assert {p.suffix for p, _ in files} >= {".tsv", ".json"}
     for path, written in files:
         result = parse(path, library)

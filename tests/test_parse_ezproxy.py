@@ -13,10 +13,17 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from assets.eresources.ezproxy import (EZPROXY_SCHEMA, LogFormatError, compile_log_format, parse, platform_of,
-                                       summarise)
+from assets.eresources.ezproxy import (
+    EZPROXY_SCHEMA,
+    LogFormatError,
+    compile_log_format,
+    parse,
+    platform_of,
+    summarise,
+)
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
+from tests.generated import generated_files
 from warehouse.library import LibraryConfigError, load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
@@ -133,21 +140,9 @@ def test_cut_off_last_line_is_truncated_not_malformed(tmp_path, library):
 
 
 
-def _generated(tmp_path, library, source):
-    """(file path, GeneratedFile) for every file of `source` a tiny generation run wrote."""
-    gen = pytest.importorskip("generator")
-    if not hasattr(gen, "generate"):
-        pytest.skip("generator.generate is not written yet")
-    landing = tmp_path / "landing"
-    report = gen.generate(landing, library, scale="tiny", seed=42, start=dt.date(2025, 9, 1), days=7)
-    files = [(Path(f.path) if Path(f.path).is_absolute() else landing / f.path, f)
-             for f in report.files if f.source == source]
-    assert files, f"the generator wrote no {source} files"
-    return files
-
 
 def test_generated_ezproxy_logs(tmp_path, library):
-    for path, written in _generated(tmp_path, library, "ezproxy"):
+    for path, written in generated_files(tmp_path, library, "ezproxy"):
         result = parse(path, library)
         assert result.rows_read == written.rows, path
         rejected = summarise(result)["rejected"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,6 +10,7 @@ from polars.testing import assert_frame_equal
 from pymarc import Field, Indicators, Record, Subfield
 
 from assets.opac.marc import BIB_SCHEMA, ITEM_SCHEMA, parse, parse_marc
+from tests.generated import generated_files
 from warehouse.textio import LandingFileError
 
 
@@ -136,21 +136,9 @@ def test_not_marc_raises(tmp_path, library):
 
 
 
-def _generated(tmp_path, library, source):
-    """(file path, GeneratedFile) for every file of `source` a tiny generation run wrote."""
-    gen = pytest.importorskip("generator")
-    if not hasattr(gen, "generate"):
-        pytest.skip("generator.generate is not written yet")
-    landing = tmp_path / "landing"
-    report = gen.generate(landing, library, scale="tiny", seed=42, start=dt.date(2025, 9, 1), days=7)
-    files = [(Path(f.path) if Path(f.path).is_absolute() else landing / f.path, f)
-             for f in report.files if f.source == source]
-    assert files, f"the generator wrote no {source} files"
-    return files
-
 
 def test_generated_catalogue(tmp_path, library):
-    for path, written in _generated(tmp_path, library, "marc"):
+    for path, written in generated_files(tmp_path, library, "marc"):
         result = parse(path, library)
         assert result.rows_read == written.rows, path
         assert result.rejects.height == written.defects.get("bad_record", 0), path

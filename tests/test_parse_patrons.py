@@ -81,7 +81,7 @@ def test_a_headerless_export_names_no_reader_in_the_error(tmp_path, library):
 
 
 def test_generated_patrons_parse_cleanly(tmp_path_factory, library):
-    generator = pytest.importorskip("generator")
+    import generator
     landing = tmp_path_factory.mktemp("landing")
     report = generator.generate(landing, library, scale="tiny", seed=42, start=dt.date(2025, 9, 1), days=7)
     (path,) = (landing / "patrons").glob("patrons_*.csv")
