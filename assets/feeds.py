@@ -6,7 +6,6 @@ this table, so a new feed is declared here once.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import re
 from dataclasses import dataclass
@@ -130,10 +129,6 @@ def feed_named(name: str) -> Feed:
         if feed.name == name:
             return feed
     raise KeyError(name)
-
-
-def partition_date(key: str, partitioning: str) -> dt.date:
-    return dt.date.fromisoformat(key if partitioning == DAY else f"{key}-01")
 
 
 ParserFn = Callable[[Path, Library], ParseResult]

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.feeds import DAY, Feed, partition_date
+from assets.feeds import DAY, Feed
+from warehouse.storage import partition_date
 from assets.parsing import Reason, REJECT_SCHEMA
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library

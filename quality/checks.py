@@ -30,7 +30,7 @@ from quality.suites import ERROR, ExpectationResult, contract_expectations, vali
 from warehouse.contracts import Contract, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, create_views, table_dir
+from warehouse.storage import PART_FILE, compute_connection, create_views, partition_date, table_dir
 
 CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
@@ -77,7 +77,7 @@ def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
 
 def partition_days(contract: Contract, partition_keys: list[str]) -> list[str]:
     """The partition folders' dates for Dagster partition keys (a month is its first day)."""
-    return sorted({key if contract.partitioning == "day" else f"{key}-01" for key in partition_keys})
+    return sorted({partition_date(key, contract.partitioning).isoformat() for key in partition_keys})
 
 
 def rows_written(contract: Contract, partition_keys: list[str] | None) -> str:

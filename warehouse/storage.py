@@ -12,6 +12,7 @@ through hive partitioning, typed from the contract).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import time
@@ -26,6 +27,11 @@ from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
 TMP_PREFIX = ".tmp-"
+
+
+def partition_date(key: str, partitioning: str) -> dt.date:
+    """The date a partition key stands for, as its folder is named: a day, or a month's first day."""
+    return dt.date.fromisoformat(key if partitioning == "day" else f"{key}-01")
 
 
 def table_dir(settings: Settings, contract: Contract) -> Path:

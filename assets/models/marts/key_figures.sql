@@ -28,7 +28,8 @@ dated as (
     from activity
 ),
 
-by_month as (
+both_grains as (
+    -- one row per month and one per year (month null): the same sums at two grains
     select
         year,
         month,
@@ -40,34 +41,13 @@ by_month as (
         sum(case when kind in ('search', 'zero_hit_search') then amount else 0 end) as searches,
         sum(case when kind = 'zero_hit_search' then amount else 0 end) as zero_hit_searches
     from dated
-    group by year, month
-),
-
-by_year as (
-    select
-        year,
-        cast(null as bigint) as month,
-        sum(case when kind = 'visit' then amount else 0 end) as visits,
-        sum(case when kind = 'loan' then amount else 0 end) as loans,
-        count(distinct active_pid) as active_readers,
-        sum(case when kind = 'eresource_request' then amount else 0 end) as eresource_requests,
-        sum(case when kind = 'ezproxy_access' then amount else 0 end) as ezproxy_accesses,
-        sum(case when kind in ('search', 'zero_hit_search') then amount else 0 end) as searches,
-        sum(case when kind = 'zero_hit_search' then amount else 0 end) as zero_hit_searches
-    from dated
-    group by year
-),
-
-both_grains as (
-    select * from by_month
-    union all
-    select * from by_year
+    group by grouping sets ((year, month), (year))
 ),
 
 final as (
     select
         year,
-        month,
+        cast(month as bigint) as month,
         cast(visits as bigint) as visits,
         cast(loans as bigint) as loans,
         cast(active_readers as bigint) as active_readers,
