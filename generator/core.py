@@ -18,15 +18,16 @@ from .clock import day_season, seconds
 from .counter import write_month
 from .daily import Day, LoanBook, build_journals, circulation_day, counter_lines, ezproxy_day, gates_day, searches_day
 from .defects import LINE_KINDS, apply_line_defects
-from .population import build_catalogue, build_patrons, patron_lines, write_marc
+from .population import Catalogue, build_catalogue, build_patrons, patron_lines, write_marc
 from .report import GenerationReport
 from .scales import SCALES
 
 # Stream numbers for the per-day random generators: default_rng([seed, day, stream]).
 S_CIRC, S_GATES, S_COUNTER, S_SEARCH, S_EZPROXY, S_DEFECT = 1, 2, 3, 4, 5, 6
-SOURCE_INDEX = {"circulation": 0, "searches": 1, "ezproxy": 2, "turnstile": 3, "counter": 4}
+SOURCE_INDEX = {"circulation": 0, "searches": 1, "ezproxy": 2, "turnstile": 3, "counter": 4, "holds": 5}
 
 CIRC_HEADER = "datetime,branch,type,itemnumber,itemtype,location,cardnumber,ccode,categorycode"
+HOLDS_HEADER = "timestamp,reserve_id,branchcode,cardnumber,biblionumber,itemnumber"
 PATRON_HEADER = ("cardnumber,surname,firstname,categorycode,college,department,enrolment_year,email,phone,"
                  "dateenrolled,profiling_consent")
 SEARCH_HEADER = "time,sessionid,cardnumber,query_desc,type,total"
@@ -79,6 +80,12 @@ def _next_open(library: Library, start: dt.date, days: int) -> np.ndarray:
     return out[:days]
 
 
+def catalogue_of(library: Library, scale: str, seed: int, start: dt.date) -> Catalogue:
+    """The collection a `generate` run with these arguments writes: titles, items, ISBNs and
+    reading lists (tests compare what the marts find with it)."""
+    return build_catalogue(np.random.default_rng([seed, 0, 3]), SCALES[scale], library, start)
+
+
 def generate(landing: Path, library: Library, *, scale: str = "tiny", seed: int = 42,
              start: dt.date = dt.date(2025, 9, 1), days: int = 7) -> GenerationReport:
     """Write `days` days of a synthetic library from `start` under `landing`, per docs/LANDING.md."""
@@ -100,12 +107,17 @@ def generate(landing: Path, library: Library, *, scale: str = "tiny", seed: int 
     rel = f"patrons/patrons_{last_day:%Y-%m-%d}.csv"
     (landing / rel).write_bytes(_text(PATRON_HEADER, rows).encode("gb18030"))
     report.add(rel, "patrons", len(rows))
-    cat = build_catalogue(np.random.default_rng([seed, 0, 3]), sc, library, start)
+    cat = catalogue_of(library, scale, seed, start)
     rel = f"catalogue/catalogue_{last_day:%Y-%m-%d}.mrc"
     n_rec, n_bad = write_marc(landing / rel, cat, library, np.random.default_rng([seed, 0, 4]), start,
                               n_bad=1 + seed % 2)
     report.add(rel, "marc", n_rec, {"bad_record": n_bad})
     journals = build_journals(np.random.default_rng([seed, 0, 5]), sc)
+    journals.link_print_editions(np.random.default_rng([seed, 0, 6]), cat)
+    first_month = start.replace(day=1)
+
+    def ebook_shift(date: dt.date) -> float:
+        return vocab.EBOOK_SHIFT if date.replace(day=1) > first_month else 0.0
 
     book = LoanBook(on_loan=np.zeros(len(cat.item_title), bool))
     next_open = _next_open(library, start, days)
@@ -116,13 +128,14 @@ def generate(landing: Path, library: Library, *, scale: str = "tiny", seed: int 
         date = start + dt.timedelta(days=i)
         hours = library.hours_on(date)
         season = day_season(library, date)
-        day = Day(i, date, season["building"], season["online"], seconds(hours.open), seconds(hours.close))
+        day = Day(i, date, season["building"], season["online"], seconds(hours.open), seconds(hours.close),
+                  ebook_shift=ebook_shift(date))
         stamp = f"{date:%Y-%m-%d}"
         drng = np.random.default_rng([seed, i, S_DEFECT])
 
         # Circulation: CRLF on some days, as some Koha exports from Windows are.
         n_unknown = int(drng.binomial(max(1, int(sc.loans * 2.3)), rate / 10)) + (1 if i % 3 == 0 else 0)
-        lines, unknown = circulation_day(np.random.default_rng([seed, i, S_CIRC]), day, sc, library, patrons, cat,
+        lines, unknown, holds = circulation_day(np.random.default_rng([seed, i, S_CIRC]), day, sc, library, patrons, cat,
                                          book, next_open, n_unknown)
         if lines:
             lines, counts, cut = _with_defects(drng, lines, fmt="csv", rate=rate * 0.75, day_index=i,
@@ -132,6 +145,11 @@ def generate(landing: Path, library: Library, *, scale: str = "tiny", seed: int 
             newline = "\r\n" if i % 3 == 1 else "\n"
             (landing / rel).write_bytes(_text(CIRC_HEADER, lines, newline=newline, truncated=cut).encode("utf-8"))
             report.add(rel, "circulation", len(lines), counts)
+        if holds:
+            holds, counts, cut = _with_defects(drng, holds, fmt="csv", rate=rate, day_index=i, source="holds")
+            rel = f"circulation/holds_{stamp}.csv"
+            (landing / rel).write_bytes(_text(HOLDS_HEADER, holds, truncated=cut).encode("utf-8"))
+            report.add(rel, "holds", len(holds), counts)
 
         # OPAC searches go on when the building is shut; some days' exports are GB18030.
         lines = _dedupe(searches_day(np.random.default_rng([seed, i, S_SEARCH]), day, sc, patrons))
@@ -179,7 +197,8 @@ def generate(landing: Path, library: Library, *, scale: str = "tiny", seed: int 
         views, downloads, searches = month_use[month]
         folder = landing / "counter" / f"{month:%Y-%m}"
         written = write_month(folder, month, covered / mdays, views, downloads, searches, journals,
-                              np.random.default_rng([seed, month.year * 100 + month.month, 7]))
+                              np.random.default_rng([seed, month.year * 100 + month.month, 7]),
+                              ebook_shift=ebook_shift(month))
         for name, n in written:
             report.add(f"counter/{month:%Y-%m}/{name}", "counter", n)
     report.seconds = time.perf_counter() - t0

@@ -59,8 +59,11 @@ def _header(name: str, rid: str, month: dt.date, attributes: str, platform: voca
 
 
 def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray, downloads: np.ndarray,
-                searches: np.ndarray, journals: Journals, rng: np.random.Generator) -> list[tuple[str, int]]:
-    """Write TR, PR (TSV) and DR (JSON) for every platform for `month`; returns (file name, rows)."""
+                searches: np.ndarray, journals: Journals, rng: np.random.Generator,
+                ebook_shift: float = 0.0) -> list[tuple[str, int]]:
+    """Write TR, PR (TSV) and DR (JSON) for every platform for `month`; returns (file name, rows).
+
+    `ebook_shift` raises the requests for the e-books of vocab.EBOOK_SHIFT_DISCIPLINE by that share."""
     folder.mkdir(parents=True, exist_ok=True)
     ym = f"{month:%Y-%m}"
     mcol = f"{MONTHS[month.month - 1]}-{month.year}"
@@ -72,6 +75,8 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
         pop = 1.0 / np.arange(1, j + 1) ** 1.1
         base = rng.poisson(fraction * 400 * pop * p.weight * 5)
         req = downloads[pi] * 3 + base
+        shifted = journals.is_book[pi] & (journals.discipline[pi] == vocab.EBOOK_SHIFT_DISCIPLINE)
+        req = np.where(shifted, np.round(req * (1 + ebook_shift)).astype(np.int64), req)
         extra = views[pi] * 3 + rng.poisson(fraction * 300 * pop * p.weight * 5)
         current = rng.random(j) < 0.7
         m = usage(rng, req, extra)
@@ -92,7 +97,7 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
                 if v == 0:
                     continue
                 tr_rows.append([journals.title[pi][t], p.publisher, f"ISNI:{p.publisher_isni}", p.name, doi,
-                                f"{slug}:{journals.code[pi][t]}", "" if not book[t] else "",
+                                f"{slug}:{journals.code[pi][t]}", str(journals.isbn[pi][t]) if book[t] and journals.isbn[pi][t] else "",
                                 "" if book[t] else issn, "", f"https://{p.host}/", dtype, yop, access, "Regular",
                                 metric, str(v), str(v)])
                 pr[(dtype, metric)] = pr.get((dtype, metric), 0) + v

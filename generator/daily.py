@@ -16,11 +16,14 @@ from warehouse.library import Library
 
 from . import vocab
 from .clock import MONTHS, draw_seconds, hms, utc_offset
-from .population import CCODES, ITEM_TYPES, LOCATIONS, N_DISC, FIRST_ITEMNUMBER, Catalogue, Patrons
+from .population import (CCODES, COURSE_TITLES, COURSES_PER_DISCIPLINE, FIRST_ITEMNUMBER, ITEM_TYPES, LOCATIONS, N_DISC,
+                         Catalogue, Patrons)
 from .scales import Scale
 
 CIRC_TYPES = ("issue", "return", "renew", "localuse")
 UNKNOWN_ITEM_BASE = 9_000_000    # above every real itemnumber
+HOLD_SHARE = 0.35               # readers who place a hold when every copy is out
+COURSE_SHARE = 0.2               # loans in a reader's own discipline that come from a reading list
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Day:
     online: float
     open_s: int
     close_s: int
+    # Share of the loans of vocab.EBOOK_SHIFT_DISCIPLINE's titles that readers make online instead.
+    ebook_shift: float = 0.0
 
     @property
     def stamp(self) -> str:
@@ -44,6 +49,7 @@ class LoanBook:
     on_loan: np.ndarray
     # day index → list of (type, patron indices, item indices)
     pending: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    next_reserve_id: int = 1
 
     def schedule(self, day: int, kind: int, patron: np.ndarray, item: np.ndarray) -> None:
         for d in np.unique(day):
@@ -55,6 +61,46 @@ def _concat_lines(cols: list[pl.Expr], df: pl.DataFrame, sep: str = ",") -> list
     return df.select(pl.concat_str(cols, separator=sep).alias("line")).to_series().to_list()
 
 
+def _copies_on_shelf(rng: np.random.Generator, title: np.ndarray, cat: Catalogue, book: LoanBook,
+                     tries: int = 6) -> np.ndarray:
+    """A lendable copy of each wanted title, or -1. A reader who finds every copy of a title
+    out takes another title of the same discipline, up to `tries` times, so borrowing does not
+    fall just because the popular books are on loan."""
+    item = np.full(len(title), -1, np.int64)
+    want = title.copy()
+    todo = np.arange(len(title))
+    for attempt in range(tries):
+        pick = cat.item_start[want[todo]] + (rng.random(len(todo)) * cat.item_count[want[todo]]).astype(np.int64)
+        free = (cat.item_location[pick] != 2) & ~book.on_loan[pick]
+        item[todo[free]] = pick[free]
+        todo = todo[~free]
+        if len(todo) == 0 or attempt == tries - 1:
+            break
+        disc = cat.title_discipline[want[todo]].astype(np.int64)
+        # The last tries go down the shelf: any title of the discipline, popular or not.
+        want[todo] = cat.draw_titles(rng, disc, uniform=attempt >= tries - 3)
+    return item
+
+
+def _with_reading_lists(rng: np.random.Generator, reader: np.ndarray, title: np.ndarray, own: np.ndarray,
+                        disc: np.ndarray, cat: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    """Some readers borrowing in their own discipline take two or three titles of their course's
+    reading list at once, which is what co-borrowing recommendations are made of."""
+    course = np.flatnonzero((own >= 0) & (disc == own) & (rng.random(len(reader)) < COURSE_SHARE))
+    if len(course) == 0:
+        return reader, title
+    who = reader[course]
+    lists = cat.course_titles[own[course].astype(np.int64) * COURSES_PER_DISCIPLINE + who % COURSES_PER_DISCIPLINE]
+    picks = np.argsort(rng.random((len(course), COURSE_TITLES)), axis=1)[:, :3]
+    chosen = np.take_along_axis(lists, picks, axis=1)
+    title = title.copy()
+    title[course] = chosen[:, 0]
+    take = rng.random((len(course), 2)) < (1.0, 0.5)     # a second title always, a third half the time
+    extra_reader = np.repeat(who, take.sum(axis=1))
+    extra_title = chosen[:, 1:][take]
+    return np.concatenate([reader, extra_reader]), np.concatenate([title, extra_title])
+
+
 def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
                     cat: Catalogue, book: LoanBook, next_open: np.ndarray, n_unknown: int
                     ) -> tuple[list[str], frozenset[int]]:
@@ -64,7 +110,7 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
         # Closed: what was due today happens on the next open day.
         if due and next_open[day.index] < len(next_open):
             book.pending.setdefault(int(next_open[day.index]), []).extend(due)
-        return [], frozenset()
+        return [], frozenset(), []
     kinds, who, what = [], [], []
     for kind, p, i in due:
         kinds.append(np.full(len(p), kind, np.int8))
@@ -76,8 +122,18 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
     own = patrons.discipline[reader]
     disc = np.where((own >= 0) & (rng.random(n) < 0.7), own, rng.integers(0, N_DISC + 1, n))
     title = cat.draw_titles(rng, disc)
-    item = cat.item_start[title] + (rng.random(n) * cat.item_count[title]).astype(np.int64)
-    ok = (cat.item_location[item] != 2) & ~book.on_loan[item]
+    reader, title = _with_reading_lists(rng, reader, title, own, disc, cat)
+    if day.ebook_shift > 0:
+        online = (cat.title_discipline[title] == vocab.EBOOK_SHIFT_DISCIPLINE) & (rng.random(len(title)) < day.ebook_shift)
+        reader, title = reader[~online], title[~online]
+    # A reader who finds every copy of a title out may place a hold on it (then looks further).
+    lendable = cat.item_location != 2
+    free = np.add.reduceat((lendable & ~book.on_loan).astype(np.int64), cat.item_start)
+    copies = np.add.reduceat(lendable.astype(np.int64), cat.item_start)
+    held = np.flatnonzero((free[title] == 0) & (copies[title] > 0) & (rng.random(len(title)) < HOLD_SHARE))
+    holds = (reader[held], title[held])
+    item = _copies_on_shelf(rng, title, cat, book)
+    ok = item >= 0
     reader, item = reader[ok], item[ok]
     _, first = np.unique(item, return_index=True)
     first = np.sort(first)
@@ -147,7 +203,25 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
         pl.col("itemtype"), pl.col("location"),
         pl.when(pl.col("has")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
         pl.col("ccode"), pl.col("cat")], df)
-    return lines, frozenset(bad.tolist())
+    return lines, frozenset(bad.tolist()), _hold_lines(rng, day, library, patrons, cat, book, *holds)
+
+
+def _hold_lines(rng: np.random.Generator, day: Day, library: Library, patrons: Patrons, cat: Catalogue,
+                book: LoanBook, reader: np.ndarray, title: np.ndarray) -> list[str]:
+    """The day's holds as a Koha reserves export: title-level holds, picked up where the
+    title's first copy lives."""
+    if len(reader) == 0:
+        return []
+    secs = np.sort(draw_seconds(rng, len(reader), day.open_s, day.close_s))
+    ids = np.arange(book.next_reserve_id, book.next_reserve_id + len(reader))
+    book.next_reserve_id += len(reader)
+    df = pl.DataFrame({
+        "t": hms(secs), "id": ids,
+        "branch": pl.Series([b.code for b in library.branches]).gather(cat.item_branch[cat.item_start[title]]),
+        "card": patrons.card[reader], "bib": cat.control_number(title),
+    })
+    return _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("id").cast(pl.Utf8), pl.col("branch"),
+                          pl.col("card").cast(pl.Utf8), pl.col("bib"), pl.lit("")], df)
 
 
 @dataclass
@@ -315,6 +389,21 @@ class Journals:
     issn: list[list[str]]
     is_book: list[np.ndarray]
     zipf_cum: np.ndarray
+    discipline: list[np.ndarray]        # per platform: each title's discipline (vocab.DISCIPLINES index)
+    # per platform: for e-books, the ISBN-13 of the catalogue's print edition (0 for journals)
+    isbn: list[np.ndarray] = field(default_factory=list)
+
+    def link_print_editions(self, rng: np.random.Generator, cat: Catalogue) -> None:
+        """Give every e-book the ISBN of a catalogue title of its discipline: the library holds
+        both editions, so COUNTER use and loans can be compared per discipline."""
+        self.isbn = []
+        for disc, book in zip(self.discipline, self.is_book):
+            isbn = np.zeros(len(disc), np.int64)
+            for k in np.flatnonzero(book):
+                pool = cat.by_popularity[int(disc[k])]
+                if len(pool):
+                    isbn[k] = cat.isbn[pool[min(int(rng.integers(0, 40)), len(pool) - 1)]]
+            self.isbn.append(isbn)
 
 
 def _issn(num7: int) -> str:
@@ -325,7 +414,7 @@ def _issn(num7: int) -> str:
 
 def build_journals(rng: np.random.Generator, scale: Scale) -> Journals:
     letters = "abcdefghijklmnopqrstuvwxyz"
-    codes, titles, issns, books = [], [], [], []
+    codes, titles, issns, books, discs = [], [], [], [], []
     for p in vocab.PLATFORMS:
         j = scale.journals
         num = rng.choice(9_000_000, j, replace=False) + 1_000_000
@@ -340,6 +429,8 @@ def build_journals(rng: np.random.Generator, scale: Scale) -> Journals:
             code = ["".join(letters[(x >> (5 * k)) % 26] for k in range(3 + x % 2)) for x in num]
         d = rng.integers(0, N_DISC, j)
         t = rng.integers(0, 100, j)
+        book = rng.random(j) < (0.25 if p.name in ("ScienceDirect", "SpringerLink") else 0.0)
+        d[np.flatnonzero(book)[:2]] = vocab.EBOOK_SHIFT_DISCIPLINE    # its e-books, for the planted shift
         if p.chinese:
             title = [f"{vocab.DISCIPLINES[di].topics_zh[ti % len(vocab.DISCIPLINES[di].topics_zh)]}"
                      f"{('学报', '研究', '进展', '杂志')[ti % 4]}" + ("" if k < 4 * N_DISC else f"（{k}）")
@@ -357,9 +448,10 @@ def build_journals(rng: np.random.Generator, scale: Scale) -> Journals:
         codes.append(code)
         titles.append(title)
         issns.append([_issn(int(x)) for x in num])
-        books.append(rng.random(j) < (0.25 if p.name in ("ScienceDirect", "SpringerLink") else 0.0))
+        books.append(book)
+        discs.append(d)
     zipf = np.cumsum(1.0 / np.arange(1, scale.journals + 1) ** 1.1)
-    return Journals(codes, titles, issns, books, zipf)
+    return Journals(codes, titles, issns, books, zipf, discs)
 
 
 @dataclass

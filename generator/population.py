@@ -23,6 +23,11 @@ LOCATION_SHARES = (0.80, 0.12, 0.08)
 CCODES = ("CIR", "NEW", "REF")
 ITEM_TYPES = ("BK", "BK", "REF")          # by location
 FIRST_ITEMNUMBER = 100_001
+# Reading lists: each discipline's courses set a few titles that their readers borrow
+# together, with extra copies on the shelf, as course reserves are.
+COURSES_PER_DISCIPLINE = 2
+COURSE_TITLES = 5
+COURSE_COPIES = 6
 
 # How much each reader category uses each service, relative to undergraduates.
 _USE = {
@@ -155,16 +160,27 @@ class Catalogue:
     title_lang_zh: np.ndarray      # bool
     title_clc: np.ndarray          # index into the flat CLC list
     clc: tuple[str, ...]
+    isbn: np.ndarray               # ISBN-13 of each title, as an integer
+    # Reading lists: course c of discipline d is row d * COURSES_PER_DISCIPLINE + c.
+    course_titles: np.ndarray      # (disciplines × courses, COURSE_TITLES) title indices
     # Per discipline: its titles by popularity, and cumulative Zipf weights over them.
     by_popularity: list[np.ndarray]
     zipf_cum: list[np.ndarray]
+    # Each title's record number (MARC 001 is f"DUL{n:08d}"), known once write_marc has laid
+    # the records out: damaged records take numbers too.
+    bib_number: np.ndarray | None = None
+
+    def control_number(self, title: np.ndarray) -> np.ndarray:
+        assert self.bib_number is not None, "write_marc numbers the records"
+        return np.char.add("DUL", np.char.zfill(self.bib_number[title].astype(str), 8))
 
     @property
     def itemnumber(self) -> np.ndarray:
         return FIRST_ITEMNUMBER + np.arange(len(self.item_title), dtype=np.int64)
 
-    def draw_titles(self, rng: np.random.Generator, discipline: np.ndarray) -> np.ndarray:
-        """One title per requested discipline, popular titles far more often (Zipf)."""
+    def draw_titles(self, rng: np.random.Generator, discipline: np.ndarray, uniform: bool = False) -> np.ndarray:
+        """One title per requested discipline, popular titles far more often (Zipf), or
+        every title alike when `uniform`."""
         out = np.empty(len(discipline), np.int64)
         for d in range(N_DISC + 1):
             sel = np.flatnonzero(discipline == d)
@@ -173,7 +189,10 @@ class Catalogue:
                     out[sel] = rng.integers(0, len(self.title_discipline), len(sel))
                 continue
             cum = self.zipf_cum[d]
-            rank = np.searchsorted(cum, rng.random(len(sel)) * cum[-1], side="right")
+            if uniform:
+                rank = (rng.random(len(sel)) * len(cum)).astype(np.int64)
+            else:
+                rank = np.searchsorted(cum, rng.random(len(sel)) * cum[-1], side="right")
             out[sel] = self.by_popularity[d][rank]
         return out
 
@@ -190,6 +209,10 @@ def build_catalogue(rng: np.random.Generator, scale: Scale, library: Library, st
     cnt = np.array([len(c) for c in clc_lists])
     title_clc = off[disc] + (rng.random(n) * cnt[disc]).astype(np.int64)
     count = rng.choice([1, 2, 3], n, p=[0.45, 0.35, 0.20])
+    pools = [np.flatnonzero(disc == d) for d in range(N_DISC)]
+    course_titles = np.stack([rng.choice(pool, COURSE_TITLES, replace=len(pool) < COURSE_TITLES)
+                              for pool in pools for _ in range(COURSES_PER_DISCIPLINE)])
+    count[course_titles.ravel()] = COURSE_COPIES
     item_start = np.concatenate([[0], np.cumsum(count)[:-1]])
     item_title = np.repeat(np.arange(n), count)
     n_items = len(item_title)
@@ -218,10 +241,12 @@ def build_catalogue(rng: np.random.Generator, scale: Scale, library: Library, st
         titles = rng.permutation(np.flatnonzero(disc == d))
         by_pop.append(titles)
         zipf.append(np.cumsum(1.0 / np.arange(1, len(titles) + 1) ** 1.05))
+    stem = np.where(title_zh, 978_7_000_00000 + rng.integers(0, 99_999_999, n),
+                    978_0_000_00000 + rng.integers(0, 1_999_999_999, n))
     return Catalogue(title_discipline=disc, item_start=item_start, item_count=count, item_title=item_title,
                      item_branch=item_branch, item_location=item_location, item_acquired=acquired,
                      title_year=title_year, title_lang_zh=title_zh, title_clc=title_clc, clc=clc_flat,
-                     by_popularity=by_pop, zipf_cum=zipf)
+                     isbn=_isbn13(stem), course_titles=course_titles, by_popularity=by_pop, zipf_cum=zipf)
 
 
 def _isbn13(stem12: np.ndarray) -> np.ndarray:
@@ -240,9 +265,7 @@ def write_marc(path: Path, cat: Catalogue, library: Library, rng: np.random.Gene
     # Damaged records are extra titles whose items never circulate, placed mid-file.
     total = n + n_bad
     bad_slots = set(rng.choice(np.arange(1, total - 1), n_bad, replace=False).tolist()) if total > 2 else set()
-    stem = np.where(cat.title_lang_zh, 978_7_000_00000 + rng.integers(0, 99_999_999, n),
-                    978_0_000_00000 + rng.integers(0, 1_999_999_999, n))
-    isbn = _isbn13(stem)
+    isbn = cat.isbn
     topic = rng.integers(0, 1_000_000, n)
     form = rng.integers(0, 1_000_000, n)
     sub = rng.integers(0, 1_000_000, n)
@@ -254,6 +277,7 @@ def write_marc(path: Path, cat: Catalogue, library: Library, rng: np.random.Gene
     cutter = rng.integers(1, 999, n)
     entered = start - dt.timedelta(days=1)
     extra_item = FIRST_ITEMNUMBER + len(cat.item_title)
+    cat.bib_number = np.zeros(n, np.int64)
     written = bad = 0
     with open(path, "wb") as fh:
         buf: list[bytes] = []
@@ -271,6 +295,7 @@ def write_marc(path: Path, cat: Catalogue, library: Library, rng: np.random.Gene
                 extra_item += 3
                 bad += 1
             else:
+                cat.bib_number[t_real] = slot + 1
                 t_real += 1
             buf.append(data)
             written += 1

@@ -22,9 +22,9 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "tiny": Scale("tiny", patrons=400, titles=600, gate_visits=150, loans=70, local_uses=20,
+    "tiny": Scale("tiny", patrons=400, titles=2_000, gate_visits=150, loans=70, local_uses=20,
                   searches=250, ezproxy_lines=500, journals=12),
-    "small": Scale("small", patrons=3_000, titles=5_000, gate_visits=1_500, loans=450, local_uses=80,
+    "small": Scale("small", patrons=3_000, titles=15_000, gate_visits=1_500, loans=450, local_uses=80,
                    searches=1_500, ezproxy_lines=6_000, journals=60),
     # A 50,000-reader university: ~10 M gate events, ~1.5 M circulation lines, ~3 M searches,
     # ~30 M EZproxy lines a year, and a catalogue of 1 M records.

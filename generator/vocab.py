@@ -138,6 +138,13 @@ QUERY_MISS = ("asdfgh", "tushuguan", "红楼孟", "machin lerning", "qwerty", "�
 
 CATEGORIES = ("UG", "PG", "STAFF", "ALUMNI", "PUBLIC", "ORG")
 CATEGORY_SHARES = (0.52, 0.22, 0.08, 0.14, 0.03, 0.01)
+# A planted trend for the diagnostic marts: from the second month of a generated range on,
+# this share of the loans of the 经济与管理学院 titles (CLC F, a class of its own) is read as
+# e-books instead, and COUNTER requests for the discipline's e-books grow by as much, so its
+# print borrowing falls beside rising e-book use.
+EBOOK_SHIFT_DISCIPLINE = 5
+EBOOK_SHIFT = 0.45
+
 CONSENT = ("Y", "N", "")
 CONSENT_SHARES = (0.55, 0.15, 0.30)
 

@@ -40,6 +40,10 @@ STAGING: dict[str, tuple[Edge, ...]] = {
         "event_type": ("type", ""), "item_number": ("itemnumber", INT), "item_type": ("itemtype", ""),
         "location": ("location", ""), "collection_code": ("ccode", ""), "category_code": ("categorycode", ""),
         "patron_pid": ("cardnumber", PSEUDONYM, True)}),
+    "staging.hold": _edges("circulation", {
+        "placed_at": ("timestamp", TS), "event_date": ("timestamp", DAY), "reserve_id": ("reserve_id", INT),
+        "pickup_branch_code": ("branchcode", ""), "bib_id": ("biblionumber", "white space trimmed"),
+        "item_number": ("itemnumber", INT), "patron_pid": ("cardnumber", PSEUDONYM, True)}),
     "staging.patron": _edges("patrons", {
         "patron_pid": ("cardnumber", PSEUDONYM, True), "category_code": ("categorycode", ""),
         "college": ("college", ""), "department": ("department", ""), "enrolment_year": ("enrolment_year", INT),

@@ -242,7 +242,7 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
 
 
 @main.command()
-@click.argument("source", type=click.Choice(["circulation", "patrons", "searches", "marc", "counter", "ezproxy", "gates"]))
+@click.argument("source", type=click.Choice(["circulation", "holds", "patrons", "searches", "marc", "counter", "ezproxy", "gates"]))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def parse(source: str, file: Path) -> None:
     """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
@@ -302,7 +302,8 @@ def ui(port: int) -> None:
 
 @main.command()
 @click.option("--scale", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
-@click.option("--days", type=click.IntRange(1, 366), default=28, show_default=True)
+@click.option("--days", type=click.IntRange(1, 366), default=61, show_default=True,
+              help="From 2025-09-01; the default covers September and October.")
 @click.option("--seed", type=int, default=42, show_default=True)
 def demo(scale: str, days: int, seed: int) -> None:
     """Generate a synthetic library (unless landing has files already), run everything, summarise."""

@@ -241,7 +241,8 @@ def _found_in(dimension: str, key: str, column: str, where: str = "true") -> Cal
 
 STAGING_AND_CORE = "staging.*", "core.*"
 COUNTER_TABLES = ("staging.counter_usage", "core.fact_counter_usage")
-PATRON_FACTS = ("core.fact_loan", "core.fact_gate_event", "core.fact_search", "core.fact_eresource_access")
+PATRON_FACTS = ("core.fact_loan", "core.fact_hold", "core.fact_gate_event", "core.fact_search",
+                "core.fact_eresource_access")
 
 RULES: tuple[SqlRule, ...] = (
     SqlRule("return_after_issue", ("core.fact_loan",),
@@ -268,6 +269,10 @@ RULES: tuple[SqlRule, ...] = (
     SqlRule("item_in_dim_item", ("core.fact_loan",),
             "Every loan marked item_known has its item_number in core.dim_item.", ERROR,
             _found_in("core.dim_item", "item_number", "item_number", "fact.item_known"), ("core.dim_item",)),
+    SqlRule("title_in_dim_title", ("core.fact_hold",),
+            "Every hold's bib_id is a record of core.dim_title (a warning: the catalogue export may lag "
+            "behind a new record).", WARN,
+            _found_in("core.dim_title", "bib_id", "bib_id"), ("core.dim_title",)),
     SqlRule("gate_in_dim_gate", ("core.fact_gate_event",),
             "Every gate event's gate_code is a device of core.dim_gate.", ERROR,
             _found_in("core.dim_gate", "device_code", "gate_code"), ("core.dim_gate",)),

@@ -18,7 +18,7 @@ from pymarc import MARCReader
 
 from generator import SCALES, GenerationReport, generate
 
-FIELDS = {"circulation": 9, "searches": 6, "turnstile": 5, "counter": 4}
+FIELDS = {"circulation": 9, "holds": 6, "searches": 6, "turnstile": 5, "counter": 4}
 EZPROXY = re.compile(r'^(\S+) (\S+) (\S+) \[([^\]]+)\] "([^"]*)" (\d+) (\d+)$')
 
 
@@ -69,7 +69,7 @@ def _marc_items(path: Path) -> tuple[set[str], int, int]:
 
 
 def _file_kind(rel: str) -> str:
-    for key, kind in (("circulation/", "circulation"), ("opac/", "searches"), ("turnstile_", "turnstile"),
+    for key, kind in (("circulation/holds_", "holds"), ("circulation/", "circulation"), ("opac/", "searches"), ("turnstile_", "turnstile"),
                       ("counter_", "counter"), ("ezproxy/", "ezproxy")):
         if key in rel:
             return kind
@@ -184,7 +184,7 @@ def test_every_card_is_a_patron_and_every_item_is_catalogued(tiny, library):
             fields = line.split(",")
             if len(fields) != FIELDS[kind] or not _is_time(fields[0]):
                 continue
-            card = {"circulation": 6, "searches": 2, "turnstile": 3}[kind]
+            card = {"circulation": 6, "holds": 3, "searches": 2, "turnstile": 3}[kind]
             if fields[card]:
                 used.add(fields[card])
             if kind == "circulation":

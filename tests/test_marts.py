@@ -240,3 +240,36 @@ def test_report_page_draws_every_chart_with_the_marts_numbers(generated, monkeyp
     year_row = dom.split('id="key-figures"')[1].split("</table>")[0].split("<td>year</td>")[1].split("</tr>")[0]
     assert f"<td>{visits:,}</td><td>{loans:,}</td>" in year_row
     assert f">{top:,}</text>" in dom.split('id="chart-top-list"')[1].split("</svg>")[0]
+
+
+def _hold(n: int, bib: str, day: str, pid: int = 1) -> dict:
+    placed = dt.datetime.fromisoformat(f"{day}T10:00") + dt.timedelta(minutes=n)
+    return {"placed_at": placed, "event_date": placed.date(), "reserve_id": str(n), "pickup_branch_code": "MAIN",
+            "bib_id": bib, "item_number": None, "patron_pid": PID[pid]}
+
+
+def _item(number: int, bib: str) -> dict:
+    return {"item_number": number, "barcode": f"B{number}", "bib_id": bib, "home_branch": "MAIN", "location": "STACKS",
+            "call_number": None, "item_type": "BK", "acquired_date": None}
+
+
+def test_hold_ratio_lists_titles_with_three_holds_per_copy_and_the_copies_to_buy(home):
+    _write(home, "core.dim_title", [_title("A", "F"), _title("B", "F"), _title("C", "I")])
+    # A: 2 copies, 7 holds in the window (3.5 per copy: buy 1 more, 7 / 3 = 2.33 < 3).
+    # B: 1 copy, 3 holds in the window but 2 of its 5 holds are older than 30 days: exactly 3, listed.
+    # C: 2 copies, 5 holds: 2.5 per copy, not listed.
+    _write(home, "core.dim_item", [_item(1, "A"), _item(2, "A"), _item(3, "B"), _item(4, "C"), _item(5, "C")])
+    holds = ([_hold(i, "A", "2025-10-20", pid=i) for i in range(1, 8)]
+             + [_hold(10 + i, "B", day, pid=i) for i, day in enumerate(["2025-09-01", "2025-09-20", "2025-10-02",
+                                                                         "2025-10-15", "2025-10-30"], 1)]
+             + [_hold(20 + i, "C", "2025-10-25", pid=i) for i in range(1, 6)])
+    _write(home, "core.fact_hold", holds)
+    _write(home, "core.fact_loan", [_loan(1, "A", "2025-10-01T09:00")])
+    _write(home, "core.fact_search", [])
+    demand = _model(home, "acquisition_demand")
+    held = demand.filter(pl.col("demand_kind") == "holds_outrun_copies").sort("bib_id")
+    assert held.select("bib_id", "copies", "holds", "holds_ratio", "copies_to_buy", "loans").rows() == [
+        ("A", 2, 7, 3.5, 1, 1), ("B", 1, 3, 3.0, 1, None)]
+    assert held.filter(pl.col("bib_id") == "B").select("first_seen_date", "last_seen_date").row(0) == (
+        dt.date(2025, 10, 2), dt.date(2025, 10, 30))
+    conform(demand, contract_for("marts.acquisition_demand"))     # the contract holds these rows

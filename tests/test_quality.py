@@ -183,11 +183,11 @@ def test_every_check_passes_on_a_clean_run_and_is_recorded(built):
     assert all(r.success for r in results), [r.error for r in results if not r.success]
     evaluations = [e.dagster_event.event_specific_data for r in results
                    for e in instance.all_logs(r.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
-    # Two warnings, never blocking, are expected on generated data: freshness (the days are in 2025,
-    # today is later) and out_after_in (the generator damages some IN lines, which are quarantined,
-    # so their readers' OUTs stand alone).
+    # Two warnings, never blocking, may fail on generated data: freshness always (the days are in
+    # 2025, today is later), out_after_in when the generator damaged an IN line whose reader's OUT
+    # then stands alone (it is quarantined).
     failed = {e.check_name for e in evaluations if not e.passed}
-    assert evaluations and failed == {"freshness", "out_after_in"}
+    assert evaluations and "freshness" in failed and failed <= {"freshness", "out_after_in"}
     assert all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations if not e.passed)
     con = compute_connection(settings)
     rows = con.execute("SELECT table_name, check_name, success, partition_key, unexpected_sample "

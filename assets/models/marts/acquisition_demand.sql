@@ -1,8 +1,9 @@
 -- What to buy: queries that found nothing, grouped by their normalised text and kept only
 -- when at least 5 distinct sessions searched them (so no one reader's search is shown);
--- and titles whose loans outrun their copies. Librarians buy more copies when holds per
--- copy pass a ratio; the loan data has no holds, so the proxy is the most loans of a title
--- out at the same time per copy: 1 means every copy was out at once.
+-- titles whose holds outrun their copies, by the hold ratio librarians use (Koha's hold
+-- ratios report: holds per copy of at least 3, and the copies to add to fall below it),
+-- counted over the last 30 days of holds; and titles whose loans outran their copies: the
+-- most loans of a title out at the same time, when every copy was out at once.
 with zero_hits as (
     select
         query_normalised,
@@ -25,6 +26,35 @@ searched as (
 
 copies as (
     select bib_id, count(*) as copies from core.dim_item group by bib_id
+),
+
+hold_window as (
+    select max(event_date) as last_date, cast(max(event_date) - interval 29 day as date) as first_date
+    from core.fact_hold
+),
+
+recent_holds as (
+    select
+        fact_hold.bib_id,
+        count(*) as holds,
+        min(fact_hold.event_date) as first_seen_date,
+        max(fact_hold.event_date) as last_seen_date
+    from core.fact_hold as fact_hold
+    cross join hold_window
+    where fact_hold.event_date between hold_window.first_date and hold_window.last_date
+    group by fact_hold.bib_id
+),
+
+held as (
+    select
+        recent_holds.bib_id,
+        recent_holds.holds,
+        copies.copies,
+        recent_holds.first_seen_date,
+        recent_holds.last_seen_date
+    from recent_holds
+    inner join copies on copies.bib_id = recent_holds.bib_id
+    where recent_holds.holds >= 3 * copies.copies
 ),
 
 moves as (
@@ -88,11 +118,34 @@ final as (
         cast(null as bigint) as copies,
         cast(null as bigint) as loans,
         cast(null as bigint) as peak_concurrent_loans,
+        cast(null as bigint) as holds,
+        cast(null as bigint) as copies_to_buy,
         cast(null as double) as holds_ratio,
         searched.first_seen_date,
         searched.last_seen_date
     from searched
     where searched.searchers >= 5
+    union all
+    select
+        'holds_outrun_copies',
+        cast(null as varchar),
+        held.bib_id,
+        titles.title,
+        titles.discipline_code,
+        cast(null as bigint),
+        cast(null as bigint),
+        cast(held.copies as bigint),
+        cast(title_loans.loans as bigint),
+        cast(null as bigint),
+        cast(held.holds as bigint),
+        -- the fewest copies c with holds / c below 3: floor(holds / 3) + 1, less those held
+        cast(floor(held.holds / 3) + 1 - held.copies as bigint),
+        cast(held.holds as double) / held.copies,
+        held.first_seen_date,
+        held.last_seen_date
+    from held
+    left join core.dim_title as titles on titles.bib_id = held.bib_id
+    left join title_loans on title_loans.bib_id = held.bib_id
     union all
     select
         'loans_outrun_copies',
@@ -105,6 +158,8 @@ final as (
         cast(outrun.copies as bigint),
         cast(outrun.loans as bigint),
         cast(outrun.peak_concurrent_loans as bigint),
+        cast(null as bigint),
+        cast(null as bigint),
         cast(outrun.peak_concurrent_loans as double) / outrun.copies,
         outrun.first_seen_date,
         outrun.last_seen_date

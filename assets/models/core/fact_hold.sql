@@ -1,0 +1,18 @@
+-- Holds readers placed on titles: one row per hold, as the ILS numbered it.
+with holds as (
+    select * from staging.hold
+),
+
+final as (
+    select
+        placed_at,
+        event_date,
+        reserve_id,
+        pickup_branch_code,
+        bib_id,
+        item_number,
+        patron_pid
+    from holds
+)
+
+select * from final
