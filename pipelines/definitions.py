@@ -130,9 +130,11 @@ def build_definitions(settings: Settings | None = None, library: Library | None 
     assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets(),
               *build_python_mart_assets(), *privacy_assets, role_databases]
     jobs = build_jobs(library) + build_source_jobs() + [build_nightly_job(), retention_job]
+    from pipelines.alerts import alert_sensors  # here: pipelines.alerts imports the runner, which imports this module
+
     executor = dg.multiprocess_executor if os.environ.get("SHUKU_EXECUTOR") == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library), sensors=[landing_sensor(library)],
+        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library), sensors=[landing_sensor(library), *alert_sensors()],
         resources={"shuku": ShukuWarehouse(home=str(settings.home), library_config=str(settings.library_config))},
         executor=executor,
     )
