@@ -21,6 +21,7 @@ from assets.publish import role_databases
 from assets.reference import build_reference_assets
 from assets.resources import ShukuWarehouse
 from assets.staging import build_staging_assets
+from pipelines.freshness import freshness_sensor
 from warehouse.library import Library, load_library
 from warehouse.settings import Settings
 
@@ -134,7 +135,7 @@ def build_definitions(settings: Settings | None = None, library: Library | None 
 
     executor = dg.multiprocess_executor if os.environ.get("SHUKU_EXECUTOR") == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library), sensors=[landing_sensor(library), *alert_sensors()],
+        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library), sensors=[landing_sensor(library), *alert_sensors(), freshness_sensor()],
         resources={"shuku": ShukuWarehouse(home=str(settings.home), library_config=str(settings.library_config))},
         executor=executor,
     )
