@@ -18,6 +18,7 @@ import os
 import re
 import smtplib
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,14 @@ class Channels:
                    smtp_user=env.get("SHUKU_SMTP_USER") or None, smtp_password=env.get("SHUKU_SMTP_PASSWORD") or None,
                    smtp_starttls=_yes(env.get("SHUKU_SMTP_STARTTLS")),
                    webhook=env.get("SHUKU_ALERT_WEBHOOK") or None, warnings=_yes(env.get("SHUKU_ALERT_WARNINGS")))
+
+
+def _channels() -> tuple[Channels, str | None]:
+    """The configured channels, or the log alone and what is wrong with the configuration."""
+    try:
+        return Channels.from_env(), None
+    except ValueError as exc:
+        return Channels(), str(exc)
 
 
 def _yes(value: str | None) -> bool:
@@ -248,6 +257,8 @@ def _email(channels: Channels, alerts: list[Alert]) -> None:
 
 
 def _post(url: str, alert: Alert) -> None:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"SHUKU_ALERT_WEBHOOK={url!r} is not an http(s) URL.")
     body = json.dumps({**asdict(alert), "text": alert.text()}, ensure_ascii=False).encode()
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "shuku-alerts"})
@@ -258,10 +269,12 @@ def _post(url: str, alert: Alert) -> None:
 def send(settings: Settings, alerts: list[Alert], channels: Channels | None = None) -> list[Alert]:
     """Log the alerts not logged before (by key), then e-mail and POST them; returns those sent.
 
-    A channel that fails (server down, address refused) is logged as a ``delivery_failed`` line;
-    the alert itself is already in the log, and nothing is raised.
+    A channel that fails (server down, address refused, a setting that cannot be used) is logged
+    as a ``delivery_failed`` line; the alert itself is already in the log, and nothing is raised.
     """
-    channels = channels or Channels.from_env()
+    problem = None
+    if channels is None:
+        channels, problem = _channels()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     with _locked(settings) as path:
         known = {row.get("key") for row in read_alerts(settings) if row.get("kind") != DELIVERY_FAILED}
@@ -273,7 +286,7 @@ def send(settings: Settings, alerts: list[Alert], channels: Channels | None = No
         _append(path, [{**asdict(a), "channels": sent_to} for a in fresh])
     if not fresh:
         return []
-    failures = []
+    failures = [(a, "settings", ValueError(problem)) for a in fresh] if problem else []
     if channels.smtp_host:
         try:
             _email(channels, fresh)
@@ -294,7 +307,7 @@ def send(settings: Settings, alerts: list[Alert], channels: Channels | None = No
 
 def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: list[str]) -> list[Alert]:
     """What the sensors would send about these runs, for runs made without the daemon (`shuku run`)."""
-    channels = Channels.from_env()
+    channels, problem = _channels()
     alerts = []
     for run_id in run_ids:
         run = instance.get_run_by_id(run_id)
@@ -303,7 +316,7 @@ def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: 
         if run.status == dg.DagsterRunStatus.FAILURE:
             alerts.append(run_failure_alert(instance, run))
         alerts += check_failure_alerts(instance, run_id, channels.warnings)
-    return send(settings, alerts, channels)
+    return send(settings, alerts, None if problem else channels)
 
 
 def run_failure_alerts_sensor() -> dg.SensorDefinition:
@@ -345,9 +358,9 @@ def check_failure_alerts_sensor() -> dg.SensorDefinition:
             run_ids += [r.run_id for r in records]
             if records:
                 cursor[event_type.value] = records[-1].storage_id
-        channels = Channels.from_env()
+        channels, problem = _channels()
         alerts = [a for run_id in run_ids for a in check_failure_alerts(instance, run_id, channels.warnings)]
-        sent = send(shuku.settings(), alerts, channels)
+        sent = send(shuku.settings(), alerts, None if problem else channels)
         context.update_cursor(json.dumps(cursor))
         if not sent:
             return dg.SkipReason(f"{len(run_ids)} finished run(s), no new failed check")

@@ -207,7 +207,19 @@ def test_an_unreachable_mail_server_leaves_the_alert_in_the_log_and_says_so(tmp_
     assert "email failed: ConnectionRefusedError" in listed.output
 
 
-def test_a_bad_smtp_port_is_named(tmp_path, monkeypatch):
+def test_a_setting_that_cannot_be_used_is_named_and_the_alert_still_logged(tmp_path, monkeypatch):
+    settings = Settings(tmp_path / "home").ensure()
     monkeypatch.setenv("SHUKU_SMTP_PORT", "twenty-five")
-    with pytest.raises(ValueError, match="SHUKU_SMTP_PORT='twenty-five' is not a port number"):
-        send(Settings(tmp_path / "home").ensure(), [])
+    alert = Alert(kind=RUN_FAILURE, key="run_failure:r2", summary="[shuku] run failed: build_models", run_id="r2",
+                  job="build_models", see=["shuku status"])
+    assert [a.key for a in send(settings, [alert])] == ["run_failure:r2"]
+    rows = read_alerts(settings)
+    assert [r["kind"] for r in rows] == [RUN_FAILURE, DELIVERY_FAILED]
+    assert rows[1]["channel"] == "settings"
+    assert "SHUKU_SMTP_PORT='twenty-five' is not a port number" in rows[1]["error"]
+
+    monkeypatch.delenv("SHUKU_SMTP_PORT")
+    monkeypatch.setenv("SHUKU_ALERT_WEBHOOK", f"file://{tmp_path}/hook.json")
+    send(settings, [Alert(kind=RUN_FAILURE, key="run_failure:r3", summary="s", run_id="r3", job="j")])
+    assert "is not an http(s) URL" in read_alerts(settings)[-1]["error"]
+    assert not (tmp_path / "hook.json").exists()
