@@ -213,5 +213,10 @@ def retention_sweep(context: AssetExecutionContext, shuku: ShukuWarehouse):
 privacy_assets = [consent_registry, retention_sweep]
 retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(SWEEP_KEY),
                                     description="Enforce retention: landing files and reader ids past their contract's retention.")
-retention_schedule = dg.ScheduleDefinition(name="daily_retention_sweep", job=retention_job, cron_schedule="30 3 * * *",
-                                           description="Every day at 03:30, after the nightly ingest.")
+
+
+def retention_schedule(timezone: str) -> dg.ScheduleDefinition:
+    """The daily sweep at 03:30 in the library's time zone, after the nightly ingest."""
+    return dg.ScheduleDefinition(name="daily_retention_sweep", job=retention_job, cron_schedule="30 3 * * *",
+                                 execution_timezone=timezone,
+                                 description="Every day at 03:30 library time, after the nightly ingest.")

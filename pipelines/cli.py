@@ -121,6 +121,9 @@ def _run(settings, start, end, select, models: bool) -> bool:
             progress.advance(overall)
             if not result.success:
                 break
+    from pipelines.alerts import alert_after_runs
+    if sent := alert_after_runs(settings, instance, [r.run_id for r in results]):
+        err.print(f"{len(sent)} alert(s) sent (`shuku alerts` lists them)")
     return all(r.success for r in results)
 
 
@@ -344,6 +347,7 @@ from pipelines.cli_quality import quality; main.add_command(quality)  # noqa: E4
 from pipelines.cli_contracts import contracts, publish; main.add_command(contracts); main.add_command(publish)  # noqa: E402,E702
 from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
 from pipelines.cli_privacy import consent, erase, report; main.add_command(consent); main.add_command(erase); main.add_command(report)  # noqa: E402,E702
+from pipelines.cli_alerts import alerts; main.add_command(alerts)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

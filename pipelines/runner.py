@@ -79,6 +79,13 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
     return stages
 
 
+def error_message(error) -> str:
+    """The message of the error a step raised, without Dagster's wrapper around it."""
+    while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+        error = error.cause
+    return error.message.strip()
+
+
 def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) -> StageResult:
     job = defs.resolve_job_def(stage.job)
     tags = {"shuku/stage": stage.label}
@@ -91,10 +98,7 @@ def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) 
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            err = failures[0].step_failure_data.error
-            while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError",):
-                err = err.cause
-            error = f"{failures[0].step_key}: {err.message.strip()}"
+            error = f"{failures[0].step_key}: {error_message(failures[0].step_failure_data.error)}"
         else:
             error = "the run failed; see `shuku ui` for its logs"
     return StageResult(stage, result.run_id, result.success, error)

@@ -6,7 +6,7 @@ from pathlib import Path
 CHROMIUM = Path("/usr/bin/chromium")
 # Without these, Chromium tries to reach Google's hosts at every start (the machine has no network).
 QUIET = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run")
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic")
 
 
 def ensure_chromium() -> Path:
@@ -16,7 +16,13 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-def dump_dom(page: Path, profile: Path, timeout: int = 120) -> str:
-    """The DOM after the page's scripts ran, as Chromium serialises it."""
-    return subprocess.run([str(ensure_chromium()), *QUIET, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+def dump_dom(page: Path | str, profile: Path, timeout: int = 120, settle_ms: int | None = None) -> str:
+    """The DOM after the page's scripts ran, as Chromium serialises it.
+
+    ``page`` is a file or a URL; ``settle_ms`` lets a single-page app fetch its data first
+    (Chromium's virtual time, which waits for the page's pending requests).
+    """
+    target = page.as_uri() if isinstance(page, Path) else page
+    extra = (f"--virtual-time-budget={settle_ms}", "--window-size=1600,1000") if settle_ms else ()
+    return subprocess.run([str(ensure_chromium()), *QUIET, *extra, f"--user-data-dir={profile}", "--dump-dom", target],
                           capture_output=True, text=True, timeout=timeout, check=True).stdout

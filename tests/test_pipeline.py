@@ -56,6 +56,7 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path, lib
     assert {"daily_ingest", "monthly_ingest", "snapshot_ingest", "build_models"} <= {j.name for j in defs.resolve_all_job_defs()}
     assert defs.resolve_schedule_def("nightly_ingest").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("landing_sensor")
+    assert defs.resolve_sensor_def("run_failure_alerts") and defs.resolve_sensor_def("check_failure_alerts")
 
 
 # Empty by design on a tiny week: a pair of titles is recommended only when at least 5 consenting

@@ -59,6 +59,11 @@ class Settings:
         return self.home / "dagster"
 
     @property
+    def alerts_log(self) -> Path:
+        """Every alert sent, one JSON line each (failed runs and failed checks)."""
+        return self.home / "alerts" / "alerts.jsonl"
+
+    @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 
