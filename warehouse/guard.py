@@ -38,6 +38,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokens import TokenType
 
 from warehouse.access import role_database
 from warehouse.audit import append_chained
@@ -72,6 +73,8 @@ array exists row struct_extract array_size array_sort array_contains split
 
 # Statements named in a refusal when sqlglot cannot even parse them (e.g. EXPORT DATABASE).
 QUERY_KEYWORDS = {"SELECT", "WITH", "FROM", "(", "VALUES"}
+# DuckDB statements sqlglot reads as plain words.
+DUCKDB_STATEMENTS = {"EXPORT", "IMPORT", "CHECKPOINT", "FORCE", "DETACH", "LOAD", "CALL", "RESET", "DEALLOCATE"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,17 @@ def _first_keyword(sql: str) -> str:
     return tokens[0].text.upper() if tokens else ""
 
 
+def _is_statement_keyword(sql: str, keyword: str) -> bool:
+    """Whether the first word is a statement (a refused operation) rather than a typo (a query to fix)."""
+    if keyword in DUCKDB_STATEMENTS:
+        return True
+    try:
+        first = sqlglot.tokenize(sql, read=DIALECT)[0]
+    except (SqlglotError, IndexError):
+        return False
+    return first.token_type != TokenType.VAR
+
+
 def _statement_name(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Command):
         return str(tree.this).upper()
@@ -157,7 +171,8 @@ def _parse(sql: str) -> exp.Expression | GuardDecision:
     except ParseError as exc:
         keyword = _first_keyword(sql)
         if keyword and keyword not in QUERY_KEYWORDS:
-            return _refuse(f"{keyword} statements are not allowed: only SELECT queries may be run.", code="operation")
+            code = "operation" if _is_statement_keyword(sql, keyword) else "invalid"
+            return _refuse(f"{keyword} statements are not allowed: only SELECT queries may be run.", code=code)
         detail = exc.errors[0]["description"] if exc.errors else str(exc)
         return _refuse(f"the query could not be parsed ({detail}); only plain DuckDB SELECT queries are accepted.")
     except SqlglotError as exc:
