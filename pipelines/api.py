@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from warehouse.tokens import ApiToken, authenticate, load_tokens, tokens_path
 
 ANONYMOUS = "anonymous"
 FORBIDDEN_CODES = ("clearance", "layer", "operation")
+PARTITION = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,14 @@ def _tabular(fmt: str, columns: list[str], rows: list[tuple], schema: dict | Non
     else:
         frame.write_ipc_stream(buffer)
     return Response(buffer.getvalue(), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def _only(request: Request, *allowed: str) -> None:
+    """Refuse query parameters the operation does not take (a misspelt filter would otherwise be ignored)."""
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        raise ApiError(422, "bad_parameter", f"unknown query parameter {unknown[0]!r}: this operation takes "
+                       f"{', '.join(allowed) or 'none'}.", parameter=unknown[0])
 
 
 def _date_param(request: Request, name: str) -> dt.date | None:
@@ -326,6 +336,7 @@ def _guarded(api: ShukuApi, request: Request, token: ApiToken, sql: str):
 def datasets(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
+    _only(request)
     shown = [api.describe(token, c) for _, c in sorted(api.contracts.items()) if visible_columns(token.role, c)]
     api.log(request, token, "allowed", f"listed {len(shown)} dataset(s) for role {token.role}.", rows=len(shown))
     return _json({"role": token.role, "datasets": shown})
@@ -335,6 +346,7 @@ def dataset(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
     contract = api.dataset(token, request.path_params["layer"], request.path_params["table"])
+    _only(request)
     body = api.describe(token, contract)
     body["contract"] = contract.model.model_dump(mode="json", by_alias=True, exclude_none=True)
     api.log(request, token, "allowed", f"described dataset {contract.qualified_name}.", (contract.qualified_name,))
@@ -345,10 +357,11 @@ def rows(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
     contract = api.dataset(token, request.path_params["layer"], request.path_params["table"])
+    column = filter_column(contract)
+    _only(request, "format", "limit", "offset", *((f"{column}_from", f"{column}_to") if column else ()))
     fmt = _choice(request, "format", tuple(MEDIA_TYPES), "json")
     limit = _int_param(request, "limit", api.limits.page_size, 1, api.limits.max_page_size)
     offset = _int_param(request, "offset", 0, 0, 1_000_000_000)
-    column = filter_column(contract)
     start = _date_param(request, f"{column}_from") if column else None
     end = _date_param(request, f"{column}_to") if column else None
     if start and end and start > end:
@@ -369,6 +382,7 @@ def rows(request: Request) -> Response:
 async def query(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
+    _only(request)
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
@@ -377,7 +391,7 @@ async def query(request: Request) -> Response:
         raise ApiError(422, "bad_request", 'send a JSON object {"sql": "SELECT …"} (optionally "format": '
                        f'one of {", ".join(MEDIA_TYPES)}).')
     fmt = body.get("format", "json")
-    if fmt not in MEDIA_TYPES:
+    if not isinstance(fmt, str) or fmt not in MEDIA_TYPES:
         raise ApiError(422, "bad_parameter", f"format {fmt!r}: expected one of {', '.join(MEDIA_TYPES)}.",
                        parameter="format")
     from starlette.concurrency import run_in_threadpool
@@ -404,8 +418,12 @@ def trace(request: Request) -> Response:
         if not can_see(role, contract, column):
             raise ApiError(403, "forbidden", f"column {target} is {column.classification}, above role {role.name}'s "
                            f"clearance ({role.clearance}), or in a layer it may not read.", refused=[target])
+    _only(request, "partition", "downstream")
     downstream = _choice(request, "downstream", ("true", "false"), "false") == "true"
     partition = request.query_params.get("partition")
+    if partition is not None and not PARTITION.match(partition):
+        raise ApiError(422, "bad_parameter", f"query parameter partition={partition!r}: expected a day (YYYY-MM-DD) "
+                       "or a month (YYYY-MM).", parameter="partition")
     api.load_lineage()
     try:
         result = walk(api.settings, target, partition=partition, downstream=downstream)

@@ -15,7 +15,9 @@ MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "applic
                "arrow": "application/vnd.apache.arrow.stream"}
 JSON_TYPES = {"VARCHAR": {"type": "string"}, "BIGINT": {"type": "integer"}, "INTEGER": {"type": "integer"},
               "DOUBLE": {"type": "number"}, "BOOLEAN": {"type": "boolean"},
-              "DATE": {"type": "string", "format": "date"}, "TIMESTAMP": {"type": "string", "format": "date-time"},
+              "DATE": {"type": "string", "format": "date"},
+              # Stored without an offset (the column's description says UTC or library time): not RFC 3339.
+              "TIMESTAMP": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"},
               "VARCHAR[]": {"type": "array", "items": {"type": "string"}}}
 ERROR_CODES = {"401": "No token, or a malformed, unknown or revoked one.",
                "403": "Outside the token's role: `refused` names the columns or tables.",
