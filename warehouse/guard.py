@@ -30,6 +30,8 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -348,13 +350,24 @@ def guard(sql: str, role: str | Role, user: str | None = None,
                          tuple(sorted(set(objects))), normalised)
 
 
+def _card_regex(config: Path) -> re.Pattern[str]:
+    """The library's card-number pattern, read again only when its config file changes (one parse per
+    logged query cost more than the query itself through the HTTP interface)."""
+    return _card_regex_of(config, config.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _card_regex_of(config: Path, mtime_ns: int) -> re.Pattern[str]:
+    return load_library(config).card_regex()
+
+
 def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: GuardDecision,
                outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
     """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
     contract = contract_for(ACCESS_LOG)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     # A card number typed into a query must not land in the log; the hash still identifies the query.
-    logged_text = load_library(settings.library_config).card_regex().sub("<card number>", sql)
+    logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
     frame = pl.DataFrame({
         "logged_at": [now], "role": [role], "user_name": [user],
         "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
