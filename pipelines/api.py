@@ -230,6 +230,11 @@ class ShukuApi:
         scheme, _, text = header.partition(" ")
         token = self.tokens.find(text.strip()) if scheme.lower() == "bearer" else None
         if token is None:
+            # Callers without a valid token share one bucket, so a flood of them cannot flood the access log.
+            wait = self.rates.take(ANONYMOUS)
+            if wait:
+                raise ApiError(429, "rate_limited", f"too many requests without a valid token; retry after "
+                               f"{math.ceil(wait)} s.", headers={"Retry-After": str(math.ceil(wait))})
             why = "no Authorization header" if not header else "the token is malformed, unknown or revoked"
             raise ApiError(401, "unauthorized", f"{why}: send `Authorization: Bearer shuku_…` with a token from "
                            "`shuku token create --role ROLE --name SYSTEM`.", headers={"WWW-Authenticate": "Bearer"})

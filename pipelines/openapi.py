@@ -23,7 +23,7 @@ ERROR_CODES = {"401": "No token, or a malformed, unknown or revoked one.",
                "403": "Outside the token's role: `refused` names the columns or tables.",
                "404": "No such dataset.",
                "422": "A bad parameter or query, or over the time or result-size limit; `message` says which.",
-               "429": "Over the token's request rate; retry after `Retry-After` seconds."}
+               "429": "Over the request rate (per token; one shared by requests without a valid token); retry after `Retry-After` seconds."}
 
 
 def filter_column(contract: Contract) -> str | None:

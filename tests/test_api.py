@@ -204,6 +204,8 @@ def test_limits_answer_422_and_429(home):
         # Another token has its own bucket.
         other = create_token(home, "public", "unlimited")[1]
         assert _get(url, "/api/v1/datasets", other).status_code == 200
+        # Requests without a valid token share one.
+        assert [_get(url, "/api/v1/datasets", "shuku_nonsense").status_code for _ in range(5)] == [401] * 4 + [429]
 
 
 def test_token_cli_shows_the_secret_once_and_stores_only_its_hash(home):

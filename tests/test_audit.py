@@ -16,6 +16,8 @@ from pipelines.cli import main
 from tests.published import published_home
 from warehouse.audit import CHAINED, GENESIS, HEAD_FILE, entries, entry_hash, log_dir, verify
 from warehouse.guard import QueryRefused, log_access, guard, run_guarded
+from warehouse.privacy.consent import set_consent
+from warehouse.privacy.erasure import ErasureHooks, erase
 from warehouse.settings import Settings
 
 
@@ -196,3 +198,26 @@ def test_cli_verify_and_anchor(copy):
     assert runner.invoke(main, ["audit", "anchor"], env=env).exit_code == 1
     bad = runner.invoke(main, ["audit", "verify", "--anchor", "meta.access_log:x"], env=env)
     assert bad.exit_code == 2 and "LOG:ENTRY:HASH" in bad.output
+
+
+def test_an_erasure_keeps_the_chains_verifiable_and_lists_what_it_took(tmp_path):
+    """Consent entries removed and a query naming the reader redacted: accepted, counted, nothing else."""
+    settings = Settings(tmp_path / "home").ensure()
+    reader, other = "a" * 64, "b" * 64
+    set_consent(settings, reader, 1, profiling=True, recommendations=True, changed_by="officer")
+    set_consent(settings, other, 1, profiling=False, recommendations=False, changed_by="officer")
+    set_consent(settings, reader, 1, profiling=False, recommendations=None, changed_by="officer")
+    log_access(settings, role="analyst", user="a", sql=f"SELECT 1 WHERE '{reader}' <> ''", decision=guard("SELECT 1", "analyst"),
+               outcome="allowed", rows_returned=1)
+    hooks = ErasureHooks(landing_files=lambda s: [], rewrite_landing=lambda p, d, f: (d, 0),
+                         rebuild_models=lambda s, changed: [])
+    row = erase(settings, hooks, pid=reader, requested_by="officer")
+    assert len(row["log_entries_erased"]) == 3
+    reports = {r.log: r for r in verify(settings)}
+    assert all(r.ok for r in reports.values()), [r.problem for r in reports.values()]
+    assert reports["meta.consent"].erased == 2 and reports["meta.access_log"].erased == 1
+    assert reports["meta.consent"].head_seq == 4        # three changes and the erasure's tombstone
+    # What the erasure did not list is still caught: the other reader's entry edited.
+    kept = next(e for e in entries(settings, "meta.consent") if e.row["patron_pid"] == other)
+    _rewrite(settings, kept, lambda f, i: f.with_columns(pl.lit(True).alias("profiling")))
+    assert _report(settings, "meta.consent").problem.startswith(f"changed: entry {kept.seq} ")
