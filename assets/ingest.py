@@ -23,6 +23,7 @@ import polars as pl
 from assets.feeds import DAY, Feed
 from warehouse.storage import partition_date
 from assets.parsing import Reason, REJECT_SCHEMA
+from warehouse.audit import append_chained
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
@@ -288,4 +289,4 @@ def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileL
             })
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
     path = settings.lake / "meta" / "ingest_log" / feed.name / key / f"run-{run_id}.parquet"
-    write_parquet_atomic(frame, path)
+    append_chained(settings, INGEST_LOG, frame, path)

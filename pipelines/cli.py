@@ -348,6 +348,8 @@ from pipelines.cli_contracts import contracts, publish; main.add_command(contrac
 from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
 from pipelines.cli_privacy import consent, erase, report; main.add_command(consent); main.add_command(erase); main.add_command(report)  # noqa: E402,E702
 from pipelines.cli_alerts import alerts; main.add_command(alerts)  # noqa: E402,E702
+from pipelines.cli_audit import audit; main.add_command(audit)  # noqa: E402,E702
+from pipelines.cli_api import serve, token; main.add_command(serve); main.add_command(token)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

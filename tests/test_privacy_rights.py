@@ -22,6 +22,8 @@ from generator import generate
 from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import Stage, plan, run_stage
+from warehouse.audit import verify as audit_verify
+from warehouse.guard import QueryRefused, run_guarded
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
 from warehouse.privacy.erasure import ErasureInterrupted, erase, pending, verify
@@ -153,6 +155,9 @@ def test_erase_leaves_no_trace_and_everything_else_byte_identical(home):
     tables = ["staging.patron", *READER_TABLES, "core.dim_patron", "core.fact_loan", "core.fact_gate_event",
               "core.fact_search", "core.fact_eresource_access"]
     kept = {t: _rows(settings, t, pid) for t in tables}
+    # A query naming the reader is in the hash-chained access log: the erasure must redact it and say so.
+    with pytest.raises(QueryRefused):
+        run_guarded(settings, f"SELECT count(*) FROM core.fact_loan WHERE patron_pid = '{pid}'", "analyst", "analyst-1")
     before = _hashes(settings)
 
     result = _cli(settings, "erase", "--card", card, "--yes", "--requested-by", "privacy-officer")
@@ -196,6 +201,10 @@ def test_erase_leaves_no_trace_and_everything_else_byte_identical(home):
     assert not pending(settings)
     tombstones = _sql(settings, "select count(*) from meta.consent where source = 'erasure' and erasure_hash = ?", [digest])
     assert tombstones == [(1,)]
+    # The chained logs still verify: the ledger row lists exactly the entries the erasure removed or redacted.
+    audit = {r.log: r for r in audit_verify(settings)}
+    assert all(r.ok for r in audit.values()), [r.problem for r in audit.values()]
+    assert audit["meta.consent"].erased == removed.get("meta.consent", 0) and audit["meta.access_log"].erased == 1
     # Files that do not hold the reader were not touched: the unaffected staging partitions, MARC, COUNTER.
     untouched = [f for f in before if f.startswith(("landing/catalogue", "landing/counter", "lake/staging/bib_record"))]
     assert untouched and all(before[f] == after[f] for f in untouched)

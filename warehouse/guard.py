@@ -27,8 +27,11 @@ import datetime as dt
 import getpass
 import hashlib
 import re
+import threading
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -37,13 +40,14 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokens import TokenType
 
 from warehouse.access import role_database
-from warehouse.contracts import Contract, conform, contract_for, load_contracts
+from warehouse.audit import append_chained
+from warehouse.contracts import Contract, contract_for, load_contracts
 from warehouse.library import load_library
 from warehouse.roles import Role, level, role_named
 from warehouse.settings import Settings
-from warehouse.storage import write_parquet_atomic
 
 DIALECT = "duckdb"
 ACCESS_LOG = "meta.access_log"
@@ -71,6 +75,8 @@ array exists row struct_extract array_size array_sort array_contains split
 
 # Statements named in a refusal when sqlglot cannot even parse them (e.g. EXPORT DATABASE).
 QUERY_KEYWORDS = {"SELECT", "WITH", "FROM", "(", "VALUES"}
+# DuckDB statements sqlglot reads as plain words.
+DUCKDB_STATEMENTS = {"EXPORT", "IMPORT", "CHECKPOINT", "FORCE", "DETACH", "LOAD", "CALL", "RESET", "DEALLOCATE"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,10 @@ class GuardDecision:
     reason: str
     objects: tuple[str, ...] = ()      # layer.table and layer.table.column, sorted
     normalised: str | None = None      # the SQL that runs (None when refused before it was understood)
+    # Why a refusal: "clearance" (a column above the role's), "layer" (a table outside its layers),
+    # "operation" (a statement or function no role may run), or "invalid" (a query to fix).
+    code: str | None = None
+    refused: tuple[str, ...] = ()      # the columns or tables refused for clearance or layer
 
 
 @dataclass
@@ -97,11 +107,25 @@ class QueryRefused(PermissionError):
 
 
 class QueryFailed(RuntimeError):
-    """The guard allowed a query and DuckDB then failed to run it."""
+    """The guard allowed a query and DuckDB then failed to run it (``kind`` "error"), or a limit
+    stopped it: "timeout" (interrupted after ``QueryLimits.timeout_s``), "too_large" (more rows
+    than ``QueryLimits.max_rows``)."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
 
 
-def _refuse(reason: str, objects=(), normalised=None) -> GuardDecision:
-    return GuardDecision(False, reason, tuple(sorted(set(objects))), normalised)
+@dataclass(frozen=True)
+class QueryLimits:
+    """Caps for callers sharing one server (the HTTP interface); the CLI runs without them."""
+
+    timeout_s: float | None = None
+    max_rows: int | None = None
+
+
+def _refuse(reason: str, objects=(), normalised=None, code: str = "invalid", refused=()) -> GuardDecision:
+    return GuardDecision(False, reason, tuple(sorted(set(objects))), normalised, code, tuple(refused))
 
 
 def contract_schema(contracts: dict[str, Contract]) -> dict:
@@ -126,6 +150,17 @@ def _first_keyword(sql: str) -> str:
     return tokens[0].text.upper() if tokens else ""
 
 
+def _is_statement_keyword(sql: str, keyword: str) -> bool:
+    """Whether the first word is a statement (a refused operation) rather than a typo (a query to fix)."""
+    if keyword in DUCKDB_STATEMENTS:
+        return True
+    try:
+        first = sqlglot.tokenize(sql, read=DIALECT)[0]
+    except (SqlglotError, IndexError):
+        return False
+    return first.token_type != TokenType.VAR
+
+
 def _statement_name(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Command):
         return str(tree.this).upper()
@@ -138,7 +173,8 @@ def _parse(sql: str) -> exp.Expression | GuardDecision:
     except ParseError as exc:
         keyword = _first_keyword(sql)
         if keyword and keyword not in QUERY_KEYWORDS:
-            return _refuse(f"{keyword} statements are not allowed: only SELECT queries may be run.")
+            code = "operation" if _is_statement_keyword(sql, keyword) else "invalid"
+            return _refuse(f"{keyword} statements are not allowed: only SELECT queries may be run.", code=code)
         detail = exc.errors[0]["description"] if exc.errors else str(exc)
         return _refuse(f"the query could not be parsed ({detail}); only plain DuckDB SELECT queries are accepted.")
     except SqlglotError as exc:
@@ -150,25 +186,26 @@ def _parse(sql: str) -> exp.Expression | GuardDecision:
     return statements[0]
 
 
-def _check_shape(tree: exp.Expression) -> str | None:
-    """Why the statement is not a plain query, or None."""
+def _check_shape(tree: exp.Expression) -> tuple[str, str] | None:
+    """Why the statement is not a plain query, and the refusal's code; or None."""
     if not isinstance(tree, exp.Query):
-        return f"{_statement_name(tree)} statements are not allowed: only SELECT queries may be run."
+        return f"{_statement_name(tree)} statements are not allowed: only SELECT queries may be run.", "operation"
     for node in tree.walk():
         if isinstance(node, (exp.DML, exp.DDL, exp.Command, exp.Pragma, exp.Set, exp.Attach, exp.Detach,
                              exp.Use, exp.Copy, exp.Install, exp.Describe, exp.Transaction, exp.Commit,
                              exp.Rollback, exp.Merge)):
-            return f"{_statement_name(node)} is not allowed inside a query."
+            return f"{_statement_name(node)} is not allowed inside a query.", "operation"
         # AND / OR / XOR are operators that sqlglot models as functions.
         if isinstance(node, exp.Func) and not isinstance(node, (exp.Columns, exp.Connector)):
             name = _function_name(node)
             if name not in ALLOWED_FUNCTIONS:
                 return (f"function {name}() is not allowed: only scalar, aggregate and window functions "
-                        "that compute on column values may be used (no table, file, setting or catalog functions).")
+                        "that compute on column values may be used (no table, file, setting or catalog functions).",
+                        "operation")
         if isinstance(node, exp.PositionalColumn):
-            return f"positional column {node.sql(DIALECT)} is not allowed; name the column."
+            return f"positional column {node.sql(DIALECT)} is not allowed; name the column.", "invalid"
         if isinstance(node, exp.Star) and not isinstance(node.parent, (exp.Select, exp.Column, exp.Count, exp.Columns)):
-            return f"`*` inside {node.parent.key.upper()} is not allowed; name the columns."
+            return f"`*` inside {node.parent.key.upper()} is not allowed; name the columns.", "invalid"
     return None
 
 
@@ -191,7 +228,7 @@ def _tables(tree: exp.Expression, contracts: dict[str, Contract], role: Role) ->
         if contract is None:
             return found, f"unknown table {name}: no contract declares it (`shuku contracts docs` lists the tables)."
         if contract.layer not in role.layers:
-            return found, (f"table {name} is in layer {contract.layer}, which role {role.name} may not read "
+            return found + [name], (f"table {name} is in layer {contract.layer}, which role {role.name} may not read "
                            f"(its layers: {', '.join(role.layers)}).")
         found.append(name)
     return found, None
@@ -275,13 +312,17 @@ def guard(sql: str, role: str | Role, user: str | None = None,
     tree = _parse(sql)
     if isinstance(tree, GuardDecision):
         return tree
-    problem = _check_shape(tree)
-    if problem:
-        return _refuse(problem)
+    shape = _check_shape(tree)
+    if shape:
+        return _refuse(shape[0], code=shape[1])
     normalised = tree.sql(dialect=DIALECT, comments=False)
     tables, problem = _tables(tree, contracts, role)
     if problem:
-        return _refuse(problem, tables, normalised)
+        outside = [t for t in tables if contracts[t].layer not in role.layers]
+        if outside:
+            return _refuse(problem, tables, normalised, "layer", outside)
+        code = "operation" if problem.endswith("read contract tables only, as layer.table.") else "invalid"
+        return _refuse(problem, tables, normalised, code)
     try:
         qualified = qualify(tree.copy(), schema=contract_schema(contracts), dialect=DIALECT,
                             expand_stars=True, validate_qualify_columns=True, quote_identifiers=False)
@@ -294,18 +335,30 @@ def guard(sql: str, role: str | Role, user: str | None = None,
         return _refuse(problem, objects, normalised)
     starred = (any(isinstance(s.parent, (exp.Select, exp.Column)) for s in tree.find_all(exp.Star))
                or any(qualified.find_all(exp.Columns, exp.TableColumn)))
-    refusals = []
+    refusals, refused = [], []
     for table, column_name in dict.fromkeys(touched):
         column = contracts[table].column(column_name)
         if level(column.classification) > role.level:
+            refused.append(f"{table}.{column_name}")
             refusals.append(f"column {table}.{column_name} is {column.classification}, above role "
                             f"{role.name}'s clearance ({role.clearance})")
     if refusals:
         more = f" (and {len(refusals) - 3} more)" if len(refusals) > 3 else ""
         how = "; `*`, COLUMNS(...) or a table alias selects them: name the columns, or use * EXCLUDE (...)" if starred else ""
-        return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised)
+        return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised, "clearance", refused)
     return GuardDecision(True, f"every table and column is within role {role.name}'s layers and clearance.",
                          tuple(sorted(set(objects))), normalised)
+
+
+def _card_regex(config: Path) -> re.Pattern[str]:
+    """The library's card-number pattern, read again only when its config file changes (one parse per
+    logged query cost more than the query itself through the HTTP interface)."""
+    return _card_regex_of(config, config.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _card_regex_of(config: Path, mtime_ns: int) -> re.Pattern[str]:
+    return load_library(config).card_regex()
 
 
 def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: GuardDecision,
@@ -314,7 +367,7 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
     contract = contract_for(ACCESS_LOG)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     # A card number typed into a query must not land in the log; the hash still identifies the query.
-    logged_text = load_library(settings.library_config).card_regex().sub("<card number>", sql)
+    logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
     frame = pl.DataFrame({
         "logged_at": [now], "role": [role], "user_name": [user],
         "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
@@ -322,7 +375,7 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
         "rows_returned": [rows_returned],
     }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
     folder = settings.lake / contract.layer / contract.table / now.date().isoformat()
-    write_parquet_atomic(conform(frame, contract), folder / f"{uuid.uuid4().hex}.parquet")
+    append_chained(settings, ACCESS_LOG, frame, folder / f"{uuid.uuid4().hex}.parquet")
 
 
 def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnection:
@@ -330,14 +383,15 @@ def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnecti
     path = role_database(settings, role)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no published database for role {role}; run `shuku publish` first.")
-    con = duckdb.connect(str(path), read_only=True)
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
+    # Set at connect, not with SET: threads of one process share the open database, and a second
+    # SET on a locked configuration fails.
+    return duckdb.connect(str(path), read_only=True,
+                          config={"enable_external_access": False, "lock_configuration": True})
 
 
-def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None) -> GuardedResult:
-    """Guard ``sql`` for ``role``, log the decision, and run it if allowed.
+def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None,
+                limits: QueryLimits | None = None) -> GuardedResult:
+    """Guard ``sql`` for ``role``, log the decision, and run it if allowed, within ``limits``.
 
     Raises QueryRefused (logged as refused) or QueryFailed (logged as failed).
     """
@@ -347,17 +401,38 @@ def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None
     if not decision.allowed:
         log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="refused", rows_returned=None)
         raise QueryRefused(decision)
+    limits = limits or QueryLimits()
     try:
         con = open_role_database(settings, role)
+        timer = threading.Timer(limits.timeout_s, con.interrupt) if limits.timeout_s else None
         try:
+            if timer:
+                timer.start()
             cursor = con.execute(decision.normalised)
             columns = [d[0] for d in cursor.description] if cursor.description else []
-            rows = cursor.fetchall() if columns else []
+            if not columns:
+                rows = []
+            elif limits.max_rows is None:
+                rows = cursor.fetchall()
+            else:
+                rows = cursor.fetchmany(limits.max_rows + 1)
         finally:
+            if timer:
+                timer.cancel()
             con.close()
     except (duckdb.Error, FileNotFoundError) as exc:
+        kind, message = "error", f"query failed: {exc}"
+        if isinstance(exc, duckdb.InterruptException):
+            kind, message = "timeout", (f"query stopped after the {limits.timeout_s:g} s time limit; "
+                                        "filter on a partition column, aggregate, or add a LIMIT.")
         log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="failed",
-                   rows_returned=None, reason=f"query failed: {exc}")
-        raise QueryFailed(f"query failed: {exc}") from None
+                   rows_returned=None, reason=message)
+        raise QueryFailed(message, kind) from None
+    if limits.max_rows is not None and len(rows) > limits.max_rows:
+        message = (f"the result has more than {limits.max_rows:,} rows, the limit per query; "
+                   "add a LIMIT (and OFFSET to page), or aggregate.")
+        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="failed",
+                   rows_returned=None, reason=message)
+        raise QueryFailed(message, "too_large")
     log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="allowed", rows_returned=len(rows))
     return GuardedResult(decision, columns, rows)

@@ -2,7 +2,8 @@
 
 The meta tables written here (meta.consent, meta.erasure_ledger, meta.retention_log) are
 append-only: one new Parquet file per change under ``lake/meta/<table>/<date>/``, like
-meta.access_log, so nothing recorded is ever rewritten except to erase a reader.
+meta.access_log, so nothing recorded is ever rewritten except to erase a reader. The consent
+registry and the erasure ledger are also hash-chained (warehouse/audit.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from warehouse.audit import CHAINED, append_chained
 from warehouse.contracts import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
@@ -35,5 +37,7 @@ def append_rows(settings: Settings, table: str, rows: list[dict], when: dt.datet
     contract = contract_for(table)
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema(), orient="row"), contract)
     path = settings.lake / contract.layer / contract.table / when.date().isoformat() / f"{uuid.uuid4().hex}.parquet"
+    if table in CHAINED:
+        return append_chained(settings, table, frame, path)
     write_parquet_atomic(frame, path)
     return path

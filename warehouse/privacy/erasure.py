@@ -12,7 +12,8 @@ Steps, in order, each recorded in a journal in the restricted area as it complet
               redacted (events name files and tables, not readers, so normally nothing changes)
   models      core tables and marts downstream of a rewritten table recomputed from their SQL
   publish     the per-role databases rebuilt, the warehouse views refreshed
-  ledger      one hash-only row in meta.erasure_ledger; the journal is then deleted
+  ledger      one hash-only row in meta.erasure_ledger, listing the hash-chained log entries
+              removed or redacted (so `shuku audit verify` accepts them); the journal is then deleted
 
 There is no stored pseudonym mapping to erase: ``patron_pid`` is an HMAC of the card number,
 recomputed when needed. The journal holds the pseudonym (never the card) while the erasure
@@ -39,6 +40,7 @@ import duckdb
 import polars as pl
 
 from warehouse.access import publish
+from warehouse.audit import CHAINED, ERASED_COLUMN
 from warehouse.library import load_library
 from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
@@ -276,11 +278,24 @@ class Erasure:
             holds = [any(self.reader.holds(row[c], self.card_pattern) for c in text)
                      for row in frame.select(text).iter_rows(named=True)]
             keep &= ~pl.Series(holds, dtype=pl.Boolean)
+        table = _table_of(self.settings, path)
+        if table in CHAINED:
+            self._note_erased(table, frame.filter(~keep))
         frame = frame.filter(keep)
-        frame = frame.with_columns([pl.col(c).map_elements(lambda v: self.reader.redact(v, self.card_pattern),
-                                                           return_dtype=pl.Utf8) for c in text])
-        write_parquet_atomic(frame, path)
-        return before - frame.height
+        redacted = frame.with_columns([pl.col(c).map_elements(lambda v: self.reader.redact(v, self.card_pattern),
+                                                              return_dtype=pl.Utf8) for c in text])
+        if table in CHAINED:
+            changed = pl.any_horizontal([pl.col(c).ne_missing(redacted.get_column(c)) for c in text])
+            self._note_erased(table, frame.filter(changed))
+        write_parquet_atomic(redacted, path)
+        return before - redacted.height
+
+    def _note_erased(self, table: str, rows: pl.DataFrame) -> None:
+        """Record chained log entries this erasure removes or redacts, for its ledger row."""
+        if rows.height and "entry_hash" in rows.columns:
+            listed = self.state.setdefault("log_entries_erased", [])
+            listed += [f"{table}:{seq}:{digest}" for seq, digest in rows.select("entry_seq", "entry_hash").iter_rows()
+                       if seq is not None and f"{table}:{seq}:{digest}" not in listed]
 
     def _step_consent(self) -> None:
         result = self._result("consent")
@@ -294,6 +309,7 @@ class Erasure:
             if keep.all():
                 continue
             removed += int((~keep).sum())
+            self._note_erased(CONSENT_TABLE, frame.filter(~keep))
             if keep.any():
                 write_parquet_atomic(frame.filter(keep), path)
             else:
@@ -363,7 +379,8 @@ class Erasure:
                                           if not t.startswith("restricted")),
                "partitions_rewritten": partitions, "models_rebuilt": self._result("models").get("rebuilt", []),
                "rows_removed": json.dumps(removed, sort_keys=True), "rows_removed_count": sum(removed.values()),
-               "landing_files": json.dumps(landing.get("files", [])), "landing_files_count": len(landing.get("files", []))}
+               "landing_files": json.dumps(landing.get("files", [])), "landing_files_count": len(landing.get("files", [])),
+               ERASED_COLUMN: sorted(self.state.get("log_entries_erased", []))}
         append_rows(self.settings, LEDGER_TABLE, [row], now)
         self.state["ledger_row"] = row
 

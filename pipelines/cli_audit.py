@@ -1,0 +1,62 @@
+"""`shuku audit verify|anchor`: the hash-chained logs (access, erasure, consent, ingest) checked."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit trail: meta.access_log, meta.erasure_ledger, meta.consent, meta.ingest_log."""
+
+
+def _reports(anchors: tuple[str, ...]):
+    from pipelines.cli import _settings
+    from warehouse.audit import AuditError, verify
+
+    try:
+        return verify(_settings(), list(anchors))
+    except AuditError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@audit.command("verify")
+@click.option("--anchor", "anchors", multiple=True, metavar="LOG:ENTRY:HASH",
+              help="A head published earlier (`shuku audit anchor`); the log must still hold it. Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def verify_command(anchors: tuple[str, ...], fmt: str) -> None:
+    """Recompute every chain; name the first entry changed, removed or inserted, per log. Exits 1 if any."""
+    from pipelines.cli import Failed
+
+    reports = _reports(anchors)
+    if fmt == "json":
+        click.echo(json.dumps([{"log": r.log, "ok": r.ok, "entries": r.entries, "head": r.anchor,
+                                "erased": r.erased, "problem": r.problem} for r in reports], indent=2))
+    else:
+        for r in reports:
+            erased = f", {r.erased} erased by a ledgered erasure" if r.erased else ""
+            state = "ok" if r.ok else "TAMPERED"
+            click.echo(f"{state:8} {r.log}: {r.entries:,} entries{erased}, head entry {r.head_seq}")
+            if r.problem:
+                click.echo(f"         {r.problem}")
+    broken = [r.log for r in reports if not r.ok]
+    if broken:
+        raise Failed(f"the chain of {', '.join(broken)} does not verify; the line above names the first entry.")
+
+
+@audit.command("anchor")
+def anchor_command() -> None:
+    """Print each log's head as LOG:ENTRY:HASH, to publish or countersign elsewhere.
+
+    Refuses (exit 1) while a chain does not verify: a head of a tampered log proves nothing.
+    """
+    from pipelines.cli import Failed
+
+    reports = _reports(())
+    for r in reports:
+        click.echo(r.anchor)
+    broken = [r.log for r in reports if not r.ok]
+    if broken:
+        raise Failed(f"{', '.join(broken)} does not verify (`shuku audit verify`); do not publish its head.")
