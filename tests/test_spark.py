@@ -124,3 +124,17 @@ def test_models_on_spark_match_duckdb(spark, lake, tmp_path):
     assert heights["marts.circulation_top_monthly"] > 0
     top = pl.read_parquet(outputs["marts.circulation_top_monthly"] / "*.parquet")
     assert top["previous_rank"].is_not_null().any(), "no title ranked in two months: the comparison proves less"
+
+
+def test_a_table_spark_reads_differently_from_its_contract_is_named(spark, tmp_path):
+    from warehouse.settings import Settings
+    from warehouse.spark import register_table
+    from warehouse.storage import write_table
+
+    settings = Settings(tmp_path / "odd").ensure()
+    contract = contract_for("staging.item")
+    schema = contract.polars_schema() | {"item_number": pl.Utf8}   # text where BIGINT belongs
+    write_table(settings, contract, pl.DataFrame([{"item_number": "31", "bib_id": "b1"}], schema=schema))
+    with pytest.raises(ValueError, match=r"staging\.item .* reads differently in Spark than its contract item\.odcs\.yaml says"
+                                         r":\n  ~ column item_number: contract says BIGINT, Spark reads STRING"):
+        register_table(spark, settings, contract)
