@@ -18,15 +18,22 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# PySpark (optional, for the Spark equivalence test) only where a JVM is: `make test` pulls it in then.
+SPARK_STAMP := $(VENV)/.spark-installed
+JAVA := $(shell command -v java 2>/dev/null)
+$(SPARK_STAMP): requirements-spark.lock $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-spark.lock
+	@touch $(SPARK_STAMP)
+
 # Generate a small synthetic library, run every asset on it, print where to look.
 demo: $(STAMP)
 	$(VENV)/bin/shuku demo
 
 # The default suite (under 10 minutes on 2 cores); CI also runs the slow tests.
-test: $(STAMP)
+test: $(STAMP) $(if $(JAVA),$(SPARK_STAMP))
 	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(if $(JAVA),$(SPARK_STAMP))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ui: $(STAMP)

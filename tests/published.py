@@ -1,8 +1,11 @@
-"""A small warehouse built once per test session and published per role, for the access tests."""
+"""Warehouses built by a real pipeline run on a generated library: one small home published
+per role for the access tests (built once per session), and `pipeline_home` for any test that
+needs a whole lake."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 
@@ -16,16 +19,22 @@ from warehouse.settings import Settings
 _BUILT: dict[str, Settings] = {}
 
 
+def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = 7) -> Settings:
+    """Generate a tiny library's ``days`` from ``start`` into ``home`` and run every stage on it."""
+    settings = Settings(home).ensure()
+    generate(settings.landing, library, scale="tiny", seed=seed, start=start, days=days)
+    defs = build_definitions(settings, library)
+    instance = dg.DagsterInstance.ephemeral()
+    failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
+              if not r.success]
+    assert not failed, failed
+    return settings
+
+
 def published_home(tmp_path_factory, library) -> Settings:
     """Two tiny days through the whole pipeline, then `publish`; built at most once per session."""
     if "home" not in _BUILT:
-        settings = Settings(tmp_path_factory.mktemp("published") / "home").ensure()
-        generate(settings.landing, library, scale="tiny", seed=7, start=dt.date(2025, 9, 1), days=2)
-        defs = build_definitions(settings, library)
-        instance = dg.DagsterInstance.ephemeral()
-        failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
-                  if not r.success]
-        assert not failed, failed
+        settings = pipeline_home(tmp_path_factory.mktemp("published") / "home", library, dt.date(2025, 9, 1), 2)
         publish(settings)
         _BUILT["home"] = settings
     return _BUILT["home"]

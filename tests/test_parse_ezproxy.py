@@ -110,6 +110,22 @@ def test_format_without_request_uses_vhost_and_path(tmp_path, library):
         "ieeexplore.ieee.org", "/document/1", "/document/1?x=1", "IEEE Xplore")
 
 
+@pytest.mark.parametrize("url, host, path", [
+    ("/relative/path?q=1", None, "/relative/path"),
+    ("https://user:pw@www.jstor.org:443/stable/123#frag", "www.jstor.org", "/stable/123"),
+    ("http://[2001:db8::1]:8080/a/b.pdf", "[2001:db8::1]", "/a/b.pdf"),
+    ("www.cnki.net/kns?x", "www.cnki.net", "/kns"),
+    ("https://HOST.Example.COM", "host.example.com", "/"),
+    ("https://a.b.c?only=query", "a.b.c", "/"),
+    ("https://:443/p", None, "/p"),     # no host in the authority: none, not the scheme's name
+])
+def test_host_and_path_of_the_url(tmp_path, library, url, host, path):
+    log = tmp_path / "ezproxy_2025-09-01.log"
+    log.write_text(f'10.0.0.1 - - [01/Sep/2025:10:00:00 +0800] "GET {url} HTTP/1.1" 200 10\n', encoding="utf-8")
+    rows = parse(log, library).rows
+    assert rows.select("host", "path").row(0) == (host, path)
+
+
 def test_compiled_pattern_has_named_groups():
     pattern = compile_log_format('%h %l %u %t "%r" %s %b')
     for group in ("client", "user", "time", "method", "url", "status", "bytes"):

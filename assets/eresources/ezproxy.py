@@ -70,6 +70,13 @@ _BRACED = set("ieocCnxtTpP")
 _TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|([<>]?[a-zA-Z%]))")
 
 
+# Host and path of a request's URL in one pass: optional scheme, optional userinfo, the host
+# (bracketed IPv6 or a name), the rest of the authority (port), then the path up to ? or #.
+# A relative URL ("/path") has no host here (the vhost field gives it) and its path whole.
+URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?:[^@/?#]*@)?(?P<url_host>\[[^\]]*\]|[^:/?#]+))?"
+             r"[^/?#]*(?P<url_path>[^?#]*)")
+
+
 class LogFormatError(ValueError):
     """The LogFormat string cannot be compiled."""
 
@@ -231,12 +238,12 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     else:  # %U [%q] without %r
         url = pl.col("url_path") + (pl.col("query") if "query" in names else pl.lit(""))
         method = pl.lit(None, pl.Utf8)
-    host_from_url = url.str.extract(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]+)", 1)
+    host_from_url = pl.col("url_parts").struct.field("url_host")
     if "vhost" in names:
         host_from_url = pl.when(url.str.starts_with("/")).then(pl.col("vhost")).otherwise(host_from_url)
     client = pl.col("client") if "client" in names else pl.lit(None, pl.Utf8)
     ipv4_net = client.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
-    rows = good.with_columns(
+    rows = good.with_columns(url_parts=url.str.extract_groups(URL_PARTS)).with_columns(
         accessed_at=pl.col("accessed_at").dt.convert_time_zone(library.timezone).dt.replace_time_zone(None),
         card_number=pl.col("user").replace("-", None) if "user" in names else pl.lit(None, pl.Utf8),
         session_id=(pl.col("session").replace({"-": None, "": None}) if "session" in names
@@ -252,9 +259,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         .otherwise(pl.lit(None, pl.Utf8)),
     ).with_columns(
         event_date=pl.col("accessed_at").dt.date(),
-        path=pl.when(pl.col("url").str.starts_with("/")).then(pl.col("url").str.extract(r"^([^?#]*)", 1))
-        .otherwise(pl.col("url").str.extract(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*([^?#]*)", 1))
-        .replace("", "/"),
+        path=pl.col("url_parts").struct.field("url_path").replace("", "/"),
         is_failed=pl.col("status").fill_null(0) >= 400,
     ).with_columns(
         is_static=pl.col("path").str.contains(STATIC_PATH).fill_null(False),

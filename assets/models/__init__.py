@@ -47,6 +47,35 @@ class SqlModel:
                 tables.add(f"{table.db}.{table.name}")
         return sorted(tables)
 
+    def portability_problems(self) -> list[str]:
+        """What in the model would not mean the same on Spark or Trino once sqlglot transpiles it:
+        reading files or tables other than `layer.table` (the lake is read in one place, the
+        views), GROUP BY ALL (Trino reads it as a set quantifier) and QUALIFY (rewritten, with
+        changed null ordering)."""
+        tree = sqlglot.parse_one(self.sql, dialect="duckdb")
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        problems = []
+        for table in tree.find_all(exp.Table):
+            if isinstance(table.this, exp.Func) or isinstance(table.this, exp.Identifier) and table.this.quoted and "." in table.name:
+                problems.append(f"reads {table.this.sql('duckdb')}: read `layer.table` views, not files")
+            elif not table.db and table.name not in ctes:
+                problems.append(f"reads {table.name} without its layer: write `layer.{table.name}`")
+        if any(group.args.get("all") for group in tree.find_all(exp.Group)):
+            problems.append("GROUP BY ALL: name the grouped columns")
+        if any(tree.find_all(exp.Qualify)):
+            problems.append("QUALIFY: filter the window's result in the next CTE")
+        return problems
+
+    def in_dialect(self, dialect: str) -> str:
+        """The model transpiled by sqlglot to another engine's SQL (e.g. "spark", "trino").
+        A model that would not carry over (see `portability_problems`) raises ValueError naming its file."""
+        problems = self.portability_problems()
+        if problems:
+            raise ValueError(f"{self.path}: {self.qualified_name} is not portable to {dialect}:\n"
+                             + "\n".join(f"  - {p}" for p in problems))
+        return sqlglot.transpile(self.sql, read="duckdb", write=dialect, pretty=True,
+                                 unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+
 
 def discover_models(root: Path = MODELS_DIR) -> list[SqlModel]:
     models = []
