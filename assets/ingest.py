@@ -27,7 +27,7 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import partition_path, write_parquet_atomic, write_partition
+from warehouse.storage import partition_path, table_lock, write_parquet_atomic, write_partition
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
@@ -134,7 +134,18 @@ def _row_as_text(frame: pl.DataFrame) -> pl.Series:
 
 def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
-    """Load one partition (or a snapshot feed's latest file) of ``feed``."""
+    """Load one partition (or a snapshot feed's latest file) of ``feed``.
+
+    Holds the write lock of the feed's staging tables throughout, so two runs loading the same
+    partition take turns: its staging file, quarantine, meta rows and ingest log always come
+    from one run.
+    """
+    with table_lock(settings, *(f"staging.{t}" for t in feed.tables)):
+        return _ingest_partition(feed, key, settings, library, pseudonymiser, run_id, log)
+
+
+def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
+                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
     files = feed.files_for(settings.landing, key)
     key_text = key or ""
     if not files:

@@ -104,6 +104,7 @@ def _run(settings, start, end, select, models: bool) -> bool:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _library(settings)
+    from warehouse.storage import sweep_temp_files; sweep_temp_files(settings)  # noqa: E702 - left by an interrupted run
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
     results = []
