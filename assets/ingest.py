@@ -27,7 +27,8 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import partition_path, table_lock, write_parquet_atomic, write_partition
+from warehouse.storage import (PART_FILE, partition_path, record_checksum, table_lock, write_parquet_atomic,
+                               write_partition)
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
@@ -247,6 +248,7 @@ def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: 
         part = quarantine.filter(pl.col("staging_table") == table)
         path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
         write_parquet_atomic(part.drop("staging_table", "partition_key"), path)
+        record_checksum(settings, path)
     meta_rows = _write_meta_tables(settings, key_text or "all", meta_frames)
     _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
     reasons = Counter(quarantine.get_column("reason").to_list())
@@ -260,7 +262,9 @@ def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.D
     for table, parts in frames.items():
         contract = contract_for(f"meta.{table}")
         frame = conform(pl.concat(parts, how="vertical_relaxed") if parts else contract.empty_frame(), contract)
-        write_parquet_atomic(frame, settings.lake / "meta" / table / key / "part-0.parquet")
+        path = settings.lake / "meta" / table / key / PART_FILE
+        write_parquet_atomic(frame, path)
+        record_checksum(settings, path)
         written[table] = frame.height
     return written
 

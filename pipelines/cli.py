@@ -344,6 +344,7 @@ from pipelines.cli_quality import quality; main.add_command(quality)  # noqa: E4
 from pipelines.cli_contracts import contracts, publish; main.add_command(contracts); main.add_command(publish)  # noqa: E402,E702
 from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
 from pipelines.cli_privacy import consent, erase, report; main.add_command(consent); main.add_command(erase); main.add_command(report)  # noqa: E402,E702
+from pipelines.cli_repair import repair; main.add_command(repair)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

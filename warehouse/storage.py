@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -35,6 +36,9 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
+# The SHA-256 and size of each partition file, one small record file per data file, at the data
+# file's own path below this folder (lake/meta/file_checksums/lake/staging/…/part-0.parquet).
+CHECKSUMS_TABLE = "meta.file_checksums"
 TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".partial"
 # Temporary files without a writer's pid in their name (older code) count as stale after this.
@@ -232,7 +236,67 @@ def write_partition(settings: Settings, contract: Contract, key: str | None, fra
             path = partition_path(base, {part.name: key})
             write_parquet_atomic(frame.drop(part.name), path)
         clean_temp_files(path.parent)
+        record_checksum(settings, path)
     return path
+
+
+def checksums_root(settings: Settings) -> Path:
+    return settings.lake / "meta" / "file_checksums"
+
+
+def checksum_record_path(settings: Settings, path: Path) -> Path:
+    return checksums_root(settings) / Path(path).relative_to(settings.home)
+
+
+def describe_file(settings: Settings, path: Path) -> tuple[str, str] | None:
+    """(``layer.table``, partition folder) of a partition file of the lake or the quarantine, else None.
+
+    Only ``part-0.parquet`` files are partitions; per-run files (ingest log, check results) are history.
+    """
+    path = Path(path)
+    if path.name != PART_FILE:
+        return None
+    try:
+        relative = path.relative_to(settings.lake)
+        parts = relative.parts
+        if len(parts) < 3 or (parts[0] == "meta" and parts[1] == "file_checksums"):
+            return None
+        return f"{parts[0]}.{parts[1]}", "/".join(parts[2:-1])
+    except ValueError:
+        pass
+    try:
+        parts = path.relative_to(settings.quarantine).parts
+    except ValueError:
+        return None
+    return (f"quarantine.{parts[0]}", "/".join(parts[1:-1])) if len(parts) >= 2 else None
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file's bytes."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def record_checksum(settings: Settings, path: Path) -> None:
+    """Keep the SHA-256 and size of a partition file just written, in meta.file_checksums.
+
+    Called by every writer of a partition file, under the table's lock, after the rename.
+    """
+    described = describe_file(settings, path)
+    if described is None:
+        return
+    sha, size = sha256_of(path)
+    frame = pl.DataFrame({
+        "file_path": [str(Path(path).relative_to(settings.home))], "table_name": [described[0]],
+        "partition_path": [described[1]], "file_sha256": [sha], "file_bytes": [size],
+        "written_at": [dt.datetime.now(dt.UTC).replace(tzinfo=None)]},
+        schema={"file_path": pl.Utf8, "table_name": pl.Utf8, "partition_path": pl.Utf8, "file_sha256": pl.Utf8,
+                "file_bytes": pl.Int64, "written_at": pl.Datetime("us")})
+    write_parquet_atomic(frame, checksum_record_path(settings, path))
 
 
 def write_table(settings: Settings, contract: Contract, frame: pl.DataFrame) -> Path:
@@ -346,8 +410,11 @@ def write_query_table(settings: Settings, contract: Contract, con: duckdb.DuckDB
     with table_lock(settings, contract.qualified_name):
         copy_query_to_parquet(con, sql, path)
         clean_temp_files(path.parent)
+        record_checksum(settings, path)
     return path
 
 
 def remove_table(settings: Settings, contract: Contract) -> None:
-    shutil.rmtree(table_dir(settings, contract), ignore_errors=True)
+    folder = table_dir(settings, contract)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(checksums_root(settings) / folder.relative_to(settings.home), ignore_errors=True)

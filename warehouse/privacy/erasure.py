@@ -44,7 +44,7 @@ from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX, refresh_warehouse_views, write_parquet_atomic
+from warehouse.storage import TMP_PREFIX, record_checksum, refresh_warehouse_views, write_parquet_atomic
 
 LEDGER_TABLE = "meta.erasure_ledger"
 SALT_FILE = "erasure.salt"
@@ -280,6 +280,7 @@ class Erasure:
         frame = frame.with_columns([pl.col(c).map_elements(lambda v: self.reader.redact(v, self.card_pattern),
                                                            return_dtype=pl.Utf8) for c in text])
         write_parquet_atomic(frame, path)
+        record_checksum(self.settings, path)   # the new bytes are the right ones now
         return before - frame.height
 
     def _step_consent(self) -> None:
