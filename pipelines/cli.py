@@ -27,7 +27,12 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 def _settings():
     from warehouse.settings import Settings
-    return Settings.from_env().ensure()
+    from warehouse.storage import storage_error
+    settings = Settings.from_env()
+    try:
+        return settings.ensure()
+    except OSError as exc:
+        raise click.ClickException(str(storage_error(exc, settings.home, "preparing") or exc)) from None
 
 
 def _library(settings):
@@ -104,7 +109,12 @@ def _run(settings, start, end, select, models: bool) -> bool:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _library(settings)
-    from warehouse.storage import sweep_temp_files; sweep_temp_files(settings)  # noqa: E702 - left by an interrupted run
+    from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
+    try:
+        check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
+    except StorageError as exc:
+        raise Failed(str(exc)) from None
+    sweep_temp_files(settings)              # left by an interrupted run
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
     results = []

@@ -71,6 +71,31 @@ def storage_error(exc: OSError, path: Path, what: str = "writing") -> StorageErr
                         f"the previous file is still in place. {fix.capitalize()}, then re-run.")
 
 
+# A run refuses to start with less free space than this on the home folder's disk.
+MIN_FREE_BYTES = 32 * 1024 * 1024
+
+
+def check_home_writable(settings: Settings, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+    """Raise StorageError, before a run changes anything, when the home folder cannot take writes."""
+    probe = temp_path(settings.home / "probe")
+    try:
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise (storage_error(exc, settings.home, "writing in") or exc) from None
+    free = shutil.disk_usage(settings.home).free
+    if free < min_free_bytes:
+        raise StorageError(
+            f"{settings.home}: only {free / 2**20:.1f} MB free on its disk, and a run needs at least "
+            f"{min_free_bytes / 2**20:.0f} MB. Nothing was changed. Free some space (or move SHUKU_HOME to a "
+            "larger disk), then re-run.")
+
+
 def temp_path(path: Path) -> Path:
     """A hidden temporary name beside ``path``, owned by this process."""
     return path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}"
@@ -128,8 +153,11 @@ def table_lock(settings: Settings, *names: str):
                 _held[path][1] += 1
                 taken.append(path)
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise (storage_error(exc, path, "taking the write lock") or exc) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
