@@ -11,7 +11,6 @@ and not loaded again; re-running a partition with the same files reloads them.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib
 import json
 from collections import Counter
@@ -27,8 +26,8 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, partition_path, record_checksum, table_lock, write_parquet_atomic,
-                               write_partition)
+from warehouse.storage import (PART_FILE, partition_path, record_checksum, sha256_of, table_lock,
+                               write_parquet_atomic, write_partition)
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
@@ -77,14 +76,7 @@ class PartitionOutcome:
                 for f in self.files if f.file_status == DUPLICATE_FILE]
 
 
-def file_checksum(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+file_checksum = sha256_of   # a landing file's SHA-256 and size, as for the lake's files
 
 
 # Ingest-log file → (mtime, [(sha256, source_file)] it loaded): a backfill reads each file once.
