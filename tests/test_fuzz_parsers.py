@@ -34,7 +34,7 @@ DATA = Path(__file__).parent / "data"
 COMMON = dict(database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
               deadline=dt.timedelta(seconds=10), print_blob=True)
 settings.register_profile("shuku-default", max_examples=12, **COMMON)
-settings.register_profile("shuku-ci", max_examples=int(os.environ.get("SHUKU_FUZZ_EXAMPLES", 400)), **COMMON)
+settings.register_profile("shuku-ci", max_examples=int(os.environ.get("SHUKU_FUZZ_EXAMPLES", 1000)), **COMMON)
 PROFILE = "shuku-ci" if os.environ.get("CI") else "shuku-default"
 
 # Names a landing file of each source can have (parsers look at the name for the date and the folder).
