@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from openpyxl import Workbook
 
 from assets.feeds import FEEDS, source_parser
@@ -31,6 +32,8 @@ from warehouse.settings import DEFAULT_LIBRARY_CONFIG
 from warehouse.textio import LandingFileError
 
 DATA = Path(__file__).parent / "data"
+# Hypothesis keeps a cache of its own: outside the working tree.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "shuku-hypothesis")
 COMMON = dict(database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
               deadline=dt.timedelta(seconds=10), print_blob=True)
 settings.register_profile("shuku-default", max_examples=12, **COMMON)
