@@ -1,5 +1,6 @@
 """Every table the pipeline writes, from the code that writes it: the list contracts are checked against."""
 
+from warehouse.storage import CHECKSUMS_TABLE
 from assets.feeds import FEEDS
 from assets.ingest import INGEST_LOG
 from assets.marts_python import TABLES as PYTHON_MARTS
@@ -21,4 +22,5 @@ def pipeline_tables() -> set[str]:
     tables |= {m.qualified_name for m in discover_models()}
     tables |= {f"core.{t}" for t in BUILDERS}
     tables |= set(PYTHON_MARTS)
-    return tables | {INGEST_LOG, RESULTS_TABLE, ACCESS_LOG, *LINEAGE_TABLES, CONSENT_TABLE, LEDGER_TABLE, RETENTION_LOG}
+    return tables | {INGEST_LOG, RESULTS_TABLE, ACCESS_LOG, *LINEAGE_TABLES, CONSENT_TABLE, LEDGER_TABLE, RETENTION_LOG,
+                     CHECKSUMS_TABLE}

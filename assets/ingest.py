@@ -11,7 +11,6 @@ and not loaded again; re-running a partition with the same files reloads them.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib
 import json
 from collections import Counter
@@ -28,7 +27,8 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import partition_path, write_parquet_atomic, write_partition
+from warehouse.storage import (PART_FILE, partition_path, record_checksum, sha256_of, table_lock,
+                               write_parquet_atomic, write_partition)
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
@@ -77,14 +77,7 @@ class PartitionOutcome:
                 for f in self.files if f.file_status == DUPLICATE_FILE]
 
 
-def file_checksum(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+file_checksum = sha256_of   # a landing file's SHA-256 and size, as for the lake's files
 
 
 # Ingest-log file → (mtime, [(sha256, source_file)] it loaded): a backfill reads each file once.
@@ -135,7 +128,18 @@ def _row_as_text(frame: pl.DataFrame) -> pl.Series:
 
 def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
-    """Load one partition (or a snapshot feed's latest file) of ``feed``."""
+    """Load one partition (or a snapshot feed's latest file) of ``feed``.
+
+    Holds the write lock of the feed's staging tables throughout, so two runs loading the same
+    partition take turns: its staging file, quarantine, meta rows and ingest log always come
+    from one run.
+    """
+    with table_lock(settings, *(f"staging.{t}" for t in feed.tables)):
+        return _ingest_partition(feed, key, settings, library, pseudonymiser, run_id, log)
+
+
+def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
+                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
     files = feed.files_for(settings.landing, key)
     key_text = key or ""
     if not files:
@@ -237,6 +241,7 @@ def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: L
         part = quarantine.filter(pl.col("staging_table") == table)
         path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
         write_parquet_atomic(part.drop("staging_table", "partition_key"), path)
+        record_checksum(settings, path)
     meta_rows = _write_meta_tables(settings, key_text or "all", meta_frames)
     _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
     reasons = Counter(quarantine.get_column("reason").to_list())
@@ -250,7 +255,9 @@ def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.D
     for table, parts in frames.items():
         contract = contract_for(f"meta.{table}")
         frame = conform(pl.concat(parts, how="vertical_relaxed") if parts else contract.empty_frame(), contract)
-        write_parquet_atomic(frame, settings.lake / "meta" / table / key / "part-0.parquet")
+        path = settings.lake / "meta" / table / key / PART_FILE
+        write_parquet_atomic(frame, path)
+        record_checksum(settings, path)
         written[table] = frame.height
     return written
 

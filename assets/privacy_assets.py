@@ -22,7 +22,7 @@ from warehouse.privacy.consent import CONSENT_TABLE, sync_from_patron_export
 from warehouse.privacy.erasure import ErasureHooks
 from warehouse.privacy.retention import RETENTION_LOG, sweep
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, copy_query_to_parquet, refresh_warehouse_views, table_dir
+from warehouse.storage import compute_connection, refresh_warehouse_views, write_query_table
 from warehouse.textio import decode
 
 CONSENT_KEY = dg.AssetKey(["meta", "consent"])
@@ -163,7 +163,7 @@ def rebuild_models(settings: Settings, changed: set[str]) -> list[str]:
         con = compute_connection(settings)
         try:
             check_result_columns(con, model)
-            copy_query_to_parquet(con, model.sql, table_dir(settings, contract) / PART_FILE)
+            write_query_table(settings, contract, con, model.sql)
         finally:
             con.close()
         affected.add(model.qualified_name)

@@ -16,6 +16,7 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 
 from warehouse.settings import Settings
+from warehouse.storage import storage_error, table_lock
 
 log = logging.getLogger("shuku.lineage")
 
@@ -32,6 +33,7 @@ class Emitter:
     """Sends each event to the file, then to the server if there is one."""
 
     def __init__(self, settings: Settings, url: str | None = None) -> None:
+        self.settings = settings
         self.path = events_path(settings)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = FileTransport(FileConfig(log_file_path=str(self.path), append=True))
@@ -41,7 +43,7 @@ class Emitter:
         self._paused_until = 0.0
 
     def emit(self, event) -> None:
-        self.file.emit(event)
+        self._append(event)
         if self.http is None or time.monotonic() < self._paused_until:
             return
         try:
@@ -51,6 +53,36 @@ class Emitter:
             log.warning("OpenLineage server %sapi/v1/lineage did not take the event (%s); it is kept in %s, "
                         "and events of the next %.0f s go to the file only. Check that the server runs.",
                         self.url, type(exc).__name__, self.path, PAUSE_AFTER_FAILURE_S)
+
+
+    def _append(self, event) -> None:
+        # One writer at a time (an event can take several write calls), and a line cut short by a
+        # killed writer is ended first, so the next event starts on a line of its own.
+        with table_lock(self.settings, "lineage.events"):
+            try:
+                end_torn_line(self.path)
+                self.file.emit(event)
+            except (OSError, RuntimeError) as exc:
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                clear = storage_error(cause, self.path) if isinstance(cause, OSError) else None
+                if clear is None:
+                    raise
+                raise clear from exc
+
+
+def end_torn_line(path: Path) -> bool:
+    """Append a newline when ``path`` ends inside a line (a writer died mid-event); True if it did."""
+    try:
+        with open(path, "rb+") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) == b"\n":
+                return False
+            fh.write(b"\n")
+            return True
+    except FileNotFoundError:
+        return False
 
 
 _emitters: dict[tuple[Path, str | None], Emitter] = {}

@@ -27,7 +27,12 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 def _settings():
     from warehouse.settings import Settings
-    return Settings.from_env().ensure()
+    from warehouse.storage import storage_error
+    settings = Settings.from_env()
+    try:
+        return settings.ensure()
+    except OSError as exc:
+        raise click.ClickException(str(storage_error(exc, settings.home, "preparing") or exc)) from None
 
 
 def _library(settings):
@@ -104,6 +109,12 @@ def _run(settings, start, end, select, models: bool) -> bool:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _library(settings)
+    from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
+    try:
+        check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
+    except StorageError as exc:
+        raise Failed(str(exc)) from None
+    sweep_temp_files(settings)              # left by an interrupted run
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
     results = []
@@ -350,6 +361,7 @@ from pipelines.cli_privacy import consent, erase, report; main.add_command(conse
 from pipelines.cli_alerts import alerts; main.add_command(alerts)  # noqa: E402,E702
 from pipelines.cli_audit import audit; main.add_command(audit)  # noqa: E402,E702
 from pipelines.cli_api import serve, token; main.add_command(serve); main.add_command(token)  # noqa: E402,E702
+from pipelines.cli_repair import repair; main.add_command(repair)  # noqa: E402,E702
 
 
 if __name__ == "__main__":

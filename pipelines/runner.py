@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 
 import dagster as dg
@@ -86,9 +87,46 @@ def error_message(error) -> str:
     return error.message.strip()
 
 
+# Who runs a stage: a run whose process died (killed, crashed) is found by these and released.
+PID_TAG, HOST_TAG = "shuku/pid", "shuku/host"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs of `shuku` processes on this machine that died mid-run, and free the
+    concurrency-pool slots they held (Dagster keeps them claimed, so every later run of the pool
+    would wait for ever). Returns the run ids released."""
+    released = []
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        pid = run.tags.get(PID_TAG, "")
+        if run.tags.get(HOST_TAG) != host or not pid.isdigit() or int(pid) == os.getpid() or not _process_gone(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"the shuku process running it (pid {pid}) ended before the run did "
+                                                "(killed or crashed); marked failed by the next run.")
+        released.append(run.run_id)
+    holding = list(instance.event_log_storage.get_concurrency_run_ids())
+    finished = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(run_ids=holding))
+                if r.status not in UNFINISHED} if holding else set()
+    for run_id in set(released) | finished:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    return released
+
+
 def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) -> StageResult:
     job = defs.resolve_job_def(stage.job)
-    tags = {"shuku/stage": stage.label}
+    release_dead_runs(instance)
+    tags = {"shuku/stage": stage.label, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
     if stage.range:
         tags |= {"dagster/asset_partition_range_start": stage.range[0],
                  "dagster/asset_partition_range_end": stage.range[1]}

@@ -15,7 +15,7 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.disclosure import protects, suppress
 from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
+from warehouse.storage import compute_connection, fsync_dir, table_lock
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,15 @@ def _quoted(path: Path) -> str:
 
 def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None = None,
                  con=None) -> PublishedRole:
-    """Write ``access/<role>.duckdb`` from the lake: per visible table, its visible columns."""
+    """Write ``access/<role>.duckdb`` from the lake: per visible table, its visible columns.
+
+    Under the role database's lock: two publishes of one role never share its temporary file.
+    """
+    with table_lock(settings, f"access.{role}"):
+        return _publish_role(settings, role, contracts, con)
+
+
+def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None, con) -> PublishedRole:
     contracts = load_contracts() if contracts is None else contracts
     final = role_database(settings, role)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +83,7 @@ def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] |
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
+    fsync_dir(final.parent)
     return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed)
 
 

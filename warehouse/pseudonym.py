@@ -47,9 +47,21 @@ class Pseudonymiser:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.parent.chmod(0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"1:{secrets.token_hex(32)}\n")
+            # Written whole under another name, then linked into place: a run killed here leaves
+            # no empty key file, and of two runs creating it at once the first one's key wins.
+            tmp = path.parent / f".key-{os.getpid()}-{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(f"1:{secrets.token_hex(32)}\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+            finally:
+                tmp.unlink(missing_ok=True)
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         try:
             version, hex_key = lines[-1].split(":", 1)

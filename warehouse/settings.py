@@ -83,5 +83,6 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
         for private in (self.secrets_dir, self.restricted):
             private.mkdir(parents=True, exist_ok=True)
-            private.chmod(0o700)
+            if private.stat().st_mode & 0o777 != 0o700:     # (a read-only home stays usable for reading)
+                private.chmod(0o700)
         return self

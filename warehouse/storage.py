@@ -6,6 +6,11 @@ Layout under the home folder:
   quarantine/<source>/staging_table=<t>/partition_key=<k>/part-0.parquet
 A file is written to a hidden temporary name in its final folder, flushed, then renamed
 over the old one, so a reader sees the old partition or the new one, never half of one.
+Temporary names do not end in ``.parquet``, so the views' globs never read a file being
+written, and they carry the writer's process id, so a temporary file left by a writer that
+died (a crash, a kill) is recognised and removed by the next writer of the folder.
+Writers of a table take its lock (``table_lock``): two runs never interleave their writes
+of one table; readers take no lock.
 The partition column lives in the folder name, not in the file (readers get it back
 through hive partitioning, typed from the contract).
 """
@@ -13,10 +18,15 @@ through hive partitioning, typed from the contract).
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import fcntl
+import hashlib
+import logging
 import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -26,7 +36,147 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
+# The SHA-256 and size of each partition file, one small record file per data file, at the data
+# file's own path below this folder (lake/meta/file_checksums/lake/staging/…/part-0.parquet).
+CHECKSUMS_TABLE = "meta.file_checksums"
 TMP_PREFIX = ".tmp-"
+TMP_SUFFIX = ".partial"
+# Temporary files without a writer's pid in their name (older code) count as stale after this.
+UNOWNED_TMP_AGE_S = 600
+
+log = logging.getLogger("shuku.storage")
+
+
+class StorageError(RuntimeError):
+    """The home folder cannot take a write (disk full, read-only, no permission): nothing stored changed."""
+
+
+_HOME_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def storage_error(exc: OSError, path: Path, what: str = "writing") -> StorageError | None:
+    """A clear error for an OSError that means the home folder cannot be written, else None."""
+    problem = _HOME_PROBLEMS.get(exc.errno)
+    if problem is None:
+        return None
+    fix = ("free some space (or move SHUKU_HOME to a larger disk)" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "make the home folder writable for this user (or point SHUKU_HOME elsewhere)")
+    return StorageError(f"{what} {path}: {problem} ({os.strerror(exc.errno)}). Nothing stored was changed: "
+                        f"the previous file is still in place. {fix.capitalize()}, then re-run.")
+
+
+# A run refuses to start with less free space than this on the home folder's disk.
+MIN_FREE_BYTES = 32 * 1024 * 1024
+
+
+def check_home_writable(settings: Settings, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+    """Raise StorageError, before a run changes anything, when the home folder cannot take writes."""
+    probe = temp_path(settings.home / "probe")
+    try:
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise (storage_error(exc, settings.home, "writing in") or exc) from None
+    free = shutil.disk_usage(settings.home).free
+    if free < min_free_bytes:
+        raise StorageError(
+            f"{settings.home}: only {free / 2**20:.1f} MB free on its disk, and a run needs at least "
+            f"{min_free_bytes / 2**20:.0f} MB. Nothing was changed. Free some space (or move SHUKU_HOME to a "
+            "larger disk), then re-run.")
+
+
+def temp_path(path: Path) -> Path:
+    """A hidden temporary name beside ``path``, owned by this process."""
+    return path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}"
+
+
+def _writer_alive(tmp: Path) -> bool | None:
+    """Whether the process that owns a temporary file still runs (None when its name has no pid)."""
+    head = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+    if not head.isdigit() or "-" not in tmp.name[len(TMP_PREFIX):]:
+        return None
+    pid = int(head)
+    if pid == os.getpid():
+        return False        # this process is not writing it now: whoever calls the sweep owns the folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(tmp: Path, now: float) -> bool:
+    alive = _writer_alive(tmp)
+    if alive is None:
+        try:
+            return now - tmp.stat().st_mtime >= UNOWNED_TMP_AGE_S
+        except FileNotFoundError:
+            return False
+    return not alive
+
+
+# Lock files held by this process: path → (file descriptor, depth), so a writer that already
+# holds a table's lock (an ingest over its partition) can call helpers that take it again.
+_held: dict[Path, list[int]] = {}
+
+
+def lock_path(settings: Settings, name: str) -> Path:
+    return settings.home / "locks" / f"{name}.lock"
+
+
+@contextmanager
+def table_lock(settings: Settings, *names: str):
+    """Hold the write lock of each named table (``layer.table``) while the block runs.
+
+    Blocks while another process holds one (an flock: released by the kernel when its holder
+    dies, so a killed run never leaves a table locked). Re-entrant within a process; names are
+    taken in sorted order, so two writers of overlapping tables cannot deadlock.
+    """
+    taken: list[Path] = []
+    try:
+        for name in sorted(set(names)):
+            path = lock_path(settings, name)
+            if path in _held:
+                _held[path][1] += 1
+                taken.append(path)
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise (storage_error(exc, path, "taking the write lock") or exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("%s: another run is writing it; waiting for it to finish.", name)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            _held[path] = [fd, 1]
+            taken.append(path)
+        yield
+    finally:
+        for path in reversed(taken):
+            entry = _held[path]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[path]
+                fcntl.flock(entry[0], fcntl.LOCK_UN)
+                os.close(entry[0])
 
 
 def partition_date(key: str, partitioning: str) -> dt.date:
@@ -40,7 +190,7 @@ def table_dir(settings: Settings, contract: Contract) -> Path:
     return settings.lake / contract.layer / contract.table
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -48,19 +198,51 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> int:
-    """Write ``frame`` to ``path`` through a temporary file and a rename. Returns bytes written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet"
+def _replace_through_temp(path: Path, write) -> None:
+    """Call ``write(tmp)``, flush the file, rename it over ``path``; a failure leaves ``path`` as it was."""
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (storage_error(exc, path.parent, "creating the folder of") or exc) from exc
+    tmp = temp_path(path)
+    try:
+        write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise (storage_error(exc, path) or exc) from exc
+    except Exception as exc:
+        # polars and DuckDB wrap the OS error in their own exception types.
+        cause = _os_error_in(exc)
+        if cause is not None and (clear := storage_error(cause, path)) is not None:
+            raise clear from exc
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind a library's exception, from its chain or its message."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    for code in _HOME_PROBLEMS:
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return None
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> int:
+    """Write ``frame`` to ``path`` through a temporary file and a rename. Returns bytes written."""
+    _replace_through_temp(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
     return path.stat().st_size
 
 
@@ -74,28 +256,104 @@ def write_partition(settings: Settings, contract: Contract, key: str | None, fra
     """Replace one partition (or the whole table when ``key`` is None) with ``frame``."""
     base = table_dir(settings, contract)
     part = contract.partition_column
-    if part is None:
-        path = base / PART_FILE
-        write_parquet_atomic(frame, path)
-    else:
-        path = partition_path(base, {part.name: key})
-        write_parquet_atomic(frame.drop(part.name), path)
-    clean_temp_files(path.parent)
+    with table_lock(settings, contract.qualified_name):
+        if part is None:
+            path = base / PART_FILE
+            write_parquet_atomic(frame, path)
+        else:
+            path = partition_path(base, {part.name: key})
+            write_parquet_atomic(frame.drop(part.name), path)
+        clean_temp_files(path.parent)
+        record_checksum(settings, path)
     return path
+
+
+def checksums_root(settings: Settings) -> Path:
+    return settings.lake / "meta" / "file_checksums"
+
+
+def checksum_record_path(settings: Settings, path: Path) -> Path:
+    return checksums_root(settings) / Path(path).relative_to(settings.home)
+
+
+def describe_file(settings: Settings, path: Path) -> tuple[str, str] | None:
+    """(``layer.table``, partition folder) of a partition file of the lake or the quarantine, else None.
+
+    Only ``part-0.parquet`` files are partitions; per-run files (ingest log, check results) are history.
+    """
+    path = Path(path)
+    if path.name != PART_FILE:
+        return None
+    try:
+        relative = path.relative_to(settings.lake)
+        parts = relative.parts
+        if len(parts) < 3 or (parts[0] == "meta" and parts[1] == "file_checksums"):
+            return None
+        return f"{parts[0]}.{parts[1]}", "/".join(parts[2:-1])
+    except ValueError:
+        pass
+    try:
+        parts = path.relative_to(settings.quarantine).parts
+    except ValueError:
+        return None
+    return (f"quarantine.{parts[0]}", "/".join(parts[1:-1])) if len(parts) >= 2 else None
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file's bytes."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def record_checksum(settings: Settings, path: Path) -> None:
+    """Keep the SHA-256 and size of a partition file just written, in meta.file_checksums.
+
+    Called by every writer of a partition file, under the table's lock, after the rename.
+    """
+    described = describe_file(settings, path)
+    if described is None:
+        return
+    sha, size = sha256_of(path)
+    frame = pl.DataFrame({
+        "file_path": [str(Path(path).relative_to(settings.home))], "table_name": [described[0]],
+        "partition_path": [described[1]], "file_sha256": [sha], "file_bytes": [size],
+        "written_at": [dt.datetime.now(dt.UTC).replace(tzinfo=None)]},
+        schema={"file_path": pl.Utf8, "table_name": pl.Utf8, "partition_path": pl.Utf8, "file_sha256": pl.Utf8,
+                "file_bytes": pl.Int64, "written_at": pl.Datetime("us")})
+    write_parquet_atomic(frame, checksum_record_path(settings, path))
 
 
 def write_table(settings: Settings, contract: Contract, frame: pl.DataFrame) -> Path:
     return write_partition(settings, contract, None, frame)
 
 
-def clean_temp_files(folder: Path, older_than_s: float = 0) -> int:
-    """Remove temporary files a crashed writer left behind in ``folder``."""
+def clean_temp_files(folder: Path, recursive: bool = False) -> int:
+    """Remove the temporary files that writers which died (a crash, a kill) left in ``folder``.
+
+    A temporary file whose writer still runs is left alone. Returns how many were removed.
+    """
     removed = 0
     now = time.time()
-    for tmp in folder.glob(f"{TMP_PREFIX}*"):
-        if now - tmp.stat().st_mtime >= older_than_s:
+    for tmp in (folder.rglob if recursive else folder.glob)(f"{TMP_PREFIX}*"):
+        if tmp.is_file() and _is_stale(tmp, now):
             tmp.unlink(missing_ok=True)
             removed += 1
+    return removed
+
+
+def sweep_temp_files(settings: Settings) -> int:
+    """Remove stale temporary files everywhere a run writes (lake, quarantine, restricted area,
+    lineage); called when a run starts. Returns how many were removed."""
+    removed = 0
+    for root in (settings.lake, settings.quarantine, settings.restricted, settings.lineage_dir):
+        if root.exists():
+            removed += clean_temp_files(root, recursive=True)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
     return removed
 
 
@@ -169,17 +427,22 @@ def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None
 
 def copy_query_to_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
     """Run ``sql`` and write its result to ``path`` atomically (DuckDB's own Parquet writer)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet"
-    try:
+    def write(tmp: Path) -> None:
         con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _replace_through_temp(path, write)
+
+
+def write_query_table(settings: Settings, contract: Contract, con: duckdb.DuckDBPyConnection, sql: str) -> Path:
+    """Replace a whole table with the result of ``sql`` (a model), under the table's lock."""
+    path = table_dir(settings, contract) / PART_FILE
+    with table_lock(settings, contract.qualified_name):
+        copy_query_to_parquet(con, sql, path)
+        clean_temp_files(path.parent)
+        record_checksum(settings, path)
+    return path
 
 
 def remove_table(settings: Settings, contract: Contract) -> None:
-    shutil.rmtree(table_dir(settings, contract), ignore_errors=True)
+    folder = table_dir(settings, contract)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(checksums_root(settings) / folder.relative_to(settings.home), ignore_errors=True)

@@ -15,7 +15,6 @@ import datetime as dt
 import io
 import json
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -236,16 +235,17 @@ def _xlsx_rows(path: Path, data: bytes) -> list[tuple[int, list[str]]]:
     from openpyxl import load_workbook   # only XLSX reports need it
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        try:
+            sheet = book.worksheets[0]
+            # The sheet's XML is read lazily: a damaged part shows only while its rows are read.
+            return [(n, [_cell_text(v) for v in row])
+                    for n, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1)]
+        finally:
+            book.close()
+    except Exception as exc:  # noqa: BLE001 - any failure inside the workbook reader means the file is damaged
         raise LandingFileError(
-            f"{path}: a ZIP file but not a readable XLSX workbook ({type(exc).__name__}: {exc}); "
+            f"{path}: a ZIP file but not a readable XLSX workbook ({type(exc).__name__}: {str(exc)[:200]}); "
             "save the report again as .xlsx (Excel 2007 or later), or download it as TSV.") from None
-    try:
-        sheet = book.worksheets[0]
-        return [(n, [_cell_text(v) for v in row])
-                for n, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1)]
-    finally:
-        book.close()
 
 
 def _parse_tabular(path: Path, rows: Iterable[tuple[int, list[str]]], encoding: str, kind: str,

@@ -20,7 +20,7 @@ from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, checked_against, evaluate
 from warehouse.contracts import ContractViolation, contract_for
-from warehouse.storage import compute_connection, copy_query_to_parquet, refresh_warehouse_views, table_dir, PART_FILE
+from warehouse.storage import compute_connection, refresh_warehouse_views, write_query_table
 
 MODELS_DIR = Path(__file__).resolve().parent
 LAYERS = ("core", "marts")
@@ -120,8 +120,7 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
             con = compute_connection(settings)
             try:
                 check_result_columns(con, model)
-                path = table_dir(settings, contract) / PART_FILE
-                copy_query_to_parquet(con, model.sql, path)
+                path = write_query_table(settings, contract, con, model.sql)
                 rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
             finally:
                 con.close()

@@ -46,7 +46,7 @@ from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX, refresh_warehouse_views, write_parquet_atomic
+from warehouse.storage import TMP_PREFIX, record_checksum, refresh_warehouse_views, write_parquet_atomic
 
 LEDGER_TABLE = "meta.erasure_ledger"
 SALT_FILE = "erasure.salt"
@@ -288,6 +288,7 @@ class Erasure:
             changed = pl.any_horizontal([pl.col(c).ne_missing(redacted.get_column(c)) for c in text])
             self._note_erased(table, frame.filter(changed))
         write_parquet_atomic(redacted, path)
+        record_checksum(self.settings, path)   # the new bytes are the right ones now
         return before - redacted.height
 
     def _note_erased(self, table: str, rows: pl.DataFrame) -> None:

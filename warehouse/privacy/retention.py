@@ -23,7 +23,8 @@ import polars as pl
 from warehouse.contracts import Contract, contract_for, load_contracts
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, refresh_warehouse_views, table_dir, write_parquet_atomic
+from warehouse.storage import (PART_FILE, compute_connection, record_checksum, refresh_warehouse_views, table_dir,
+                               write_parquet_atomic)
 
 RETENTION_LOG = "meta.retention_log"
 DAYS_PER_UNIT = {"d": 1, "day": 1, "days": 1, "m": 30, "month": 30, "months": 30, "y": 365, "year": 365, "years": 365}
@@ -136,6 +137,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
                 if _last_day(key[:10]) >= cutoff or not path.exists():
                     continue
                 if changed := _delink(path, None, cutoff):
+                    record_checksum(settings, path)
                     outcome.rows.append(_row(outcome, "rows_delinked", contract.qualified_name, key, cutoff, days, changed))
                     touched.append(contract)
         else:
@@ -144,6 +146,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
             if dated is None or not path.exists():
                 continue     # no date to judge a row's age by (dim_patron: the reader's current attributes)
             if changed := _delink(path, dated, cutoff):
+                record_checksum(settings, path)
                 outcome.rows.append(_row(outcome, "rows_delinked", contract.qualified_name, None, cutoff, days, changed))
                 touched.append(contract)
     total = outcome.files_deleted + outcome.rows_delinked
