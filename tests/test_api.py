@@ -184,6 +184,35 @@ def test_every_request_is_in_the_access_log_and_the_chain_holds(api, tokens, hom
     assert {r.log: r for r in verify(home)}["meta.access_log"].ok
 
 
+def test_concurrent_clients_are_all_answered_and_logged(api, tokens, home):
+    """A bounded load: 8 clients × 6 requests at once; nothing lost, each in the log, one chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = len(entries(home, "meta.access_log"))
+
+    def client(n: int) -> list[int]:
+        token = tokens[ROLES[n % len(ROLES)]]
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {token}"
+            codes = []
+            for k in range(6):
+                if k % 2:
+                    answer = session.post(api + "/api/v1/query", json={"sql": "SELECT count(*) FROM marts.key_figures"},
+                                          timeout=60)
+                else:
+                    answer = session.get(api + "/api/v1/datasets/marts/key_figures/rows", params={"limit": 3}, timeout=60)
+                codes.append(answer.status_code)
+            return codes
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = [c for result in pool.map(client, range(8)) for c in result]
+    assert codes == [200] * 48
+    logged = entries(home, "meta.access_log")[before:]
+    assert len(logged) == 48 and all(e.row["outcome"] == "allowed" for e in logged)
+    assert len({e.seq for e in logged}) == 48
+    assert {r.log: r for r in verify(home)}["meta.access_log"].ok
+
+
 def test_limits_answer_422_and_429(home):
     made, token = create_token(home, "analyst", "limited")
     limits = ApiLimits(page_size=2, max_page_size=5, query_timeout_s=0.2, max_query_rows=3, rate_per_s=0.01, burst=4)
