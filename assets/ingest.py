@@ -27,7 +27,7 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, partition_path, record_checksum, sha256_of, table_lock,
+from warehouse.storage import (PART_FILE, partition_path, record_checksum, sha256_of, table_dir, table_lock,
                                write_parquet_atomic, write_partition)
 from warehouse.textio import LandingFileError
 
@@ -111,6 +111,23 @@ def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, s
             for sha, source in _loaded_in(max(runs, key=lambda p: p.stat().st_mtime_ns)):
                 found.setdefault(sha, source)
     return found
+
+
+def snapshot_is_loaded(settings: Settings, feed: Feed) -> bool:
+    """Whether a snapshot feed's newest landing file is what its staging tables hold: the feed's
+    latest ingest loaded a file of that name with the same SHA-256, and every table's file is there.
+
+    A nightly run then leaves the snapshot alone (a university's catalogue takes more than a
+    minute to parse); a changed, renamed or newer export, or a missing table, loads it again."""
+    files = feed.files_for(settings.landing, None)
+    base = settings.lake / "meta" / "ingest_log" / feed.name / "all"
+    runs = list(base.glob("run-*.parquet")) if base.exists() else []
+    if feed.partitioning is not None or not files or not runs:
+        return False
+    if not all((table_dir(settings, contract_for(f"staging.{t}")) / PART_FILE).exists() for t in feed.tables):
+        return False
+    sha, _ = file_checksum(files[0])
+    return (sha, str(files[0].relative_to(settings.landing))) in _loaded_in(max(runs, key=lambda p: p.stat().st_mtime_ns))
 
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:

@@ -90,24 +90,36 @@ def _print_generation(report, settings, seconds: float) -> None:
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day (default: last landing day).")
 @click.option("--select", "select", default=None, help="Comma-separated feeds or sources, e.g. circulation,gates.")
 @click.option("--no-models", is_flag=True, help="Load staging only; do not rebuild core tables and marts.")
-def run(start, end, select, no_models) -> None:
-    """Load landing files into staging for a date range, then rebuild core and marts."""
+@click.option("--reload-snapshots", is_flag=True,
+              help="Load the patron and catalogue exports even when the newest ones are loaded already "
+                   "(after a contract or pseudonym-key change).")
+def run(start, end, select, no_models, reload_snapshots) -> None:
+    """Load landing files into staging for a date range, then rebuild core and marts.
+
+    Patron and catalogue exports already loaded as they are (same file, same SHA-256) are not
+    loaded again."""
     settings = _settings()
     ok = _run(settings, start.date() if start else None, end.date() if end else None,
-              select.split(",") if select else None, not no_models)
+              select.split(",") if select else None, not no_models, reload_snapshots=reload_snapshots)
     if not ok:
         raise Failed("a run failed; `shuku status` lists it and `shuku ui` shows its logs.")
 
 
-def _run(settings, start, end, select, models: bool) -> bool:
+def _run(settings, start, end, select, models: bool, reload_snapshots: bool = False) -> bool:
     from pipelines.definitions import build_definitions
     from pipelines.runner import dagster_instance, feeds_named, plan, run_stage
 
     try:
         feeds = feeds_named(select)
-        stages = plan(settings, start, end, feeds, models=models)
+        stages = plan(settings, start, end, feeds, models=models, reload_snapshots=reload_snapshots)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    planned = {key.path[-1] for stage in stages for key in stage.assets}
+    kept = [f.name for f in feeds if f.partitioning is None and f.files(settings.landing)
+            and not planned & set(f.tables)]
+    if kept:
+        err.print(f"{', '.join(kept)}: the newest export is loaded already; not loaded again "
+                  "(--reload-snapshots to load it anyway)")
     _library(settings)
     from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
     try:

@@ -53,10 +53,17 @@ def landing_range(settings: Settings, feeds: list[Feed]) -> tuple[dt.date, dt.da
 
 
 def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
-         models: bool = True) -> list[Stage]:
-    """The runs that load ``feeds`` for the days start..end, then rebuild the models."""
+         models: bool = True, reload_snapshots: bool = False) -> list[Stage]:
+    """The runs that load ``feeds`` for the days start..end, then rebuild the models.
+
+    A snapshot (patrons, catalogue) whose newest export is already loaded as it is is left out,
+    unless ``reload_snapshots``."""
+    from assets.ingest import snapshot_is_loaded
+
     stages = []
-    snapshot = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning is None and f.files(settings.landing) for t in f.tables]
+    snapshot = [dg.AssetKey(["staging", t]) for f in feeds
+                if f.partitioning is None and f.files(settings.landing)
+                and (reload_snapshots or not snapshot_is_loaded(settings, f)) for t in f.tables]
     if snapshot:
         stages.append(Stage("patron and catalogue snapshots", SNAPSHOT_JOB, snapshot, None))
     if start is None or end is None:

@@ -134,8 +134,15 @@ def test_rerun_replaces_partitions_and_never_duplicates(built):
     settings, _, instance, _, counts = built
     _run_all(settings, instance)
     again = _counts(settings)
-    # Logs grow by one entry per file again; every table of data stays exactly as it was.
-    assert again["meta.ingest_log"] == 2 * counts["meta.ingest_log"]
+    # Logs grow by one entry per daily or monthly file again (the patron and catalogue exports,
+    # loaded as they are, are not loaded twice); every table of data stays exactly as it was.
+    con = compute_connection(settings)
+    try:
+        snapshot_entries = con.execute("select count(*) from meta.ingest_log where partition_key = 'all'").fetchone()[0]
+    finally:
+        con.close()
+    assert snapshot_entries == sum(len(f.tables) for f in FEEDS if f.partitioning is None)   # logged once
+    assert again["meta.ingest_log"] == 2 * counts["meta.ingest_log"] - snapshot_entries
     data = ("staging.", "core.", "marts.", "quarantine.")
     assert {k: v for k, v in again.items() if k.startswith(data)} == {k: v for k, v in counts.items() if k.startswith(data)}
 
