@@ -268,17 +268,25 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
 
 
 @main.command()
-@click.argument("source", type=click.Choice(["circulation", "holds", "patrons", "searches", "marc", "counter", "ezproxy", "gates"]))
+@click.argument("source")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def parse(source: str, file: Path) -> None:
     """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
 
-    Card numbers are pseudonymised as they would be in the warehouse. Exit code 0 when every
-    row parsed, 1 when some rows would be quarantined, 2 when the file cannot be read.
+    SOURCE is a landing source (circulation, holds, patrons, searches, marc, counter, ezproxy,
+    gates: assets/feeds.py lists them). Card numbers are pseudonymised as they would be in the
+    warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined, 2 when
+    the file cannot be read.
     """
     import importlib
 
-    from assets.feeds import source_parser
+    from assets.feeds import SOURCES, source_parser
+
+    # Checked here, not by click: the sources are declared once, with the feeds, whose module
+    # is too heavy to import for every `shuku --help`.
+    if source not in SOURCES:
+        raise click.BadParameter(f"{source!r} is not a landing source; use one of {', '.join(SOURCES)}.",
+                                 param_hint="SOURCE")
     from warehouse.pseudonym import Pseudonymiser
     from warehouse.textio import LandingFileError
 

@@ -28,6 +28,11 @@ copies as (
     select bib_id, count(*) as copies from core.dim_item group by bib_id
 ),
 
+-- Koha's hold-ratio report: a title is listed from this many holds per copy.
+hold_rule as (
+    select 3 as holds_per_copy
+),
+
 hold_window as (
     select max(event_date) as last_date, cast(max(event_date) - interval 29 day as date) as first_date
     from core.fact_hold
@@ -54,7 +59,8 @@ held as (
         recent_holds.last_seen_date
     from recent_holds
     inner join copies on copies.bib_id = recent_holds.bib_id
-    where recent_holds.holds >= 3 * copies.copies
+    cross join hold_rule
+    where recent_holds.holds >= hold_rule.holds_per_copy * copies.copies
 ),
 
 moves as (
@@ -138,12 +144,13 @@ final as (
         cast(title_loans.loans as bigint),
         cast(null as bigint),
         cast(held.holds as bigint),
-        -- the fewest copies c with holds / c below 3: floor(holds / 3) + 1, less those held
-        cast(floor(held.holds / 3) + 1 - held.copies as bigint),
+        -- the fewest copies c with holds / c below the rule: floor(holds / rule) + 1, less those held
+        cast(floor(held.holds / hold_rule.holds_per_copy) + 1 - held.copies as bigint),
         cast(held.holds as double) / held.copies,
         held.first_seen_date,
         held.last_seen_date
     from held
+    cross join hold_rule
     left join core.dim_title as titles on titles.bib_id = held.bib_id
     left join title_loans on title_loans.bib_id = held.bib_id
     union all
