@@ -20,8 +20,17 @@ classes as (
 ),
 
 keyed as (
-    select *, regexp_replace(upper(class_number), '[^0-9A-Z]', '', 'g') as class_key
-    from classes
+    select
+        bib_id,
+        scheme,
+        preference,
+        class_number,
+        class_key,
+        regexp_matches(class_key, shape) as looks_like_scheme
+    from (
+        select *, regexp_replace(upper(class_number), '[^0-9A-Z]', '', 'g') as class_key
+        from classes
+    ) as cleaned
 ),
 
 matched as (
@@ -37,7 +46,7 @@ matched as (
     from keyed as k
     left join prefixes as p
         on p.scheme = k.scheme
-        and regexp_matches(k.class_key, k.shape)
+        and k.looks_like_scheme
         and starts_with(k.class_key, p.class_prefix)
 ),
 
