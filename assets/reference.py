@@ -17,7 +17,7 @@ from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
-from warehouse.storage import refresh_warehouse_views, write_table
+from warehouse.storage import refresh_warehouse_views, write_table_if_changed
 
 
 def dim_date_frame(library: Library) -> pl.DataFrame:
@@ -116,12 +116,12 @@ def _reference_asset(table: str, build) -> dg.AssetsDefinition:
                      outputs=[contract.qualified_name],
                      source_path=str(SOURCE_FILES.get(table, library.source))) as observation:
             frame = conform(build(library), contract)
-            path = write_table(settings, contract, frame)
+            path, written = write_table_if_changed(settings, contract, frame)
             refresh_warehouse_views(settings, [contract])
             observation.add_output(contract.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
             results = list(evaluate(contract, settings, run_id=context.run.run_id, partition_keys=None))
             observation.add_check_results(contract.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "rewritten": written})
         yield from results
 
     return reference

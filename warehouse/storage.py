@@ -331,6 +331,31 @@ def write_table(settings: Settings, contract: Contract, frame: pl.DataFrame) -> 
     return write_partition(settings, contract, None, frame)
 
 
+def write_table_if_changed(settings: Settings, contract: Contract, frame: pl.DataFrame) -> tuple[Path, bool]:
+    """Replace an unpartitioned table with ``frame`` unless its file already holds exactly these
+    rows; returns the path and whether it was written. An unchanged file keeps its modification
+    time, so what is built from it (the published role databases) need not be copied again."""
+    path = table_dir(settings, contract) / PART_FILE
+    try:
+        if path.exists() and pl.read_parquet(path).equals(frame):
+            return path, False
+    except (OSError, pl.exceptions.PolarsError):
+        pass
+    return write_table(settings, contract, frame), True
+
+
+def files_digest(settings: Settings, contract: Contract) -> str:
+    """A digest of a table's files as they are now (relative path, size, modification time of each):
+    it changes whenever any file of the table is written, added or removed."""
+    base = table_dir(settings, contract)
+    digest = hashlib.sha256()
+    if base.exists():
+        for path in sorted(p for p in base.rglob("*.parquet") if not p.name.startswith(TMP_PREFIX)):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(base)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def clean_temp_files(folder: Path, recursive: bool = False) -> int:
     """Remove the temporary files that writers which died (a crash, a kill) left in ``folder``.
 

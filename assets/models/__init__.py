@@ -4,9 +4,17 @@ Dependencies come from parsing each file with sqlglot (every `layer.table` it re
 from regular expressions. A model runs on an in-memory DuckDB whose views read the lake, so
 it never holds `warehouse.duckdb`; its result is checked against the contract before the
 Parquet file is replaced.
+
+A model whose inputs are as they were when it last wrote its table (the same SQL and contract,
+every upstream table's files unchanged, its own file the one it wrote) is not run again: a
+nightly run leaves the catalogue's dimensions alone when the catalogue export did not change.
+Its checks still run on the table as it stands.
 """
 
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +28,9 @@ from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, checked_against, evaluate
 from warehouse.contracts import ContractViolation, contract_for
-from warehouse.storage import compute_connection, refresh_warehouse_views, write_query_table
+from warehouse.settings import Settings
+from warehouse.storage import (PART_FILE, compute_connection, files_digest, refresh_warehouse_views,
+                               table_dir, write_query_table)
 
 MODELS_DIR = Path(__file__).resolve().parent
 LAYERS = ("core", "marts")
@@ -104,6 +114,39 @@ def check_result_columns(con, model: SqlModel) -> None:
             + "\n".join(problems) + "\nFix the model's final select, or change the contract (a breaking change).")
 
 
+def inputs_record_path(settings: Settings, model: SqlModel) -> Path:
+    return settings.lake / "meta" / "model_inputs" / f"{model.qualified_name}.json"
+
+
+def inputs_digest(settings: Settings, model: SqlModel) -> str:
+    """What the model's table is computed from: its SQL, its contract, its upstream tables' files."""
+    contract = contract_for(model.qualified_name)
+    parts = [model.sql, contract.path.read_text(encoding="utf-8")]
+    parts += [f"{name}:{files_digest(settings, contract_for(name))}" for name in model.upstream()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def is_up_to_date(settings: Settings, model: SqlModel, digest: str) -> bool:
+    """The table was written by the model from inputs with ``digest``, and is still that file."""
+    contract = contract_for(model.qualified_name)
+    try:
+        record = json.loads(inputs_record_path(settings, model).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("inputs") == digest
+            and (table_dir(settings, contract) / PART_FILE).exists()
+            and record.get("output") == files_digest(settings, contract))
+
+
+def record_inputs(settings: Settings, model: SqlModel, digest: str) -> None:
+    path = inputs_record_path(settings, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"inputs": digest, "output": files_digest(settings, contract_for(model.qualified_name))}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
     contract = contract_for(model.qualified_name)
 
@@ -117,18 +160,28 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
         run_id = context.run.run_id
         with observe(settings, job=model.qualified_name, run_id=run_id, inputs=model.upstream(),
                      outputs=[model.qualified_name], sql=model.sql, source_path=str(model.path)) as observation:
+            digest = inputs_digest(settings, model)
+            rebuilt = not is_up_to_date(settings, model, digest)
             con = compute_connection(settings)
             try:
-                check_result_columns(con, model)
-                path = write_query_table(settings, contract, con, model.sql)
+                path = table_dir(settings, contract) / PART_FILE
+                if rebuilt:
+                    check_result_columns(con, model)
+                    path = write_query_table(settings, contract, con, model.sql)
                 rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
             finally:
                 con.close()
+            if rebuilt:
+                record_inputs(settings, model, digest)
+            else:
+                context.log.info(f"{model.qualified_name}: its inputs are as they were when it was last built; "
+                                 "the table is kept as it is")
             refresh_warehouse_views(settings, [contract])
             observation.add_output(model.qualified_name, rows=rows, bytes=path.stat().st_size, files=1)
             results = list(evaluate(contract, settings, run_id=run_id, partition_keys=None))
             observation.add_check_results(model.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path))})
+        yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path)),
+                                             "rebuilt": rebuilt})
         yield from results
 
     return model_asset
