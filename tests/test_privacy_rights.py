@@ -236,7 +236,10 @@ def test_retention_sweep_delinks_old_reader_data_and_deletes_old_landing_files(h
     counts = dict(_sql(settings, "select event_date, count(*) from staging.gate_event group by 1"))
     loans = _sql(settings, "select count(*), count(patron_pid) from core.fact_loan")[0]
     # Gate events are kept a year (365 days): on 2026-09-02 the first day is past it, the second is not.
+    assert list(settings.access_dir.glob(".*.sources.json"))
     outcome = sweep(settings, FEEDS, now=dt.datetime(2026, 9, 2, 12, 0))
+    # The published files are built afresh next time: a copy of the old one could keep the delinked ids.
+    assert not list(settings.access_dir.glob(".*.sources.json"))
     assert _sql(settings, "select event_date, count(*), count(patron_pid), count(pid_key_version) from staging.gate_event "
                           "group by 1 order by 1") == [
         (START, counts[START], 0, 0),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
+import polars as pl
 import pytest
 
 from tests.published import published_home
-from warehouse.access import publish_role, role_database
+from warehouse.access import publish_afresh_next_time, publish_role, role_database
 from warehouse.contracts import load_contracts
 from warehouse.roles import level, load_roles, visible_columns
-from warehouse.storage import compute_connection
+from warehouse.settings import Settings
+from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +107,47 @@ def test_public_marts_suppress_small_cells_and_analysts_see_them(home):
     finally:
         public.close()
         analyst.close()
+
+
+def _rows(path, table: str) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_nightly_publish_copies_only_the_tables_whose_lake_files_changed(home, tmp_path):
+    copy = Settings(tmp_path / "home")
+    shutil.copytree(home.home, copy.home)
+    fresh = publish_role(copy, "analyst", incremental=False)
+    assert set(fresh.copied) == set(fresh.tables) and len(fresh.tables) > 5
+
+    unchanged = publish_role(copy, "analyst")
+    assert unchanged.copied == () and unchanged.tables == fresh.tables
+
+    mart = "marts.space_utilisation"
+    path = table_dir(copy, load_contracts()[mart]) / PART_FILE
+    frame = pl.read_parquet(path)
+    write_parquet_atomic(frame.head(len(frame) - 1), path)
+    nightly = publish_role(copy, "analyst")
+    assert nightly.copied == (mart,)
+    assert nightly.tables[mart] == fresh.tables[mart] - 1 == _rows(nightly.path, mart)
+    assert {t: n for t, n in nightly.tables.items() if t != mart} == \
+        {t: n for t, n in fresh.tables.items() if t != mart}
+
+    # A published file changed behind the record (another client wrote to it) is not reused.
+    con = duckdb.connect(str(nightly.path))
+    try:
+        con.execute("CREATE TABLE main.stray AS SELECT 1 AS x")
+    finally:
+        con.close()
+    rebuilt = publish_role(copy, "analyst")
+    assert set(rebuilt.copied) == set(rebuilt.tables)
+    assert ("main", "stray") not in {(s, t) for s, t, _ in _catalog(rebuilt.path)}
+    assert not list(rebuilt.path.parent.glob(".*tmp*"))
+
+    # After a retention sweep removed rows, every role's file is built afresh.
+    assert publish_role(copy, "analyst").copied == ()
+    publish_afresh_next_time(copy)
+    assert set(publish_role(copy, "analyst").copied) == set(rebuilt.tables)

@@ -3,11 +3,21 @@
 Each file holds real tables (copies, not views onto the lake), so it is self-contained and
 can be opened in any DuckDB client. It is built as a new hidden file and renamed over the
 old one, so a reader holding the old file is never locked out and never sees half a file.
+
+A nightly publish copies only what changed: when the role sees the same tables and columns as
+at the last publish, the new file starts as a copy of the old one and only the tables whose lake
+files changed (path, size, modification time) are copied again. What each table was copied from
+is kept beside the file (`.<role>.sources.json`); a file that no longer matches it, a changed
+set of tables or columns, or an erasure (freed pages of a copy could still hold the erased rows)
+builds the file afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +25,7 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.disclosure import protects, suppress
 from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, fsync_dir, table_lock
+from warehouse.storage import compute_connection, files_digest, fsync_dir, table_lock
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class PublishedRole:
     tables: dict[str, int]          # layer.table → rows copied
     bytes: int
     suppressed: dict[str, int] = field(default_factory=dict)   # layer.table → cells hidden by disclosure control
+    copied: tuple[str, ...] = ()    # the tables copied by this publish (the others were kept from the last one)
 
 
 def role_database(settings: Settings, role: str) -> Path:
@@ -35,35 +46,82 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def sources_path(settings: Settings, role: str) -> Path:
+    return settings.access_dir / f".{role}.sources.json"
+
+
+def publish_afresh_next_time(settings: Settings) -> None:
+    """Forget what the published files were copied from, so that the next publish of every role
+    builds its file afresh. Called when rows were removed for privacy (a retention sweep): a file
+    started from the old one could keep them in its freed pages."""
+    for record in settings.access_dir.glob(".*.sources.json"):
+        record.unlink(missing_ok=True)
+
+
+def _file_stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _last_publish(settings: Settings, role: str, final: Path, layout: str) -> dict:
+    """The record of the last publish (what each table was copied from, the cells it suppressed),
+    when the published file can be reused: it is the one that publish wrote, with the same tables
+    and columns. Else an empty record."""
+    try:
+        state = json.loads(sources_path(settings, role).read_text(encoding="utf-8"))
+        if state.get("layout") == layout and state.get("database") == _file_stamp(final):
+            return {"tables": dict(state["tables"]), "suppressed": dict(state.get("suppressed", {}))}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {}
+
+
 def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None = None,
-                 con=None) -> PublishedRole:
+                 con=None, incremental: bool = True) -> PublishedRole:
     """Write ``access/<role>.duckdb`` from the lake: per visible table, its visible columns.
 
+    ``incremental``: start from the last published file and copy only the tables whose lake files
+    changed, when it can be reused (see the module's notes); False builds the file afresh.
     Under the role database's lock: two publishes of one role never share its temporary file.
     """
     with table_lock(settings, f"access.{role}"):
-        return _publish_role(settings, role, contracts, con)
+        return _publish_role(settings, role, contracts, con, incremental)
 
 
-def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None, con) -> PublishedRole:
+def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None, con,
+                  incremental: bool) -> PublishedRole:
     contracts = load_contracts() if contracts is None else contracts
     final = role_database(settings, role)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{role}.duckdb.tmp"
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
+    suppressing = role_named(role).suppress_small_cells
+    visible = {name: visible_columns(role, contract) for name, contract in sorted(contracts.items())}
+    visible = {name: columns for name, columns in visible.items() if columns}
+    layout = hashlib.sha256(json.dumps(
+        [suppressing, {name: [c.name for c in columns] for name, columns in visible.items()}]).encode()).hexdigest()
+    last = _last_publish(settings, role, final, layout) if incremental and final.exists() else {}
+    kept = last.get("tables", {})
+    if last:
+        shutil.copyfile(final, tmp)
     own = con is None
     con = compute_connection(settings) if own else con
-    tables, suppressed = {}, {}
-    suppressing = role_named(role).suppress_small_cells
+    tables, suppressed, sources, copied = {}, {}, {}, []
     try:
         con.execute(f"ATTACH {_quoted(tmp)} AS published")
         try:
-            for name, contract in sorted(contracts.items()):
-                columns = visible_columns(role, contract)
-                if not columns:
+            for name, columns in visible.items():
+                contract = contracts[name]
+                sources[name] = files_digest(settings, contract)
+                if kept.get(name) == sources[name]:
+                    tables[name] = con.execute(f"SELECT count(*) FROM published.{name}").fetchone()[0]
+                    if name in last["suppressed"]:
+                        suppressed[name] = last["suppressed"][name]
                     continue
+                copied.append(name)
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS published.{contract.layer}")
+                con.execute(f"DROP TABLE IF EXISTS published.{name}")
                 select = ", ".join(f'"{c.name}"' for c in columns)
                 if suppressing and protects(contract):
                     frame, report = suppress(con.sql(f"SELECT {select} FROM {name}").pl(), contract)
@@ -82,16 +140,24 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
             con.close()
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    state = sources_path(settings, role)
+    state.unlink(missing_ok=True)     # until the new one is written, the new file matches no record
     os.replace(tmp, final)
     fsync_dir(final.parent)
-    return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed)
+    record = json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
+                         "suppressed": suppressed}, indent=1)
+    state_tmp = state.with_name(state.name + ".tmp")
+    state_tmp.write_text(record, encoding="utf-8")
+    os.replace(state_tmp, state)
+    return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed,
+                         copied=tuple(copied))
 
 
-def publish(settings: Settings) -> list[PublishedRole]:
-    """Publish every role declared in schemas/roles.yaml."""
+def publish(settings: Settings, incremental: bool = True) -> list[PublishedRole]:
+    """Publish every role declared in schemas/roles.yaml (see `publish_role` for ``incremental``)."""
     contracts = load_contracts()
     con = compute_connection(settings)
     try:
-        return [publish_role(settings, role, contracts, con) for role in load_roles()]
+        return [publish_role(settings, role, contracts, con, incremental) for role in load_roles()]
     finally:
         con.close()

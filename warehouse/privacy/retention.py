@@ -20,6 +20,7 @@ from typing import Iterable, Protocol
 
 import polars as pl
 
+from warehouse.access import publish_afresh_next_time
 from warehouse.contracts import Contract, contract_for, load_contracts
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
@@ -153,6 +154,8 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
     outcome.rows.append(_row(outcome, "sweep_completed", None, None, None, None, total))
     append_rows(settings, RETENTION_LOG, outcome.rows, outcome.swept_at)
     names = dict.fromkeys(c.qualified_name for c in touched)
+    if touched:
+        publish_afresh_next_time(settings)
     refresh_warehouse_views(settings, [contract_for(n) for n in (*names, RETENTION_LOG)])
     return outcome
 
