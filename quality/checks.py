@@ -26,7 +26,7 @@ from quality.freshness import check_freshness, freshness_rule, library_today
 from quality.results import CheckOutcome, partition_label, write_results
 from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_context, rule_tables, rules_for,
                            run_rules)
-from quality.suites import ERROR, ExpectationResult, contract_expectations, validate_frame, within
+from quality.suites import ERROR, ContractExpectation, ExpectationResult, contract_expectations, validate_frame, within
 from warehouse.contracts import Contract, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
@@ -179,6 +179,53 @@ def _close(con: duckdb.DuckDBPyConnection) -> None:
     con.close()
 
 
+# A run over many partitions (a backfill) validates them this many at a time, so that the frame
+# handed to GX stays the size of a few days whatever the range: memory stays flat as it grows.
+CHUNK_PARTITIONS = 7
+
+
+def partition_chunks(contract: Contract, partition_keys: list[str] | None,
+                     expectations: list[ContractExpectation]) -> list[list[str] | None]:
+    """The partition keys in groups validated one after another; one group (all of them) when the
+    table is not partitioned, or when a uniqueness rule's key lacks the partition column (rows of
+    two partitions could then collide, which only one batch would see)."""
+    part = contract.partition_column
+    if not partition_keys or part is None or len(partition_keys) <= CHUNK_PARTITIONS:
+        return [partition_keys]
+    if any(e.kind == "unique" and part.name not in e.columns for e in expectations):
+        return [partition_keys]
+    keys = sorted(partition_keys)
+    return [keys[i:i + CHUNK_PARTITIONS] for i in range(0, len(keys), CHUNK_PARTITIONS)]
+
+
+def _validate_in_chunks(con, contract: Contract, expectations: list[ContractExpectation],
+                        partition_keys: list[str] | None) -> list[ExpectationResult]:
+    """Validate the run's rows chunk by chunk (see `partition_chunks`) and add the results up per
+    rule: it holds when it held in every chunk; counts are summed, samples kept from the first."""
+    locator = locator_columns(contract)
+    needed = list(dict.fromkeys(c for e in expectations for c in e.columns))
+    with_locator = list(dict.fromkeys(needed + locator))
+    merged: dict[str, ExpectationResult] = {}
+    for keys in partition_chunks(contract, partition_keys, expectations):
+        rows = rows_written(contract, keys)
+        frame = _frame(con, needed, rows)
+        results = validate_frame(contract, frame, locator, SAMPLE_SIZE,
+                                 located=lambda rows=rows: _frame(con, with_locator, rows))
+        del frame
+        for result in results:
+            seen = merged.get(result.rule.name)
+            if seen is None:
+                merged[result.rule.name] = result
+                continue
+            seen.success = seen.success and result.success
+            seen.element_count += result.element_count
+            seen.unexpected_count += result.unexpected_count
+            seen.unexpected_rows = (seen.unexpected_rows + result.unexpected_rows)[:SAMPLE_SIZE]
+            if isinstance(seen.observed, int) and isinstance(result.observed, int):
+                seen.observed += result.observed
+    return list(merged.values())
+
+
 def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
                now: dt.datetime | None = None) -> list[CheckOutcome]:
     """Run every check of the table on the rows this run wrote and record them in meta.quality_results.
@@ -196,11 +243,7 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
         rows = rows_written(contract, partition_keys)
         if expectations:
             locator = locator_columns(contract)
-            needed = list(dict.fromkeys(c for e in expectations for c in e.columns))
-            with_locator = list(dict.fromkeys(needed + locator))
-            frame = _frame(con, needed, rows)
-            for result in validate_frame(contract, frame, locator, SAMPLE_SIZE,
-                                         located=lambda: _frame(con, with_locator, rows)):
+            for result in _validate_in_chunks(con, contract, expectations, partition_keys):
                 rule = result.rule
                 if rule.kind == "row_count":
                     success, observed, count, sample = _row_count_outcome(settings, contract, result, partition_keys)

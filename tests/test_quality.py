@@ -344,3 +344,42 @@ def test_freshness_warns_against_the_library_clock(built, tmp_path, monkeypatch)
     counter = contract_for("staging.counter_usage")
     assert not is_stale(counter, dt.date(2025, 9, 1), dt.date(2025, 11, 14))
     assert is_stale(counter, dt.date(2025, 9, 1), dt.date(2025, 11, 15))
+
+
+def test_a_long_range_is_validated_a_few_partitions_at_a_time_with_the_same_outcome(built, tmp_path, monkeypatch):
+    """A backfill's checks hand GX a few days at a time (memory stays flat as the range grows) and
+    add the results up: the same counts, the same verdicts as one batch."""
+    import quality.checks as checks
+
+    settings = _copy_home(built[0], tmp_path, monkeypatch)
+    contract = contract_for("staging.gate_event")
+    con = compute_connection(settings)
+    for day, bad in (("2025-09-01", 2), ("2025-09-02", 3)):
+        frame = con.sql(f"SELECT * FROM staging.gate_event WHERE event_date = DATE '{day}'").pl()
+        write_partition(settings, contract, day,
+                        frame.with_columns(pl.when(pl.int_range(pl.len()) < bad).then(pl.lit("SIDEWAYS"))
+                                           .otherwise(pl.col("direction")).alias("direction")))
+    con.close()
+    keys = ["2025-09-01", "2025-09-02"]
+
+    def outcomes(chunk: int) -> dict:
+        monkeypatch.setattr(checks, "CHUNK_PARTITIONS", chunk)
+        return {o.check_name: o for o in checks.run_checks(contract, settings, run_id=f"chunk-{chunk}",
+                                                            partition_keys=keys, now=dt.datetime(2025, 9, 3, 12))}
+
+    assert checks.partition_chunks(contract, keys, checks.contract_expectations(contract)) == [keys]
+    monkeypatch.setattr(checks, "CHUNK_PARTITIONS", 1)
+    assert checks.partition_chunks(contract, keys, checks.contract_expectations(contract)) == [[k] for k in keys]
+    # A uniqueness rule whose key lacks the partition column keeps the range in one batch.
+    hold = contract_for("staging.hold")
+    assert checks.partition_chunks(hold, keys, checks.contract_expectations(hold)) == [keys]
+
+    chunked, whole = outcomes(1), outcomes(7)
+    assert set(chunked) == set(whole)
+    for name, outcome in whole.items():
+        assert (chunked[name].success, chunked[name].unexpected_count, chunked[name].observed_value) == \
+            (outcome.success, outcome.unexpected_count, outcome.observed_value), name
+    direction = chunked["in_set__direction"]
+    assert not direction.success and direction.unexpected_count == 5
+    assert direction.observed_value == whole["in_set__direction"].observed_value
+    assert 0 < len(direction.sample) <= 5 and all("direction=SIDEWAYS" in s for s in direction.sample)
