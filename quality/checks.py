@@ -199,10 +199,9 @@ def partition_chunks(contract: Contract, partition_keys: list[str] | None,
 
 
 def _validate_in_chunks(con, contract: Contract, expectations: list[ContractExpectation],
-                        partition_keys: list[str] | None) -> list[ExpectationResult]:
+                        partition_keys: list[str] | None, locator: list[str]) -> list[ExpectationResult]:
     """Validate the run's rows chunk by chunk (see `partition_chunks`) and add the results up per
     rule: it holds when it held in every chunk; counts are summed, samples kept from the first."""
-    locator = locator_columns(contract)
     needed = list(dict.fromkeys(c for e in expectations for c in e.columns))
     with_locator = list(dict.fromkeys(needed + locator))
     merged: dict[str, ExpectationResult] = {}
@@ -243,7 +242,7 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
         rows = rows_written(contract, partition_keys)
         if expectations:
             locator = locator_columns(contract)
-            for result in _validate_in_chunks(con, contract, expectations, partition_keys):
+            for result in _validate_in_chunks(con, contract, expectations, partition_keys, locator):
                 rule = result.rule
                 if rule.kind == "row_count":
                     success, observed, count, sample = _row_count_outcome(settings, contract, result, partition_keys)

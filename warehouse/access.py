@@ -25,7 +25,7 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.disclosure import protects, suppress
 from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, files_digest, fsync_dir, table_lock
+from warehouse.storage import compute_connection, files_digest, fsync_dir, table_lock, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,8 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
     state.unlink(missing_ok=True)     # until the new one is written, the new file matches no record
     os.replace(tmp, final)
     fsync_dir(final.parent)
-    record = json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
-                         "suppressed": suppressed}, indent=1)
-    state_tmp = state.with_name(state.name + ".tmp")
-    state_tmp.write_text(record, encoding="utf-8")
-    os.replace(state_tmp, state)
+    write_text_atomic(state, json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
+                                         "suppressed": suppressed}, indent=1))
     return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed,
                          copied=tuple(copied))
 

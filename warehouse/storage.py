@@ -246,6 +246,11 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> int:
     return path.stat().st_size
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file (a state record) through a temporary file and a rename."""
+    _replace_through_temp(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def partition_path(base: Path, parts: dict[str, str]) -> Path:
     for key, value in parts.items():
         base = base / f"{key}={value}"

@@ -14,7 +14,6 @@ Its checks still run on the table as it stands.
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from quality.checks import check_specs, checked_against, evaluate
 from warehouse.contracts import ContractViolation, contract_for
 from warehouse.settings import Settings
 from warehouse.storage import (PART_FILE, compute_connection, files_digest, refresh_warehouse_views,
-                               table_dir, write_query_table)
+                               table_dir, write_query_table, write_text_atomic)
 
 MODELS_DIR = Path(__file__).resolve().parent
 LAYERS = ("core", "marts")
@@ -139,12 +138,8 @@ def is_up_to_date(settings: Settings, model: SqlModel, digest: str) -> bool:
 
 
 def record_inputs(settings: Settings, model: SqlModel, digest: str) -> None:
-    path = inputs_record_path(settings, model)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"inputs": digest, "output": files_digest(settings, contract_for(model.qualified_name))}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(inputs_record_path(settings, model), json.dumps(record))
 
 
 def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
