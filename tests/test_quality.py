@@ -383,3 +383,50 @@ def test_a_long_range_is_validated_a_few_partitions_at_a_time_with_the_same_outc
     assert not direction.success and direction.unexpected_count == 5
     assert direction.observed_value == whole["in_set__direction"].observed_value
     assert 0 < len(direction.sample) <= 5 and all("direction=SIDEWAYS" in s for s in direction.sample)
+
+
+def test_a_long_unpartitioned_table_is_streamed_in_row_chunks_with_the_same_outcome(built, tmp_path, monkeypatch):
+    """A core fact (one file, growing with the year) reaches GX a chunk of rows at a time for its
+    row-by-row rules, while its uniqueness rule still sees the whole key: a duplicate split across
+    two chunks is found, and every verdict and count is the one of a single batch."""
+    import quality.checks as checks
+    from warehouse.storage import write_query_table
+
+    settings = _copy_home(built[0], tmp_path, monkeypatch)
+    contract = contract_for("core.fact_loan")
+    con = compute_connection(settings)
+    loans = con.sql("SELECT * FROM core.fact_loan").pl()
+    n = loans.height
+    assert n >= 60
+    row = pl.int_range(pl.len())
+    corrupt = loans.with_columns(
+        pl.when(row == n - 1).then(pl.lit(loans["loan_id"][0])).otherwise(pl.col("loan_id")).alias("loan_id"),
+        pl.when(row % 20 == 3).then(pl.lit(-1)).otherwise(pl.col("renew_count")).cast(loans["renew_count"].dtype)
+        .alias("renew_count"))
+    con.register("corrupt", corrupt.to_arrow())
+    write_query_table(settings, contract, con, "SELECT * FROM corrupt")
+    con.close()
+    negative = corrupt.filter(pl.col("renew_count") < 0).height
+
+    def outcomes(chunk_rows: int) -> dict:
+        monkeypatch.setattr(checks, "CHUNK_ROWS", chunk_rows)
+        return {o.check_name: o for o in checks.run_checks(contract, settings, run_id=f"rows-{chunk_rows}",
+                                                            partition_keys=None)}
+
+    monkeypatch.setattr(checks, "CHUNK_ROWS", n // 3)
+    probe = checks._connection(settings, [contract.qualified_name])
+    try:
+        batches = list(checks._batches(probe, contract, contract_expectations(contract), None, ["loan_id"]))
+        assert len(batches) >= 4   # three or four row chunks, then the key alone
+        assert all(len(frame) <= n // 3 for frame, _, only in batches if "unique__loan_id" not in only)
+        assert [len(frame) for frame, _, only in batches if "unique__loan_id" in only] == [n]
+    finally:
+        checks._close(probe)
+    chunked, whole = outcomes(n // 3), outcomes(10 * n)
+    assert list(chunked) == list(whole)
+    for name, outcome in whole.items():
+        assert (chunked[name].success, chunked[name].unexpected_count, chunked[name].observed_value) == \
+            (outcome.success, outcome.unexpected_count, outcome.observed_value), name
+    assert not chunked["unique__loan_id"].success and chunked["unique__loan_id"].unexpected_count == 2
+    assert not chunked["between__renew_count"].success and chunked["between__renew_count"].unexpected_count == negative
+    assert chunked["not_null__loan_id"].success and chunked["not_null__loan_id"].observed_value == f"0 of {n:,} rows"
