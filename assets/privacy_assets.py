@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext
 
 from assets.eresources.ezproxy import _log_format_of, compile_log_format
 from assets.feeds import FEEDS, Feed
-from assets.models import check_result_columns, discover_models
+from assets.models import build_model, discover_models
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from warehouse.contracts import contract_for
@@ -22,7 +22,7 @@ from warehouse.privacy.consent import CONSENT_TABLE, sync_from_patron_export
 from warehouse.privacy.erasure import ErasureHooks
 from warehouse.privacy.retention import RETENTION_LOG, sweep
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, refresh_warehouse_views, write_query_table
+from warehouse.storage import refresh_warehouse_views
 from warehouse.textio import decode
 
 CONSENT_KEY = dg.AssetKey(["meta", "consent"])
@@ -159,13 +159,7 @@ def rebuild_models(settings: Settings, changed: set[str]) -> list[str]:
     for model in _ordered_models():
         if not affected & set(model.upstream()):
             continue
-        contract = contract_for(model.qualified_name)
-        con = compute_connection(settings)
-        try:
-            check_result_columns(con, model)
-            write_query_table(settings, contract, con, model.sql)
-        finally:
-            con.close()
+        build_model(settings, model, force=True)
         affected.add(model.qualified_name)
         rebuilt.append(model.qualified_name)
     if rebuilt:

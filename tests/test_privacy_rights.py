@@ -23,6 +23,7 @@ from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import Stage, plan, run_stage
 from warehouse.audit import verify as audit_verify
+from warehouse.contracts import contract_for
 from warehouse.guard import QueryRefused, run_guarded
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
@@ -188,12 +189,26 @@ def test_erase_leaves_no_trace_and_everything_else_byte_identical(home):
     landing_files = {f"landing/{f['file']}" for f in json.loads(landing)}
     assert {f["sha256_before"] for f in json.loads(landing)} == {before[f] for f in landing_files}
     assert any(f.endswith(".gz") for f in landing_files) and any("patrons/" in f for f in landing_files)
-    rebuilt_files = {f"lake/{m.replace('.', '/')}/part-0.parquet" for m in rebuilt}
+    # A rebuilt model rewrites its file, or (partitioned by day) the days whose inputs the erasure
+    # rewrote and the days that look back at them.
+    rewritten_days = {dt.date.fromisoformat(f.split("=")[1][:10]) for f in partitions if "_date=" in f}
+    assert rewritten_days
+    rebuilt_files = set()
+    for model in rebuilt:
+        contract, folder = contract_for(model), f"lake/{model.replace('.', '/')}"
+        if contract.partition_column is None:
+            rebuilt_files.add(f"{folder}/part-0.parquet")
+            continue
+        rebuilt_files |= {f"{folder}/{contract.partition_column.name}={day + dt.timedelta(days=n)}/part-0.parquet"
+                          for day in rewritten_days for n in range(contract.lookback_days + 1)}
     expected = landing_files | set(partitions) | rebuilt_files
     expected |= {f"lake/meta/file_checksums/{f}" for f in expected}   # a rewritten file's checksum with it
     changed = {f for f in before if before[f] != after.get(f)}
+    # Besides: the role databases, the consent registry, and the records of what each model was
+    # built from (sizes and modification times of files).
     unexpected = {f for f in changed - expected
-                  if not f.startswith(("access/", "lake/meta/consent/")) and f != "warehouse.duckdb"}
+                  if not f.startswith(("access/", "lake/meta/consent/", "lake/meta/model_inputs/"))
+                  and f != "warehouse.duckdb"}
     assert not unexpected, sorted(unexpected)
     new = set(after) - set(before)
     assert all(f.startswith(("lake/meta/consent/", "lake/meta/erasure_ledger/")) or f == "secrets/erasure.salt"

@@ -106,6 +106,12 @@ class Contract:
         return next((c for c in self.columns if c.partitioned), None)
 
     @property
+    def lookback_days(self) -> int:
+        """Days before a partition that its rows are computed from too (a day-partitioned model
+        whose window reaches across midnight): the table property ``partitionLookbackDays``."""
+        return int(self.custom.get("partitionLookbackDays") or 0)
+
+    @property
     def primary_key(self) -> list[str]:
         return [c.name for c in self.columns if c.primary_key]
 

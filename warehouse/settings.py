@@ -76,6 +76,25 @@ class Settings:
         local = self.home / "library.yaml"
         return local if local.exists() else DEFAULT_LIBRARY_CONFIG
 
+    @property
+    def duckdb_temp(self) -> Path:
+        """Where DuckDB spills what does not fit in its memory limit (removed when it closes)."""
+        return self.home / "tmp" / "duckdb"
+
+    @property
+    def duckdb_memory_limit(self) -> str:
+        """The memory one DuckDB computation may hold before it spills to ``duckdb_temp``:
+        ``SHUKU_DUCKDB_MEMORY`` (a DuckDB size such as "8GB"), else a quarter of the machine's
+        memory, at most 3 GB (DuckDB's own default, 80 %, would leave nothing to the rest)."""
+        explicit = os.environ.get("SHUKU_DUCKDB_MEMORY")
+        if explicit:
+            return explicit
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return "3GB"
+        return f"{max(256, min(3 * 1024, total // 4 // 2**20))}MB"
+
     def ensure(self) -> "Settings":
         """Create the home folder's skeleton (idempotent)."""
         for path in (self.landing, self.lake, self.quarantine, self.access_dir,

@@ -261,6 +261,8 @@ def write_partition(settings: Settings, contract: Contract, key: str | None, fra
     """Replace one partition (or the whole table when ``key`` is None) with ``frame``."""
     base = table_dir(settings, contract)
     part = contract.partition_column
+    if part is not None and key is None:
+        raise ValueError(f"{contract.qualified_name} is partitioned by {part.name}: name the partition to write")
     with table_lock(settings, contract.qualified_name):
         if part is None:
             path = base / PART_FILE
@@ -333,7 +335,23 @@ def record_checksum(settings: Settings, path: Path) -> None:
 
 
 def write_table(settings: Settings, contract: Contract, frame: pl.DataFrame) -> Path:
-    return write_partition(settings, contract, None, frame)
+    """Replace a whole table with ``frame``; of a partitioned table, every partition (one per value
+    of the partition column in ``frame``, the others removed). Returns the table's folder for a
+    partitioned table, its file otherwise."""
+    part = contract.partition_column
+    if part is None:
+        return write_partition(settings, contract, None, frame)
+    base = table_dir(settings, contract)
+    with table_lock(settings, contract.qualified_name):
+        keys = {str(value) for value in frame.get_column(part.name).unique().to_list()}
+        if "None" in keys:
+            raise ValueError(f"{contract.qualified_name}: a row without {part.name} cannot be placed in a partition")
+        for key in sorted(keys):
+            write_partition(settings, contract, key, frame.filter(pl.col(part.name).cast(pl.Utf8) == key))
+        for folder in sorted(base.glob(f"{part.name}=*")):
+            if folder.name.split("=", 1)[1] not in keys:
+                _remove_partition(settings, folder / PART_FILE)
+    return base
 
 
 def write_table_if_changed(settings: Settings, contract: Contract, frame: pl.DataFrame) -> tuple[Path, bool]:
@@ -361,16 +379,96 @@ def files_digest(settings: Settings, contract: Contract) -> str:
     return digest.hexdigest()
 
 
+def partition_stamps(settings: Settings, contract: Contract) -> dict[str, list[int]]:
+    """{partition date: [size, modification time in ns]} of a partitioned table's files."""
+    base, part = table_dir(settings, contract), contract.partition_column
+    stamps = {}
+    for path in sorted(base.glob(f"{part.name}=*/{PART_FILE}")) if base.exists() else []:
+        stat = path.stat()
+        stamps[path.parent.name.split("=", 1)[1]] = [stat.st_size, stat.st_mtime_ns]
+    return stamps
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
+def write_query_partitions(settings: Settings, contract: Contract, con: duckdb.DuckDBPyConnection, sql: str,
+                           days: list[str]) -> dict[str, int]:
+    """Replace the partitions ``days`` of a day-partitioned table with the rows of ``sql`` on those
+    days, under the table's lock; a day without rows loses its partition. Returns the rows of each
+    day written.
+
+    DuckDB writes every day at once into a hidden folder beside the table (never read by the
+    table's view), then each file is flushed and renamed into place: a failure leaves each
+    partition either as it was or as it is now, never half-written.
+    """
+    base, part = table_dir(settings, contract), contract.partition_column
+    if not days:
+        return {}
+    listed = ", ".join(f"DATE '{day}'" for day in days)
+    staging = base.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{contract.table}"
+    rows = {}
+    with table_lock(settings, contract.qualified_name):
+        try:
+            staging.mkdir(parents=True)
+            target = str(staging).replace("'", "''")
+            con.execute(f'COPY (SELECT * FROM ({sql}) WHERE "{part.name}" IN ({listed})) TO \'{target}\' '
+                        f'(FORMAT parquet, PARTITION_BY ("{part.name}"), COMPRESSION zstd)')
+            for day in days:
+                path = partition_path(base, {part.name: day})
+                written = sorted((staging / f"{part.name}={day}").glob("*.parquet"))
+                if not written:
+                    if path.exists():
+                        _remove_partition(settings, path)
+                    continue
+                if len(written) == 1:
+                    _replace_through_temp(path, lambda tmp, f=written[0]: os.replace(f, tmp))
+                else:
+                    files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in written)
+                    merged = f"SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
+                    copy_query_to_parquet(con, merged, path)
+                rows[day] = parquet_rows(path)
+                clean_temp_files(path.parent)
+                record_checksum(settings, path)
+        except OSError as exc:
+            raise (storage_error(exc, base) or exc) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return rows
+
+
+def _remove_partition(settings: Settings, path: Path) -> None:
+    shutil.rmtree(path.parent, ignore_errors=True)
+    shutil.rmtree(checksum_record_path(settings, path).parent, ignore_errors=True)
+    fsync_dir(path.parent.parent)
+
+
+def remove_partitions(settings: Settings, contract: Contract, days: list[str]) -> None:
+    """Remove the partitions ``days`` of a partitioned table (their inputs are gone), under its lock."""
+    base, part = table_dir(settings, contract), contract.partition_column
+    with table_lock(settings, contract.qualified_name):
+        for day in days:
+            _remove_partition(settings, partition_path(base, {part.name: day}))
+
+
 def clean_temp_files(folder: Path, recursive: bool = False) -> int:
-    """Remove the temporary files that writers which died (a crash, a kill) left in ``folder``.
+    """Remove the temporary files (and build folders) that writers which died (a crash, a kill)
+    left in ``folder``.
 
     A temporary file whose writer still runs is left alone. Returns how many were removed.
     """
     removed = 0
     now = time.time()
-    for tmp in (folder.rglob if recursive else folder.glob)(f"{TMP_PREFIX}*"):
+    for tmp in list((folder.rglob if recursive else folder.glob)(f"{TMP_PREFIX}*")):
         if tmp.is_file() and _is_stale(tmp, now):
             tmp.unlink(missing_ok=True)
+            removed += 1
+        elif tmp.is_dir() and _is_stale(tmp, now):
+            shutil.rmtree(tmp, ignore_errors=True)
             removed += 1
     return removed
 
@@ -396,10 +494,20 @@ def has_data(settings: Settings, contract: Contract) -> bool:
     return base.exists() and any(p for p in base.rglob("*.parquet") if not p.name.startswith(TMP_PREFIX))
 
 
-def view_sql(settings: Settings, contract: Contract) -> str:
-    """``CREATE OR REPLACE VIEW`` for a table: over its files, or typed and empty when it has none."""
+def view_sql(settings: Settings, contract: Contract, days: list[str] | None = None) -> str:
+    """``CREATE OR REPLACE VIEW`` for a table: over its files, or typed and empty when it has none.
+    ``days``: only those partitions of a partitioned table (a model built day by day)."""
     columns = ", ".join(f'"{c.name}"' for c in contract.columns)
-    if has_data(settings, contract):
+    files = []
+    if days is not None:
+        part = contract.partition_column
+        files = [p for p in (partition_path(table_dir(settings, contract), {part.name: d}) for d in days) if p.exists()]
+    if files:
+        types = f"'{part.name}': {part.physical_type}"
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return (f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {columns} FROM read_parquet("
+                f"[{listed}], hive_partitioning = true, hive_types = {{{types}}}, union_by_name = true)")
+    if days is None and has_data(settings, contract):
         hive_cols = [c for c in contract.columns if c.partitioned]
         if contract.layer == "quarantine":
             hive = "hive_partitioning = true, hive_types = {'staging_table': VARCHAR, 'partition_key': VARCHAR}"
@@ -427,7 +535,9 @@ def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, contracts: 
 def compute_connection(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per table (or per named ``layer.table``): models compute
     here, never holding warehouse.duckdb. Naming the tables saves binding every other view."""
-    con = duckdb.connect(":memory:", config={"threads": os.cpu_count() or 2})
+    con = duckdb.connect(":memory:", config={"threads": os.cpu_count() or 2,
+                                              "memory_limit": settings.duckdb_memory_limit,
+                                              "temp_directory": str(settings.duckdb_temp)})
     con.execute("SET TimeZone = 'UTC'")
     contracts = load_contracts()
     create_views(con, settings, None if tables is None else [contracts[t] for t in dict.fromkeys(tables)])

@@ -9,9 +9,16 @@ A model whose inputs are as they were when it last wrote its table (the same SQL
 every upstream table's files unchanged, its own file the one it wrote) is not run again: a
 nightly run leaves the catalogue's dimensions alone when the catalogue export did not change.
 Its checks still run on the table as it stands.
+
+A model whose contract partitions it by day (the facts of daily logs) is built day by day: a
+day is rebuilt when the partitions it is computed from (that day of its day-partitioned
+upstream tables, and the ``partitionLookbackDays`` before it) or anything else it reads
+changed. The SQL is the same either way: the upstream views hold only the days needed, and the
+result is written to the changed days' partitions. A nightly run computes one day, not a year.
 """
 
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -26,10 +33,12 @@ from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, checked_against, evaluate
+from quality.results import partition_label
 from warehouse.contracts import ContractViolation, contract_for
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, compute_connection, files_digest, refresh_warehouse_views,
-                               table_dir, write_query_table, write_text_atomic)
+from warehouse.storage import (PART_FILE, compute_connection, files_digest, parquet_rows, partition_stamps,
+                               refresh_warehouse_views, remove_partitions, remove_table, table_dir, view_sql,
+                               write_query_partitions, write_query_table, write_text_atomic)
 
 MODELS_DIR = Path(__file__).resolve().parent
 LAYERS = ("core", "marts")
@@ -142,6 +151,117 @@ def record_inputs(settings: Settings, model: SqlModel, digest: str) -> None:
     write_text_atomic(inputs_record_path(settings, model), json.dumps(record))
 
 
+@dataclass
+class DayPlan:
+    """What a day-partitioned model must do: the days to rebuild (and the partitions of its
+    day-partitioned upstream tables they read), the days whose inputs are gone, and the digest of
+    every day's inputs to record."""
+
+    rebuild: list[str]
+    remove: list[str]
+    reads: list[str]
+    digests: dict[str, str]
+    drivers: list[str]
+
+
+def plan_days(settings: Settings, model: SqlModel) -> DayPlan:
+    """Compare each day's inputs with those recorded at the last build (see the module's notes)."""
+    contract = contract_for(model.qualified_name)
+    upstream = [contract_for(name) for name in model.upstream()]
+    drivers = [c for c in upstream if c.partition_column is not None and c.partitioning == contract.partitioning]
+    others = [f"{c.qualified_name}:{files_digest(settings, c)}" for c in upstream if c not in drivers]
+    common = hashlib.sha256("\n".join([model.sql, contract.path.read_text(encoding="utf-8"), *others]).encode()).hexdigest()
+    stamps = {c.qualified_name: partition_stamps(settings, c) for c in drivers}
+    days = sorted({day for found in stamps.values() for day in found})
+    back = contract.lookback_days
+
+    def window(day: str) -> list[str]:
+        first = dt.date.fromisoformat(day)
+        return [(first - dt.timedelta(days=n)).isoformat() for n in range(back, -1, -1)]
+
+    digests = {day: hashlib.sha256(json.dumps([common, [[stamps[name].get(d) for d in window(day)]
+                                                        for name in sorted(stamps)]]).encode()).hexdigest()
+               for day in days}
+    try:
+        record = json.loads(inputs_record_path(settings, model).read_text(encoding="utf-8"))
+        seen, written = dict(record["days"]), dict(record["outputs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        seen, written = {}, {}
+    outputs = partition_stamps(settings, contract)
+    rebuild = [day for day in days if seen.get(day) != digests[day] or written.get(day) != outputs.get(day)]
+    remove = sorted(set(outputs) - set(days))
+    reads = sorted({d for day in rebuild for d in window(day)})
+    return DayPlan(rebuild, remove, reads, digests, [c.qualified_name for c in drivers])
+
+
+def build_days(settings: Settings, model: SqlModel, plan: DayPlan) -> None:
+    """Rebuild the planned days of a day-partitioned model and record what each day was built from."""
+    contract = contract_for(model.qualified_name)
+    whole = table_dir(settings, contract) / PART_FILE
+    if whole.exists():
+        # The table's file from before it was partitioned (its record has no days: all are rebuilt).
+        remove_table(settings, contract)
+    if plan.rebuild:
+        con = compute_connection(settings, [n for n in model.upstream() if n not in plan.drivers])
+        try:
+            for name in plan.drivers:
+                upstream = contract_for(name)
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {upstream.layer}")
+                con.execute(view_sql(settings, upstream, plan.reads))
+            check_result_columns(con, model)
+            write_query_partitions(settings, contract, con, model.sql, plan.rebuild)
+        finally:
+            con.close()
+    if plan.remove:
+        remove_partitions(settings, contract, plan.remove)
+    record = {"days": plan.digests, "outputs": partition_stamps(settings, contract)}
+    write_text_atomic(inputs_record_path(settings, model), json.dumps(record))
+
+
+@dataclass
+class Built:
+    """What building a model did: whether it wrote anything, where the table is and its size, the
+    partitions to check (None: the whole table) and what to show in the materialisation."""
+
+    rebuilt: bool
+    path: Path
+    rows: int
+    bytes: int
+    files: int
+    checked: list[str] | None
+    metadata: dict
+
+
+def build_model(settings: Settings, model: SqlModel, force: bool = False) -> Built:
+    """Build a model's table from its SQL, unless its inputs are as they were (see the module's
+    notes); ``force`` rebuilds an unpartitioned table whatever its record says (a day-partitioned
+    one rebuilds every day whose inputs or output changed, which is what an erasure touched)."""
+    contract = contract_for(model.qualified_name)
+    if contract.partition_column is not None:
+        plan = plan_days(settings, model)
+        build_days(settings, model, plan)
+        folder = table_dir(settings, contract)
+        files = sorted(folder.glob(f"*/{PART_FILE}"))
+        # The days rebuilt are checked; a table kept as it is has its newest day checked.
+        checked = plan.rebuild or sorted(partition_stamps(settings, contract))[-1:]
+        return Built(bool(plan.rebuild or plan.remove), folder, sum(parquet_rows(f) for f in files),
+                     sum(f.stat().st_size for f in files), len(files), checked,
+                     {"days_rebuilt": len(plan.rebuild), "days_removed": len(plan.remove),
+                      "days_checked": dg.MetadataValue.text(partition_label(checked) if checked else "none")})
+    digest = inputs_digest(settings, model)
+    rebuilt = force or not is_up_to_date(settings, model, digest)
+    path = table_dir(settings, contract) / PART_FILE
+    if rebuilt:
+        con = compute_connection(settings, model.upstream())
+        try:
+            check_result_columns(con, model)
+            path = write_query_table(settings, contract, con, model.sql)
+        finally:
+            con.close()
+        record_inputs(settings, model, digest)
+    return Built(rebuilt, path, parquet_rows(path), path.stat().st_size, 1, None, {})
+
+
 def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
     contract = contract_for(model.qualified_name)
 
@@ -155,28 +275,16 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
         run_id = context.run.run_id
         with observe(settings, job=model.qualified_name, run_id=run_id, inputs=model.upstream(),
                      outputs=[model.qualified_name], sql=model.sql, source_path=str(model.path)) as observation:
-            digest = inputs_digest(settings, model)
-            rebuilt = not is_up_to_date(settings, model, digest)
-            con = compute_connection(settings)
-            try:
-                path = table_dir(settings, contract) / PART_FILE
-                if rebuilt:
-                    check_result_columns(con, model)
-                    path = write_query_table(settings, contract, con, model.sql)
-                rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
-            finally:
-                con.close()
-            if rebuilt:
-                record_inputs(settings, model, digest)
-            else:
+            built = build_model(settings, model)
+            if not built.rebuilt:
                 context.log.info(f"{model.qualified_name}: its inputs are as they were when it was last built; "
                                  "the table is kept as it is")
             refresh_warehouse_views(settings, [contract])
-            observation.add_output(model.qualified_name, rows=rows, bytes=path.stat().st_size, files=1)
-            results = list(evaluate(contract, settings, run_id=run_id, partition_keys=None))
+            observation.add_output(model.qualified_name, rows=built.rows, bytes=built.bytes, files=built.files)
+            results = list(evaluate(contract, settings, run_id=run_id, partition_keys=built.checked))
             observation.add_check_results(model.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path)),
-                                             "rebuilt": rebuilt})
+        yield dg.MaterializeResult(metadata={"dagster/row_count": built.rows, "rebuilt": built.rebuilt,
+                                             "path": dg.MetadataValue.path(str(built.path)), **built.metadata})
         yield from results
 
     return model_asset
