@@ -24,7 +24,8 @@ def _upstream() -> list[dg.AssetKey]:
 def role_databases(shuku: ShukuWarehouse) -> dg.MaterializeResult:
     published = publish(shuku.settings())
     return dg.MaterializeResult(metadata={
-        "roles": dg.MetadataValue.json({p.role: {"tables": len(p.tables), "copied": len(p.copied), "bytes": p.bytes}
-                                        for p in published}),
+        "roles": dg.MetadataValue.json({p.role: {"tables": len(p.tables), "copied": len(p.copied),
+                                                 "partitions_replaced": sum(p.partitions.values()), "bytes": p.bytes,
+                                                 "shared_with": p.shared_with} for p in published}),
         "folder": dg.MetadataValue.path(str(published[0].path.parent)) if published else "",
     })

@@ -151,3 +151,46 @@ def test_a_nightly_publish_copies_only_the_tables_whose_lake_files_changed(home,
     assert publish_role(copy, "analyst").copied == ()
     publish_afresh_next_time(copy)
     assert set(publish_role(copy, "analyst").copied) == set(rebuilt.tables)
+
+
+def test_a_nightly_publish_replaces_only_the_changed_partitions_and_like_roles_share_one_file(home, tmp_path):
+    from warehouse.access import publish
+
+    copy = Settings(tmp_path / "home")
+    shutil.copytree(home.home, copy.home)
+    fresh = publish_role(copy, "analyst", incremental=False)
+    fact = "core.fact_search"
+    contract = load_contracts()[fact]
+    assert contract.partition_column is not None and fact in fresh.tables
+    days = sorted(table_dir(copy, contract).glob(f"*/{PART_FILE}"))
+    assert len(days) == 2
+    frame = pl.read_parquet(days[1])
+    write_parquet_atomic(frame.head(len(frame) - 3), days[1])
+    nightly = publish_role(copy, "analyst")
+    assert nightly.copied == (fact,) and nightly.partitions == {fact: 1}
+    assert nightly.tables[fact] == fresh.tables[fact] - 3 == _rows(nightly.path, fact)
+    con = compute_connection(copy, [fact])
+    try:
+        lake = con.sql(f"SELECT * FROM {fact}").pl().sort(pl.all())
+    finally:
+        con.close()
+    published = duckdb.connect(str(nightly.path), read_only=True)
+    try:
+        seen = published.sql(f"SELECT * FROM {fact}").pl()
+        assert seen.sort(pl.all()).equals(lake.select(seen.columns).sort(pl.all()))
+    finally:
+        published.close()
+    # A day gone from the lake is gone from the published table.
+    shutil.rmtree(days[0].parent)
+    after = publish_role(copy, "analyst")
+    assert after.partitions == {fact: 1} and after.tables[fact] == len(frame) - 3 == _rows(after.path, fact)
+
+    # The data librarian and the privacy officer see the same tables and columns: one file, linked.
+    roles = {p.role: p for p in publish(copy)}
+    officer, librarian = roles["privacy_officer"], roles["data_librarian"]
+    assert officer.shared_with == "data_librarian" and librarian.shared_with is None
+    assert officer.path.stat().st_ino == librarian.path.stat().st_ino
+    assert _catalog(officer.path) == _catalog(librarian.path) and officer.tables == librarian.tables
+    # The next publish of each still starts from its own record, and a role on its own is built.
+    again = publish_role(copy, "privacy_officer")
+    assert again.copied == () and again.shared_with is None

@@ -6,10 +6,14 @@ old one, so a reader holding the old file is never locked out and never sees hal
 
 A nightly publish copies only what changed: when the role sees the same tables and columns as
 at the last publish, the new file starts as a copy of the old one and only the tables whose lake
-files changed (path, size, modification time) are copied again. What each table was copied from
-is kept beside the file (`.<role>.sources.json`); a file that no longer matches it, a changed
-set of tables or columns, or an erasure (freed pages of a copy could still hold the erased rows)
-builds the file afresh.
+files changed (path, size, modification time) are copied again; of a partitioned table, only the
+partitions that changed are replaced (a nightly run adds a day to a year). What each table was
+copied from is kept beside the file (`.<role>.sources.json`); a file that no longer matches it,
+a changed set of tables or columns, or an erasure (freed pages of a copy could still hold the
+erased rows) builds the file afresh.
+
+Roles that see exactly the same tables and columns (with the same disclosure control) share one
+file's contents: the second is a hard link to the first, made in the same publish.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.disclosure import protects, suppress
 from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, files_digest, fsync_dir, table_lock, write_text_atomic
+from warehouse.storage import (compute_connection, files_digest, fsync_dir, partition_stamps, table_lock,
+                               write_text_atomic)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class PublishedRole:
     bytes: int
     suppressed: dict[str, int] = field(default_factory=dict)   # layer.table → cells hidden by disclosure control
     copied: tuple[str, ...] = ()    # the tables copied by this publish (the others were kept from the last one)
+    partitions: dict[str, int] = field(default_factory=dict)  # layer.table → partitions replaced (not the table)
+    layout: str = ""                # what the role sees (tables, columns, disclosure control), as a digest
+    shared_with: str | None = None  # the role whose file this one links to (the same layout)
 
 
 def role_database(settings: Settings, role: str) -> Path:
@@ -77,52 +85,97 @@ def _last_publish(settings: Settings, role: str, final: Path, layout: str) -> di
 
 
 def publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None = None,
-                 con=None, incremental: bool = True) -> PublishedRole:
+                 con=None, incremental: bool = True, same_as: PublishedRole | None = None) -> PublishedRole:
     """Write ``access/<role>.duckdb`` from the lake: per visible table, its visible columns.
 
-    ``incremental``: start from the last published file and copy only the tables whose lake files
-    changed, when it can be reused (see the module's notes); False builds the file afresh.
+    ``incremental``: start from the last published file and copy only the tables (partitions)
+    whose lake files changed, when it can be reused (see the module's notes); False builds the
+    file afresh. ``same_as``: a role published just before from the same lake; when this role
+    sees exactly what it sees, its file is linked instead of built again.
     Under the role database's lock: two publishes of one role never share its temporary file.
     """
     with table_lock(settings, f"access.{role}"):
-        return _publish_role(settings, role, contracts, con, incremental)
+        return _publish_role(settings, role, contracts, con, incremental, same_as)
+
+
+def _layout(role: str, contracts: dict[str, Contract]) -> tuple[bool, dict, str]:
+    """(disclosure control on, visible columns per table, a digest of both) for a role."""
+    suppressing = role_named(role).suppress_small_cells
+    visible = {name: visible_columns(role, contract) for name, contract in sorted(contracts.items())}
+    visible = {name: columns for name, columns in visible.items() if columns}
+    layout = hashlib.sha256(json.dumps(
+        [suppressing, {name: [c.name for c in columns] for name, columns in visible.items()}]).encode()).hexdigest()
+    return suppressing, visible, layout
+
+
+def _link_to(settings: Settings, role: str, final: Path, tmp: Path, other: PublishedRole) -> PublishedRole:
+    """Publish ``role`` as a hard link to the file just published for ``other`` (the same layout)."""
+    os.link(other.path, tmp)
+    state = sources_path(settings, role)
+    state.unlink(missing_ok=True)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    shutil.copyfile(sources_path(settings, other.role), state)
+    return PublishedRole(role=role, path=final, tables=other.tables, bytes=final.stat().st_size,
+                         suppressed=other.suppressed, copied=other.copied, partitions=other.partitions,
+                         layout=other.layout, shared_with=other.role)
+
+
+def _partition_list(contract: Contract, days: list[str]) -> str:
+    part = contract.partition_column
+    listed = ", ".join(f"CAST('{day}' AS {part.physical_type})" for day in days)
+    return f'"{part.name}" IN ({listed})'
 
 
 def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None, con,
-                  incremental: bool) -> PublishedRole:
+                  incremental: bool, same_as: PublishedRole | None = None) -> PublishedRole:
     contracts = load_contracts() if contracts is None else contracts
     final = role_database(settings, role)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{role}.duckdb.tmp"
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    suppressing = role_named(role).suppress_small_cells
-    visible = {name: visible_columns(role, contract) for name, contract in sorted(contracts.items())}
-    visible = {name: columns for name, columns in visible.items() if columns}
-    layout = hashlib.sha256(json.dumps(
-        [suppressing, {name: [c.name for c in columns] for name, columns in visible.items()}]).encode()).hexdigest()
+    suppressing, visible, layout = _layout(role, contracts)
+    if same_as is not None and same_as.layout == layout and same_as.path.exists():
+        return _link_to(settings, role, final, tmp, same_as)
     last = _last_publish(settings, role, final, layout) if incremental and final.exists() else {}
     kept = last.get("tables", {})
     if last:
         shutil.copyfile(final, tmp)
     own = con is None
     con = compute_connection(settings) if own else con
-    tables, suppressed, sources, copied = {}, {}, {}, []
+    tables, suppressed, sources, copied, partitions = {}, {}, {}, [], {}
     try:
         con.execute(f"ATTACH {_quoted(tmp)} AS published")
         try:
             for name, columns in visible.items():
                 contract = contracts[name]
-                sources[name] = files_digest(settings, contract)
-                if kept.get(name) == sources[name]:
+                select = ", ".join(f'"{c.name}"' for c in columns)
+                by_partition = contract.partition_column is not None and not (suppressing and protects(contract))
+                if by_partition:
+                    sources[name] = {"partitions": partition_stamps(settings, contract)}
+                else:
+                    sources[name] = files_digest(settings, contract)
+                before = kept.get(name)
+                if before == sources[name]:
                     tables[name] = con.execute(f"SELECT count(*) FROM published.{name}").fetchone()[0]
                     if name in last["suppressed"]:
                         suppressed[name] = last["suppressed"][name]
                     continue
                 copied.append(name)
+                if by_partition and isinstance(before, dict) and isinstance(before.get("partitions"), dict):
+                    now, then = sources[name]["partitions"], before["partitions"]
+                    changed = sorted(day for day, stamp in now.items() if then.get(day) != stamp)
+                    gone = sorted(set(then) - set(now))
+                    con.execute(f"DELETE FROM published.{name} WHERE {_partition_list(contract, changed + gone)}")
+                    if changed:
+                        con.execute(f"INSERT INTO published.{name} SELECT {select} FROM {name} "
+                                    f"WHERE {_partition_list(contract, changed)}")
+                    partitions[name] = len(changed) + len(gone)
+                    tables[name] = con.execute(f"SELECT count(*) FROM published.{name}").fetchone()[0]
+                    continue
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS published.{contract.layer}")
                 con.execute(f"DROP TABLE IF EXISTS published.{name}")
-                select = ", ".join(f'"{c.name}"' for c in columns)
                 if suppressing and protects(contract):
                     frame, report = suppress(con.sql(f"SELECT {select} FROM {name}").pl(), contract)
                     suppressed[name] = report.primary + report.secondary + report.derived
@@ -147,14 +200,25 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
     write_text_atomic(state, json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
                                          "suppressed": suppressed}, indent=1))
     return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed,
-                         copied=tuple(copied))
+                         copied=tuple(copied), partitions=partitions, layout=layout)
 
 
 def publish(settings: Settings, incremental: bool = True) -> list[PublishedRole]:
-    """Publish every role declared in schemas/roles.yaml (see `publish_role` for ``incremental``)."""
+    """Publish every role declared in schemas/roles.yaml (see `publish_role` for ``incremental``);
+    a role that sees what an earlier one sees links to its file."""
     contracts = load_contracts()
     con = compute_connection(settings)
+    # A published table's rows need no particular order: DuckDB may then copy without holding
+    # them back to keep the files' order (less memory for a year of logs).
+    con.execute("SET preserve_insertion_order = false")
+    done: list[PublishedRole] = []
+    by_layout: dict[str, PublishedRole] = {}
     try:
-        return [publish_role(settings, role, contracts, con, incremental) for role in load_roles()]
+        for role in load_roles():
+            published = publish_role(settings, role, contracts, con, incremental,
+                                     same_as=by_layout.get(_layout(role, contracts)[2]))
+            by_layout.setdefault(published.layout, published)
+            done.append(published)
+        return done
     finally:
         con.close()
