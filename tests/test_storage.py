@@ -45,3 +45,23 @@ def test_views_are_typed_even_before_any_data(tmp_path):
     assert described["item_number"] == "BIGINT"
     assert con.execute("select count(*) from core.fact_loan").fetchone()[0] == 0
     con.close()
+
+
+def test_a_computation_larger_than_its_memory_limit_spills_under_the_home(tmp_path, monkeypatch):
+    """DuckDB holds at most SHUKU_DUCKDB_MEMORY and spills the rest into the home's tmp/duckdb
+    (never into the working directory), creating the folder itself."""
+    monkeypatch.setenv("SHUKU_DUCKDB_MEMORY", "200MB")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(tmp_path / "home").ensure()
+    con = compute_connection(settings, [])
+    try:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("200.0 MB", "190.7 MiB")
+        assert con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] == str(settings.duckdb_temp)
+        out = tmp_path / "sorted.parquet"
+        # About 600 MB of rows to sort: three times the limit, so it only succeeds by spilling.
+        con.execute(f"COPY (SELECT i, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS h FROM range(6000000) t(i) "
+                    f"ORDER BY h) TO '{out}'")
+    finally:
+        con.close()
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchall()[0][0] == 6_000_000
+    assert settings.duckdb_temp.is_dir() and not (tmp_path / ".tmp").exists()

@@ -535,6 +535,10 @@ def create_views(con: duckdb.DuckDBPyConnection, settings: Settings, contracts: 
 def compute_connection(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per table (or per named ``layer.table``): models compute
     here, never holding warehouse.duckdb. Naming the tables saves binding every other view."""
+    try:
+        settings.duckdb_temp.mkdir(parents=True, exist_ok=True)     # DuckDB makes only its last level
+    except OSError:
+        pass                                                       # a read-only home: reading spills nothing
     con = duckdb.connect(":memory:", config={"threads": os.cpu_count() or 2,
                                               "memory_limit": settings.duckdb_memory_limit,
                                               "temp_directory": str(settings.duckdb_temp)})
