@@ -91,6 +91,30 @@ def test_a_read_only_home_fails_the_write_clearly_and_keeps_the_stored_partition
     assert pl.read_parquet(path).height == 50
 
 
+def test_a_day_partitioned_model_on_a_full_disk_fails_clearly_and_keeps_its_partitions(disk):
+    from warehouse.storage import compute_connection, write_query_partitions
+
+    settings = Settings(disk / "home").ensure()
+    contract = contract_for("core.fact_search")
+    con = compute_connection(settings, [])
+    try:
+        def rows(n: int) -> str:
+            return (f"SELECT TIMESTAMP '2025-09-01 08:00' + to_seconds(i) AS searched_at, "
+                    f"DATE '2025-09-01' + CAST(i % 2 AS INTEGER) AS event_date, md5(i::VARCHAR) AS session_id, "
+                    f"NULL::VARCHAR AS patron_pid, md5((i + 7)::VARCHAR) || md5(i::VARCHAR) AS query_normalised, "
+                    f"'keyword' AS search_type, i AS hit_count, false AS zero_hit FROM range({n}) t(i)")
+        days = ["2025-09-01", "2025-09-02"]
+        assert write_query_partitions(settings, contract, con, rows(100), days) == {days[0]: 50, days[1]: 50}
+        stored = _hashes(settings.home)
+        _fill(disk)
+        with pytest.raises(StorageError, match=r"the disk is full .*Free some space"):
+            write_query_partitions(settings, contract, con, rows(2_000_000), days)
+    finally:
+        con.close()
+    assert _hashes(settings.home) == stored          # both days and their checksum records as they were
+    assert not list(settings.home.rglob(f"{TMP_PREFIX}*"))
+
+
 def _shuku(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SHUKU_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO_ROOT, env=env,

@@ -434,8 +434,12 @@ def write_query_partitions(settings: Settings, contract: Contract, con: duckdb.D
                 rows[day] = parquet_rows(path)
                 clean_temp_files(path.parent)
                 record_checksum(settings, path)
-        except OSError as exc:
-            raise (storage_error(exc, base) or exc) from exc
+        except Exception as exc:
+            # DuckDB wraps the OS error (a full disk, a read-only home) in its own exception type.
+            cause = exc if isinstance(exc, OSError) else _os_error_in(exc)
+            if cause is not None and (clear := storage_error(cause, base)) is not None:
+                raise clear from exc
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return rows
