@@ -9,12 +9,11 @@ DuckDB and polars have no keyed HMAC, so it is computed once per distinct card i
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -28,10 +27,16 @@ class PseudonymKeyError(RuntimeError):
     """The pseudonymisation key cannot be read; the message says where it was looked for."""
 
 
+KNOWN_LIMIT = 500_000     # pseudonyms kept per process (a university has tens of thousands of readers)
+
+
 @dataclass(frozen=True)
 class Pseudonymiser:
     key: bytes
     version: int
+    # Card numbers already pseudonymised by this process: the same readers come back every day,
+    # and a run over a year of partitions would otherwise compute each reader's HMAC hundreds of times.
+    _known: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, secrets_dir: Path, environ: dict[str, str] | None = None) -> "Pseudonymiser":
@@ -70,7 +75,13 @@ class Pseudonymiser:
             raise PseudonymKeyError(f"{path}: expected lines of the form VERSION:HEXKEY; the last line is the key in use.") from None
 
     def pid(self, card_number: str) -> str:
-        return hmac.new(self.key, card_number.strip().encode("utf-8"), hashlib.sha256).hexdigest()
+        known = self._known.get(card_number)
+        if known is None:
+            known = hmac.digest(self.key, card_number.strip().encode("utf-8"), "sha256").hex()
+            if len(self._known) >= KNOWN_LIMIT:
+                self._known.clear()
+            self._known[card_number] = known
+        return known
 
     def mapping(self, cards: pl.Series) -> pl.DataFrame:
         """Distinct card numbers → their pseudonyms, as a frame to join."""
