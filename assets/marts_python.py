@@ -24,7 +24,7 @@ from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, refresh_warehouse_views, write_table
+from warehouse.storage import compute_connection, refresh_warehouse_views, sql_string, write_table
 
 COSTS_FILE = "eresource_costs.yaml"        # beside the library config; optional
 COST_LEVELS = ("platform", "database", "title")
@@ -36,7 +36,7 @@ class CostTableError(ValueError):
 
 
 def _text(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+    return sql_string(value)
 
 
 def _number(value: float) -> str:

@@ -30,7 +30,7 @@ from quality.suites import ERROR, ContractExpectation, ExpectationResult, contra
 from warehouse.contracts import Contract, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, create_views, partition_date, table_dir
+from warehouse.storage import PART_FILE, compute_connection, create_views, partition_date, partition_filter, table_dir
 
 CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
@@ -85,8 +85,8 @@ def rows_written(contract: Contract, partition_keys: list[str] | None) -> str:
     part = contract.partition_column
     if part is None or not partition_keys:
         return contract.qualified_name
-    listed = ", ".join(f"DATE '{day}'" for day in partition_days(contract, partition_keys))
-    return f'(SELECT * FROM {contract.qualified_name} WHERE "{part.name}" IN ({listed}))'
+    days = partition_days(contract, partition_keys)
+    return f"(SELECT * FROM {contract.qualified_name} WHERE {partition_filter(contract, days)})"
 
 
 def partition_rows(settings: Settings, contract: Contract, partition_keys: list[str] | None) -> dict[str, int]:

@@ -21,7 +21,7 @@ from warehouse.contracts import Contract, contract_for
 from warehouse.library import Library, load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import create_views
+from warehouse.storage import create_views, sql_string
 
 SAFE_PII = ("none",)
 PSEUDONYM = "patron_pid"
@@ -47,7 +47,7 @@ class SqlRule:
 
 
 def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return sql_string(text)
 
 
 def locator_columns(contract: Contract, exclude: str | None = None) -> list[str]:

@@ -29,8 +29,8 @@ from warehouse.contracts import Contract, load_contracts
 from warehouse.disclosure import protects, suppress
 from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import (compute_connection, files_digest, fsync_dir, partition_stamps, table_lock,
-                               write_text_atomic)
+from warehouse.storage import (compute_connection, files_digest, fsync_dir, partition_filter, partition_stamps,
+                               sql_string, table_lock, write_text_atomic)
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,6 @@ class PublishedRole:
 
 def role_database(settings: Settings, role: str) -> Path:
     return settings.access_dir / f"{role}.duckdb"
-
-
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def sources_path(settings: Settings, role: str) -> Path:
@@ -121,12 +117,6 @@ def _link_to(settings: Settings, role: str, final: Path, tmp: Path, other: Publi
                          layout=other.layout, shared_with=other.role)
 
 
-def _partition_list(contract: Contract, days: list[str]) -> str:
-    part = contract.partition_column
-    listed = ", ".join(f"CAST('{day}' AS {part.physical_type})" for day in days)
-    return f'"{part.name}" IN ({listed})'
-
-
 def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] | None, con,
                   incremental: bool, same_as: PublishedRole | None = None) -> PublishedRole:
     contracts = load_contracts() if contracts is None else contracts
@@ -146,7 +136,7 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
     con = compute_connection(settings) if own else con
     tables, suppressed, sources, copied, partitions = {}, {}, {}, [], {}
     try:
-        con.execute(f"ATTACH {_quoted(tmp)} AS published")
+        con.execute(f"ATTACH {sql_string(tmp)} AS published")
         try:
             for name, columns in visible.items():
                 contract = contracts[name]
@@ -167,10 +157,10 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
                     now, then = sources[name]["partitions"], before["partitions"]
                     changed = sorted(day for day, stamp in now.items() if then.get(day) != stamp)
                     gone = sorted(set(then) - set(now))
-                    con.execute(f"DELETE FROM published.{name} WHERE {_partition_list(contract, changed + gone)}")
+                    con.execute(f"DELETE FROM published.{name} WHERE {partition_filter(contract, changed + gone)}")
                     if changed:
                         con.execute(f"INSERT INTO published.{name} SELECT {select} FROM {name} "
-                                    f"WHERE {_partition_list(contract, changed)}")
+                                    f"WHERE {partition_filter(contract, changed)}")
                     partitions[name] = len(changed) + len(gone)
                     tables[name] = con.execute(f"SELECT count(*) FROM published.{name}").fetchone()[0]
                     continue

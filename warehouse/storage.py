@@ -251,6 +251,18 @@ def write_text_atomic(path: Path, text: str) -> None:
     _replace_through_temp(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def sql_string(value) -> str:
+    """A value (a path, a key) as a single-quoted SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def partition_filter(contract: Contract, keys: list[str]) -> str:
+    """SQL that keeps the rows of a partitioned table's partitions ``keys`` (their folder values)."""
+    part = contract.partition_column
+    listed = ", ".join(f"CAST({sql_string(key)} AS {part.physical_type})" for key in keys)
+    return f'"{part.name}" IN ({listed})'
+
+
 def partition_path(base: Path, parts: dict[str, str]) -> Path:
     for key, value in parts.items():
         base = base / f"{key}={value}"
@@ -409,15 +421,13 @@ def write_query_partitions(settings: Settings, contract: Contract, con: duckdb.D
     base, part = table_dir(settings, contract), contract.partition_column
     if not days:
         return {}
-    listed = ", ".join(f"DATE '{day}'" for day in days)
     staging = base.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}-{contract.table}"
     rows = {}
     with table_lock(settings, contract.qualified_name):
         try:
             staging.mkdir(parents=True)
-            target = str(staging).replace("'", "''")
-            con.execute(f'COPY (SELECT * FROM ({sql}) WHERE "{part.name}" IN ({listed})) TO \'{target}\' '
-                        f'(FORMAT parquet, PARTITION_BY ("{part.name}"), COMPRESSION zstd)')
+            con.execute(f"COPY (SELECT * FROM ({sql}) WHERE {partition_filter(contract, days)}) "
+                        f'TO {sql_string(staging)} (FORMAT parquet, PARTITION_BY ("{part.name}"), COMPRESSION zstd)')
             for day in days:
                 path = partition_path(base, {part.name: day})
                 written = sorted((staging / f"{part.name}={day}").glob("*.parquet"))
@@ -428,7 +438,7 @@ def write_query_partitions(settings: Settings, contract: Contract, con: duckdb.D
                 if len(written) == 1:
                     _replace_through_temp(path, lambda tmp, f=written[0]: os.replace(f, tmp))
                 else:
-                    files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in written)
+                    files = ", ".join(sql_string(f) for f in written)
                     merged = f"SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
                     copy_query_to_parquet(con, merged, path)
                 rows[day] = parquet_rows(path)
@@ -508,7 +518,7 @@ def view_sql(settings: Settings, contract: Contract, days: list[str] | None = No
         files = [p for p in (partition_path(table_dir(settings, contract), {part.name: d}) for d in days) if p.exists()]
     if files:
         types = f"'{part.name}': {part.physical_type}"
-        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        listed = ", ".join(sql_string(f) for f in files)
         return (f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {columns} FROM read_parquet("
                 f"[{listed}], hive_partitioning = true, hive_types = {{{types}}}, union_by_name = true)")
     if days is None and has_data(settings, contract):
@@ -520,8 +530,7 @@ def view_sql(settings: Settings, contract: Contract, days: list[str] | None = No
             hive = f"hive_partitioning = true, hive_types = {{{types}}}"
         else:
             hive = "hive_partitioning = false"
-        path = _glob(settings, contract).replace("'", "''")
-        source = f"read_parquet('{path}', {hive}, union_by_name = true)"
+        source = f"read_parquet({sql_string(_glob(settings, contract))}, {hive}, union_by_name = true)"
         return f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {columns} FROM {source}"
     typed = ", ".join(f'CAST(NULL AS {c.physical_type}) AS "{c.name}"' for c in contract.columns)
     return f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {typed} WHERE false"
@@ -576,7 +585,7 @@ def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None
 def copy_query_to_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
     """Run ``sql`` and write its result to ``path`` atomically (DuckDB's own Parquet writer)."""
     def write(tmp: Path) -> None:
-        con.execute(f"COPY ({sql}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({sql}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     _replace_through_temp(path, write)
 
 

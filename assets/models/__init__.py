@@ -126,22 +126,30 @@ def inputs_record_path(settings: Settings, model: SqlModel) -> Path:
     return settings.lake / "meta" / "model_inputs" / f"{model.qualified_name}.json"
 
 
-def inputs_digest(settings: Settings, model: SqlModel) -> str:
-    """What the model's table is computed from: its SQL, its contract, its upstream tables' files."""
+def inputs_digest(settings: Settings, model: SqlModel, leaving_out: tuple[str, ...] = ()) -> str:
+    """What the model's table is computed from: its SQL, its contract, its upstream tables' files
+    (but those ``leaving_out``: a day-partitioned model follows those day by day)."""
     contract = contract_for(model.qualified_name)
     parts = [model.sql, contract.path.read_text(encoding="utf-8")]
-    parts += [f"{name}:{files_digest(settings, contract_for(name))}" for name in model.upstream()]
+    parts += [f"{name}:{files_digest(settings, contract_for(name))}" for name in model.upstream()
+              if name not in leaving_out]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _last_record(settings: Settings, model: SqlModel) -> dict:
+    """What the model's last build recorded (empty when there is none or it cannot be read)."""
+    try:
+        record = json.loads(inputs_record_path(settings, model).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def is_up_to_date(settings: Settings, model: SqlModel, digest: str) -> bool:
     """The table was written by the model from inputs with ``digest``, and is still that file."""
     contract = contract_for(model.qualified_name)
-    try:
-        record = json.loads(inputs_record_path(settings, model).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (isinstance(record, dict) and record.get("inputs") == digest
+    record = _last_record(settings, model)
+    return (record.get("inputs") == digest
             and (table_dir(settings, contract) / PART_FILE).exists()
             and record.get("output") == files_digest(settings, contract))
 
@@ -169,8 +177,7 @@ def plan_days(settings: Settings, model: SqlModel) -> DayPlan:
     contract = contract_for(model.qualified_name)
     upstream = [contract_for(name) for name in model.upstream()]
     drivers = [c for c in upstream if c.partition_column is not None and c.partitioning == contract.partitioning]
-    others = [f"{c.qualified_name}:{files_digest(settings, c)}" for c in upstream if c not in drivers]
-    common = hashlib.sha256("\n".join([model.sql, contract.path.read_text(encoding="utf-8"), *others]).encode()).hexdigest()
+    common = inputs_digest(settings, model, leaving_out=tuple(c.qualified_name for c in drivers))
     stamps = {c.qualified_name: partition_stamps(settings, c) for c in drivers}
     days = sorted({day for found in stamps.values() for day in found})
     back = contract.lookback_days
@@ -182,11 +189,10 @@ def plan_days(settings: Settings, model: SqlModel) -> DayPlan:
     digests = {day: hashlib.sha256(json.dumps([common, [[stamps[name].get(d) for d in window(day)]
                                                         for name in sorted(stamps)]]).encode()).hexdigest()
                for day in days}
-    try:
-        record = json.loads(inputs_record_path(settings, model).read_text(encoding="utf-8"))
-        seen, written = dict(record["days"]), dict(record["outputs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        seen, written = {}, {}
+    record = _last_record(settings, model)
+    seen, written = record.get("days"), record.get("outputs")
+    if not isinstance(seen, dict) or not isinstance(written, dict):
+        seen, written = {}, {}     # no record, or one of an unpartitioned build: every day is rebuilt
     outputs = partition_stamps(settings, contract)
     rebuild = [day for day in days if seen.get(day) != digests[day] or written.get(day) != outputs.get(day)]
     remove = sorted(set(outputs) - set(days))

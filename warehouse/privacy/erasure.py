@@ -46,7 +46,7 @@ from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX, record_checksum, refresh_warehouse_views, write_parquet_atomic
+from warehouse.storage import TMP_PREFIX, record_checksum, refresh_warehouse_views, sql_string, write_parquet_atomic
 
 LEDGER_TABLE = "meta.erasure_ledger"
 SALT_FILE = "erasure.salt"
@@ -250,7 +250,7 @@ class Erasure:
 
     def _scrub_file(self, con, path: Path) -> int | None:
         """Rewrite one Parquet file without the reader; rows removed, or None when it does not hold the reader."""
-        source = "read_parquet('" + str(path).replace("'", "''") + "', hive_partitioning = false)"
+        source = f"read_parquet({sql_string(path)}, hive_partitioning = false)"
         described = con.execute(f"describe select * from {source}").fetchall()
         text = [name for name, kind, *_ in described if kind == "VARCHAR"]
         raw_lines = path.is_relative_to(self.settings.quarantine) or path.is_relative_to(self.settings.restricted)

@@ -14,13 +14,13 @@ from typing import Iterable
 import duckdb
 
 from warehouse.settings import Settings
+from warehouse.storage import sql_string
 
 # Authors are public bibliographic data and may share a reader's name.
 IGNORED_COLUMNS = ("author",)
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+
 
 
 def _columns_holding(con, source: str, needles: set[str], ignore: Iterable[str]) -> list[str]:
@@ -61,10 +61,10 @@ def find_values(settings: Settings, needles: set[str], *, landing: bool = True, 
             where = str(path.relative_to(settings.home))
             if path.suffix == ".parquet":
                 found += [(where, col) for col in
-                          _columns_holding(con, f"read_parquet({_quoted(path)})", needles, ignore_columns)]
+                          _columns_holding(con, f"read_parquet({sql_string(path)})", needles, ignore_columns)]
             elif path.suffix == ".duckdb":
                 try:
-                    con.execute(f"ATTACH {_quoted(path)} AS scanned (READ_ONLY)")
+                    con.execute(f"ATTACH {sql_string(path)} AS scanned (READ_ONLY)")
                 except duckdb.Error as exc:
                     found.append((where, f"not scanned: {type(exc).__name__} (held by another process?)"))
                     continue
