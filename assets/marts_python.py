@@ -82,24 +82,71 @@ def load_costs(path: Path) -> list[dict]:
 
 def eresource_top_sql(costs: list[dict]) -> str:
     cost_rows = [(_text(c["level"]), _text(c["name"]), str(c["year"]), _number(c["cost"])) for c in costs]
-    return f"""-- E-resource top 10 per month by platform (COUNTER PR), database (DR) and title (TR): each
--- level from its own report, as summing reports would count the same use twice. EZproxy
+    return f"""-- E-resource top 10 per month by platform, database and title, each list from one report of a
+-- platform and month, as the reports count the same use at different grains and adding them
+-- counts it twice or three times. Platforms: marts.eresource_platform_monthly (PR, else DR,
+-- TR, IR; the order is explained there). Databases: the Database Report (DR, else its
+-- standard view DR_D1). Titles: the Title Report (TR, else its largest standard view, TR_J3,
+-- TR_B1…). Access_Method Regular only (TDM is kept apart, as in the standard views). EZproxy
 -- accesses sit beside the platforms; cost per use is a month's share of the yearly cost.
 with {_values("costs", [("level", "varchar"), ("name", "varchar"), ("cost_year", "bigint"), ("cost", "double")], cost_rows)},
 
 usage as (
     select
         usage_month,
-        case when report_id like 'PR%' then 'platform'
-             when report_id like 'DR%' then 'database'
+        case when report_id in ('DR', 'DR_D1') then 'database'
              when report_id like 'TR%' then 'title' end as level,
-        case when report_id like 'PR%' then platform
-             when report_id like 'DR%' then database
-             when report_id like 'TR%' then title end as name,
+        report_id,
+        release,
+        coalesce(platform, '') as platform_key,
         platform,
+        database,
+        title,
         metric_type,
         usage_count
     from core.fact_counter_usage
+    where coalesce(access_method, 'Regular') = 'Regular'
+),
+
+reports as (
+    select
+        usage_month,
+        level,
+        platform_key,
+        report_id,
+        release,
+        sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as requests
+    from usage
+    where level is not null
+    group by usage_month, level, platform_key, report_id, release
+),
+
+chosen as (
+    -- one report per platform, month and list: the master report, else the largest view
+    select
+        *,
+        row_number() over (
+            partition by usage_month, level, platform_key
+            order by case when report_id in ('DR', 'TR') then 0 else 1 end, requests desc, report_id, release desc
+        ) as choice
+    from reports
+    where requests > 0 or report_id in ('DR', 'TR')
+),
+
+detail as (
+    select
+        usage.usage_month,
+        usage.level,
+        case when usage.level = 'database' then usage.database else usage.title end as name,
+        usage.platform,
+        usage.report_id,
+        usage.metric_type,
+        usage.usage_count
+    from usage
+    join chosen
+        on chosen.usage_month = usage.usage_month and chosen.level = usage.level
+        and chosen.platform_key = usage.platform_key and chosen.report_id = usage.report_id
+        and chosen.release = usage.release and chosen.choice = 1
 ),
 
 monthly as (
@@ -108,12 +155,24 @@ monthly as (
         level,
         name,
         min(platform) as platform,
+        string_agg(distinct report_id, ', ') as basis_report,
         sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as total_item_requests,
         sum(case when metric_type = 'Total_Item_Investigations' then usage_count else 0 end) as total_item_investigations,
         sum(case when metric_type = 'Unique_Item_Requests' then usage_count else 0 end) as unique_item_requests
-    from usage
-    where level is not null and name is not null
+    from detail
+    where name is not null
     group by usage_month, level, name
+    union all
+    select
+        usage_month,
+        'platform',
+        platform,
+        platform,
+        basis_report,
+        total_item_requests,
+        coalesce(total_item_investigations, 0),
+        coalesce(unique_item_requests, 0)
+    from marts.eresource_platform_monthly
 ),
 
 ranked as (
@@ -140,6 +199,7 @@ final as (
         cast(ranked.rank as bigint) as rank,
         ranked.name,
         ranked.platform,
+        ranked.basis_report,
         cast(ranked.total_item_requests as bigint) as total_item_requests,
         cast(ranked.total_item_investigations as bigint) as total_item_investigations,
         cast(ranked.unique_item_requests as bigint) as unique_item_requests,
@@ -523,7 +583,8 @@ FORECAST_INPUTS = ("marts.space_utilisation", "core.dim_date", "core.dim_zone")
 READER_INPUTS = ("core.dim_title", "core.dim_patron", "core.fact_loan")
 
 PYTHON_MARTS: tuple[PythonMart, ...] = (
-    PythonMart("eresource_top_monthly", ("core.fact_counter_usage", "core.fact_eresource_access"), sql=_eresource_sql),
+    PythonMart("eresource_top_monthly", ("core.fact_counter_usage", "marts.eresource_platform_monthly",
+                                         "core.fact_eresource_access"), sql=_eresource_sql),
     PythonMart("desk_staffing", ("core.fact_loan", "core.fact_gate_event", "core.dim_date", "core.dim_zone"),
                sql=desk_staffing_sql),
     PythonMart("reader_profile", (*READER_INPUTS, "core.fact_eresource_access", "core.fact_gate_event", "core.dim_date"),
