@@ -155,10 +155,10 @@ def test_top_lists_take_each_level_from_its_own_report(generated):
     assert set(top.filter(pl.col("level") == "database")["basis_report"]) == {"DR"}
 
 
-# ---- the official R5.1 samples: one platform, PR_P1, DR_D1, TR and IR_A1 of a month ----
+# ---- the official R5.1 samples: one platform, PR_P1, DR_D1, TR, TR_J3 and IR_A1 of a month ----
 
-def _tsv_requests(path: Path, regular_only: bool = False) -> dict[dt.date, int]:
-    """Total_Item_Requests per month read straight from a COUNTER TSV (not through our parser)."""
+def _tsv_requests(path: Path, regular_only: bool = False, title: str | None = None) -> dict[dt.date, int]:
+    """Total_Item_Requests per month (of one title) read straight from a COUNTER TSV, not through our parser."""
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     rows = list(csv.reader(lines[14:], delimiter="\t"))
     head = rows[0]
@@ -169,6 +169,8 @@ def _tsv_requests(path: Path, regular_only: bool = False) -> dict[dt.date, int]:
         if cell["Metric_Type"] != "Total_Item_Requests":
             continue
         if regular_only and cell.get("Access_Method", "Regular") != "Regular":
+            continue
+        if title is not None and cell["Title"] != title:
             continue
         for i, month in months:
             out[month] += int(row[i] or 0)
@@ -184,7 +186,8 @@ def _json_requests(path: Path) -> dict[dt.date, int]:
     return dict(out)
 
 
-SAMPLES = {"PR_P1": ("PRP1", "tsv"), "DR_D1": ("DRD1", "json"), "TR": ("TR", "tsv"), "IR_A1": ("IRA1", "tsv")}
+SAMPLES = {"PR_P1": ("PRP1", "tsv"), "DR_D1": ("DRD1", "json"), "TR": ("TR", "tsv"), "TR_J3": ("TRJ3", "tsv"),
+           "IR_A1": ("IRA1", "tsv")}
 
 
 # A month's folder keeps that month's rows (the others go to quarantine), and the same file in a
@@ -228,6 +231,12 @@ def test_official_samples_platform_figure_is_the_platform_reports_own(tmp_path, 
     assert figures["eresource_requests"].to_list() == [pr[m] for m in sorted(pr)] + [sum(pr.values())]
     assert set(figures["eresource_basis"]) == {"PR_P1 1 platform"}
     assert all(dr[m] > 0 and tr[m] > 0 for m in pr)       # the DR and TR loaded had use that was not added
+    # Title 3 is in the TR and in its view TR_J3: its place in the title list counts the TR alone
+    title3 = _query(settings, "select basis_report, total_item_requests from marts.eresource_top_monthly "
+                              "where level = 'title' and name = 'Title 3'").rows()
+    tr3 = _in_months(_tsv_requests(samples / COP5.format("TR", "tsv"), regular_only=True, title="Title 3"))
+    j3 = _in_months(_tsv_requests(samples / COP5.format("TRJ3", "tsv"), title="Title 3"))
+    assert title3 == [("TR", n) for n in tr3.values()] and all(n > 0 for n in j3.values())
 
 
 def test_official_samples_without_a_platform_report_fall_back_in_order(tmp_path, data_dir, library):
@@ -245,3 +254,46 @@ def test_official_samples_without_a_platform_report_fall_back_in_order(tmp_path,
     assert _platform_figures(settings) == {m: ("IR_A1", n) for m, n in ir.items()}
     basis = _query(settings, "select distinct eresource_basis from marts.key_figures")["eresource_basis"].to_list()
     assert basis == ["IR_A1 1 platform"]
+
+
+# ---- a discipline's COUNTER requests beside a fall in its borrowing ----
+
+def _write(settings: Settings, table: str, rows: list[dict]) -> None:
+    contract = contract_for(table)
+    write_table(settings, contract, conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract))
+
+
+def test_a_falling_discipline_counts_its_titles_requests_from_one_title_report(tmp_path, library):
+    from assets.reference import BUILDERS
+
+    settings = Settings(tmp_path / "home").ensure()
+    for table in ("dim_date", "dim_discipline"):
+        contract = contract_for(f"core.{table}")
+        write_table(settings, contract, conform(BUILDERS[table](library), contract))
+    _write(settings, "core.dim_title", [{"bib_id": "B1", "title": "A book", "isbn": "9787300000017",
+                                         "classification_scheme": "clc", "class_number": "I", "discipline_code": "I"}])
+    loans = [dt.datetime(2025, 9, d, 10) for d in range(2, 12)] + [dt.datetime(2025, 10, 30, 10)]   # 10, then 1
+    _write(settings, "core.fact_loan", [
+        {"loan_id": f"L{i}", "item_number": i, "bib_id": "B1", "patron_pid": f"{i:064x}", "pid_key_version": 1,
+         "category_code": "UG", "branch_code": "MAIN", "issued_at": at, "issue_date": at.date(),
+         "due_date": at.date() + dt.timedelta(days=30), "renew_count": 0, "is_returned": False,
+         "is_overdue": False, "item_known": True} for i, at in enumerate(loans)])
+    # The book's use in each month, as the TR, its view TR_B1 and the PR all count it, with TDM beside.
+    counts = {dt.date(2025, 9, 1): 40, dt.date(2025, 10, 1): 30}
+    usage = []
+    for month, n in counts.items():
+        for report, access, count in (("TR", "Regular", n), ("TR", "TDM", 7), ("TR_B1", None, n)):
+            usage.append({"usage_month": month, "release": "5.1", "report_id": report, "platform": "P",
+                          "title": "A book", "isbn": "9787300000017", "data_type": "Book",
+                          "access_method": access, "metric_type": "Total_Item_Requests", "usage_count": count})
+        usage.append({"usage_month": month, "release": "5.1", "report_id": "PR", "platform": "P",
+                      "data_type": "Book", "metric_type": "Total_Item_Requests", "usage_count": n})
+    _write(settings, "core.fact_counter_usage", usage)
+    con = compute_connection(settings)
+    try:
+        falls = con.sql(MODELS["marts.subject_borrowing_decline"].sql).pl()
+    finally:
+        con.close()
+    row = falls.filter(pl.col("comparison") == "month_over_month").row(0, named=True)
+    assert (row["discipline_code"], row["loans"], row["baseline_loans"]) == ("I", 1, 10)
+    assert (row["eresource_requests"], row["baseline_eresource_requests"]) == (30, 40)
