@@ -19,6 +19,7 @@ import generator.core as generator_core
 import generator.counter as generator_counter
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
+from assets.marts_eresource import eresource_top_sql
 from assets.marts_python import PYTHON_MARTS, build_mart
 from assets.models import discover_models
 from generator import generate, vocab
@@ -153,6 +154,15 @@ def test_top_lists_take_each_level_from_its_own_report(generated):
     for name, requests in titles.select("name", "total_item_requests").rows():
         assert requests == title_truth[name], name
     assert set(top.filter(pl.col("level") == "database")["basis_report"]) == {"DR"}
+
+
+def test_cost_per_use_divides_by_the_platforms_own_requests(generated):
+    settings, truth, _, _ = generated
+    name = next(n for n in truth if n not in (DR_ONLY.name, TR_ONLY.name))
+    sql = eresource_top_sql([{"level": "platform", "name": name, "year": 2025, "cost": 120_000.0}])
+    row = _query(settings, sql).filter((pl.col("level") == "platform") & (pl.col("name") == name)).row(0, named=True)
+    assert row["cost"] == 10_000.0
+    assert row["cost_per_use"] == pytest.approx(10_000.0 / truth[name])
 
 
 # ---- the official R5.1 samples: one platform, PR_P1, DR_D1, TR, TR_J3 and IR_A1 of a month ----
