@@ -114,7 +114,7 @@ monthly as (
         level,
         name,
         min(platform) as platform,
-        string_agg(distinct report_id, ', ') as basis_report,
+        string_agg(distinct report_id, ', ' order by report_id) as basis_report,
         sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as total_item_requests,
         sum(case when metric_type = 'Total_Item_Investigations' then usage_count else 0 end) as total_item_investigations,
         sum(case when metric_type = 'Unique_Item_Requests' then usage_count else 0 end) as unique_item_requests
