@@ -46,11 +46,14 @@ def _print_trace(result: dict) -> None:
     if result["landing_files"]:
         click.echo("\nsources")
         for f in result["landing_files"]:
-            where = f["file"] if f["kind"] == "landing" else f"{f['namespace'][len('file://'):]}/{f['file']}"
+            # Under the home: relative to it (landing/…); else where the file is.
+            relative = not f["namespace"].partition("://")[2].startswith("/")
+            where = f["file"] if relative or f["kind"] == "sql" else f.get("path") or f["file"]
+            missing = "" if f.get("present", True) else "  (not in this home)"
             size = f"{f['bytes']:,} bytes" if f["bytes"] is not None else "size unknown"
             when = {"sql": "(a value written in the model)", "config": "(read by the run)"}.get(
                 f["kind"], f"arrived {f['ingested_at'] or 'unknown'}")
-            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  {when}")
+            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  {when}{missing}")
 
 
 @click.command()
