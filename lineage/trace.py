@@ -78,10 +78,12 @@ def in_window(key: str | None, window: tuple[dt.datetime, dt.datetime]) -> bool:
 
 
 class LineageGraph:
-    """The latest completed run of every table, and its column edges, read once.
+    """The completed runs that made every table as it is, and their column edges, read once.
 
-    With a ``partition`` (a day or a month), a table's runs are those that last wrote each day
-    of it: a monthly figure built from daily tables follows every daily run of the month.
+    A table's runs are the newest one that wrote each of its days (a day-partitioned table loaded
+    night by night has one per night), up to its newest whole-table run. With a ``partition``
+    (a day or a month), only the days of it: a monthly figure built from daily tables follows
+    every daily run of the month.
     """
 
     def __init__(self, settings: Settings, partition: str | None = None) -> None:
@@ -96,19 +98,25 @@ class LineageGraph:
                 where d.direction = 'output' and r.state = 'COMPLETE'
                 order by r.ended_at desc""")
             self.runs: dict[str, list[dict]] = {}
-            covered: dict[str, set[dt.date]] = {}
-            days = _days(*self.window) if self.window else set()
+            covered: dict[str, set[dt.date] | None] = {}      # None: a whole-table run covers every day
+            days = _days(*self.window) if self.window else None
             for run in runs:
                 dataset = run["dataset"]
-                if self.window is None:
-                    if dataset not in self.runs:
-                        self.runs[dataset] = [run]
+                done = covered.setdefault(dataset, set())
+                if done is None:
                     continue
                 start, end = run["nominal_start_at"], run["nominal_end_at"]
-                wrote = days if start is None else days & _days(start, end)
-                if wrote - covered.setdefault(dataset, set()):
-                    covered[dataset] |= wrote
-                    self.runs.setdefault(dataset, []).append(run)
+                if start is None:
+                    wrote = days
+                else:
+                    wrote = _days(start, end) if days is None else days & _days(start, end)
+                if wrote is None:
+                    covered[dataset] = None
+                elif wrote - done:
+                    done |= wrote
+                else:
+                    continue
+                self.runs.setdefault(dataset, []).append(run)
             self.latest: dict[str, dict] = {dataset: kept[0] for dataset, kept in self.runs.items()}
             run_ids = sorted({r["run_id"] for kept in self.runs.values() for r in kept})
             self.edges = _records(con, "select * from meta.lineage_column_edges where list_contains(?, run_id)", [run_ids])
