@@ -268,5 +268,8 @@ def trace(settings: Settings, target: str, partition: str | None = None, downstr
         hops.append(hop)
     if graph.window:
         files = {k: f for k, f in files.items() if in_window(f["partition_key"], graph.window)}
+        for hop in hops:     # a run over many days read files of other days too
+            hop.inputs = [i for i in hop.inputs if i.get("namespace", "duckdb://").startswith("duckdb://")
+                          or (i["namespace"], i["dataset"]) in files]
     return {"target": target, "partition": partition, "direction": "downstream" if downstream else "upstream",
             "hops": [h.__dict__ for h in hops], "landing_files": sorted(files.values(), key=lambda f: f["file"])}

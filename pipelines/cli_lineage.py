@@ -41,7 +41,9 @@ def _print_trace(result: dict) -> None:
         for item in hop["inputs"]:
             masked = ", masking" if item["masking"] else ""
             table = item.get("namespace", "duckdb://").startswith("duckdb://")
-            source = f"{item['dataset']}.{item['column']}" if table else f"{item['dataset']} field {item['column']}"
+            folder = item.get("namespace", "").partition("://")[2]
+            name = item["dataset"] if table or not folder or folder.startswith("/") else f"{folder}/{item['dataset']}"
+            source = f"{name}.{item['column']}" if table else f"{name} field {item['column']}"
             click.echo(f"    {arrow} {source} [{item['type']} {item['subtype']}{masked}]")
     if result["landing_files"]:
         click.echo("\nsources")

@@ -140,6 +140,23 @@ def test_the_copys_views_hold_no_path_of_the_old_home(copied, tmp_path, monkeypa
         con.close()
 
 
+def test_nothing_shuku_reads_back_names_the_old_home(copied):
+    """Role databases, their records, the lake (lineage tables, ingest log, checksums, model
+    records): no byte of the old home's path. The events file keeps where each event was
+    written (read relative to the home), the Dagster folder its own run history."""
+    settings, old = copied["settings"], copied["old_home"].encode()
+    naming = [p.relative_to(settings.home).as_posix() for p in settings.home.rglob("*")
+              if p.is_file() and p.parts[len(settings.home.parts)] not in ("dagster", "landing", "lineage")
+              and old in p.read_bytes()]
+    assert naming == []
+    namespaces = _cli(settings.home, "sql", "--format", "json",
+                      "select distinct namespace from meta.lineage_datasets "
+                      "union select distinct input_namespace from meta.lineage_column_edges")
+    found = {json.loads(line)["namespace"] for line in namespaces.stdout.splitlines()}
+    assert {"file://landing", "duckdb://warehouse.duckdb"} <= found
+    assert not [n for n in found if old.decode() in n]
+
+
 def test_views_with_absolute_paths_are_written_again_relative(copied, tmp_path):
     """A warehouse.duckdb from before paths were relative: the next refresh, of any table,
     writes every view again."""
