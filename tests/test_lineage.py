@@ -398,6 +398,7 @@ def test_trace_of_an_unknown_column_is_a_usage_error(cli):
     assert "has no column 'occupancy'" in result.output and "occupancy_peak" in result.output
 
 
+@pytest.mark.slow
 def test_lineage_page_renders_the_graph_in_headless_chromium(built, cli, tmp_path):
     out = tmp_path / "lineage.html"
     result = cli.invoke(main, ["lineage", "page", "--out", str(out)])
