@@ -103,14 +103,15 @@ def _with_reading_lists(rng: np.random.Generator, reader: np.ndarray, title: np.
 
 def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
                     cat: Catalogue, book: LoanBook, next_open: np.ndarray, n_unknown: int
-                    ) -> tuple[list[str], frozenset[int]]:
-    """The day's Koha statistics lines (sorted by time) and the positions of `unknown_item` lines."""
+                    ) -> tuple[list[str], frozenset[int], list[str], dict[str, np.ndarray]]:
+    """The day's Koha statistics lines (sorted by time), the positions of `unknown_item` lines,
+    the holds lines, and the issues (line position, second, reader, item) for the ground truth."""
     due = book.pending.pop(day.index, [])
     if day.building == 0:
         # Closed: what was due today happens on the next open day.
         if due and next_open[day.index] < len(next_open):
             book.pending.setdefault(int(next_open[day.index]), []).extend(due)
-        return [], frozenset(), []
+        return [], frozenset(), [], {}
     kinds, who, what = [], [], []
     for kind, p, i in due:
         kinds.append(np.full(len(p), kind, np.int8))
@@ -203,7 +204,9 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
         pl.col("itemtype"), pl.col("location"),
         pl.when(pl.col("has")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
         pl.col("ccode"), pl.col("cat")], df)
-    return lines, frozenset(bad.tolist()), _hold_lines(rng, day, library, patrons, cat, book, *holds)
+    pos = np.flatnonzero(kind == 0)
+    issues = {"pos": pos, "secs": secs[pos], "reader": reader[pos], "item": item[pos]}
+    return lines, frozenset(bad.tolist()), _hold_lines(rng, day, library, patrons, cat, book, *holds), issues
 
 
 def _hold_lines(rng: np.random.Generator, day: Day, library: Library, patrons: Patrons, cat: Catalogue,
@@ -230,6 +233,10 @@ class GateDay:
     # per sensor: counts of PASS IN and OUT per 15-minute slot
     sensor_in: dict[str, np.ndarray]
     sensor_out: dict[str, np.ndarray]
+    # For the ground truth: per turnstile line its second, zone code, direction (0 IN),
+    # result (0 PASS) and reader; per visit its zone code and the seconds in and out.
+    passages: dict[str, np.ndarray] = field(default_factory=dict)
+    visits: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons) -> GateDay:
@@ -286,7 +293,12 @@ def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library
         for s in z.sensors:
             sensor_in.setdefault(s, np.zeros(n_slots, np.int64))
             sensor_out.setdefault(s, np.zeros(n_slots, np.int64))
-    return GateDay(lines, sensor_in, sensor_out)
+    zone_codes = np.array([z.code for z in zones])
+    passages = {"secs": time[order], "zone": zone_codes[np.concatenate([zone, zone, zone[deny]])[order]],
+                "direction": direction[order], "result": result[order],
+                "reader": np.concatenate([visitor, visitor, visitor[deny]])[order]}
+    visits = {"zone": zone_codes[zone], "t_in": t_in, "t_out": t_out}
+    return GateDay(lines, sensor_in, sensor_out, passages, visits)
 
 
 def counter_lines(day: Day, g: GateDay, rng: np.random.Generator, reset: bool) -> tuple[list[str], frozenset[int]]:
@@ -340,8 +352,10 @@ def _hex10(x: np.ndarray) -> pl.Series:
 _QUERIES = vocab.QUERY_ZH + vocab.QUERY_EN
 
 
-def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patrons) -> list[str]:
-    """OPAC searches in sessions of a few queries; about one in ten finds nothing."""
+def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patrons
+                 ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """OPAC searches in sessions of a few queries; about one in ten finds nothing. Also
+    returns each line's second and hit count, for the ground truth."""
     n_sess = max(1, int(rng.poisson(scale.searches * day.online / 2.2)))
     size = rng.geometric(1 / 2.2, n_sess)
     sess = np.repeat(np.arange(n_sess), size)
@@ -364,7 +378,7 @@ def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patr
     q = pl.Series(_QUERIES)
     total = np.where(miss | (rng.random(n) < 0.04), 0, np.ceil(rng.lognormal(3.0, 1.5, n)).astype(np.int64))
     df = pl.DataFrame({
-        "t": hms(secs), "sid": sid,
+        "t": hms(secs), "secs": secs, "sid": sid,
         "card": np.where(logged[sess], patrons.card[reader][sess], 0), "logged": logged[sess],
         "qa": q.gather(a), "qb": pl.Series(np.where(two, q.gather(b).to_numpy(), "")),
         "miss": pl.Series(vocab.QUERY_MISS).gather(rng.integers(0, len(vocab.QUERY_MISS), n)),
@@ -375,9 +389,10 @@ def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patr
     query = (pl.when(pl.col("is_miss")).then(pl.col("miss"))
              .otherwise(pl.when(pl.col("qb") == "").then(pl.col("qa"))
                         .otherwise(pl.col("qa") + pl.lit(" ") + pl.col("qb"))))
-    return _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("sid"),
-                          pl.when(pl.col("logged")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
-                          query, pl.col("type"), pl.col("total").cast(pl.Utf8)], df)
+    lines = _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("sid"),
+                           pl.when(pl.col("logged")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
+                           query, pl.col("type"), pl.col("total").cast(pl.Utf8)], df)
+    return lines, {"secs": df["secs"].to_numpy(), "hits": df["total"].to_numpy()}
 
 
 @dataclass
@@ -461,6 +476,9 @@ class EzproxyDay:
     views: np.ndarray
     downloads: np.ndarray
     searches: np.ndarray     # per platform
+    # For the ground truth, per line: second, platform, reader, what was asked for (one
+    # number per URL), and whether it is an access (not a static file, not failed).
+    requests: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def ezproxy_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
@@ -541,4 +559,7 @@ def ezproxy_day(rng: np.random.Generator, day: Day, scale: Scale, library: Libra
         pl.lit('"GET ') + pl.col("host") + pl.col("pre") + pl.col("p1") + pl.col("mid") + pl.col("p2")
         + pl.col("post") + pl.lit(' HTTP/1.1"'),
         pl.col("status").cast(pl.Utf8), pl.col("bytes").cast(pl.Utf8)], df, sep=" ")
-    return EzproxyDay(lines, views, downloads, searches)
+    target = np.where(k <= 1, j * 100_000 + article[idx], np.where(k == 2, query[idx], asset[idx]))
+    requests = {"secs": secs, "platform": p, "reader": reader[s_of], "url": pk * (J * 100_000) + target,
+                "access": (k != 3) & (status[idx] < 400)}
+    return EzproxyDay(lines, views, downloads, searches, requests)
