@@ -25,14 +25,17 @@ moves as (
 running as (
     select
         *,
-        sum(step) over ordered as raw_occupancy,
-        row_number() over ordered as seq
+        sum(step) over (
+            partition by zone_code, event_date
+            order by event_at, step desc
+            rows between unbounded preceding and current row
+        ) as raw_occupancy,
+        row_number() over (
+            partition by zone_code, event_date
+            order by event_at, step desc
+            rows between unbounded preceding and current row
+        ) as seq
     from moves
-    window ordered as (
-        partition by zone_code, event_date
-        order by event_at, step desc
-        rows between unbounded preceding and current row
-    )
 ),
 
 clamped as (
@@ -82,20 +85,23 @@ hourly as (
         coalesce(by_hour.exits, 0) as exits,
         cast(greatest(
             coalesce(by_hour.peak_after_passages, 0),
-            coalesce(last_value(by_hour.closing_occupancy ignore nulls) over earlier, 0)
+            coalesce(last_value(by_hour.closing_occupancy ignore nulls) over (
+                partition by day_span.zone_code, day_span.event_date
+                order by day_span.event_hour
+                rows between unbounded preceding and 1 preceding
+            ), 0)
         ) as bigint) as occupancy_peak,
-        cast(coalesce(by_hour.mean_after_passages,
-                      last_value(by_hour.closing_occupancy ignore nulls) over earlier, 0) as double) as occupancy_mean
+        cast(coalesce(by_hour.mean_after_passages, last_value(by_hour.closing_occupancy ignore nulls) over (
+                partition by day_span.zone_code, day_span.event_date
+                order by day_span.event_hour
+                rows between unbounded preceding and 1 preceding
+            ), 0)
+             as double) as occupancy_mean
     from day_span
     left join by_hour
         on by_hour.event_date = day_span.event_date
         and by_hour.zone_code = day_span.zone_code
         and by_hour.event_hour = day_span.event_hour
-    window earlier as (
-        partition by day_span.zone_code, day_span.event_date
-        order by day_span.event_hour
-        rows between unbounded preceding and 1 preceding
-    )
 ),
 
 final as (
