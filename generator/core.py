@@ -16,7 +16,8 @@ from warehouse.library import Library
 from . import vocab
 from .clock import day_season, seconds
 from .counter import write_month
-from .daily import Day, LoanBook, build_journals, circulation_day, counter_lines, ezproxy_day, gates_day, searches_day
+from .daily import Day, LoanBook, circulation_day, counter_lines, gates_day, searches_day
+from .eresources import build_journals, ezproxy_day
 from .defects import LINE_KINDS, apply_line_defects
 from .population import Catalogue, build_catalogue, build_patrons, patron_lines, write_marc
 from .report import GenerationReport

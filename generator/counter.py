@@ -12,7 +12,7 @@ import numpy as np
 
 from . import vocab
 from .clock import MONTHS
-from .daily import Journals
+from .eresources import Journals
 
 INSTITUTION = ("Demo University Library", "ISNI:0000000123456789")
 HEADER_KEYS = ("Report_Name", "Report_ID", "Release", "Institution_Name", "Institution_ID", "Metric_Types",
