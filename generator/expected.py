@@ -126,15 +126,17 @@ def seat_demand(root: Path, library: Library) -> pl.DataFrame:
 
 def eresource_top(root: Path, *, delivered: bool = True) -> pl.DataFrame:
     """Per month and level (platform, database, title) the top ten by Total_Item_Requests, then
-    Total_Item_Investigations, then name; with the EZproxy accesses beside each platform."""
+    Total_Item_Investigations, then name and platform; with the EZproxy accesses beside each
+    platform."""
     usage = read(root, "counter/usage_*.parquet").filter(pl.col("level").is_in(["platform", "database", "title"]))
     # A title is one platform's: two platforms may carry journals of the same name.
     wide = usage.group_by("usage_month", "level", "platform", "name").agg(
         **{column: pl.col("value").filter(pl.col("metric") == metric).sum().cast(pl.Int64) for column, metric in (
             ("total_item_requests", "Total_Item_Requests"), ("total_item_investigations", "Total_Item_Investigations"),
             ("unique_item_requests", "Unique_Item_Requests"))})
-    ranked = _ranked(wide, ["usage_month", "level"], ["total_item_requests", "total_item_investigations", "name"],
-                     [True, True, False]).filter(pl.col("rank") <= TOP)
+    ranked = _ranked(wide, ["usage_month", "level"],
+                     ["total_item_requests", "total_item_investigations", "name", "platform"],
+                     [True, True, False, False]).filter(pl.col("rank") <= TOP)
     proxy = read(root, "ezproxy/accesses_*.parquet").group_by(
         pl.col("event_date").dt.truncate("1mo").cast(pl.Date).alias("usage_month"), pl.col("platform").alias("name")
     ).agg(pl.col("accesses_delivered" if delivered else "accesses").sum().cast(pl.Int64).alias("ezproxy_accesses"))

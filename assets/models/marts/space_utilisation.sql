@@ -1,6 +1,7 @@
 -- Occupancy of each zone by day and hour, from the turnstiles, against its seats.
--- Each passage moves the zone's count by one; the count starts at zero every day (the
--- library empties at closing) and never goes below zero: an exit with nobody counted in
+-- Each passage moves the zone's count by one (within a second, exits first: a seat left is
+-- free for one who comes in); the count starts at zero every day (the library empties at
+-- closing) and never goes below zero: an exit with nobody counted in
 -- (a tailgater's entry missed) resets the baseline, so later entries count from zero.
 -- That clamped running sum is the running sum less its lowest point so far (when below
 -- zero), which window functions say without recursion. An hour's peak counts the readers
@@ -27,12 +28,12 @@ running as (
         *,
         sum(step) over (
             partition by zone_code, event_date
-            order by event_at, step desc
+            order by event_at, step
             rows between unbounded preceding and current row
         ) as raw_occupancy,
         row_number() over (
             partition by zone_code, event_date
-            order by event_at, step desc
+            order by event_at, step
             rows between unbounded preceding and current row
         ) as seq
     from moves
