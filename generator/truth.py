@@ -83,16 +83,16 @@ class Truth:
     def loans(self, date: dt.date, issues: dict[str, np.ndarray], damaged: np.ndarray) -> None:
         """One row per loan issued: when, which item and title, the reader index, the
         reader's category, the branch, and whether its issue line is intact."""
-        item, reader = issues.get("item", np.zeros(0, np.int64)), issues.get("reader", np.zeros(0, np.int64))
+        item, reader = issues["item"], issues["reader"]
         branches = np.array([b.code for b in self.library.branches])
         self._write(f"circulation/loans_{date}.parquet", pl.DataFrame({
-            "issued_at": _stamps(date, issues.get("secs", np.zeros(0, np.int64))),
+            "issued_at": _stamps(date, issues["secs"]),
             "item_number": FIRST_ITEMNUMBER + item,
-            "bib_id": self.cat.control_number(self.cat.item_title[item]) if len(item) else np.zeros(0, str),
+            "bib_id": self.cat.control_number(self.cat.item_title[item]).astype(str),
             "reader": reader.astype(np.int32),
             "category_code": np.array(vocab.CATEGORIES)[self.patrons.category[reader]],
             "branch_code": branches[self.cat.item_branch[item]],
-            "intact": ~damaged[issues["pos"]] if len(item) else np.zeros(0, bool),
+            "intact": ~damaged[issues["pos"]],
         }, schema_overrides={"bib_id": pl.Utf8, "category_code": pl.Utf8, "branch_code": pl.Utf8}))
 
     def gates(self, date: dt.date, passages: dict[str, np.ndarray], visits: dict[str, np.ndarray],
