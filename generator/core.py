@@ -70,10 +70,13 @@ def _with_defects(rng: np.random.Generator, lines: list[str], *, fmt: str, rate:
 def _dedupe(lines: list[str]) -> tuple[list[str], np.ndarray]:
     """The lines without repeats, and the positions kept: two identical clean lines would
     look like a `duplicate_row`; keep the first."""
+    unique = list(dict.fromkeys(lines))
+    if len(unique) == len(lines):
+        return lines, np.arange(len(lines))
     first: dict[str, int] = {}
     for i, line in enumerate(lines):
         first.setdefault(line, i)
-    return list(first), np.fromiter(first.values(), np.int64, len(first))
+    return unique, np.fromiter(first.values(), np.int64, len(first))
 
 
 def _next_open(library: Library, start: dt.date, days: int) -> np.ndarray:
