@@ -109,18 +109,19 @@ detail as (
 ),
 
 monthly as (
+    -- a title or database is one platform's: two platforms may carry journals of one name
     select
         usage_month,
         level,
         name,
-        min(platform) as platform,
+        platform,
         string_agg(distinct report_id, ', ' order by report_id) as basis_report,
         sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as total_item_requests,
         sum(case when metric_type = 'Total_Item_Investigations' then usage_count else 0 end) as total_item_investigations,
         sum(case when metric_type = 'Unique_Item_Requests' then usage_count else 0 end) as unique_item_requests
     from detail
     where name is not null
-    group by usage_month, level, name
+    group by usage_month, level, name, platform
     union all
     select
         usage_month,
@@ -139,7 +140,7 @@ ranked as (
         *,
         row_number() over (
             partition by usage_month, level
-            order by total_item_requests desc, total_item_investigations desc, name
+            order by total_item_requests desc, total_item_investigations desc, name, platform
         ) as rank
     from monthly
 ),

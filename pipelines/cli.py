@@ -83,6 +83,7 @@ def _print_generation(report, settings, seconds: float) -> None:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(defects.get(source, {}).items()) if v) or "-"
         table.add_row(source, str(files), f"{rows[source]:,}", kinds)
     out.print(table)
+    out.print(f"what truly happened (for checks; never loaded): {settings.home / 'truth'}")
 
 
 @main.command()

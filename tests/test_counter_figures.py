@@ -69,10 +69,10 @@ def generated(tmp_path_factory, library):
     has DR and TR left), another's PR and DR (TR left)."""
     settings = Settings(tmp_path_factory.mktemp("counter") / "home").ensure()
     truth: dict[str, int] = {}
-    title_truth: dict[str, int] = defaultdict(int)
+    title_truth: dict[tuple[str, str], int] = defaultdict(int)       # (platform, title)
     real_write, real_usage = generator_counter.write_month, generator_counter.usage
 
-    def write_month(folder, month, fraction, views, downloads, searches, journals, rng, ebook_shift=0.0):
+    def write_month(folder, month, fraction, views, downloads, searches, journals, rng, ebook_shift=0.0, **more):
         calls = []
 
         def usage(rng, requests, extra_views):          # first call of a platform: its titles
@@ -81,14 +81,15 @@ def generated(tmp_path_factory, library):
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(generator_counter, "usage", usage)
-            written = real_write(folder, month, fraction, views, downloads, searches, journals, rng, ebook_shift)
+            written = real_write(folder, month, fraction, views, downloads, searches, journals, rng, ebook_shift,
+                                 **more)
         assert len(calls) == 2 * len(vocab.PLATFORMS)     # titles, then databases, per platform
         for pi, platform in enumerate(vocab.PLATFORMS):
             requests = calls[2 * pi]
             assert len(requests) == len(journals.title[pi])
             truth[platform.name] = int(requests.sum())
             for t, title in enumerate(journals.title[pi]):
-                title_truth[title] += int(requests[t])
+                title_truth[(platform.name, title)] += int(requests[t])
         return written
 
     with pytest.MonkeyPatch.context() as patch:
@@ -140,7 +141,7 @@ def test_september_key_figure_counts_each_platform_once(generated):
 
 def test_top_lists_take_each_level_from_its_own_report(generated):
     settings, truth, title_truth, dr_total = generated
-    top = _query(settings, "select level, name, basis_report, total_item_requests from marts.eresource_top_monthly "
+    top = _query(settings, "select level, name, platform, basis_report, total_item_requests from marts.eresource_top_monthly "
                            "where usage_month = DATE '2025-09-01'")
     platforms = top.filter(pl.col("level") == "platform")
     expected = {k: (dr_total if k == DR_ONLY.name else v) for k, v in truth.items()}
@@ -151,8 +152,9 @@ def test_top_lists_take_each_level_from_its_own_report(generated):
         assert basis == {DR_ONLY.name: "DR", TR_ONLY.name: "TR"}.get(name, "PR")
     titles = top.filter(pl.col("level") == "title")
     assert titles.height == 10 and set(titles["basis_report"]) == {"TR"}
-    for name, requests in titles.select("name", "total_item_requests").rows():
-        assert requests == title_truth[name], name
+    # a title is one platform's: journals of one name on two platforms are two titles
+    for name, platform, requests in titles.select("name", "platform", "total_item_requests").rows():
+        assert requests == title_truth[(platform, name)], (platform, name)
     assert set(top.filter(pl.col("level") == "database")["basis_report"]) == {"DR"}
 
 
