@@ -133,8 +133,9 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
         share = rng.dirichlet(np.ones(n_db) * 3)
         total_req = sum(v for (d, k), v in pr.items() if k == "Total_Item_Requests")
         total_inv = sum(v for (d, k), v in pr.items() if k == "Total_Item_Investigations")
-        db_req = rng.binomial(total_req, share / share.sum()) if total_req else np.zeros(n_db, np.int64)
-        db_inv = db_req + rng.binomial(max(total_inv - total_req, 0), share / share.sum())
+        # The databases split the platform's item use: their DR rows add up to the PR's totals.
+        db_req = rng.multinomial(total_req, share / share.sum())
+        db_inv = db_req + rng.multinomial(max(total_inv - total_req, 0), share / share.sum())
         dm = usage(rng, db_req, db_inv - db_req)
         for di, db in enumerate(p.databases):
             perf = {"Searches_Regular": {ym: int(rng.binomial(n_search, share[di])) if n_search else 0}}
