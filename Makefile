@@ -39,7 +39,7 @@ $(DC_STAMP): requirements-datacontract.lock
 demo: $(STAMP)
 	$(VENV)/bin/shuku demo
 
-# The default suite (under 10 minutes on 2 cores); CI also runs the slow tests.
+# The default suite (aim: under 4 minutes on 2 cores); CI also runs the slow tests.
 test: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
 	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
