@@ -47,6 +47,12 @@ class Feed:
     # meta.<table> written per partition from each file's ParseResult: (table, "module:function"),
     # the function called as f(source_file, key, result, file_sha256) and returning the file's rows.
     meta_tables: tuple[tuple[str, str], ...] = ()
+    export: str = ""             # what a file of the feed is, in the library's words ("turnstile export")
+
+    @property
+    def expected(self) -> str:
+        """What a file of this feed should be, for messages about one that is not."""
+        return self.export or self.description.rstrip(".")
 
     @property
     def formats(self) -> tuple[FileFormat, ...]:
@@ -93,35 +99,39 @@ FEEDS: tuple[Feed, ...] = (
     Feed("circulation", "circulation", ("circulation_event",), "circulation",
          r"statistics_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
          "assets.circulation.koha:parse", "Koha statistics export and FOLIO loans (issue, return, renew, local use).",
+         export="Koha statistics export or FOLIO loans file",
          more_formats=(FileFormat(r"folio_loans_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
                                   "assets.circulation.folio:parse"),)),
     Feed("holds", "holds", ("hold",), "circulation",
          r"holds_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
-         "assets.circulation.holds:parse", "Koha holds (reserves) export: the holds placed each day."),
+         "assets.circulation.holds:parse", "Koha holds (reserves) export: the holds placed each day.",
+         export="Koha holds (reserves) export"),
     Feed("patrons", "patrons", ("patron",), "patrons",
          r"patrons_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", None,
-         "assets.patrons.ils:parse", "ILS patron export (latest snapshot)."),
+         "assets.patrons.ils:parse", "ILS patron export (latest snapshot).", export="ILS patron export"),
     Feed("searches", "searches", ("search",), "opac",
          r"search_history_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
-         "assets.opac.searches:parse", "OPAC search history."),
+         "assets.opac.searches:parse", "OPAC search history.", export="OPAC search history export"),
     Feed("catalogue", "marc", ("bib_record", "item"), "catalogue",
          r"catalogue_(?P<key>\d{4}-\d{2}-\d{2})\.(mrc|marc|dat|xml)(\.gz)?", None,
          "assets.opac.marc:parse", "MARC21 catalogue export with 952 holdings (latest snapshot).",
-         extra_frames=("items",)),
+         extra_frames=("items",), export="MARC21 or MARCXML catalogue export"),
     Feed("counter", "counter", ("counter_usage",), "counter",
          r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json|xlsx)(\.gz)?", MONTH,
-         "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).",
+         "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).", export="COUNTER R5/R5.1 report",
          meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
                       ("counter_reports", "assets.eresources.reports:report_rows"))),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?", DAY,
-         "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder."),
+         "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder.",
+         export="EZproxy log in its folder's LogFormat"),
     Feed("turnstile", "gates", ("gate_event",), "gates",
          r"turnstile_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
-         "assets.gates.exports:parse_turnstile", "Turnstile events."),
+         "assets.gates.exports:parse_turnstile", "Turnstile events.", export="turnstile export"),
     Feed("gate_counter", "gates", ("gate_count",), "gates",
          r"counter_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
-         "assets.gates.exports:parse_counter", "Cumulative people-counter export."),
+         "assets.gates.exports:parse_counter", "Cumulative people-counter export.",
+         export="people-counter export"),
 )
 
 SOURCES = tuple(dict.fromkeys(f.source for f in FEEDS))

@@ -27,13 +27,17 @@ from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, partition_path, record_checksum, sha256_of, table_dir, table_lock,
-                               write_parquet_atomic, write_partition)
+from warehouse.storage import (PART_FILE, PendingPartition, discard_partition, partition_path, publish_partition,
+                               record_checksum, sha256_of, stage_partition, table_dir, table_lock,
+                               write_parquet_atomic)
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
 LINEAGE_COLUMNS = ("source_file", "source_line")
 LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
+# Not loaded: the delivery failed its audit (too many lines quarantined, a blocking check), or
+# nothing of the file was understood (no row and no rejected line).
+REJECTED, UNRECOGNISED = "rejected", "unrecognised"
 # Sources whose raw lines are personal data through and through: kept only in the restricted area.
 RESTRICTED_RAW = {"patrons"}
 
@@ -70,11 +74,32 @@ class PartitionOutcome:
     written: bool
     meta_rows: dict[str, int] = field(default_factory=dict)   # rows written to each meta.<table>
     bytes_written: dict[str, int] = field(default_factory=dict)   # Parquet bytes written to each staging table
+    refused: str | None = None      # why the new partition was not published (the stored one stays)
+    staged: "Staged | None" = None  # written beside the stored data, until `settle_partition`
+
+    @property
+    def unrecognised_files(self) -> list[str]:
+        return [f.source_file for f in self.files if f.file_status == UNRECOGNISED]
 
     @property
     def duplicate_files(self) -> list[dict]:
         return [{"file": f.source_file, "duplicate_of": f.duplicate_of, "sha256": f.file_sha256}
                 for f in self.files if f.file_status == DUPLICATE_FILE]
+
+
+@dataclass
+class Staged:
+    """What a partition's ingest wrote or holds beside the stored data, waiting for its audit."""
+
+    pending: dict[str, PendingPartition]          # staging table → its staged partition
+    quarantine: pl.DataFrame
+    meta_frames: dict[str, list[pl.DataFrame]]
+    logs: list[FileLog]
+
+
+class DeliveryRefused(RuntimeError):
+    """A delivery was not loaded (its lines were mostly quarantined, or a blocking check failed on
+    its rows); the stored partitions are as they were."""
 
 
 file_checksum = sha256_of   # a landing file's SHA-256 and size, as for the lake's files
@@ -84,16 +109,29 @@ file_checksum = sha256_of   # a landing file's SHA-256 and size, as for the lake
 _LOADED_CACHE: dict[Path, tuple[int, list[tuple[str, str]]]] = {}
 
 
-def _loaded_in(path: Path) -> list[tuple[str, str]]:
+def _loaded_in(path: Path) -> list[tuple[str, str]] | None:
+    """(sha256, file) loaded by one run of a partition; None when the run loaded nothing there
+    (every file rejected or unrecognised: the partition holds an earlier run's files)."""
     stamp = path.stat().st_mtime_ns
     cached = _LOADED_CACHE.get(path)
     if cached is None or cached[0] != stamp:
         frame = pl.read_parquet(path)
+        refused = False
         if "file_status" in frame.columns:     # logs written before the column existed loaded every file
+            refused = frame.height > 0 and frame.get_column("file_status").is_in([REJECTED, UNRECOGNISED]).all()
             frame = frame.filter(pl.col("file_status") == LOADED)
-        cached = (stamp, list(set(frame.select("file_sha256", "source_file").iter_rows())))
+        cached = (stamp, None if refused else list(set(frame.select("file_sha256", "source_file").iter_rows())))
         _LOADED_CACHE[path] = cached
     return cached[1]
+
+
+def _latest_loaded(folder: Path) -> list[tuple[str, str]]:
+    """What the partition's stored files were loaded from: its latest run that was not refused."""
+    for path in sorted(folder.glob("run-*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        loaded = _loaded_in(path)
+        if loaded is not None:
+            return loaded
+    return []
 
 
 def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, str]:
@@ -106,10 +144,8 @@ def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, s
     if not base.exists():
         return found
     for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != key):
-        runs = [p for p in folder.glob("run-*.parquet")]
-        if runs:
-            for sha, source in _loaded_in(max(runs, key=lambda p: p.stat().st_mtime_ns)):
-                found.setdefault(sha, source)
+        for sha, source in _latest_loaded(folder):
+            found.setdefault(sha, source)
     return found
 
 
@@ -121,13 +157,12 @@ def snapshot_is_loaded(settings: Settings, feed: Feed) -> bool:
     minute to parse); a changed, renamed or newer export, or a missing table, loads it again."""
     files = feed.files_for(settings.landing, None)
     base = settings.lake / "meta" / "ingest_log" / feed.name / "all"
-    runs = list(base.glob("run-*.parquet")) if base.exists() else []
-    if feed.partitioning is not None or not files or not runs:
+    if feed.partitioning is not None or not files or not base.exists():
         return False
     if not all((table_dir(settings, contract_for(f"staging.{t}")) / PART_FILE).exists() for t in feed.tables):
         return False
     sha, _ = file_checksum(files[0])
-    return (sha, str(files[0].relative_to(settings.landing))) in _loaded_in(max(runs, key=lambda p: p.stat().st_mtime_ns))
+    return (sha, str(files[0].relative_to(settings.landing))) in _latest_loaded(base)
 
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
@@ -145,18 +180,30 @@ def _row_as_text(frame: pl.DataFrame) -> pl.Series:
 
 def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
-    """Load one partition (or a snapshot feed's latest file) of ``feed``.
+    """Load one partition (or a snapshot feed's latest file) of ``feed``, without the audit of its
+    checks (the staging assets run it: assets/admission.py); a file mostly quarantined is refused.
 
     Holds the write lock of the feed's staging tables throughout, so two runs loading the same
     partition take turns: its staging file, quarantine, meta rows and ingest log always come
     from one run.
     """
     with table_lock(settings, *(f"staging.{t}" for t in feed.tables)):
-        return _ingest_partition(feed, key, settings, library, pseudonymiser, run_id, log)
+        outcome = prepare_partition(feed, key, settings, library, pseudonymiser, run_id, log)
+        return settle_partition(settings, feed, outcome, run_id)
 
 
-def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
-                      pseudonymiser: Pseudonymiser, run_id: str, log=None) -> PartitionOutcome:
+def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
+                      pseudonymiser: Pseudonymiser, run_id: str, log=None,
+                      earlier: dict[str, str] | None = None) -> PartitionOutcome:
+    """Parse a partition's files and write its staging tables beside the stored ones, replacing
+    nothing: `settle_partition` publishes them, or keeps the stored ones when ``refused``.
+
+    ``earlier``: sha256 → file of the files this run prepared for other partitions (not yet in
+    the ingest log), so a file delivered twice within a run is loaded once. The caller holds the
+    feed's table locks until the partition is settled.
+    """
+    from assets.admission import refusal_for_file, unrecognised_message
+
     files = feed.files_for(settings.landing, key)
     key_text = key or ""
     if not files:
@@ -170,6 +217,9 @@ def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: 
     rejects: list[pl.DataFrame] = []
     logs: list[FileLog] = []
     first_with = delivered_elsewhere(settings, feed, key_text or "all")
+    for sha, source in (earlier or {}).items():
+        first_with.setdefault(sha, source)
+    refusals: list[str] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = file_checksum(path)
@@ -195,6 +245,13 @@ def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: 
             if log:
                 log.warning(f"{relative}: same bytes (SHA-256) as {original}, delivered before; "
                             "logged as duplicate_file and not loaded again.")
+            continue
+        if not result.recognised:
+            # Neither a row nor a rejected line: the parser did not understand the file.
+            flog.file_status = UNRECOGNISED
+            logs.append(flog)
+            if log:
+                log.warning(unrecognised_message(feed, relative))
             continue
         for table, hook in feed.meta_tables:
             module, function = hook.split(":")
@@ -226,6 +283,16 @@ def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: 
             flog.rows_quarantined[table] += count
         rejects.append(file_rejected.with_columns(pl.lit(relative).alias("source_file")))
         logs.append(flog)
+        refusal = refusal_for_file(feed, library, relative, sum(flog.rows_read.values()),
+                                   Counter(file_rejected.get_column("reason").to_list()))
+        if refusal is not None:
+            refusals.append(refusal)
+
+    if logs and all(f.file_status == UNRECOGNISED for f in logs):
+        # Nothing of the partition was understood: the stored partition stays; the log says why.
+        outcome = PartitionOutcome(feed.name, key_text, logs, {}, {}, 0, written=False)
+        outcome.staged = Staged({}, pl.DataFrame(), {}, logs)
+        return outcome
 
     by_file = {f.source_file: f for f in logs}
     loaded: dict[str, int] = {}
@@ -248,22 +315,68 @@ def _ingest_partition(feed: Feed, key: str | None, settings: Settings, library: 
         loaded[table] = frame.height
 
     quarantine = _quarantine_frame(feed, key_text, rejects, settings, library, pseudonymiser, run_id)
-    # Everything is parsed and conformed: only now is anything replaced.
-    bytes_written = {}
-    for table, frame in staged.items():
-        folder_key = partition_date(key, feed.partitioning).isoformat() if key else None
-        path = write_partition(settings, contract_for(f"staging.{table}"), folder_key, frame)
-        bytes_written[table] = path.stat().st_size
-    for table in feed.tables:
-        part = quarantine.filter(pl.col("staging_table") == table)
-        path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key_text or "all"})
-        write_parquet_atomic(part.drop("staging_table", "partition_key"), path)
-        record_checksum(settings, path)
-    meta_rows = _write_meta_tables(settings, key_text or "all", meta_frames)
-    _write_ingest_log(settings, feed, key_text or "all", logs, run_id)
+    # Everything is parsed and conformed: written beside the stored partitions, replacing nothing yet.
+    pending, bytes_written = {}, {}
+    folder_key = partition_date(key, feed.partitioning).isoformat() if key else None
+    try:
+        for table, frame in staged.items():
+            pending[table] = stage_partition(settings, contract_for(f"staging.{table}"), folder_key, frame)
+            bytes_written[table] = pending[table].staged.stat().st_size
+    except BaseException:
+        for written in pending.values():
+            discard_partition(written)
+        raise
     reasons = Counter(quarantine.get_column("reason").to_list())
-    return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=True,
-                            meta_rows=meta_rows, bytes_written=bytes_written)
+    return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=False,
+                            bytes_written=bytes_written, refused="\n".join(refusals) or None,
+                            staged=Staged(pending, quarantine, meta_frames, logs))
+
+
+def settle_partition(settings: Settings, feed: Feed, outcome: PartitionOutcome, run_id: str) -> PartitionOutcome:
+    """Publish a prepared partition, or, when ``outcome.refused``, drop it and keep the stored one.
+
+    Either way its quarantined lines and its ingest-log rows are recorded (a refused delivery's
+    files as ``rejected``, beside the quarantine of the partition it did not replace); the
+    feed's meta tables change only with a published partition.
+    """
+    staged, key = outcome.staged, outcome.key or "all"
+    if staged is None:
+        return outcome
+    outcome.staged = None
+    if not staged.pending:             # every file unrecognised: only the log
+        _write_ingest_log(settings, feed, key, staged.logs, run_id)
+        return outcome
+    if outcome.refused:
+        for pending in staged.pending.values():
+            discard_partition(pending)
+        for flog in staged.logs:
+            if flog.file_status == LOADED:
+                flog.file_status = REJECTED
+                flog.rows_loaded.clear()
+        outcome.rows_loaded, outcome.bytes_written = {}, {}
+        _write_quarantine(settings, feed, key, staged.quarantine, keep_stored=True)
+        _write_ingest_log(settings, feed, key, staged.logs, run_id)
+        return outcome
+    for pending in staged.pending.values():
+        publish_partition(settings, pending)
+    _write_quarantine(settings, feed, key, staged.quarantine)
+    outcome.meta_rows = _write_meta_tables(settings, key, staged.meta_frames)
+    _write_ingest_log(settings, feed, key, staged.logs, run_id)
+    outcome.written = True
+    return outcome
+
+
+def _write_quarantine(settings: Settings, feed: Feed, key: str, quarantine: pl.DataFrame,
+                      keep_stored: bool = False) -> None:
+    """Replace the partition's quarantine files; ``keep_stored``: add to them (a refused delivery's
+    lines beside those of the delivery still loaded)."""
+    for table in feed.tables:
+        part = quarantine.filter(pl.col("staging_table") == table).drop("staging_table", "partition_key")
+        path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key})
+        if keep_stored and path.exists():
+            part = pl.concat([pl.read_parquet(path, hive_partitioning=False), part], how="vertical_relaxed")
+        write_parquet_atomic(part, path)
+        record_checksum(settings, path)
 
 
 def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.DataFrame]]) -> dict[str, int]:

@@ -60,3 +60,14 @@ class ParseResult:
     @property
     def rows_read(self) -> int:
         return self.rows.height + self.rejects.height
+
+    @property
+    def recognised(self) -> bool:
+        """Whether anything of the file was understood: a row, a rejected line, or file-level facts
+        a parser states in place of rows (a COUNTER exception, report lines without usage). A file
+        with none of these was not read as what it should be, whatever its name says."""
+        return bool(self.rows_read or any(self.metadata.get(k) for k in CONTENT_METADATA))
+
+
+# ParseResult.metadata keys that are content, not description: a file holding only these was understood.
+CONTENT_METADATA = ("exceptions", "item_lines_without_usage")

@@ -7,7 +7,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.feeds import FEEDS, Feed
-from assets.ingest import INGEST_LOG, ingest_partition
+from assets.admission import audit_run
+from assets.ingest import INGEST_LOG, LOADED, DeliveryRefused, prepare_partition, settle_partition
 from assets.metadata import asset_tags, definition_metadata
 from assets.partitions import partitions_for
 from assets.resources import ShukuWarehouse
@@ -15,7 +16,10 @@ from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import contract_for
 from warehouse.library import Library
-from warehouse.storage import refresh_warehouse_views
+from warehouse.storage import discard_partition, refresh_warehouse_views, table_lock
+
+# Materialisation metadata: landing files of which nothing was understood (alerted on).
+UNRECOGNISED_FILES = "unrecognised_files"
 
 
 def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
@@ -41,20 +45,44 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
         outcomes = []
         with observe(settings, job=f"ingest_{feed.name}", run_id=run_id, inputs=[], outputs=outputs,
                      partition_keys=[k for k in keys if k], source_path=feed.parser) as observation:
-            for key in keys:
-                outcome = ingest_partition(feed, key, settings, library_now, pseudonymiser, run_id, context.log)
-                outcomes.append(outcome)
+            # Write, audit, publish: every partition is written beside the stored one, the blocking
+            # checks run on the new rows, and only then is it swapped in (assets/admission.py).
+            with table_lock(settings, *outputs):
+                earlier: dict[str, str] = {}
+                try:
+                    for key in keys:
+                        outcome = prepare_partition(feed, key, settings, library_now, pseudonymiser, run_id,
+                                                    context.log, earlier)
+                        outcomes.append(outcome)
+                        earlier.update((f.file_sha256, f.source_file) for f in outcome.files
+                                       if f.file_status == LOADED)
+                    audit_run(settings, feed, outcomes, run_id)
+                    for outcome in outcomes:
+                        settle_partition(settings, feed, outcome, run_id)
+                finally:
+                    for outcome in outcomes:         # an error before settling: nothing staged stays
+                        if outcome.staged is not None:
+                            for pending in outcome.staged.pending.values():
+                                discard_partition(pending)
+            for outcome in outcomes:
                 if outcome.written:
                     context.log.info(
-                        f"{feed.name} {key or 'snapshot'}: {len(outcome.files)} file(s), "
+                        f"{feed.name} {outcome.key or 'snapshot'}: {len(outcome.files)} file(s), "
                         f"loaded {sum(outcome.rows_loaded.values())}, "
                         f"quarantined {sum(outcome.quarantined_by_reason.values())}, duplicates {outcome.duplicates}")
+                elif outcome.refused:
+                    context.log.error(f"{feed.name} {outcome.key or 'snapshot'}: {outcome.refused}")
             refresh_warehouse_views(settings, [contract_for(name) for name in outputs]
                                     + [contract_for(f"quarantine.{feed.source}"), contract_for(INGEST_LOG)]
                                     + [contract_for(f"meta.{t}") for t, _ in feed.meta_tables])
             files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes,
                       "rows_read": sum(f.rows_read.values())} for o in outcomes for f in o.files]
             observation.add_landing_files(files)
+            refused = list(dict.fromkeys(o.refused for o in outcomes if o.refused))
+            if refused:
+                # The step fails (the asset shows a failed materialisation, not a green one with
+                # 0 rows); the partitions this run published are kept, their checks run next time.
+                raise DeliveryRefused(" ".join(refused))
             checked = {}
             for table in feed.tables:
                 observation.add_output(f"staging.{table}", rows=sum(o.rows_loaded.get(table, 0) for o in outcomes),
@@ -66,13 +94,15 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
         reasons = Counter()
         for outcome in outcomes:
             reasons.update(outcome.quarantined_by_reason)
-        missing = [o.key for o in outcomes if not o.written]
+        missing = [o.key for o in outcomes if not o.written and not o.unrecognised_files]
+        unrecognised = [f for o in outcomes for f in o.unrecognised_files]
         for table in feed.tables:
             yield dg.MaterializeResult(asset_key=["staging", table], metadata={
                 "dagster/row_count": sum(o.rows_loaded.get(table, 0) for o in outcomes),
                 "files": len(files),
                 "partitions_written": sum(1 for o in outcomes if o.written),
                 "partitions_without_files": dg.MetadataValue.json(missing[:50]),
+                UNRECOGNISED_FILES: dg.MetadataValue.json(unrecognised[:200]),
                 "quarantined": sum(reasons.values()),
                 "quarantined_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
                 "duplicates_removed": sum(o.duplicates for o in outcomes),

@@ -30,7 +30,8 @@ from quality.suites import ERROR, ContractExpectation, ExpectationResult, contra
 from warehouse.contracts import Contract, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, create_views, partition_date, partition_filter, table_dir
+from warehouse.storage import (PART_FILE, compute_connection, create_views, partition_date, partition_filter, sql_string,
+                               table_dir)
 
 CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
@@ -89,8 +90,10 @@ def rows_written(contract: Contract, partition_keys: list[str] | None) -> str:
     return f"(SELECT * FROM {contract.qualified_name} WHERE {partition_filter(contract, days)})"
 
 
-def partition_rows(settings: Settings, contract: Contract, partition_keys: list[str] | None) -> dict[str, int]:
-    """Rows of each partition the run wrote, from the Parquet footers (no scan).
+def partition_rows(settings: Settings, contract: Contract, partition_keys: list[str] | None,
+                   pending: dict | None = None) -> dict[str, int]:
+    """Rows of each partition the run wrote, from the Parquet footers (no scan); of the files
+    ``pending`` (partition key → file) when the run's partitions are not published yet.
 
     Only partitions with a file count: a day without landing files writes nothing, while a day
     whose files held no loadable row writes an empty partition, which a row count rule catches.
@@ -98,6 +101,9 @@ def partition_rows(settings: Settings, contract: Contract, partition_keys: list[
     import pyarrow.parquet as pq
 
     base, part = table_dir(settings, contract), contract.partition_column
+    if pending:
+        return {f"{part.name}={partition_days(contract, [key])[0]}": pq.read_metadata(path).num_rows
+                for key, path in pending.items()}
     if partition_keys:
         folders = [base / f"{part.name}={day}" for day in partition_days(contract, partition_keys)]
     else:
@@ -107,7 +113,7 @@ def partition_rows(settings: Settings, contract: Contract, partition_keys: list[
 
 
 def _row_count_outcome(settings: Settings, contract: Contract, result: ExpectationResult,
-                       partition_keys: list[str] | None) -> tuple[bool, str, int, list[str]]:
+                       partition_keys: list[str] | None, pending: dict | None = None) -> tuple[bool, str, int, list[str]]:
     """(success, observed, unexpected count, sample) of a row count rule.
 
     GX counts the whole batch, i.e. every partition of the run together; for a partitioned
@@ -119,7 +125,7 @@ def _row_count_outcome(settings: Settings, contract: Contract, result: Expectati
         success = within(rows, result.rule.kwargs)
         shown = f"{rows:,} rows"
         return success, shown, 0 if success else 1, [] if success else [shown]
-    counts = partition_rows(settings, contract, partition_keys)
+    counts = partition_rows(settings, contract, partition_keys, pending)
     if not counts:
         return True, "no partition written", 0, []
     bad = {folder: n for folder, n in counts.items() if not within(n, result.rule.kwargs)}
@@ -167,10 +173,22 @@ def _database(settings: Settings) -> duckdb.DuckDBPyConnection:
     return compute_connection(settings, [])
 
 
-def _connection(settings: Settings, tables: list[str]) -> duckdb.DuckDBPyConnection:
-    """A cursor on the process's database with fresh views of ``tables`` (their files may have changed)."""
+def _connection(settings: Settings, tables: list[str], pending: tuple[Contract, dict] | None = None
+                ) -> duckdb.DuckDBPyConnection:
+    """A cursor on the process's database with fresh views of ``tables`` (their files may have changed);
+    with ``pending`` (a table, partition key → file), that table's view reads those files alone."""
     con = _database(settings).cursor()
     create_views(con, settings, [contract_for(t) for t in dict.fromkeys(tables)])
+    if pending:
+        contract, files = pending
+        columns = ", ".join(f'"{c.name}"' for c in contract.columns)
+        listed = ", ".join(sql_string(f) for f in files.values())
+        part = contract.partition_column
+        # Staged files sit in their partition's folder: hive partitioning gives the column back.
+        hive = (f"hive_partitioning = true, hive_types = {{'{part.name}': {part.physical_type}}}" if part is not None
+                else "hive_partitioning = false")
+        con.execute(f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {columns} FROM read_parquet("
+                    f"[{listed}], {hive}, union_by_name = true)")
     return con
 
 
@@ -246,7 +264,13 @@ def _validate_in_chunks(con, contract: Contract, expectations: list[ContractExpe
     results up per rule: it holds when it held in every chunk; counts are summed, samples kept
     from the first chunks."""
     merged: dict[str, ExpectationResult] = {}
+    every = {e.name for e in contract_expectations(contract)}
+    chosen = frozenset(e.name for e in expectations)
     for frame, located, only in _batches(con, contract, expectations, partition_keys, locator):
+        if chosen != every:        # a subset (the blocking rules of an audit)
+            only = chosen if only is None else only & chosen
+            if not only:
+                continue
         results = validate_frame(contract, frame, locator, SAMPLE_SIZE, located=located, only=only)
         del frame
         for result in results:
@@ -265,18 +289,24 @@ def _validate_in_chunks(con, contract: Contract, expectations: list[ContractExpe
 
 
 def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
-               now: dt.datetime | None = None) -> list[CheckOutcome]:
+               now: dt.datetime | None = None, pending: dict | None = None) -> list[CheckOutcome]:
     """Run every check of the table on the rows this run wrote and record them in meta.quality_results.
 
-    ``now`` replaces the clock for the freshness check (tests).
+    ``now`` replaces the clock for the freshness check (tests). ``pending`` (partition key, or None
+    for a whole table, → staged file): run only the blocking (error-severity) checks, on those
+    files before they are published, and record nothing (see `audit`).
     """
     if contract.layer not in CHECKED_LAYERS:
         return []
-    expectations = contract_expectations(contract)
-    fresh = freshness_rule(contract)
-    rules = rules_for(contract)
+    blocking = (lambda checks: [c for c in checks if c.severity == ERROR]) if pending else (lambda checks: checks)
+    expectations = blocking(contract_expectations(contract))
+    fresh = None if pending else freshness_rule(contract)     # the table's age, not the new rows' validity
+    rules = blocking(rules_for(contract))
+    if pending:
+        partition_keys = [k for k in pending if k is not None] or None
     outcomes = []
-    con = _connection(settings, [contract.qualified_name, *rule_tables(rules)])
+    con = _connection(settings, [contract.qualified_name, *rule_tables(rules)],
+                      (contract, pending) if pending else None)
     try:
         rows = rows_written(contract, partition_keys)
         if expectations:
@@ -284,7 +314,8 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
             for result in _validate_in_chunks(con, contract, expectations, partition_keys, locator):
                 rule = result.rule
                 if rule.kind == "row_count":
-                    success, observed, count, sample = _row_count_outcome(settings, contract, result, partition_keys)
+                    success, observed, count, sample = _row_count_outcome(settings, contract, result, partition_keys,
+                                                                          pending)
                 else:
                     success, count, sample = result.success, result.unexpected_count, _sample(contract, result, locator)
                     observed = f"{result.unexpected_count:,} of {result.element_count:,} rows"
@@ -307,9 +338,21 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
     finally:
         _close(con)
     _scrub_samples(settings, outcomes)
+    if pending:
+        return outcomes
     write_results(settings, run_id, partition_keys, outcomes)
     update_docs(settings, contract.qualified_name, run_id, partition_label(partition_keys), outcomes)
     return outcomes
+
+
+def audit(contract: Contract, settings: Settings, pending: dict, *, run_id: str) -> list[CheckOutcome]:
+    """The blocking (error-severity) checks that fail on partitions written but not yet published
+    (``pending``: partition key, or None for a whole table, → staged file). The stored partitions
+    are replaced only when this is empty; nothing is recorded (the stored data did not change)."""
+    if not checks_enabled() or not pending:
+        return []
+    return [o for o in run_checks(contract, settings, run_id=run_id, partition_keys=None, pending=pending)
+            if not o.success]
 
 
 def _scrub_samples(settings: Settings, outcomes: list[CheckOutcome]) -> None:

@@ -67,6 +67,7 @@ class Holiday:
 
 
 DEFAULT_SENSITIVE_CLASSES = ("B9", "D", "R")
+DEFAULT_MAX_QUARANTINED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class Library:
     service_standard: ServiceStandard = field(default_factory=lambda: ServiceStandard())
     # CLC class prefixes never used for reader profiles or recommendations (religion, politics, medicine).
     sensitive_classes: tuple[str, ...] = DEFAULT_SENSITIVE_CLASSES
+    # A landing file with more than this share of its lines quarantined is refused whole: it is
+    # most likely not the export it is named as, and the partition it would replace is kept.
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -236,6 +240,12 @@ def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str
     return default, folders, platforms
 
 
+def _share(value, key: str, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise LibraryConfigError(f"{path}: `{key}` = {value!r} must be a share between 0 and 1 (e.g. 0.5).")
+    return float(value)
+
+
 def load_library(path: Path) -> Library:
     """Read and check a library config file."""
     path = Path(path)
@@ -305,5 +315,7 @@ def load_library(path: Path) -> Library:
         ezproxy_log_format=log_format, ezproxy_folders=folders, ezproxy_platforms=platforms,
         service_standard=_service_standard(data, path), sensitive_classes=_sensitive_classes(data, path),
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
+        max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
+                                     "max_quarantined_share", path),
         source=path,
     )

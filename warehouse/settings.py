@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LIBRARY_CONFIG = REPO_ROOT / "config" / "library.yaml"
+DEFAULT_LOCK_WAIT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,20 @@ class Settings:
         except (ValueError, OSError, AttributeError):
             return "3GB"
         return f"{max(256, min(3 * 1024, total // 4 // 2**20))}MB"
+
+    @property
+    def lock_wait_s(self) -> float:
+        """How long a writer waits for a table another run is writing before it gives up:
+        ``SHUKU_LOCK_WAIT`` seconds, else 30 minutes (a nightly run behind a long backfill)."""
+        explicit = os.environ.get("SHUKU_LOCK_WAIT")
+        try:
+            return max(0.0, float(explicit)) if explicit else DEFAULT_LOCK_WAIT_S
+        except ValueError:
+            raise ValueError(f"SHUKU_LOCK_WAIT={explicit!r} is not a number of seconds; set it to e.g. 1800.") from None
+
+    def exists(self) -> bool:
+        """Whether the home folder is there (read-only commands never create it)."""
+        return self.home.is_dir()
 
     def ensure(self) -> "Settings":
         """Create the home folder's skeleton (idempotent)."""

@@ -24,9 +24,12 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
+import sys
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -138,13 +141,54 @@ def lock_path(settings: Settings, name: str) -> Path:
     return settings.home / "locks" / f"{name}.lock"
 
 
+class LockTimeout(RuntimeError):
+    """Another process held a table's write lock for longer than this one would wait."""
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds a lock file, as its holder wrote it when it took the lock."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    return text or "a process that did not say who it is"
+
+
+def _acquire(fd: int, settings: Settings, name: str, path: Path) -> None:
+    """Take the flock on ``fd``, waiting at most ``settings.lock_wait_s``, then say who holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        wait = settings.lock_wait_s
+        log.info("%s: another run is writing it (%s); waiting up to %.0f s.", name, lock_holder(path), wait)
+        deadline = time.monotonic() + wait
+        while True:
+            time.sleep(min(0.2, max(wait, 0.01)))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"{name}: waited {wait:.0f} s for its write lock ({path}), held by {lock_holder(path)}; "
+                        "gave up, nothing of it was changed. Let that run finish (or stop it), then re-run; "
+                        "SHUKU_LOCK_WAIT sets how many seconds to wait.") from None
+    # Say who holds it, for a writer that has to wait (the file is never read as data).
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+    holder = f"pid {os.getpid()} on {socket.gethostname()} ({command or 'python'}), since {since}"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode("utf-8", "replace"), 0)
+
+
 @contextmanager
 def table_lock(settings: Settings, *names: str):
     """Hold the write lock of each named table (``layer.table``) while the block runs.
 
-    Blocks while another process holds one (an flock: released by the kernel when its holder
-    dies, so a killed run never leaves a table locked). Re-entrant within a process; names are
-    taken in sorted order, so two writers of overlapping tables cannot deadlock.
+    Waits while another process holds one (an flock: released by the kernel when its holder
+    dies, so a killed run never leaves a table locked), at most ``SHUKU_LOCK_WAIT`` seconds, then
+    raises LockTimeout naming the holder. Re-entrant within a process; names are taken in sorted
+    order, so two writers of overlapping tables cannot deadlock.
     """
     taken: list[Path] = []
     try:
@@ -160,10 +204,7 @@ def table_lock(settings: Settings, *names: str):
             except OSError as exc:
                 raise (storage_error(exc, path, "taking the write lock") or exc) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("%s: another run is writing it; waiting for it to finish.", name)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _acquire(fd, settings, name, path)
             except BaseException:
                 os.close(fd)
                 raise
@@ -201,6 +242,22 @@ def fsync_dir(path: Path) -> None:
 
 def _replace_through_temp(path: Path, write) -> None:
     """Call ``write(tmp)``, flush the file, rename it over ``path``; a failure leaves ``path`` as it was."""
+    tmp = _write_beside(path, write)
+    try:
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise (storage_error(exc, path) or exc) from exc
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _write_beside(path: Path, write) -> Path:
+    """Call ``write(tmp)`` for a hidden temporary name beside ``path`` and flush it; returns that
+    name. A failure removes the temporary file and leaves ``path`` as it was."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -210,21 +267,19 @@ def _replace_through_temp(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        raise (storage_error(exc, path) or exc) from exc
-    except Exception as exc:
-        # polars and DuckDB wrap the OS error in their own exception types.
-        cause = _os_error_in(exc)
-        if cause is not None and (clear := storage_error(cause, path)) is not None:
-            raise clear from exc
-        raise
-    finally:
+    except BaseException as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise (storage_error(exc, path) or exc) from exc
+        # polars and DuckDB wrap the OS error in their own exception types.
+        cause = _os_error_in(exc) if isinstance(exc, Exception) else None
+        if cause is not None and (clear := storage_error(cause, path)) is not None:
+            raise clear from exc
+        raise
+    return tmp
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
@@ -270,22 +325,58 @@ def partition_path(base: Path, parts: dict[str, str]) -> Path:
     return base / PART_FILE
 
 
-def write_partition(settings: Settings, contract: Contract, key: str | None, frame: pl.DataFrame) -> Path:
-    """Replace one partition (or the whole table when ``key`` is None) with ``frame``."""
+@dataclass(frozen=True)
+class PendingPartition:
+    """A partition written beside the one it replaces, under a hidden name no view reads: checked
+    before `publish_partition` renames it into place, or dropped by `discard_partition`."""
+
+    table: str          # layer.table
+    key: str | None     # partition folder value (None: the whole table)
+    path: Path          # the partition file it replaces
+    staged: Path        # the new data, beside it
+
+
+def stage_partition(settings: Settings, contract: Contract, key: str | None, frame: pl.DataFrame) -> PendingPartition:
+    """Write ``frame`` as the next version of one partition (or of the whole table when ``key`` is
+    None) beside the stored one, which readers keep seeing until it is published."""
     base = table_dir(settings, contract)
     part = contract.partition_column
     if part is not None and key is None:
         raise ValueError(f"{contract.qualified_name} is partitioned by {part.name}: name the partition to write")
+    if part is None:
+        path = base / PART_FILE
+    else:
+        path, frame = partition_path(base, {part.name: key}), frame.drop(part.name)
+    staged = _write_beside(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+    return PendingPartition(contract.qualified_name, key, path, staged)
+
+
+def publish_partition(settings: Settings, pending: PendingPartition) -> Path:
+    """Rename a staged partition over the stored one (under the table's lock) and keep its checksum."""
+    with table_lock(settings, pending.table):
+        try:
+            os.replace(pending.staged, pending.path)
+            fsync_dir(pending.path.parent)
+        except OSError as exc:
+            raise (storage_error(exc, pending.path) or exc) from exc
+        clean_temp_files(pending.path.parent)
+        record_checksum(settings, pending.path)
+    return pending.path
+
+
+def discard_partition(pending: PendingPartition) -> None:
+    """Drop a staged partition: the stored one stays as it was (a folder made for it alone goes)."""
+    pending.staged.unlink(missing_ok=True)
+    try:
+        pending.path.parent.rmdir()         # only when empty: a new partition that was refused
+    except OSError:
+        pass
+
+
+def write_partition(settings: Settings, contract: Contract, key: str | None, frame: pl.DataFrame) -> Path:
+    """Replace one partition (or the whole table when ``key`` is None) with ``frame``."""
     with table_lock(settings, contract.qualified_name):
-        if part is None:
-            path = base / PART_FILE
-            write_parquet_atomic(frame, path)
-        else:
-            path = partition_path(base, {part.name: key})
-            write_parquet_atomic(frame.drop(part.name), path)
-        clean_temp_files(path.parent)
-        record_checksum(settings, path)
-    return path
+        return publish_partition(settings, stage_partition(settings, contract, key, frame))
 
 
 def checksums_root(settings: Settings) -> Path:

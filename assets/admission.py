@@ -1,0 +1,85 @@
+"""Write, audit, publish: whether a delivery's staging partitions may replace the stored ones.
+
+A partition is written beside the one it replaces (`assets.ingest.prepare_partition`); it is
+refused when one of its files was mostly quarantined (more than the library config's
+``max_quarantined_share`` of its lines: most likely not the export it is named as) or when a
+blocking (error-severity) check fails on its new rows (`quality.checks.audit`). A refused
+partition leaves the stored one as it was; its quarantined lines and its files' ingest-log
+rows (``rejected``) are still recorded, and the run fails with the reason in the library's words.
+A file of which nothing was understood (no row, no rejected line) is logged ``unrecognised``
+and not loaded; the other files of the run are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from assets.feeds import FEEDS, Feed
+from assets.ingest import LOADED, PartitionOutcome
+from assets.parsing import Reason
+from quality.checks import audit
+from warehouse.contracts import contract_for
+from warehouse.library import Library
+from warehouse.settings import Settings
+
+# How a file's lines read when every quarantined one failed for the same reason.
+_ALL_FOR = {Reason.MALFORMED_LINE: "are malformed", Reason.TRUNCATED_LINE: "are cut off",
+            Reason.BAD_TIMESTAMP: "have a date or time that cannot be read",
+            Reason.BAD_NUMBER: "have a number field that is not a number",
+            Reason.UNKNOWN_CODE: "hold codes this library does not use",
+            Reason.MISSING_REQUIRED: "lack a required field", Reason.BAD_RECORD: "are records that do not decode",
+            Reason.WRONG_PARTITION: "are dated outside the file's day or month"}
+
+
+def refusal_for_file(feed: Feed, library: Library, relative: str, read: int, reasons: Counter) -> str | None:
+    """Why a file is refused whole (its share of quarantined lines is above the library's limit), else None."""
+    quarantined = sum(reasons.values())
+    if not read or quarantined / read <= library.max_quarantined_share:
+        return None
+    if len(reasons) == 1:
+        what = _ALL_FOR.get(next(iter(reasons)), "were quarantined")
+    else:
+        what = "were quarantined (" + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common()) + ")"
+    return (f"{quarantined:,} of {read:,} lines of landing/{relative} {what}: is this a {feed.expected}? "
+            f"Refused (more than {library.max_quarantined_share:.0%} of its lines quarantined, "
+            "max_quarantined_share in the library config): the stored partition was kept as it was. "
+            f"Check the file with `shuku parse {feed.source} <file>`, then deliver it again.")
+
+
+def unrecognised_message(feed: Feed, relative: str) -> str:
+    """What is said of a landing file from which neither a row nor a rejected line came."""
+    return (f"landing/{relative}: no row was read from it and none was rejected: its structure was not "
+            f"recognised as a {feed.expected}. Not loaded (meta.ingest_log: unrecognised); check it with "
+            f"`shuku parse {feed.source} <file>`.")
+
+
+def expected_of_source(source: str) -> str:
+    """What a file of a landing source should be (for `shuku parse`)."""
+    return " or ".join(dict.fromkeys(f.expected for f in FEEDS if f.source == source))
+
+
+def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str) -> None:
+    """Run the blocking checks of each staging table on the partitions this run prepared and has
+    not refused yet, all of them at once; when one fails, every one of them is refused (their
+    rows were checked together), with the checks and what they found as the reason."""
+    candidates = [o for o in outcomes if o.staged is not None and o.staged.pending and not o.refused]
+    if not candidates:
+        return
+    reasons = []
+    for table in feed.tables:
+        contract = contract_for(f"staging.{table}")
+        key_of = (lambda o: o.key) if contract.partition_column is not None else (lambda o: None)
+        pending = {key_of(o): o.staged.pending[table].staged for o in candidates}
+        for failed in audit(contract, settings, pending, run_id=run_id):
+            example = f"; e.g. {failed.sample[0]}" if failed.sample else ""
+            reasons.append(f"{contract.qualified_name} {failed.check_name}: {failed.observed_value}{example}")
+    if not reasons:
+        return
+    keys = [o.key or "snapshot" for o in candidates]
+    files = [f"landing/{f.source_file}" for o in candidates for f in o.files if f.file_status == LOADED]
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    message = (f"{len(reasons)} blocking check(s) failed on the new rows of {feed.name} "
+               f"{keys[0] if len(keys) == 1 else f'{keys[0]}..{keys[-1]}'} (from {shown}): {'; '.join(reasons)}. "
+               "Refused: the stored partition(s) were kept as they were. Fix the file(s) or the contract, then re-run.")
+    for outcome in candidates:
+        outcome.refused = message
