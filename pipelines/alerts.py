@@ -37,13 +37,14 @@ from warehouse.settings import Settings
 RUN_FAILURE = "run_failure"
 CHECK_FAILURE = "check_failure"
 DELIVERY_FAILED = "delivery_failed"
+UNRECOGNISED_FILE = "unrecognised_file"
 ERROR_CHARS = 600
 TIMEOUT_SECONDS = 10
 
 
 @dataclass
 class Alert:
-    kind: str                       # RUN_FAILURE or CHECK_FAILURE
+    kind: str                       # RUN_FAILURE, CHECK_FAILURE or UNRECOGNISED_FILE
     key: str                        # one alert per key: the run, or the run, table and check
     summary: str                    # one line: the e-mail subject
     run_id: str
@@ -192,6 +193,32 @@ def check_failure_alerts(instance: dg.DagsterInstance, run_id: str, warnings: bo
     return alerts
 
 
+def unrecognised_file_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
+    """One alert per landing file of which a run understood nothing (logged `unrecognised`, not loaded)."""
+    from assets.staging import UNRECOGNISED_FILES
+
+    run = instance.get_run_by_id(run_id)
+    alerts, seen = [], set()
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.dagster_event.event_specific_data.materialization
+        value = materialization.metadata.get(UNRECOGNISED_FILES)
+        for source_file in (getattr(value, "value", value) or []):
+            if source_file in seen:
+                continue
+            seen.add(source_file)
+            table = _asset_name(materialization.asset_key)
+            alerts.append(Alert(
+                kind=UNRECOGNISED_FILE, key=f"{UNRECOGNISED_FILE}:{run_id}:{source_file}", run_id=run_id,
+                job=run.job_name if run else "-", partition=run and _run_partition(run), table=table,
+                summary=f"[shuku] landing file not recognised, not loaded: landing/{source_file}",
+                error=f"landing/{source_file}: no row was read from it and none was rejected; its structure was "
+                      f"not recognised as a file of {table} (meta.ingest_log: unrecognised). The run loaded the "
+                      "other files.",
+                see=[f"shuku parse SOURCE {source_file}",
+                     "shuku sql \"select * from meta.ingest_log where file_status = 'unrecognised'\""]))
+    return alerts
+
+
 def _scrub(settings: Settings, alerts: list[Alert]) -> None:
     """The text an alert carries from an error never holds a card number, e-mail or phone number."""
     pattern = library(settings).card_number_pattern
@@ -316,6 +343,7 @@ def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: 
         if run.status == dg.DagsterRunStatus.FAILURE:
             alerts.append(run_failure_alert(instance, run))
         alerts += check_failure_alerts(instance, run_id, channels.warnings)
+        alerts += unrecognised_file_alerts(instance, run_id)
     return send(settings, alerts, None if problem else channels)
 
 
@@ -359,7 +387,8 @@ def check_failure_alerts_sensor() -> dg.SensorDefinition:
             if records:
                 cursor[event_type.value] = records[-1].storage_id
         channels, problem = _channels()
-        alerts = [a for run_id in run_ids for a in check_failure_alerts(instance, run_id, channels.warnings)]
+        alerts = [a for run_id in run_ids for a in [*check_failure_alerts(instance, run_id, channels.warnings),
+                                                     *unrecognised_file_alerts(instance, run_id)]]
         sent = send(shuku.settings(), alerts, None if problem else channels)
         context.update_cursor(json.dumps(cursor))
         if not sent:

@@ -35,6 +35,25 @@ def _settings():
         raise click.ClickException(str(storage_error(exc, settings.home, "preparing") or exc)) from None
 
 
+class Unusable(click.ClickException):
+    """Bad usage or an input that cannot be read at all: exit code 2."""
+
+    exit_code = 2
+
+
+def _existing_settings():
+    """The home folder of a command that only reads: it must exist, and nothing is created in it
+    (a mistyped SHUKU_HOME would otherwise show an empty warehouse as if it were the real one)."""
+    from warehouse.settings import Settings
+    settings = Settings.from_env()
+    if not settings.exists():
+        named = (f"SHUKU_HOME={os.environ['SHUKU_HOME']}" if os.environ.get("SHUKU_HOME")
+                 else "the default home folder ./var (SHUKU_HOME is not set)")
+        raise Unusable(f"{named}: {settings.home} does not exist; nothing was created. Point SHUKU_HOME at a "
+                       "Shuku home folder, or make one with `shuku generate` and `shuku run` (or `shuku demo`).")
+    return settings
+
+
 def _library(settings):
     from warehouse.library import LibraryConfigError, load_library
     try:
@@ -108,13 +127,15 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
 
 def _run(settings, start, end, select, models: bool, reload_snapshots: bool = False) -> bool:
     from pipelines.definitions import build_definitions
-    from pipelines.runner import dagster_instance, feeds_named, plan, run_stage
+    from pipelines.runner import dagster_instance, empty_range, feeds_named, plan, run_stage
 
     try:
         feeds = feeds_named(select)
         stages = plan(settings, start, end, feeds, models=models, reload_snapshots=reload_snapshots)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if (nothing := empty_range(settings, start, end, feeds)) is not None:
+        raise Failed(nothing)
     planned = {key.path[-1] for stage in stages for key in stage.assets}
     kept = [f.name for f in feeds if f.partitioning is None and f.files(settings.landing)
             and not planned & set(f.tables)]
@@ -159,7 +180,7 @@ def status() -> None:
     """
     from pipelines.status import counter_exceptions, latest_runs, quality_failures, table_status
 
-    settings = _settings()
+    settings = _existing_settings()
     runs = latest_runs(settings)
     table = Table(title="latest runs")
     for col in ("run", "job", "status", "started", "stage"):
@@ -225,7 +246,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
     if role is not None:
         names, rows = _guarded_sql(query, role)
     else:
-        con = compute_connection(_settings())
+        con = compute_connection(_existing_settings())
         try:
             cursor = con.execute(query)
             names = [d[0] for d in cursor.description] if cursor.description else []
@@ -258,7 +279,7 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
     from warehouse.roles import UnknownRole
 
     try:
-        result = run_guarded(_settings(), query, role)
+        result = run_guarded(_existing_settings(), query, role)
     except UnknownRole as exc:
         raise click.UsageError(str(exc)) from None
     except QueryRefused as exc:
@@ -316,6 +337,12 @@ def parse(source: str, file: Path) -> None:
     sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
     for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
         err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
+    if not result.recognised:
+        from assets.admission import expected_of_source
+        err.print(f"{file}: the file's structure was not recognised: no row was read from it and none was "
+                  f"rejected (expected a {expected_of_source(source)}). `shuku run` would log it as unrecognised "
+                  "and not load it.", markup=False, highlight=False)
+        sys.exit(1)
     if result.rejects.height:
         sys.exit(1)
 

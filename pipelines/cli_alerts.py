@@ -22,9 +22,9 @@ def alerts(limit: int, fmt: str) -> None:
     `shuku run`; the log is $SHUKU_HOME/alerts/alerts.jsonl (one JSON object a line).
     """
     from pipelines.alerts import DELIVERY_FAILED, read_alerts
-    from warehouse.settings import Settings
+    from pipelines.cli import _existing_settings
 
-    settings = Settings.from_env().ensure()
+    settings = _existing_settings()
     rows = read_alerts(settings)
     failed = {}
     for row in rows:

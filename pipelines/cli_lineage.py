@@ -14,7 +14,7 @@ import click
 
 def _loaded_settings():
     from lineage.store import load_events
-    from pipelines.cli import _settings
+    from pipelines.cli import _existing_settings as _settings
 
     settings = _settings()
     load_events(settings)

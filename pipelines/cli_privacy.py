@@ -18,6 +18,11 @@ def _home():
     return _settings()
 
 
+def _existing_home():
+    from pipelines.cli import _existing_settings
+    return _existing_settings()
+
+
 def _pid(settings, card: str) -> tuple[str, int]:
     from warehouse.privacy import pseudonymiser
     pseudo = pseudonymiser(settings)
@@ -144,7 +149,7 @@ def transparency(year: int, out_dir: Path | None) -> None:
     """The year's transparency report, as Markdown and HTML."""
     from warehouse.privacy.transparency import transparency_report, write_report
 
-    settings = _home()
+    settings = _existing_home()
     md, html = write_report(transparency_report(settings, year), out_dir or settings.home / "reports",
                             f"transparency-{year}")
     click.echo(f"written {md}\nwritten {html}")
@@ -158,7 +163,7 @@ def reader(card: str, out: Path | None) -> None:
     """What the warehouse holds about one reader, for the privacy officer to hand over."""
     from warehouse.privacy.transparency import reader_report
 
-    settings = _home()
+    settings = _existing_home()
     pid, _ = _pid(settings, card)
     _write_or_echo(reader_report(settings, pid), out)
 

@@ -12,6 +12,25 @@ from rich.table import Table
 out = Console(width=None if sys.stdout.isatty() else 200)
 
 
+def _known_table(name: str) -> None:
+    """Exit 2 unless ``name`` is a checked table (``layer.table`` or its bare name), with the nearest names."""
+    import difflib
+
+    from pipelines.cli import Unusable
+    from quality.checks import CHECKED_LAYERS
+    from warehouse.contracts import load_contracts
+
+    names = [n for n, c in load_contracts().items() if c.layer in CHECKED_LAYERS]
+    if name in names or name in {n.split(".", 1)[1] for n in names}:
+        return
+    bare = {n.split(".", 1)[1]: n for n in names}
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5) + [
+        bare[b] for b in difflib.get_close_matches(name, list(bare), n=3, cutoff=0.5)]
+    near = list(dict.fromkeys(near))[:3]
+    hint = f" (did you mean {', '.join(near)}?)" if near else " (`shuku status` lists the tables)"
+    raise Unusable(f"no table {name}{hint}")
+
+
 @click.command("quality")
 @click.argument("table", required=False)
 @click.option("--docs", is_flag=True, help="Rebuild the Data Docs pages from meta.quality_results and print "
@@ -21,10 +40,12 @@ def quality(table: str | None, docs: bool) -> None:
 
     Exits 1 when an error-severity check fails; warnings are listed but do not fail.
     """
+    from pipelines.cli import _existing_settings
     from quality.report import failing_checks
-    from warehouse.settings import Settings
 
-    settings = Settings.from_env().ensure()
+    settings = _existing_settings()
+    if table is not None:
+        _known_table(table)
     if docs:
         from quality.datadocs import rebuild_docs
         click.echo(rebuild_docs(settings))

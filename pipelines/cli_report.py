@@ -212,7 +212,7 @@ def report():
               help="The HTML file to write.")
 def library_report(out: Path):
     """One self-contained page of the library's marts (opens offline)."""
-    from pipelines.cli import _settings
+    from pipelines.cli import _existing_settings as _settings
 
     page = render_library_report(_settings())
     out.parent.mkdir(parents=True, exist_ok=True)

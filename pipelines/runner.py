@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -52,6 +53,31 @@ def landing_range(settings: Settings, feeds: list[Feed]) -> tuple[dt.date, dt.da
     return dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
 
 
+def empty_range(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed]) -> str | None:
+    """Why a run would load nothing (no landing file of ``feeds`` in start..end, or none at all), else None."""
+    dated = [f for f in feeds if f.partitioning is not None]
+    if start is None and end is None:
+        if any(f.files(settings.landing) for f in feeds):
+            return None
+        folders = sorted({f"landing/{f.folder}" for f in feeds})
+        return (f"no landing files at all in {', '.join(folders)} (under {settings.home}); nothing was run. "
+                "Put the exports there (or `shuku generate` a synthetic library) and re-run.")
+    if not dated:
+        return None
+    first, last = start or dt.date.min, end or dt.date.max
+    for feed in dated:
+        for path in feed.files(settings.landing):
+            key = feed.key_of(path)
+            day = dt.date.fromisoformat(key if feed.partitioning == DAY else f"{key}-01")
+            upto = day if feed.partitioning == DAY else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            if first <= day <= last or (feed.partitioning == MONTH and day <= last and first < upto):
+                return None
+    folders = sorted({f"landing/{f.folder}" for f in dated})
+    shown = f"{start or 'the first day'}..{end or 'the last day'}"
+    return (f"no landing files for {shown} in {', '.join(folders)} (under {settings.home}); nothing was run. "
+            "Check the dates (--from/--to) and that the exports for them were delivered.")
+
+
 def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
          models: bool = True, reload_snapshots: bool = False) -> list[Stage]:
     """The runs that load ``feeds`` for the days start..end, then rebuild the models.
@@ -91,7 +117,8 @@ def error_message(error) -> str:
     """The message of the error a step raised, without Dagster's wrapper around it."""
     while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
         error = error.cause
-    return error.message.strip()
+    # `assets.ingest.DeliveryRefused: …` → `DeliveryRefused: …`
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())
 
 
 # Who runs a stage: a run whose process died (killed, crashed) is found by these and released.
