@@ -1,0 +1,186 @@
+"""Write, audit, publish, end to end in real Dagster runs (ephemeral instances) on a tiny generated
+library of two days: a broken re-delivery never replaces a stored partition, the run fails with
+the reason in the library's words, and the rejected delivery's lines and log rows are kept; a
+file nothing of which was understood is logged `unrecognised`, alerted on, and the rest loads."""
+
+import datetime as dt
+import gzip
+import re
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+import yaml
+
+from assets.feeds import feed_named
+from generator import generate
+from pipelines.alerts import UNRECOGNISED_FILE, alert_after_runs
+from pipelines.definitions import build_definitions
+from pipelines.runner import plan, run_stage
+from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
+from warehouse.storage import checksum_record_path, compute_connection, sha256_of
+
+START = dt.date(2025, 9, 1)
+DAY = "2025-09-02"
+TURNSTILE = feed_named("turnstile")
+STEP = "ingest_turnstile"
+CARD = re.compile(r"\b[0-9]{10}\b")       # the demo library's card numbers
+
+pytestmark = pytest.mark.slow
+
+
+def _run_gates(settings: Settings, instance: dg.DagsterInstance, first: str, last: str):
+    """One run of the turnstile staging asset over first..last, as `shuku run --select turnstile` makes it."""
+    [stage] = plan(settings, dt.date.fromisoformat(first), dt.date.fromisoformat(last), [TURNSTILE], models=False)
+    return run_stage(build_definitions(settings), instance, stage)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, library):
+    """Two tiny days of turnstile files, loaded once."""
+    settings = Settings(tmp_path_factory.mktemp("wap") / "home").ensure()
+    generate(settings.landing, library, scale="tiny", seed=7, start=START, days=2)
+    result = _run_gates(settings, dg.DagsterInstance.ephemeral(), "2025-09-01", DAY)
+    assert result.success, result.error
+    return settings
+
+
+@pytest.fixture
+def home(loaded, tmp_path, monkeypatch):
+    settings = Settings(tmp_path / "copy")
+    shutil.copytree(loaded.home, settings.home)
+    monkeypatch.setenv("SHUKU_HOME", str(settings.home))
+    return settings
+
+
+def _stored(settings: Settings, day: str = DAY):
+    return settings.lake / "staging" / "gate_event" / f"event_date={day}" / "part-0.parquet"
+
+
+def _landing(settings: Settings, day: str = DAY):
+    return settings.landing / "gates" / f"turnstile_{day}.csv.gz"
+
+
+def _break(settings: Settings) -> int:
+    """Re-deliver the day's file with every data line malformed (';' for ','); returns its data lines."""
+    path = _landing(settings)
+    header, *lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    path.write_bytes(gzip.compress(("\n".join([header, *(line.replace(",", ";") for line in lines)]) + "\n").encode()))
+    return len(lines)
+
+
+def _snapshot(settings: Settings) -> dict:
+    """What must not change when a delivery is refused: the partition's bytes and its checksum record."""
+    stored = _stored(settings)
+    return {"bytes": stored.read_bytes(), "record": checksum_record_path(settings, stored).read_bytes(),
+            "folder": sorted(p.name for p in stored.parent.iterdir())}
+
+
+def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> list:
+    return [r.dagster_event for r in instance.all_logs(run_id, of_type=kind)]
+
+
+def _assert_refused_and_kept(settings, instance, result, before, step_message: str):
+    assert not result.success
+    assert _snapshot(settings) == before
+    recorded = pl.read_parquet(checksum_record_path(settings, _stored(settings)))
+    assert recorded["file_sha256"][0] == sha256_of(_stored(settings))[0]
+    failures = _events(instance, result.run_id, dg.DagsterEventType.STEP_FAILURE)
+    assert [f.step_key for f in failures] == [STEP]
+    message = failures[0].step_failure_data.error.cause.message
+    assert step_message in message, message
+    assert not CARD.search(message)
+    materialised = [e for e in _events(instance, result.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+                    if e.asset_key == dg.AssetKey(["staging", "gate_event"])]
+    assert materialised == []
+    return message
+
+
+def _ingest_log(settings: Settings, run_id: str) -> list[tuple]:
+    con = compute_connection(settings, ["meta.ingest_log", "quarantine.gates"])
+    try:
+        return con.execute("SELECT source_file, partition_key, file_status, rows_read, rows_loaded, rows_quarantined "
+                           "FROM meta.ingest_log WHERE run_id = ? ORDER BY partition_key, source_file",
+                           [run_id]).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home):
+    before = _snapshot(home)
+    lines = _break(home)
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run_gates(home, instance, DAY, DAY)
+
+    expected = (f"{lines:,} of {lines:,} lines of landing/gates/turnstile_{DAY}.csv.gz are malformed: "
+                "is this a turnstile export?")
+    _assert_refused_and_kept(home, instance, result, before, expected)
+    assert expected in result.error                       # what `shuku run` prints
+    assert _ingest_log(home, result.run_id) == [
+        (f"gates/turnstile_{DAY}.csv.gz", DAY, "rejected", lines, 0, lines)]
+    con = compute_connection(home, ["quarantine.gates"])
+    quarantined = con.execute("SELECT count(*), min(reason), max(reason) FROM quarantine.gates "
+                              "WHERE run_id = ? AND partition_key = ?", [result.run_id, DAY]).fetchone()
+    con.close()
+    assert quarantined == (lines, "malformed_line", "malformed_line")
+
+
+def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch, tmp_path):
+    """With refusal by share turned off, the empty day still never replaces the stored one: the
+    blocking row_count check fails on the staged partition before it is published."""
+    config = yaml.safe_load(DEFAULT_LIBRARY_CONFIG.read_text(encoding="utf-8"))
+    config["max_quarantined_share"] = 1
+    (tmp_path / "library.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("SHUKU_LIBRARY_CONFIG", str(tmp_path / "library.yaml"))
+    before = _snapshot(home)
+    lines = _break(home)
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run_gates(home, instance, DAY, DAY)
+
+    message = _assert_refused_and_kept(home, instance, result, before, "blocking check(s) failed on the new rows")
+    assert "staging.gate_event row_count" in message and f"event_date={DAY}: 0 rows" in message
+    assert [row[2] for row in _ingest_log(home, result.run_id)] == ["rejected"]
+    assert _ingest_log(home, result.run_id)[0][3:] == (lines, 0, lines)
+
+
+def test_a_good_redelivery_replaces_the_partition(home):
+    """The control: a re-delivery with fewer lines is published, with its checksum."""
+    path = _landing(home)
+    header, *lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    path.write_bytes(gzip.compress(("\n".join([header, *lines[:-40]]) + "\n").encode()))
+    before = pl.read_parquet(_stored(home)).height
+    result = _run_gates(home, dg.DagsterInstance.ephemeral(), DAY, DAY)
+    assert result.success, result.error
+    after = pl.read_parquet(_stored(home)).height
+    assert before - 40 <= after < before
+    recorded = pl.read_parquet(checksum_record_path(home, _stored(home)))
+    assert recorded["file_sha256"][0] == sha256_of(_stored(home))[0]
+    assert [row[2] for row in _ingest_log(home, result.run_id)] == ["loaded"]
+
+
+def test_an_unrecognised_file_is_logged_alerted_and_the_rest_loaded(home):
+    """Day 1's only file, and a second file of day 2, hold a header and nothing else: neither a row
+    nor a rejected line. Day 1 keeps its stored partition; day 2 loads its other file."""
+    header = gzip.decompress(_landing(home).read_bytes()).decode().splitlines()[0]
+    first = _landing(home, "2025-09-01")
+    first.write_bytes(gzip.compress(f"{header}\n".encode()))
+    (home.landing / "gates" / f"turnstile_{DAY}.csv").write_text(f"{header}\n", encoding="utf-8")
+    kept = _stored(home, "2025-09-01").read_bytes()
+    rows_day2 = pl.read_parquet(_stored(home)).height
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run_gates(home, instance, "2025-09-01", DAY)
+    assert result.success, result.error
+    assert _stored(home, "2025-09-01").read_bytes() == kept
+    assert pl.read_parquet(_stored(home)).height == rows_day2
+    log = _ingest_log(home, result.run_id)
+    assert [(r[0], r[2]) for r in log] == [
+        ("gates/turnstile_2025-09-01.csv.gz", "unrecognised"),
+        (f"gates/turnstile_{DAY}.csv", "unrecognised"), (f"gates/turnstile_{DAY}.csv.gz", "loaded")]
+    assert all(r[3:] == (0, 0, 0) for r in log if r[2] == "unrecognised")
+
+    sent = alert_after_runs(home, instance, [result.run_id])
+    unrecognised = sorted(a.summary for a in sent if a.kind == UNRECOGNISED_FILE)
+    assert unrecognised == [f"[shuku] landing file not recognised, not loaded: landing/gates/turnstile_{d}"
+                            for d in ("2025-09-01.csv.gz", f"{DAY}.csv")]
