@@ -1,8 +1,9 @@
 """Write, audit, publish: whether a delivery's staging partitions may replace the stored ones.
 
 A partition is written beside the one it replaces (`assets.ingest.prepare_partition`); it is
-refused when one of its files was mostly quarantined (more than the library config's
-``max_quarantined_share`` of its lines: most likely not the export it is named as) or when a
+refused when one of its files was mostly unreadable (more than the library config's
+``max_quarantined_share`` of its lines quarantined for a reason other than their date: most
+likely not the export it is named as) or when a
 blocking (error-severity) check fails on its new rows (`quality.checks.audit`). A refused
 partition leaves the stored one as it was; its quarantined lines and its files' ingest-log
 rows (``rejected``) are still recorded, and the run fails with the reason in the library's words.
@@ -27,12 +28,15 @@ _ALL_FOR = {Reason.MALFORMED_LINE: "are malformed", Reason.TRUNCATED_LINE: "are 
             Reason.BAD_TIMESTAMP: "have a date or time that cannot be read",
             Reason.BAD_NUMBER: "have a number field that is not a number",
             Reason.UNKNOWN_CODE: "hold codes this library does not use",
-            Reason.MISSING_REQUIRED: "lack a required field", Reason.BAD_RECORD: "are records that do not decode",
-            Reason.WRONG_PARTITION: "are dated outside the file's day or month"}
+            Reason.MISSING_REQUIRED: "lack a required field", Reason.BAD_RECORD: "are records that do not decode"}
 
 
 def refusal_for_file(feed: Feed, library: Library, relative: str, read: int, reasons: Counter) -> str | None:
-    """Why a file is refused whole (its share of quarantined lines is above the library's limit), else None."""
+    """Why a file is refused whole (its share of lines that could not be read is above the library's
+    limit), else None. Rows dated in another partition were read: a COUNTER report of a year
+    delivered in a month's folder is understood, and a blocking row count catches a file of
+    another day."""
+    reasons = Counter({r: n for r, n in reasons.items() if r != Reason.WRONG_PARTITION and n})
     quarantined = sum(reasons.values())
     if not read or quarantined / read <= library.max_quarantined_share:
         return None
@@ -41,7 +45,7 @@ def refusal_for_file(feed: Feed, library: Library, relative: str, read: int, rea
     else:
         what = "were quarantined (" + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common()) + ")"
     return (f"{quarantined:,} of {read:,} lines of landing/{relative} {what}: is this a {feed.expected}? "
-            f"Refused (more than {library.max_quarantined_share:.0%} of its lines quarantined, "
+            f"Refused (more than {library.max_quarantined_share:.0%} of its lines unreadable, "
             "max_quarantined_share in the library config): the stored partition was kept as it was. "
             f"Check the file with `shuku parse {feed.source} <file>`, then deliver it again.")
 

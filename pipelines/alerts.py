@@ -147,12 +147,15 @@ def _short(message: str) -> str:
 def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert:
     """The alert for a failed run: its first failed step and error, the error-severity checks that
     failed in it and the assets it planned but did not build."""
-    step, error = None, None
+    steps, errors = [], []
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         if event.step_failure_data and event.step_failure_data.error:
-            step, error = event.step_key, _short(error_message(event.step_failure_data.error))
-            break
+            steps.append(event.step_key)
+            errors.append(_short(error_message(event.step_failure_data.error)))
+    # Every failed step: a refused delivery and a failing check of another table fail one run.
+    step = ", ".join(steps) or None
+    error = errors[0] if len(errors) == 1 else " | ".join(f"{s}: {e}" for s, e in zip(steps, errors)) or None
     if error is None:
         for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
             data = record.dagster_event.event_specific_data

@@ -1,5 +1,6 @@
-"""Alerts on a real failing run: a turnstile file whose every line is broken loads no row, the
-blocking row-count check fails and the run fails. The run-failure and failed-check sensors (and
+"""Alerts on a real failing run: a turnstile file whose every line is broken is refused (the
+stored partition kept), and a people-counter day left empty by an earlier run fails its blocking
+row-count check, so the run fails. The run-failure and failed-check sensors (and
 `shuku run`, which runs without the daemon) write the alerts log, e-mail a local SMTP server and
 POST to a local webhook, each alert once, naming the table, partition, check or error and the
 command that shows more, and never a card number or an e-mail address."""
@@ -22,12 +23,15 @@ from pipelines.alerts import CHECK_FAILURE, DELIVERY_FAILED, RUN_FAILURE, Alert,
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
+from warehouse.contracts import contract_for
 from warehouse.settings import Settings
+from warehouse.storage import write_partition
 
 DAY = "2025-09-02"
 CARD = "2022170001"
 EMAIL = "reader@example.edu"
 GATE_EVENT = dg.AssetKey(["staging", "gate_event"])
+GATE_COUNT = dg.AssetKey(["staging", "gate_count"])
 
 
 def _broken_turnstile_file(settings: Settings) -> None:
@@ -37,6 +41,12 @@ def _broken_turnstile_file(settings: Settings) -> None:
     lines = ["time,gate,direction,card,result", f"{DAY} 08:06:00;EAST-G1;IN;{CARD};{EMAIL}"]
     lines += [f"{DAY} 09:{m:02d}:00 EAST-G1 IN" for m in range(5)]
     (folder / f"turnstile_{DAY}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _empty_counter_day(settings: Settings) -> None:
+    """A gate_count partition an earlier run left empty (its export held no row), and no file to reload it."""
+    contract = contract_for("staging.gate_count")
+    write_partition(settings, contract, DAY, contract.empty_frame())
 
 
 def _free_port() -> int:
@@ -101,6 +111,7 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     monkeypatch.setenv("SHUKU_ALERT_WEBHOOK", webhook_url)
     settings = Settings(tmp_path / "home").ensure()
     _broken_turnstile_file(settings)
+    _empty_counter_day(settings)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     resources = {"shuku": ShukuWarehouse(home=str(settings.home))}
@@ -115,7 +126,7 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
 
     result = defs.resolve_job_def("load_gates").execute_in_process(
         instance=instance, partition_key=DAY, run_config=QUIET_LOGS, raise_on_error=False,
-        asset_selection=[GATE_EVENT, dg.AssetKey(["core", "fact_gate_event"])])
+        asset_selection=[GATE_EVENT, GATE_COUNT, dg.AssetKey(["core", "fact_gate_event"])])
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
@@ -131,25 +142,27 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     assert sorted(by_kind) == [CHECK_FAILURE, RUN_FAILURE] and len(logged) == 2, logged
     check = by_kind[CHECK_FAILURE]
     assert (check["table"], check["check"], check["severity"], check["partition"]) == (
-        "staging.gate_event", "row_count", "error", DAY)
+        "staging.gate_count", "row_count", "error", DAY)
     assert check["run_id"] == result.run_id and check["job"] == "load_gates"
-    assert "shuku quality staging.gate_event" in check["see"]
+    assert "shuku quality staging.gate_count" in check["see"]
     failed_run = by_kind[RUN_FAILURE]
     assert failed_run["run_id"] == result.run_id and failed_run["partition"] == DAY
-    assert failed_run["step"] == "ingest_turnstile"
-    assert failed_run["error"].startswith("DagsterAssetCheckFailedError: ") and "row_count" in failed_run["error"]
+    assert sorted(failed_run["step"].split(", ")) == ["ingest_gate_counter", "ingest_turnstile"]
+    assert "ingest_gate_counter: DagsterAssetCheckFailedError: " in failed_run["error"]
+    assert ("ingest_turnstile: DeliveryRefused: 6 of 6 lines of landing/gates/turnstile_2025-09-02.csv are "
+            "malformed: is this a turnstile export?") in failed_run["error"]
     assert "core.fact_gate_event" in failed_run["not_built"]
-    assert {"shuku status", "shuku quality staging.gate_event"} <= set(failed_run["see"])
+    assert {"shuku status", "shuku quality staging.gate_count"} <= set(failed_run["see"])
     assert all(row["channels"] == ["log", "email", "webhook"] for row in logged)
     _no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
 
     assert len(mailbox.messages) == 2
     assert {tuple(r) for r, _ in mailbox.messages} == {("data-librarians@library.example", "systems@library.example")}
     mails = [email.message_from_string(m, policy=email.policy.default) for _, m in mailbox.messages]
-    assert "[shuku] check failed (error): staging.gate_event row_count (2025-09-02)" in {m["Subject"] for m in mails}
+    assert "[shuku] check failed (error): staging.gate_count row_count (2025-09-02)" in {m["Subject"] for m in mails}
     assert {m["X-Shuku-Alert"] for m in mails} == {row["key"] for row in logged}
     bodies = "\n".join(m.get_content() for m in mails)
-    assert f"run: {result.run_id}" in bodies and "shuku quality staging.gate_event" in bodies
+    assert f"run: {result.run_id}" in bodies and "shuku quality staging.gate_count" in bodies
     _no_personal_data(bodies + "".join(m for _, m in mailbox.messages))
 
     assert len(posts) == 2 and {c for c, _ in posts} == {"application/json"}
@@ -172,6 +185,7 @@ def test_shuku_run_alerts_without_the_daemon_and_shuku_alerts_lists_them(tmp_pat
     monkeypatch.setenv("SHUKU_HOME", str(settings.home))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))   # `shuku run` sets it; restored after
     _broken_turnstile_file(settings)
+    _empty_counter_day(settings)
     runner = CliRunner()
     ran = runner.invoke(main, ["run", "--select", "gates"], terminal_width=200)
     assert ran.exit_code == 1, ran.output
@@ -181,9 +195,9 @@ def test_shuku_run_alerts_without_the_daemon_and_shuku_alerts_lists_them(tmp_pat
 
     listed = runner.invoke(main, ["alerts"], terminal_width=200)
     assert listed.exit_code == 0, listed.output
-    assert "check failed (error): staging.gate_event row_count" in listed.output
+    assert "check failed (error): staging.gate_count row_count" in listed.output
     assert "run failed: daily feeds 2025-09-02..2025-09-02" in listed.output
-    assert "shuku quality staging.gate_event" in listed.output
+    assert "shuku quality staging.gate_count" in listed.output
     as_json = [json.loads(line) for line in runner.invoke(main, ["alerts", "--format", "json", "--limit", "1"]).output.splitlines()]
     assert len(as_json) == 1 and as_json[0]["kind"] == CHECK_FAILURE   # newest first: checks follow their run
 
