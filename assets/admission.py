@@ -62,13 +62,14 @@ def expected_of_source(source: str) -> str:
     return " or ".join(dict.fromkeys(f.expected for f in FEEDS if f.source == source))
 
 
-def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str) -> None:
+def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str) -> int:
     """Run the blocking checks of each staging table on the partitions this run prepared and has
     not refused yet, all of them at once; when one fails, every one of them is refused (their
-    rows were checked together), with the checks and what they found as the reason."""
+    rows were checked together), with the checks and what they found as the reason. Returns how
+    many partitions were audited."""
     candidates = [o for o in outcomes if o.staged is not None and o.staged.pending and not o.refused]
     if not candidates:
-        return
+        return 0
     reasons = []
     for table in feed.tables:
         contract = contract_for(f"staging.{table}")
@@ -78,7 +79,7 @@ def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], 
             example = f"; e.g. {failed.sample[0]}" if failed.sample else ""
             reasons.append(f"{contract.qualified_name} {failed.check_name}: {failed.observed_value}{example}")
     if not reasons:
-        return
+        return len(candidates)
     keys = [o.key or "snapshot" for o in candidates]
     files = [f"landing/{f.source_file}" for o in candidates for f in o.files if f.file_status == LOADED]
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
@@ -87,3 +88,4 @@ def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], 
                "Refused: the stored partition(s) were kept as they were. Fix the file(s) or the contract, then re-run.")
     for outcome in candidates:
         outcome.refused = message
+    return len(candidates)

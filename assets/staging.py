@@ -1,6 +1,7 @@
 """Staging assets: one per landing feed, each writing its staging tables partition by partition."""
 
 
+import time
 from collections import Counter
 
 import dagster as dg
@@ -56,7 +57,11 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                         outcomes.append(outcome)
                         earlier.update((f.file_sha256, f.source_file) for f in outcome.files
                                        if f.file_status == LOADED)
-                    audit_run(settings, feed, outcomes, run_id)
+                    began = time.perf_counter()
+                    audited = audit_run(settings, feed, outcomes, run_id)
+                    if audited:
+                        context.log.info(f"{feed.name}: blocking checks on {audited} staged partition(s) "
+                                         f"in {time.perf_counter() - began:.1f} s")
                     for outcome in outcomes:
                         settle_partition(settings, feed, outcome, run_id)
                 finally:
@@ -72,7 +77,8 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
                         f"quarantined {sum(outcome.quarantined_by_reason.values())}, duplicates {outcome.duplicates}")
                 elif outcome.refused:
                     context.log.error(f"{feed.name} {outcome.key or 'snapshot'}: {outcome.refused}")
-            refresh_warehouse_views(settings, [contract_for(name) for name in outputs]
+            published = [contract_for(name) for name in outputs] if any(o.written for o in outcomes) else []
+            refresh_warehouse_views(settings, published
                                     + [contract_for(f"quarantine.{feed.source}"), contract_for(INGEST_LOG)]
                                     + [contract_for(f"meta.{t}") for t, _ in feed.meta_tables])
             files = [{"file": f.source_file, "sha256": f.file_sha256, "bytes": f.file_bytes,

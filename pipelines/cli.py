@@ -207,7 +207,16 @@ def status() -> None:
             shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
                           "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
         out.print(shown)
-    from pipelines.status import retention_sweeps
+    from pipelines.status import refused_files, retention_sweeps
+    if refused := refused_files(settings):
+        shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")
+        for col in ("file", "partition", "status", "lines read", "quarantined", "run", "when (UTC)"):
+            shown.add_column(col, justify="right" if col in ("lines read", "quarantined") else "left")
+        for r in refused:
+            colour = "red" if r["status"] == "rejected" else "yellow"
+            shown.add_row(f"landing/{r['file']}", r["partition"], f"[{colour}]{r['status']}[/{colour}]",
+                          f"{r['read']:,}", f"{r['quarantined']:,}", r["run_id"][:8], f"{r['at']:%Y-%m-%d %H:%M}")
+        out.print(shown)
     if sweeps := retention_sweeps(settings):
         swept = Table(title="retention sweeps (meta.retention_log)")
         for col in ("swept (UTC)", "sweep", "landing files deleted", "rows de-linked"):

@@ -88,3 +88,23 @@ def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
     """The latest retention sweeps (meta.retention_log), newest first."""
     from warehouse.privacy.retention import recent_sweeps
     return recent_sweeps(settings, limit) if has_data(settings, load_contracts()["meta.retention_log"]) else []
+
+
+def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
+    """Landing files whose latest ingest was refused (`rejected`) or not understood (`unrecognised`),
+    newest first: the stored partitions do not hold them."""
+    contract = load_contracts()["meta.ingest_log"]
+    if not has_data(settings, contract):
+        return []
+    con = compute_connection(settings, ["meta.ingest_log"])
+    try:
+        rows = con.execute(
+            "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
+            "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
+            "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
+            "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
+            "WHERE l.file_status IN ('rejected', 'unrecognised') GROUP BY ALL "
+            "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [limit]).fetchall()
+    finally:
+        con.close()
+    return [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]

@@ -12,10 +12,12 @@ import dagster as dg
 import polars as pl
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from assets.feeds import feed_named
 from generator import generate
 from pipelines.alerts import UNRECOGNISED_FILE, alert_after_runs
+from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
@@ -107,7 +109,8 @@ def _ingest_log(settings: Settings, run_id: str) -> list[tuple]:
         con.close()
 
 
-def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home):
+def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(home.dagster_home))     # `shuku status` sets it; restored after
     before = _snapshot(home)
     lines = _break(home)
     instance = dg.DagsterInstance.ephemeral()
@@ -124,6 +127,8 @@ def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home):
                               "WHERE run_id = ? AND partition_key = ?", [result.run_id, DAY]).fetchone()
     con.close()
     assert quarantined == (lines, "malformed_line", "malformed_line")
+    status = CliRunner().invoke(main, ["status"], terminal_width=250)
+    assert f"landing/gates/turnstile_{DAY}.csv.gz │ {DAY} │ rejected │ {lines:>10,} │ {lines:>11,}" in status.output
 
 
 def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch, tmp_path):
