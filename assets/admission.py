@@ -19,6 +19,7 @@ from assets.feeds import FEEDS, Feed
 from assets.ingest import LOADED, PartitionOutcome
 from assets.parsing import Reason
 from quality.checks import audit
+from quality.results import CheckOutcome
 from warehouse.contracts import contract_for
 from warehouse.library import Library
 from warehouse.settings import Settings
@@ -62,30 +63,33 @@ def expected_of_source(source: str) -> str:
     return " or ".join(dict.fromkeys(f.expected for f in FEEDS if f.source == source))
 
 
-def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str) -> int:
+def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str
+              ) -> tuple[list[str | None], dict[str, list[CheckOutcome]]]:
     """Run the blocking checks of each staging table on the partitions this run prepared and has
     not refused yet, all of them at once; when one fails, every one of them is refused (their
-    rows were checked together), with the checks and what they found as the reason. Returns how
-    many partitions were audited."""
+    rows were checked together), with the checks and what they found as the reason. Returns the
+    partition keys audited and each table's outcomes (reused once they are published)."""
     candidates = [o for o in outcomes if o.staged is not None and o.staged.pending and not o.refused]
     if not candidates:
-        return 0
-    reasons = []
+        return [], {}
+    reasons, audited = [], {}
     for table in feed.tables:
         contract = contract_for(f"staging.{table}")
         key_of = (lambda o: o.key) if contract.partition_column is not None else (lambda o: None)
         pending = {key_of(o): o.staged.pending[table].staged for o in candidates}
-        for failed in audit(contract, settings, pending, run_id=run_id):
+        audited[table] = audit(contract, settings, pending, run_id=run_id)
+        for failed in (o for o in audited[table] if not o.success):
             example = f"; e.g. {failed.sample[0]}" if failed.sample else ""
             reasons.append(f"{contract.qualified_name} {failed.check_name}: {failed.observed_value}{example}")
+    keys = [o.key or None for o in candidates]
     if not reasons:
-        return len(candidates)
-    keys = [o.key or "snapshot" for o in candidates]
+        return keys, audited
+    shown_keys = [o.key or "snapshot" for o in candidates]
     files = [f"landing/{f.source_file}" for o in candidates for f in o.files if f.file_status == LOADED]
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     message = (f"{len(reasons)} blocking check(s) failed on the new rows of {feed.name} "
-               f"{keys[0] if len(keys) == 1 else f'{keys[0]}..{keys[-1]}'} (from {shown}): {'; '.join(reasons)}. "
+               f"{shown_keys[0] if len(shown_keys) == 1 else f'{shown_keys[0]}..{shown_keys[-1]}'} (from {shown}): {'; '.join(reasons)}. "
                "Refused: the stored partition(s) were kept as they were. Fix the file(s) or the contract, then re-run.")
     for outcome in candidates:
         outcome.refused = message
-    return len(candidates)
+    return keys, audited

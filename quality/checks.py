@@ -289,16 +289,22 @@ def _validate_in_chunks(con, contract: Contract, expectations: list[ContractExpe
 
 
 def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
-               now: dt.datetime | None = None, pending: dict | None = None) -> list[CheckOutcome]:
+               now: dt.datetime | None = None, pending: dict | None = None,
+               audited: list[CheckOutcome] | None = None) -> list[CheckOutcome]:
     """Run every check of the table on the rows this run wrote and record them in meta.quality_results.
 
     ``now`` replaces the clock for the freshness check (tests). ``pending`` (partition key, or None
     for a whole table, → staged file): run only the blocking (error-severity) checks, on those
-    files before they are published, and record nothing (see `audit`).
+    files before they are published, and record nothing (see `audit`). ``audited``: the outcomes
+    of that audit on exactly the partitions now published, which are not computed again.
     """
     if contract.layer not in CHECKED_LAYERS:
         return []
-    blocking = (lambda checks: [c for c in checks if c.severity == ERROR]) if pending else (lambda checks: checks)
+    done = {o.check_name for o in audited or []}
+    if pending:
+        blocking = lambda checks: [c for c in checks if c.severity == ERROR]   # noqa: E731
+    else:
+        blocking = lambda checks: [c for c in checks if c.name not in done]    # noqa: E731
     expectations = blocking(contract_expectations(contract))
     fresh = None if pending else freshness_rule(contract)     # the table's age, not the new rows' validity
     rules = blocking(rules_for(contract))
@@ -340,19 +346,22 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
     _scrub_samples(settings, outcomes)
     if pending:
         return outcomes
+    if audited:
+        order = [c.name for c in planned_checks(contract)]
+        outcomes = sorted([*audited, *outcomes], key=lambda o: order.index(o.check_name))
     write_results(settings, run_id, partition_keys, outcomes)
     update_docs(settings, contract.qualified_name, run_id, partition_label(partition_keys), outcomes)
     return outcomes
 
 
 def audit(contract: Contract, settings: Settings, pending: dict, *, run_id: str) -> list[CheckOutcome]:
-    """The blocking (error-severity) checks that fail on partitions written but not yet published
-    (``pending``: partition key, or None for a whole table, → staged file). The stored partitions
-    are replaced only when this is empty; nothing is recorded (the stored data did not change)."""
+    """The blocking (error-severity) checks on partitions written but not yet published (``pending``:
+    partition key, or None for a whole table, → staged file). The stored partitions are replaced
+    only when all of them pass; nothing is recorded here (the stored data did not change): the
+    outcomes are recorded with the table's other checks once published (`evaluate`, ``audited``)."""
     if not checks_enabled() or not pending:
         return []
-    return [o for o in run_checks(contract, settings, run_id=run_id, partition_keys=None, pending=pending)
-            if not o.success]
+    return run_checks(contract, settings, run_id=run_id, partition_keys=None, pending=pending)
 
 
 def _scrub_samples(settings: Settings, outcomes: list[CheckOutcome]) -> None:
@@ -370,8 +379,9 @@ def _scrub_samples(settings: Settings, outcomes: list[CheckOutcome]) -> None:
 
 
 def evaluate(contract: Contract, settings: Settings, *, run_id: str, partition_keys: list[str] | None,
-             now: dt.datetime | None = None) -> Iterable[dg.AssetCheckResult]:
-    """Run the table's checks on what this run wrote (its partitions, or the whole table); ``now`` for tests."""
+             now: dt.datetime | None = None, audited: list[CheckOutcome] | None = None) -> Iterable[dg.AssetCheckResult]:
+    """Run the table's checks on what this run wrote (its partitions, or the whole table); ``now`` for
+    tests; ``audited``: outcomes of `audit` on exactly these partitions, reused."""
     if not checks_enabled():
         return []
     key = dg.AssetKey([contract.layer, contract.table])
@@ -381,4 +391,4 @@ def evaluate(contract: Contract, settings: Settings, *, run_id: str, partition_k
         severity=dg.AssetCheckSeverity.ERROR if o.severity == ERROR else dg.AssetCheckSeverity.WARN,
         metadata={"observed": o.observed_value, "unexpected_count": o.unexpected_count, "partitions": label,
                   "sample": dg.MetadataValue.json(o.sample)})
-        for o in run_checks(contract, settings, run_id=run_id, partition_keys=partition_keys, now=now)]
+        for o in run_checks(contract, settings, run_id=run_id, partition_keys=partition_keys, now=now, audited=audited)]

@@ -49,15 +49,16 @@ def test_a_staged_partition_is_unseen_until_published_and_audited_on_its_own_row
 
     empty = stage_partition(settings, contract, DAY, _gate_events(0))
     assert _rows(settings) == 5                                   # readers still see the stored day
-    failed = audit(contract, settings, {DAY: empty.staged}, run_id="r1")
-    assert [(f.check_name, f.observed_value) for f in failed] == [
+    outcomes = audit(contract, settings, {DAY: empty.staged}, run_id="r1")
+    assert outcomes and {o.severity for o in outcomes} == {"error"}            # the blocking checks only
+    assert [(f.check_name, f.observed_value) for f in outcomes if not f.success] == [
         ("row_count", f"1 partition(s), fewest 0 rows (event_date={DAY})")]
     discard_partition(empty)
     assert stored.read_bytes() == before and checksum_record_path(settings, stored).read_bytes() == record
     assert sorted(p.name for p in stored.parent.iterdir()) == ["part-0.parquet"]
 
     bigger = stage_partition(settings, contract, DAY, _gate_events(7))
-    assert audit(contract, settings, {DAY: bigger.staged}, run_id="r2") == []
+    assert all(o.success for o in audit(contract, settings, {DAY: bigger.staged}, run_id="r2"))
     publish_partition(settings, bigger)
     assert _rows(settings) == 7 and checksum_record_path(settings, stored).read_bytes() != record
 

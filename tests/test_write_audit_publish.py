@@ -20,6 +20,8 @@ from pipelines.alerts import UNRECOGNISED_FILE, alert_after_runs
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
+from quality.checks import planned_checks, run_checks
+from warehouse.contracts import contract_for
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
 from warehouse.storage import checksum_record_path, compute_connection, sha256_of
 
@@ -162,6 +164,19 @@ def test_a_good_redelivery_replaces_the_partition(home):
     recorded = pl.read_parquet(checksum_record_path(home, _stored(home)))
     assert recorded["file_sha256"][0] == sha256_of(_stored(home))[0]
     assert [row[2] for row in _ingest_log(home, result.run_id)] == ["loaded"]
+
+    # The blocking checks ran once, on the staged rows; what the run recorded for them is what
+    # checking the published partition afresh finds, and every other check ran after publishing.
+    contract = contract_for("staging.gate_event")
+    con = compute_connection(home, ["meta.quality_results"])
+    recorded = {name: (success, observed) for name, success, observed in con.execute(
+        "SELECT check_name, success, observed_value FROM meta.quality_results WHERE run_id = ? AND table_name = ?",
+        [result.run_id, contract.qualified_name]).fetchall()}
+    con.close()
+    assert set(recorded) == {c.name for c in planned_checks(contract)}
+    again = {o.check_name: (o.success, o.observed_value) for o in
+             run_checks(contract, home, run_id="again", partition_keys=[DAY]) if o.severity == "error"}
+    assert again and {k: v for k, v in recorded.items() if k in again} == again
 
 
 def test_an_unrecognised_file_is_logged_alerted_and_the_rest_loaded(home):
