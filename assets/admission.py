@@ -63,15 +63,9 @@ def expected_of_source(source: str) -> str:
     return " or ".join(dict.fromkeys(f.expected for f in FEEDS if f.source == source))
 
 
-def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str
-              ) -> tuple[list[str | None], dict[str, list[CheckOutcome]]]:
-    """Run the blocking checks of each staging table on the partitions this run prepared and has
-    not refused yet, all of them at once; when one fails, every one of them is refused (their
-    rows were checked together), with the checks and what they found as the reason. Returns the
-    partition keys audited and each table's outcomes (reused once they are published)."""
-    candidates = [o for o in outcomes if o.staged is not None and o.staged.pending and not o.refused]
-    if not candidates:
-        return [], {}
+def _audit(settings: Settings, feed: Feed, candidates: list[PartitionOutcome], run_id: str
+           ) -> tuple[list[str], dict[str, list[CheckOutcome]]]:
+    """The failing blocking checks (as text) and every table's outcomes on ``candidates`` together."""
     reasons, audited = [], {}
     for table in feed.tables:
         contract = contract_for(f"staging.{table}")
@@ -81,15 +75,39 @@ def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], 
         for failed in (o for o in audited[table] if not o.success):
             example = f"; e.g. {failed.sample[0]}" if failed.sample else ""
             reasons.append(f"{contract.qualified_name} {failed.check_name}: {failed.observed_value}{example}")
-    keys = [o.key or None for o in candidates]
-    if not reasons:
-        return keys, audited
-    shown_keys = [o.key or "snapshot" for o in candidates]
-    files = [f"landing/{f.source_file}" for o in candidates for f in o.files if f.file_status == LOADED]
+    return reasons, audited
+
+
+def _refuse(feed: Feed, refused: list[PartitionOutcome], reasons: list[str]) -> None:
+    keys = [o.key or "snapshot" for o in refused]
+    files = [f"landing/{f.source_file}" for o in refused for f in o.files if f.file_status == LOADED]
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     message = (f"{len(reasons)} blocking check(s) failed on the new rows of {feed.name} "
-               f"{shown_keys[0] if len(shown_keys) == 1 else f'{shown_keys[0]}..{shown_keys[-1]}'} (from {shown}): {'; '.join(reasons)}. "
+               f"{keys[0] if len(keys) == 1 else ', '.join(keys)} (from {shown}): {'; '.join(reasons)}. "
                "Refused: the stored partition(s) were kept as they were. Fix the file(s) or the contract, then re-run.")
-    for outcome in candidates:
+    for outcome in refused:
         outcome.refused = message
-    return keys, audited
+
+
+def audit_run(settings: Settings, feed: Feed, outcomes: list[PartitionOutcome], run_id: str
+              ) -> tuple[list[str | None], dict[str, list[CheckOutcome]]]:
+    """Run the blocking checks of each staging table on the partitions this run prepared and has
+    not refused yet, all of them at once. When one fails on a backfill, each partition is checked
+    again alone and only those failing are refused; when none fails alone (rows of two partitions
+    collide), every one is. Returns the partition keys whose outcomes stand for the published
+    partitions, and those outcomes per table (none after a refusal: the rest is checked again)."""
+    candidates = [o for o in outcomes if o.staged is not None and o.staged.pending and not o.refused]
+    if not candidates:
+        return [], {}
+    reasons, audited = _audit(settings, feed, candidates, run_id)
+    if not reasons:
+        return [o.key or None for o in candidates], audited
+    if len(candidates) > 1:
+        alone = [(o, _audit(settings, feed, [o], run_id)[0]) for o in candidates]
+        failing = [(o, r) for o, r in alone if r]
+        if failing:
+            for outcome, own in failing:
+                _refuse(feed, [outcome], own)
+            return [], {}
+    _refuse(feed, candidates, reasons)
+    return [], {}

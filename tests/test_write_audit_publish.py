@@ -136,10 +136,7 @@ def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home, monk
 def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch, tmp_path):
     """With refusal by share turned off, the empty day still never replaces the stored one: the
     blocking row_count check fails on the staged partition before it is published."""
-    config = yaml.safe_load(DEFAULT_LIBRARY_CONFIG.read_text(encoding="utf-8"))
-    config["max_quarantined_share"] = 1
-    (tmp_path / "library.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("SHUKU_LIBRARY_CONFIG", str(tmp_path / "library.yaml"))
+    _no_share_limit(monkeypatch, tmp_path)
     before = _snapshot(home)
     lines = _break(home)
     instance = dg.DagsterInstance.ephemeral()
@@ -149,6 +146,30 @@ def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch
     assert "staging.gate_event row_count" in message and f"event_date={DAY}: 0 rows" in message
     assert [row[2] for row in _ingest_log(home, result.run_id)] == ["rejected"]
     assert _ingest_log(home, result.run_id)[0][3:] == (lines, 0, lines)
+
+
+def _no_share_limit(monkeypatch, tmp_path) -> None:
+    config = yaml.safe_load(DEFAULT_LIBRARY_CONFIG.read_text(encoding="utf-8"))
+    config["max_quarantined_share"] = 1
+    (tmp_path / "library.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("SHUKU_LIBRARY_CONFIG", str(tmp_path / "library.yaml"))
+
+
+def test_a_backfill_refuses_only_the_day_failing_its_checks(home, monkeypatch, tmp_path):
+    _no_share_limit(monkeypatch, tmp_path)
+    first = _landing(home, "2025-09-01")
+    header, *lines = gzip.decompress(first.read_bytes()).decode().splitlines()
+    first.write_bytes(gzip.compress(("\n".join([header, *lines[:-40]]) + "\n").encode()))
+    rows_before = pl.read_parquet(_stored(home, "2025-09-01")).height
+    before = _snapshot(home)
+    _break(home)
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run_gates(home, instance, "2025-09-01", DAY)
+
+    message = _assert_refused_and_kept(home, instance, result, before, f"new rows of turnstile {DAY} (from landing/")
+    assert "2025-09-01" not in message
+    assert rows_before - 40 <= pl.read_parquet(_stored(home, "2025-09-01")).height < rows_before
+    assert [(row[1], row[2]) for row in _ingest_log(home, result.run_id)] == [("2025-09-01", "loaded"), (DAY, "rejected")]
 
 
 def test_a_good_redelivery_replaces_the_partition(home):
