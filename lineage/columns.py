@@ -20,6 +20,7 @@ from sqlglot.lineage import Node, lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
+from lineage.branches import Guard, enter_branch, guards_of, keeps, pending, union_leaves
 from warehouse.contracts import load_contracts
 
 DIALECT = "duckdb"
@@ -85,43 +86,128 @@ def _step_role(expression: exp.Expression, table: str, column: str) -> str:
             if isinstance(parent, exp.Window) and child.arg_key in ("partition_by", "order"):
                 role = WINDOW
                 break
+            if _picks(parent, child):
+                role = CONDITIONAL
+                break
             if isinstance(parent, exp.AggFunc) and not isinstance(parent, OFFSET_FUNCTIONS):
                 role = AGGREGATION
             if parent is value:
                 break
             child, parent = parent, parent.parent
         roles.add(role)
-    # A column used as a value and as a window key is a value.
-    for role in (AGGREGATION, TRANSFORMATION, IDENTITY, WINDOW):
+    # A column used as a value and as a window key or a condition is a value.
+    for role in (AGGREGATION, TRANSFORMATION, IDENTITY, CONDITIONAL, WINDOW):
         if role in roles:
             return role
     return TRANSFORMATION
+
+
+def _picks(parent: exp.Expression, child: exp.Expression) -> bool:
+    """Whether ``child`` is the condition of a CASE that picks between values read from columns
+    (a condition mapped to literals, ``case when x then 'a' else 'b' end``, is a transformation)."""
+    if not (isinstance(parent, exp.If) and child.arg_key == "this" and isinstance(parent.parent, exp.Case)):
+        return False
+    case = parent.parent
+    outcomes = [i.args.get("true") for i in case.args.get("ifs") or []] + [case.args.get("default")]
+    return any(o is not None and o.find(exp.Column) for o in outcomes)
 
 
 def _masks(expression: exp.Expression) -> bool:
     return any(True for _ in expression.find_all(*MASKING_FUNCTIONS))
 
 
-def _walk(node: Node, path: list[Node], out: list[list[Node]], constants: list[list[Node]]) -> None:
-    """Root-to-table paths into ``out``; paths ending at a value that reads no column into ``constants``."""
+@dataclass
+class _Model:
+    """The qualified model's scopes: by select, and the UNIONs each select is a branch of."""
+
+    scopes: dict[int, Scope]
+    unions: dict[int, list[Scope]]
+
+    @classmethod
+    def of(cls, tree: exp.Expression) -> "_Model":
+        scopes = {id(scope.expression): scope for scope in traverse_scope(tree)}
+        unions: dict[int, list[Scope]] = {}
+        for scope in scopes.values():
+            if scope.set_operation_scopes:
+                for leaf in union_leaves(scope):
+                    unions.setdefault(id(leaf.expression), []).append(scope)
+        return cls(scopes, unions)
+
+
+def _walk(model: _Model, node: Node, path: list[Node], out: list[list[Node]], constants: list[list[Node]],
+          guards: tuple[tuple[Guard, ...], ...] = ()) -> None:
+    """Root-to-table paths into ``out``; paths ending at a value that reads no column into ``constants``.
+
+    ``guards``: the CASE conditions the path is under (each a choice of alternatives, one of which
+    must keep it); a branch of a UNION whose discriminator cannot satisfy them is not read.
+    """
     if isinstance(node.expression, exp.Table):
         out.append(path + [node])
         return
     if not node.downstream:
         constants.append(path + [node])
+    scope = model.scopes.get(id(node.source))
     for child in node.downstream:
-        _walk(child, path + [node], out, constants)
+        below = guards
+        if scope is not None:
+            table, column = _child_ref(model, node, child)
+            found = guards_of(node.expression, table, column, scope) if column else None
+            below = guards + ((tuple(found),) if found else ())
+        kept = _enter(model, child, below)
+        if kept is not None:
+            _walk(model, child, path + [node], out, constants, kept)
 
 
-def _classify(path: list[Node]) -> tuple[str, str, bool]:
+def _child_ref(model: _Model, node: Node, child: Node) -> tuple[str, str]:
+    """(table alias, column) by which ``node``'s expression reads ``child``: a UNION's branches
+    are named by position, which the first branch's select names."""
+    table, _, column = child.name.rpartition(".")
+    table, column = _unquote(table), _unquote(column)
+    scope = model.scopes.get(id(node.source))
+    if table or not column.isdigit() or scope is None:
+        return table, column
+    for union in model.unions.get(id(child.source), ()):
+        alias = next((name for name, source in scope.sources.items() if source is union), None)
+        names = union_leaves(union)[0].expression.named_selects
+        if alias is not None and int(column) < len(names):
+            return alias, names[int(column)]
+    return table, column
+
+
+def _enter(model: _Model, child: Node, guards: tuple[tuple[Guard, ...], ...]) -> tuple | None:
+    """The guards left on entering ``child`` (filled in when it is a UNION branch), or None when
+    no alternative of some guard can hold in that branch."""
+    unions = model.unions.get(id(child.source))
+    branch = model.scopes.get(id(child.source))
+    if not unions or branch is None:
+        return guards
+    left = []
+    for alternatives in guards:
+        still, holds = [], False
+        for guard in alternatives:
+            condition = enter_branch(guard.condition, branch, unions)
+            if pending(condition):
+                still.append(Guard(condition, guard.value))
+            elif keeps(guard, condition):
+                holds = True
+        if holds:
+            continue
+        if not still:
+            return None
+        left.append(tuple(still))
+    return tuple(left)
+
+
+def _classify(model: _Model, path: list[Node]) -> tuple[str, str, bool]:
     """(type, subtype, masking) of one root-to-source path of lineage nodes."""
     roles, masking = [], False
     for parent, child in zip(path, path[1:]):
-        table, _, column = child.name.rpartition(".")
-        roles.append(_step_role(parent.expression, _unquote(table), _unquote(column)))
+        roles.append(_step_role(parent.expression, *_child_ref(model, parent, child)))
         masking |= _masks(parent.expression)
     if WINDOW in roles:
         return INDIRECT, WINDOW, masking
+    if CONDITIONAL in roles:
+        return INDIRECT, CONDITIONAL, masking
     for role in (AGGREGATION, TRANSFORMATION):
         if role in roles:
             return DIRECT, role, masking
@@ -139,8 +225,9 @@ def _expressions(path: list[Node]) -> list[str]:
     return shown
 
 
-def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None) -> set[tuple[str, str]]:
-    """The base `layer.table` columns a column reference of ``scope`` reads."""
+def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None, branches: set[int] | None = None) -> set[tuple[str, str]]:
+    """The base `layer.table` columns a column reference of ``scope`` reads; through a UNION, only
+    its ``branches`` (selects, by id) when some of them are among its branches."""
     seen = set() if seen is None else seen
     source = scope.sources.get(ref.table)
     if isinstance(source, exp.Table):
@@ -149,20 +236,22 @@ def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None) -> set[tupl
         return set()
     seen.add((id(source), ref.name))
     names = source.expression.named_selects   # of the first branch, for a UNION
-    return _output_reads(source, names.index(ref.name), seen) if ref.name in names else set()
+    return _output_reads(source, names.index(ref.name), seen, branches) if ref.name in names else set()
 
 
-def _output_reads(scope: Scope, position: int, seen: set) -> set[tuple[str, str]]:
+def _output_reads(scope: Scope, position: int, seen: set, branches: set[int] | None = None) -> set[tuple[str, str]]:
     """The base columns the ``position``-th output of a select reads; of every branch, for a UNION
     (whose branches line up by position, not by name)."""
     if scope.set_operation_scopes:
-        return set().union(*(_output_reads(branch, position, seen) for branch in scope.set_operation_scopes))
+        read = [b for b in scope.set_operation_scopes
+                if branches and any(id(leaf.expression) in branches for leaf in union_leaves(b))]
+        return set().union(*(_output_reads(b, position, seen, branches) for b in read or scope.set_operation_scopes))
     selects = scope.expression.selects
     if position >= len(selects):
         return set()
     found: set[tuple[str, str]] = set()
     for inner in selects[position].find_all(exp.Column):
-        found |= _resolve(scope, inner, seen)
+        found |= _resolve(scope, inner, seen, branches)
     return found
 
 
@@ -190,10 +279,8 @@ def _constant_edges(column: str, path: list[Node], scopes: dict[int, Scope], bra
     if scope is None or not isinstance(select, exp.Select) or isinstance(value, exp.Null):
         return []
     if value.find(exp.AggFunc):
-        parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
-                 (select.args.get("group"), GROUP_BY)]
-        description = f"decides the rows {shown} counts or summarises"
-    elif branches_differ and isinstance(select.parent, exp.SetOperation):
+        return []
+    if branches_differ and isinstance(select.parent, exp.SetOperation):
         parts = [(select.args.get("where"), CONDITIONAL)]
         description = f"decides {shown} (the condition of its UNION branch)"
     else:
@@ -204,6 +291,41 @@ def _constant_edges(column: str, path: list[Node], scopes: dict[int, Scope], bra
             for key in _resolve(scope, ref):
                 found.setdefault(key, subtype)
     return [Edge(column, table, input_column, INDIRECT, subtype, description)
+            for (table, input_column), subtype in sorted(found.items())]
+
+
+def _row_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
+    """What decides which rows an aggregate on ``path`` summarises: the GROUP BY, WHERE, HAVING
+    and join keys of the select that aggregates and of every select below it on the path (only
+    the UNION branches the path reads)."""
+    start = None
+    for i, (parent, child) in enumerate(zip(path, path[1:])):
+        if _step_role(parent.expression, *_child_ref(model, parent, child)) == AGGREGATION:
+            start = i
+            break
+    if start is None:
+        value = path[-1].expression
+        if not (value.this if isinstance(value, exp.Alias) else value).find(exp.AggFunc):
+            return []
+        start = len(path) - 1
+    aggregate = path[start].expression
+    shown = (aggregate.this if isinstance(aggregate, exp.Alias) else aggregate).sql(dialect=DIALECT)
+    branches = {id(node.source) for node in path}
+    found: dict[tuple[str, str], str] = {}
+    for depth, node in enumerate(path[start:]):
+        select, scope = node.source, model.scopes.get(id(node.source))
+        if scope is None or not isinstance(select, exp.Select):
+            continue
+        parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
+                 (select.args.get("qualify"), FILTER), (select.args.get("group"), GROUP_BY)]
+        parts += [(join.args.get("on"), JOIN) for join in select.args.get("joins") or ()]
+        if depth and select.args.get("distinct"):
+            parts += [(projection, GROUP_BY) for projection in select.selects]
+        for part, subtype in parts:
+            for ref in part.find_all(exp.Column) if part is not None else ():
+                for key in _resolve(scope, ref, branches=branches):
+                    found.setdefault(key, subtype)
+    return [Edge(column, table, input_column, INDIRECT, subtype, f"decides the rows {shown} summarises")
             for (table, input_column), subtype in sorted(found.items())]
 
 
@@ -243,19 +365,20 @@ def sql_lineage(sql: str) -> ModelLineage:
     tree = qualify(sqlglot.parse_one(sql, dialect=DIALECT), schema=schema, dialect=DIALECT)
     # Qualified once here; handing lineage the scope keeps it from qualifying again.
     roots = lineage(None, tree, schema=schema, dialect=DIALECT, scope=build_scope(tree), trim_selects=False, copy=False)
-    scopes = {id(scope.expression): scope for scope in traverse_scope(tree)}
+    model = _Model.of(tree)
+    scopes = model.scopes
     fields: dict[str, tuple[Edge, ...]] = {}
     expressions: dict[str, tuple[str, ...]] = {}
     for column, root in roots.items():
         paths: list[list[Node]] = []
         constants: list[list[Node]] = []
-        _walk(root, [], paths, constants)
+        _walk(model, root, [], paths, constants)
         edges: dict[tuple, Edge] = {}
         shown: list[str] = []
         for path in paths:
             leaf = path[-1]
             table = f"{leaf.expression.db}.{leaf.expression.name}"
-            kind, subtype, masking = _classify(path)
+            kind, subtype, masking = _classify(model, path)
             edge = Edge(column, table, _unquote(leaf.name.rpartition(".")[2]), kind, subtype,
                         " → ".join(reversed(_expressions(path[:-1]))) or "copied as is", masking)
             edges.setdefault((table, edge.input_column, kind, subtype), edge)
@@ -263,6 +386,9 @@ def sql_lineage(sql: str) -> ModelLineage:
         literals = {_constant_value(path).sql(dialect=DIALECT) for path in constants
                     if not isinstance(_constant_value(path), exp.Null)}
         branches_differ = len(literals) > 1 or bool(paths)
+        for path in paths + constants:
+            for edge in _row_edges(model, column, path):
+                edges.setdefault((edge.input_table, edge.input_column, edge.type, edge.subtype), edge)
         for path in constants:
             for edge in _constant_edges(column, path, scopes, branches_differ):
                 edges.setdefault((edge.input_table, edge.input_column, edge.type, edge.subtype), edge)
