@@ -329,6 +329,25 @@ def _row_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
             for (table, input_column), subtype in sorted(found.items())]
 
 
+def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
+    """The join keys that decide which row of a joined table a value on ``path`` is taken from."""
+    branches = {id(node.source) for node in path}
+    found: dict[tuple[str, str], Edge] = {}
+    for parent, child in zip(path, path[1:]):
+        select, scope = parent.source, model.scopes.get(id(parent.source))
+        if scope is None or not isinstance(select, exp.Select):
+            continue
+        table, _ = _child_ref(model, parent, child)
+        for join in select.args.get("joins") or ():
+            if join.this.alias_or_name != table or join.args.get("on") is None:
+                continue
+            for ref in join.args["on"].find_all(exp.Column):
+                for key in _resolve(scope, ref, branches=branches):
+                    found.setdefault(key, Edge(column, key[0], key[1], INDIRECT, JOIN,
+                                               f"decides which {table} row gives the value"))
+    return list(found.values())
+
+
 def _dataset_edges(tree: exp.Expression) -> list[Edge]:
     """Columns that decide which rows exist or how they group: joins, filters, GROUP BY, window keys."""
     found: dict[tuple[str, str], set[str]] = {}
@@ -387,7 +406,7 @@ def sql_lineage(sql: str) -> ModelLineage:
                     if not isinstance(_constant_value(path), exp.Null)}
         branches_differ = len(literals) > 1 or bool(paths)
         for path in paths + constants:
-            for edge in _row_edges(model, column, path):
+            for edge in _row_edges(model, column, path) + _join_edges(model, column, path):
                 edges.setdefault((edge.input_table, edge.input_column, edge.type, edge.subtype), edge)
         for path in constants:
             for edge in _constant_edges(column, path, scopes, branches_differ):
