@@ -250,7 +250,14 @@ def _output_reads(scope: Scope, position: int, seen: set, branches: set[int] | N
     if position >= len(selects):
         return set()
     found: set[tuple[str, str]] = set()
-    for inner in selects[position].find_all(exp.Column):
+    refs = list(selects[position].find_all(exp.Column))
+    if selects[position].find(exp.AggFunc, exp.Window):
+        # A value summarised over rows, or ranked among them, depends on which rows the select has.
+        select = scope.expression
+        for part in [select.args.get(k) for k in ("where", "having", "qualify", "group")] + \
+                [join.args.get("on") for join in select.args.get("joins") or ()]:
+            refs += list(part.find_all(exp.Column)) if part is not None else []
+    for inner in refs:
         found |= _resolve(scope, inner, seen, branches)
     return found
 
@@ -312,21 +319,51 @@ def _row_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
     shown = (aggregate.this if isinstance(aggregate, exp.Alias) else aggregate).sql(dialect=DIALECT)
     branches = {id(node.source) for node in path}
     found: dict[tuple[str, str], str] = {}
-    for depth, node in enumerate(path[start:]):
-        select, scope = node.source, model.scopes.get(id(node.source))
-        if scope is None or not isinstance(select, exp.Select):
-            continue
-        parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
-                 (select.args.get("qualify"), FILTER), (select.args.get("group"), GROUP_BY)]
-        parts += [(join.args.get("on"), JOIN) for join in select.args.get("joins") or ()]
-        if depth and select.args.get("distinct"):
-            parts += [(projection, GROUP_BY) for projection in select.selects]
-        for part, subtype in parts:
-            for ref in part.find_all(exp.Column) if part is not None else ():
-                for key in _resolve(scope, ref, branches=branches):
-                    found.setdefault(key, subtype)
+    scope = model.scopes.get(id(path[start].source))
+    if scope is not None:
+        _rows_of(scope, branches, found, set())
     return [Edge(column, table, input_column, INDIRECT, subtype, f"decides the rows {shown} summarises")
             for (table, input_column), subtype in sorted(found.items())]
+
+
+def _rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str], seen: set[int],
+             top: bool = True) -> None:
+    """Into ``found``, the columns that decide which rows ``scope`` has: its WHERE, HAVING,
+    QUALIFY, GROUP BY (and a DISTINCT below the top) and join keys, and those of the scopes it
+    reads rows from (of a UNION, only its ``branches`` when it has some). A LEFT JOIN of a source
+    the path does not read adds columns, not rows (a left join that repeats rows is taken not to
+    be one), so it is left out."""
+    if id(scope) in seen:
+        return
+    seen.add(id(scope))
+    if scope.set_operation_scopes:
+        leaves = union_leaves(scope)
+        for leaf in [x for x in leaves if id(x.expression) in branches] or leaves:
+            _rows_of(leaf, branches, found, seen, top=False)
+        return
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return
+    parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
+             (select.args.get("qualify"), FILTER), (select.args.get("group"), GROUP_BY)]
+    if not top and select.args.get("distinct"):
+        parts += [(projection, GROUP_BY) for projection in select.selects]
+    skipped = set()
+    for join in select.args.get("joins") or ():
+        name = join.this.alias_or_name
+        source = scope.sources.get(name)
+        read = isinstance(source, Scope) and any(id(x.expression) in branches for x in union_leaves(source))
+        if join.side == "LEFT" and not read and not (isinstance(source, exp.Table) and id(source) in branches):
+            skipped.add(name)
+            continue
+        parts.append((join.args.get("on"), JOIN))
+    for part, subtype in parts:
+        for ref in part.find_all(exp.Column) if part is not None else ():
+            for key in _resolve(scope, ref, branches=branches):
+                found.setdefault(key, subtype)
+    for name, (_, source) in scope.selected_sources.items():
+        if name not in skipped and isinstance(source, Scope):
+            _rows_of(source, branches, found, seen, top=False)
 
 
 def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:

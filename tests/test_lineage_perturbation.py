@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from assets.feeds import FEEDS
-from assets.marts_python import PYTHON_MARTS
+from assets.marts_python import PYTHON_MARTS, also_borrowed_sql
 from assets.models import discover_models
 from generator import generate
 from lineage.columns import sql_lineage
@@ -61,9 +61,12 @@ FAST = ("marts.key_figures",)
 
 def sql_models(library) -> dict[str, str]:
     """Every published table made by one SQL query: the model files, and the marts whose SQL is
-    formatted from the library's config (their lineage is recorded from that SQL too)."""
+    formatted from the library's config (their lineage is recorded from that SQL too). The
+    co-borrowing pairs are asked of one reader, not five, so that two days have some: the SQL is
+    the same but for that number."""
     models = {m.qualified_name: m.sql for m in discover_models()}
     models.update({m.qualified_name: m.sql(library) for m in PYTHON_MARTS if m.sql is not None})
+    models["marts.also_borrowed"] = also_borrowed_sql(library, min_support=1)
     return models
 
 
