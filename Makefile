@@ -25,15 +25,25 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-spark.lock
 	@touch $(SPARK_STAMP)
 
+# datacontract-cli, the outside validator of the contracts (tests/test_datacontract_cli.py), in its own
+# virtual environment: its pins (DuckDB 1.5, ODCS 3.2) differ from the pipeline's.
+DC_VENV  := .venv-datacontract
+DC_STAMP := $(DC_VENV)/.installed
+$(DC_STAMP): requirements-datacontract.lock
+	@test -x $(DC_VENV)/bin/python || $(PYTHON) -m venv $(DC_VENV)
+	$(DC_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-datacontract.lock
+	$(DC_VENV)/bin/python -m pip check --quiet
+	@touch $(DC_STAMP)
+
 # Generate a small synthetic library, run every asset on it, print where to look.
 demo: $(STAMP)
 	$(VENV)/bin/shuku demo
 
 # The default suite (under 10 minutes on 2 cores); CI also runs the slow tests.
-test: $(STAMP) $(if $(JAVA),$(SPARK_STAMP))
+test: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
 	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(if $(JAVA),$(SPARK_STAMP))
+test-all: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ui: $(STAMP)

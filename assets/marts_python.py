@@ -1,5 +1,6 @@
 """Marts SQL alone cannot say: those that take values from the library's config (the cost
-table, the desk service standard, the sensitive classes) and the seat demand forecast.
+table, assets.marts_eresource; the desk service standard; the sensitive classes) and the seat
+demand forecast.
 
 A config-driven mart is still one SQL query: the config values are written into it as
 literals before it runs, so its lineage comes from sqlglot like a SQL model's. The
@@ -13,149 +14,21 @@ from typing import Callable
 import dagster as dg
 import duckdb
 import polars as pl
-import yaml
 from dagster import AssetExecutionContext
 
 from assets.forecast import seat_demand_tables
 from assets.metadata import asset_tags, definition_metadata
+from assets.marts_eresource import COSTS_FILE, eresource_top_sql, load_costs
 from assets.resources import ShukuWarehouse
+from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, refresh_warehouse_views, sql_string, write_table
+from warehouse.storage import compute_connection, refresh_warehouse_views, write_table
 
-COSTS_FILE = "eresource_costs.yaml"        # beside the library config; optional
-COST_LEVELS = ("platform", "database", "title")
 MIN_SUPPORT = 5                            # readers behind any co-borrowing pair
-
-
-class CostTableError(ValueError):
-    """The e-resource cost table cannot be read."""
-
-
-def _text(value: str) -> str:
-    return sql_string(value)
-
-
-def _number(value: float) -> str:
-    return repr(float(value))
-
-
-def _values(name: str, columns: list[tuple[str, str]], rows: list[tuple[str, ...]]) -> str:
-    """A CTE of literal rows, typed even when there are none."""
-    if not rows:
-        typed = ", ".join(f"cast(null as {t}) as {c}" for c, t in columns)
-        return f"{name} as (\n    select {typed} where false\n)"
-    body = ",\n        ".join("(" + ", ".join(row) + ")" for row in rows)
-    casts = ", ".join(f"cast({c} as {t}) as {c}" for c, t in columns)
-    names = ", ".join(c for c, _ in columns)
-    return f"{name} as (\n    select {casts} from (values\n        {body}\n    ) as v({names})\n)"
-
-
-# ---- e-resource top 10 ----------------------------------------------------------------
-
-def load_costs(path: Path) -> list[dict]:
-    """Yearly costs from ``path`` (`costs: [{level, name, year, cost}]`); none when the file is absent."""
-    if not path.exists():
-        return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CostTableError(f"{path}: not valid YAML: {exc}") from None
-    rows = []
-    for i, entry in enumerate(data.get("costs") or []):
-        where = f"{path}: `costs[{i}]`"
-        if not isinstance(entry, dict) or set(entry) - {"level", "name", "year", "cost"}:
-            raise CostTableError(f"{where} must be a mapping with level, name, year and cost.")
-        if entry.get("level") not in COST_LEVELS:
-            raise CostTableError(f"{where}.level = {entry.get('level')!r}; use one of {', '.join(COST_LEVELS)}.")
-        if not str(entry.get("name") or "").strip():
-            raise CostTableError(f"{where}.name is empty; give the name as COUNTER reports it.")
-        year, cost = entry.get("year"), entry.get("cost")
-        if not isinstance(year, int) or isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
-            raise CostTableError(f"{where}: year must be a year (2025) and cost a number ≥ 0, not {year!r}, {cost!r}.")
-        rows.append({"level": entry["level"], "name": str(entry["name"]).strip(), "year": year, "cost": float(cost)})
-    return rows
-
-
-def eresource_top_sql(costs: list[dict]) -> str:
-    cost_rows = [(_text(c["level"]), _text(c["name"]), str(c["year"]), _number(c["cost"])) for c in costs]
-    return f"""-- E-resource top 10 per month by platform (COUNTER PR), database (DR) and title (TR): each
--- level from its own report, as summing reports would count the same use twice. EZproxy
--- accesses sit beside the platforms; cost per use is a month's share of the yearly cost.
-with {_values("costs", [("level", "varchar"), ("name", "varchar"), ("cost_year", "bigint"), ("cost", "double")], cost_rows)},
-
-usage as (
-    select
-        usage_month,
-        case when report_id like 'PR%' then 'platform'
-             when report_id like 'DR%' then 'database'
-             when report_id like 'TR%' then 'title' end as level,
-        case when report_id like 'PR%' then platform
-             when report_id like 'DR%' then database
-             when report_id like 'TR%' then title end as name,
-        platform,
-        metric_type,
-        usage_count
-    from core.fact_counter_usage
-),
-
-monthly as (
-    select
-        usage_month,
-        level,
-        name,
-        min(platform) as platform,
-        sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as total_item_requests,
-        sum(case when metric_type = 'Total_Item_Investigations' then usage_count else 0 end) as total_item_investigations,
-        sum(case when metric_type = 'Unique_Item_Requests' then usage_count else 0 end) as unique_item_requests
-    from usage
-    where level is not null and name is not null
-    group by usage_month, level, name
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by usage_month, level
-            order by total_item_requests desc, total_item_investigations desc, name
-        ) as rank
-    from monthly
-),
-
-proxy as (
-    select cast(date_trunc('month', event_date) as date) as usage_month, platform, count(*) as accesses
-    from core.fact_eresource_access
-    where platform is not null
-    group by cast(date_trunc('month', event_date) as date), platform
-),
-
-final as (
-    select
-        ranked.usage_month,
-        ranked.level,
-        cast(ranked.rank as bigint) as rank,
-        ranked.name,
-        ranked.platform,
-        cast(ranked.total_item_requests as bigint) as total_item_requests,
-        cast(ranked.total_item_investigations as bigint) as total_item_investigations,
-        cast(ranked.unique_item_requests as bigint) as unique_item_requests,
-        cast(case when ranked.level = 'platform' then coalesce(proxy.accesses, 0) end as bigint) as ezproxy_accesses,
-        cast(costs.cost / 12 as double) as cost,
-        cast(costs.cost / 12 / nullif(ranked.total_item_requests, 0) as double) as cost_per_use
-    from ranked
-    left join proxy
-        on proxy.usage_month = ranked.usage_month and proxy.platform = ranked.name and ranked.level = 'platform'
-    left join costs
-        on costs.level = ranked.level and costs.name = ranked.name and costs.cost_year = year(ranked.usage_month)
-    where ranked.rank <= 10
-)
-
-select * from final
-"""
 
 
 # ---- desk staffing --------------------------------------------------------------------
@@ -523,7 +396,8 @@ FORECAST_INPUTS = ("marts.space_utilisation", "core.dim_date", "core.dim_zone")
 READER_INPUTS = ("core.dim_title", "core.dim_patron", "core.fact_loan")
 
 PYTHON_MARTS: tuple[PythonMart, ...] = (
-    PythonMart("eresource_top_monthly", ("core.fact_counter_usage", "core.fact_eresource_access"), sql=_eresource_sql),
+    PythonMart("eresource_top_monthly", ("core.fact_counter_usage", "marts.eresource_platform_monthly",
+                                         "core.fact_eresource_access"), sql=_eresource_sql),
     PythonMart("desk_staffing", ("core.fact_loan", "core.fact_gate_event", "core.dim_date", "core.dim_zone"),
                sql=desk_staffing_sql),
     PythonMart("reader_profile", (*READER_INPUTS, "core.fact_eresource_access", "core.fact_gate_event", "core.dim_date"),

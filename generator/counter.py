@@ -12,7 +12,7 @@ import numpy as np
 
 from . import vocab
 from .clock import MONTHS
-from .daily import Journals
+from .eresources import Journals
 
 INSTITUTION = ("Demo University Library", "ISNI:0000000123456789")
 HEADER_KEYS = ("Report_Name", "Report_ID", "Release", "Institution_Name", "Institution_ID", "Metric_Types",
@@ -60,10 +60,12 @@ def _header(name: str, rid: str, month: dt.date, attributes: str, platform: voca
 
 def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray, downloads: np.ndarray,
                 searches: np.ndarray, journals: Journals, rng: np.random.Generator,
-                ebook_shift: float = 0.0) -> list[tuple[str, int]]:
+                ebook_shift: float = 0.0, truth: list[dict] | None = None) -> list[tuple[str, int]]:
     """Write TR, PR (TSV) and DR (JSON) for every platform for `month`; returns (file name, rows).
 
-    `ebook_shift` raises the requests for the e-books of vocab.EBOOK_SHIFT_DISCIPLINE by that share."""
+    `ebook_shift` raises the requests for the e-books of vocab.EBOOK_SHIFT_DISCIPLINE by that share.
+    `truth` receives the usage itself, per platform, database and title (level, platform,
+    name, metric, value), as it was before any report was written."""
     folder.mkdir(parents=True, exist_ok=True)
     ym = f"{month:%Y-%m}"
     mcol = f"{MONTHS[month.month - 1]}-{month.year}"
@@ -104,6 +106,13 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
         cols = ["Title", "Publisher", "Publisher_ID", "Platform", "DOI", "Proprietary_ID", "ISBN", "Print_ISSN",
                 "Online_ISSN", "URI", "Data_Type", "YOP", "Access_Type", "Access_Method", "Metric_Type",
                 "Reporting_Period_Total", mcol]
+        if truth is not None:
+            for metric, values in m.items():
+                counted = values if metric in ITEM_METRICS else np.where(book, values, 0)
+                truth.append({"level": "platform", "platform": p.name, "name": p.name, "metric": metric,
+                              "value": int(counted.sum())})
+                truth.extend({"level": "title", "platform": p.name, "name": journals.title[pi][t], "metric": metric,
+                              "value": int(counted[t])} for t in np.flatnonzero(counted))
         name = f"{slug}_TR_{ym}.tsv"
         _tsv(folder / name, _header("Title Report", "TR", month, "Attributes_To_Show=YOP|Access_Type|Access_Method", p),
              cols, tr_rows)
@@ -111,6 +120,9 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
         n_search = int(searches[pi]) * 3 + int(rng.poisson(fraction * 200 * p.weight * 5))
         pr_rows = [[p.name, "Platform", "Regular", "Searches_Platform", str(n_search), str(n_search)]] if n_search else []
         pr_rows += [[p.name, dtype, "Regular", metric, str(v), str(v)] for (dtype, metric), v in sorted(pr.items())]
+        if truth is not None:
+            truth.append({"level": "platform", "platform": p.name, "name": p.name, "metric": "Searches_Platform",
+                          "value": n_search})
         name = f"{slug}_PR_{ym}.tsv"
         _tsv(folder / name, _header("Platform Report", "PR", month, "Attributes_To_Show=Data_Type|Access_Method", p),
              ["Platform", "Data_Type", "Access_Method", "Metric_Type", "Reporting_Period_Total", mcol], pr_rows)
@@ -121,8 +133,9 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
         share = rng.dirichlet(np.ones(n_db) * 3)
         total_req = sum(v for (d, k), v in pr.items() if k == "Total_Item_Requests")
         total_inv = sum(v for (d, k), v in pr.items() if k == "Total_Item_Investigations")
-        db_req = rng.binomial(total_req, share / share.sum()) if total_req else np.zeros(n_db, np.int64)
-        db_inv = db_req + rng.binomial(max(total_inv - total_req, 0), share / share.sum())
+        # The databases split the platform's item use: their DR rows add up to the PR's totals.
+        db_req = rng.multinomial(total_req, share / share.sum())
+        db_inv = db_req + rng.multinomial(max(total_inv - total_req, 0), share / share.sum())
         dm = usage(rng, db_req, db_inv - db_req)
         for di, db in enumerate(p.databases):
             perf = {"Searches_Regular": {ym: int(rng.binomial(n_search, share[di])) if n_search else 0}}
@@ -131,6 +144,9 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
             for metric in ITEM_METRICS + TITLE_METRICS:
                 perf[metric] = {ym: int(dm[metric][di])}
             perf = {k: v for k, v in sorted(perf.items()) if v[ym] > 0}
+            if truth is not None:
+                truth.extend({"level": "database", "platform": p.name, "name": db, "metric": k, "value": v[ym]}
+                             for k, v in perf.items())
             if not perf:
                 continue
             items.append({"Database": db, "Publisher": p.publisher, "Publisher_ID": {"ISNI": [p.publisher_isni]},

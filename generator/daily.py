@@ -1,4 +1,4 @@
-"""One day of events per source: loans, gate events, OPAC searches, EZproxy requests.
+"""One day of events per source: loans, gate events, OPAC searches (EZproxy: generator.eresources).
 
 Each function draws whole columns with numpy and builds the lines with polars; the only
 Python loops are per source, per discipline or per defect."""
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import numpy as np
 import polars as pl
@@ -15,7 +14,7 @@ import polars as pl
 from warehouse.library import Library
 
 from . import vocab
-from .clock import MONTHS, draw_seconds, hms, utc_offset
+from .clock import draw_seconds, hms
 from .population import (CCODES, COURSE_TITLES, COURSES_PER_DISCIPLINE, FIRST_ITEMNUMBER, ITEM_TYPES, LOCATIONS, N_DISC,
                          Catalogue, Patrons)
 from .scales import Scale
@@ -57,7 +56,7 @@ class LoanBook:
             self.pending.setdefault(int(d), []).append((kind, patron[sel], item[sel]))
 
 
-def _concat_lines(cols: list[pl.Expr], df: pl.DataFrame, sep: str = ",") -> list[str]:
+def concat_lines(cols: list[pl.Expr], df: pl.DataFrame, sep: str = ",") -> list[str]:
     return df.select(pl.concat_str(cols, separator=sep).alias("line")).to_series().to_list()
 
 
@@ -103,14 +102,15 @@ def _with_reading_lists(rng: np.random.Generator, reader: np.ndarray, title: np.
 
 def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
                     cat: Catalogue, book: LoanBook, next_open: np.ndarray, n_unknown: int
-                    ) -> tuple[list[str], frozenset[int]]:
-    """The day's Koha statistics lines (sorted by time) and the positions of `unknown_item` lines."""
+                    ) -> tuple[list[str], frozenset[int], list[str], dict[str, np.ndarray]]:
+    """The day's Koha statistics lines (sorted by time), the positions of `unknown_item` lines,
+    the holds lines, and the issues (line position, second, reader, item) for the ground truth."""
     due = book.pending.pop(day.index, [])
     if day.building == 0:
         # Closed: what was due today happens on the next open day.
         if due and next_open[day.index] < len(next_open):
             book.pending.setdefault(int(next_open[day.index]), []).extend(due)
-        return [], frozenset(), []
+        return [], frozenset(), [], {}
     kinds, who, what = [], [], []
     for kind, p, i in due:
         kinds.append(np.full(len(p), kind, np.int8))
@@ -198,12 +198,14 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
         "ccode": pl.Series(CCODES).gather(loc),
         "cat": pl.Series(vocab.CATEGORIES + ("",)).gather(np.where(has_reader, patrons.category[r], 6)),
     })
-    lines = _concat_lines([
+    lines = concat_lines([
         pl.lit(day.stamp) + pl.col("t"), pl.col("branch"), pl.col("type"), pl.col("itemnumber").cast(pl.Utf8),
         pl.col("itemtype"), pl.col("location"),
         pl.when(pl.col("has")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
         pl.col("ccode"), pl.col("cat")], df)
-    return lines, frozenset(bad.tolist()), _hold_lines(rng, day, library, patrons, cat, book, *holds)
+    pos = np.flatnonzero(kind == 0)
+    issues = {"pos": pos, "secs": secs[pos], "reader": reader[pos], "item": item[pos]}
+    return lines, frozenset(bad.tolist()), _hold_lines(rng, day, library, patrons, cat, book, *holds), issues
 
 
 def _hold_lines(rng: np.random.Generator, day: Day, library: Library, patrons: Patrons, cat: Catalogue,
@@ -220,7 +222,7 @@ def _hold_lines(rng: np.random.Generator, day: Day, library: Library, patrons: P
         "branch": pl.Series([b.code for b in library.branches]).gather(cat.item_branch[cat.item_start[title]]),
         "card": patrons.card[reader], "bib": cat.control_number(title),
     })
-    return _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("id").cast(pl.Utf8), pl.col("branch"),
+    return concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("id").cast(pl.Utf8), pl.col("branch"),
                           pl.col("card").cast(pl.Utf8), pl.col("bib"), pl.lit("")], df)
 
 
@@ -230,6 +232,10 @@ class GateDay:
     # per sensor: counts of PASS IN and OUT per 15-minute slot
     sensor_in: dict[str, np.ndarray]
     sensor_out: dict[str, np.ndarray]
+    # For the ground truth: per turnstile line its second, zone code, direction (0 IN),
+    # result (0 PASS) and reader; per visit its zone code and the seconds in and out.
+    passages: dict[str, np.ndarray] = field(default_factory=dict)
+    visits: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons) -> GateDay:
@@ -264,7 +270,7 @@ def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library
     df = pl.DataFrame({"t": hms(time[order]), "gate": gate_codes.gather(gate[order]),
                        "dir": pl.Series(["IN", "OUT"]).gather(direction[order]),
                        "card": card[order], "res": pl.Series(["PASS", "DENY"]).gather(result[order])})
-    lines = _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("gate"), pl.col("dir"),
+    lines = concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("gate"), pl.col("dir"),
                            pl.col("card").cast(pl.Utf8), pl.col("res")], df)
     # What the zone's people counter sees: every PASS, plus people without a card swipe.
     sensor_in, sensor_out = {}, {}
@@ -286,7 +292,12 @@ def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library
         for s in z.sensors:
             sensor_in.setdefault(s, np.zeros(n_slots, np.int64))
             sensor_out.setdefault(s, np.zeros(n_slots, np.int64))
-    return GateDay(lines, sensor_in, sensor_out)
+    zone_codes = np.array([z.code for z in zones])
+    passages = {"secs": time[order], "zone": zone_codes[np.concatenate([zone, zone, zone[deny]])[order]],
+                "direction": direction[order], "result": result[order],
+                "reader": np.concatenate([visitor, visitor, visitor[deny]])[order]}
+    visits = {"zone": zone_codes[zone], "t_in": t_in, "t_out": t_out}
+    return GateDay(lines, sensor_in, sensor_out, passages, visits)
 
 
 def counter_lines(day: Day, g: GateDay, rng: np.random.Generator, reset: bool) -> tuple[list[str], frozenset[int]]:
@@ -326,7 +337,7 @@ def counter_lines(day: Day, g: GateDay, rng: np.random.Generator, reset: bool) -
     pos[order] = np.arange(len(order))
     df = pl.DataFrame({"t": hms(t[order]), "s": pl.Series(sensors).gather(s[order]),
                        "i": np.concatenate(rows_in)[order], "o": np.concatenate(rows_out)[order]})
-    lines = _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("s"), pl.col("i").cast(pl.Utf8),
+    lines = concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("s"), pl.col("i").cast(pl.Utf8),
                            pl.col("o").cast(pl.Utf8)], df)
     return lines, frozenset([int(pos[reset_row])]) if reset_row >= 0 else frozenset()
 
@@ -337,11 +348,13 @@ def _hex10(x: np.ndarray) -> pl.Series:
     return pl.Series(np.ascontiguousarray(chars).view("S10").ravel()).cast(pl.Utf8)
 
 
-_QUERIES = vocab.QUERY_ZH + vocab.QUERY_EN
+QUERIES = vocab.QUERY_ZH + vocab.QUERY_EN
 
 
-def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patrons) -> list[str]:
-    """OPAC searches in sessions of a few queries; about one in ten finds nothing."""
+def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patrons
+                 ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """OPAC searches in sessions of a few queries; about one in ten finds nothing. Also
+    returns each line's second and hit count, for the ground truth."""
     n_sess = max(1, int(rng.poisson(scale.searches * day.online / 2.2)))
     size = rng.geometric(1 / 2.2, n_sess)
     sess = np.repeat(np.arange(n_sess), size)
@@ -361,10 +374,10 @@ def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patr
     b = np.where(zh, rng.integers(0, nz, n), nz + rng.integers(0, len(vocab.QUERY_EN), n))
     two = rng.random(n) < 0.35
     miss = rng.random(n) < 0.06
-    q = pl.Series(_QUERIES)
+    q = pl.Series(QUERIES)
     total = np.where(miss | (rng.random(n) < 0.04), 0, np.ceil(rng.lognormal(3.0, 1.5, n)).astype(np.int64))
     df = pl.DataFrame({
-        "t": hms(secs), "sid": sid,
+        "t": hms(secs), "secs": secs, "sid": sid,
         "card": np.where(logged[sess], patrons.card[reader][sess], 0), "logged": logged[sess],
         "qa": q.gather(a), "qb": pl.Series(np.where(two, q.gather(b).to_numpy(), "")),
         "miss": pl.Series(vocab.QUERY_MISS).gather(rng.integers(0, len(vocab.QUERY_MISS), n)),
@@ -375,170 +388,7 @@ def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patr
     query = (pl.when(pl.col("is_miss")).then(pl.col("miss"))
              .otherwise(pl.when(pl.col("qb") == "").then(pl.col("qa"))
                         .otherwise(pl.col("qa") + pl.lit(" ") + pl.col("qb"))))
-    return _concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("sid"),
-                          pl.when(pl.col("logged")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
-                          query, pl.col("type"), pl.col("total").cast(pl.Utf8)], df)
-
-
-@dataclass
-class Journals:
-    """The e-journals of each platform: codes in URLs, titles and ISSNs in COUNTER."""
-
-    code: list[list[str]]
-    title: list[list[str]]
-    issn: list[list[str]]
-    is_book: list[np.ndarray]
-    zipf_cum: np.ndarray
-    discipline: list[np.ndarray]        # per platform: each title's discipline (vocab.DISCIPLINES index)
-    # per platform: for e-books, the ISBN-13 of the catalogue's print edition (0 for journals)
-    isbn: list[np.ndarray] = field(default_factory=list)
-
-    def link_print_editions(self, rng: np.random.Generator, cat: Catalogue) -> None:
-        """Give every e-book the ISBN of a catalogue title of its discipline: the library holds
-        both editions, so COUNTER use and loans can be compared per discipline."""
-        self.isbn = []
-        for disc, book in zip(self.discipline, self.is_book):
-            isbn = np.zeros(len(disc), np.int64)
-            for k in np.flatnonzero(book):
-                pool = cat.by_popularity[int(disc[k])]
-                if len(pool):
-                    isbn[k] = cat.isbn[pool[min(int(rng.integers(0, 40)), len(pool) - 1)]]
-            self.isbn.append(isbn)
-
-
-def _issn(num7: int) -> str:
-    s = sum(int(c) * w for c, w in zip(f"{num7:07d}", range(8, 1, -1)))
-    check = (11 - s % 11) % 11
-    return f"{num7 // 1000:04d}-{num7 % 1000:03d}{'X' if check == 10 else check}"
-
-
-def build_journals(rng: np.random.Generator, scale: Scale) -> Journals:
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    codes, titles, issns, books, discs = [], [], [], [], []
-    for p in vocab.PLATFORMS:
-        j = scale.journals
-        num = rng.choice(9_000_000, j, replace=False) + 1_000_000
-        if p.name == "ScienceDirect":
-            code = [f"{x:08d}" for x in num]
-        elif p.name == "SpringerLink":
-            code = [f"{10000 + x % 90000}" for x in num]
-        elif p.chinese:
-            code = ["".join(letters[(x >> (5 * k)) % 26] for k in range(4)) for x in num]
-            code = [c.upper() if p.name == "CNKI" else c + "xb" for c in code]
-        else:
-            code = ["".join(letters[(x >> (5 * k)) % 26] for k in range(3 + x % 2)) for x in num]
-        d = rng.integers(0, N_DISC, j)
-        t = rng.integers(0, 100, j)
-        book = rng.random(j) < (0.25 if p.name in ("ScienceDirect", "SpringerLink") else 0.0)
-        d[np.flatnonzero(book)[:2]] = vocab.EBOOK_SHIFT_DISCIPLINE    # its e-books, for the planted shift
-        if p.chinese:
-            title = [f"{vocab.DISCIPLINES[di].topics_zh[ti % len(vocab.DISCIPLINES[di].topics_zh)]}"
-                     f"{('学报', '研究', '进展', '杂志')[ti % 4]}" + ("" if k < 4 * N_DISC else f"（{k}）")
-                     for k, (di, ti) in enumerate(zip(d, t))]
-        else:
-            title = [f"{('Journal of ', 'Advances in ', 'Annals of ', 'Reviews in ')[ti % 4]}"
-                     f"{vocab.DISCIPLINES[di].topics_en[ti % len(vocab.DISCIPLINES[di].topics_en)]}"
-                     + ("" if k < 4 * N_DISC else f" {chr(65 + k % 26)}{k}") for k, (di, ti) in enumerate(zip(d, t))]
-        # Titles must be unique within a platform for COUNTER rows.
-        seen: dict[str, int] = {}
-        for k, x in enumerate(title):
-            if x in seen:
-                title[k] = f"{x} ({k})"
-            seen[title[k]] = k
-        codes.append(code)
-        titles.append(title)
-        issns.append([_issn(int(x)) for x in num])
-        books.append(book)
-        discs.append(d)
-    zipf = np.cumsum(1.0 / np.arange(1, scale.journals + 1) ** 1.1)
-    return Journals(codes, titles, issns, books, zipf, discs)
-
-
-@dataclass
-class EzproxyDay:
-    lines: list[str]
-    # per platform × journal: article views (investigations) and PDF downloads (requests)
-    views: np.ndarray
-    downloads: np.ndarray
-    searches: np.ndarray     # per platform
-
-
-def ezproxy_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library, patrons: Patrons,
-                journals: Journals) -> EzproxyDay:
-    """EZproxy requests in reader sessions: pages, PDFs, searches, static assets, failures,
-    and double clicks a few seconds apart."""
-    n_pl = len(vocab.PLATFORMS)
-    J = scale.journals
-    n_sess = max(1, int(rng.poisson(scale.ezproxy_lines * day.online / 10.5)))
-    size = rng.geometric(1 / 10.0, n_sess)
-    sess = np.repeat(np.arange(n_sess), size)
-    n = len(sess)
-    start = draw_seconds(rng, n_sess, online=True)
-    gap = rng.exponential(50.0, n).astype(np.int64) + 1
-    first = np.concatenate([[0], np.cumsum(size)[:-1]])
-    csum = np.cumsum(gap)
-    secs = start[sess] + csum - (csum[first] - gap[first])[sess]
-    w = np.array([p.weight for p in vocab.PLATFORMS])
-    plat = rng.choice(n_pl, n_sess, p=w / w.sum())[sess]
-    reader = patrons.draw(rng, "ezproxy", n_sess)
-    anonymous = (rng.random(n_sess) < 0.06)[sess]
-    campus = (rng.random(n_sess) < 0.7)
-    ip_a = np.where(campus, 10, np.array([58, 101, 112, 223])[rng.integers(0, 4, n_sess)])
-    ip_rest = np.where(campus, (reader * 2654435761) % (1 << 24), rng.integers(0, 1 << 24, n_sess))
-    kind = rng.choice(4, n, p=[0.38, 0.17, 0.13, 0.32])          # article, pdf, search, static
-    journal = np.searchsorted(journals.zipf_cum, rng.random(n) * journals.zipf_cum[-1], side="right")
-    article = rng.integers(0, 100_000, n)
-    asset = rng.integers(0, len(vocab.STATIC_ASSETS), n)
-    query = rng.integers(0, len(_QUERIES), n)
-    fail = rng.random(n) < 0.035
-    status = np.where(kind == 3, np.where(rng.random(n) < 0.2, 304, 200),
-                      np.where((kind == 1) & (rng.random(n) < 0.25), 302, 200))
-    status = np.where(fail, np.array([404, 403, 500])[rng.choice(3, n, p=[0.5, 0.3, 0.2])], status)
-    size_b = np.select([status == 304, status == 302, status >= 400, kind == 3, kind == 1],
-                       [np.zeros(n), np.full(n, 444.0), rng.lognormal(7.0, 0.4, n), rng.lognormal(9.5, 1.0, n),
-                        rng.lognormal(13.5, 0.6, n)], rng.lognormal(11.0, 0.5, n)).astype(np.int64)
-    # Double clicks: the same request again 1–29 s later.
-    again = np.flatnonzero((kind <= 1) & (rng.random(n) < 0.06))
-    idx = np.concatenate([np.arange(n), again])
-    secs = np.concatenate([secs, secs[again] + rng.integers(1, 30, len(again))])
-    keep = secs < 86_400            # sessions running past midnight are cut off
-    idx, secs = idx[keep], secs[keep]
-    order = np.lexsort((idx, secs))
-    idx, secs = idx[order], secs[order]
-    s_of = sess[idx]
-    p, k, j = plat[idx], kind[idx], journal[idx]
-    ok = (status[idx] == 200)
-    views = np.bincount((p * J + j)[ok & (k == 0)], minlength=n_pl * J).reshape(n_pl, J)
-    downloads = np.bincount((p * J + j)[ok & (k == 1)], minlength=n_pl * J).reshape(n_pl, J)
-    searches = np.bincount(p[ok & (k == 2)], minlength=n_pl)
-    host = pl.Series([f"https://{x.host}:443" for x in vocab.PLATFORMS])
-    pre = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[0], x.pdf[0], x.search, "/")])
-    mid = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[1], x.pdf[1], "", "")])
-    post = pl.Series([s for x in vocab.PLATFORMS for s in (x.article[2], x.pdf[2], "", "")])
-    code = pl.Series([c for cs in journals.code for c in cs])
-    qenc = pl.Series([quote(q) for q in _QUERIES])
-    assets = pl.Series(vocab.STATIC_ASSETS)
-    pk = p * 4 + k
-    is_doc = k <= 1
-    part1 = np.where(is_doc, code.gather(p * J + j).to_numpy(),
-                     np.where(k == 2, qenc.gather(query[idx]).to_numpy(), assets.gather(asset[idx]).to_numpy()))
-    num = pl.Series(article[idx]).cast(pl.Utf8).str.zfill(5)
-    part2 = np.where(is_doc, num.to_numpy(), "")
-    d = day.date
-    stamp = f"[{d.day:02d}/{MONTHS[d.month - 1]}/{d.year}:"
-    df = pl.DataFrame({
-        "ip": pl.Series(ip_a[s_of]).cast(pl.Utf8) + "." + pl.Series(ip_rest[s_of] >> 16).cast(pl.Utf8) + "."
-              + pl.Series((ip_rest[s_of] >> 8) & 255).cast(pl.Utf8) + "." + pl.Series(ip_rest[s_of] & 255 | 1).cast(pl.Utf8),
-        "user": pl.Series(patrons.card[reader[s_of]]).cast(pl.Utf8),
-        "anon": anonymous[idx],
-        "t": hms(secs),
-        "host": host.gather(p), "pre": pre.gather(pk), "p1": part1, "mid": mid.gather(pk), "p2": part2,
-        "post": post.gather(pk), "status": status[idx], "bytes": size_b[idx],
-    })
-    lines = _concat_lines([
-        pl.col("ip"), pl.lit("-"), pl.when(pl.col("anon")).then(pl.lit("-")).otherwise(pl.col("user")),
-        pl.lit(stamp) + pl.col("t") + pl.lit(f" {utc_offset(library, d)}]"),
-        pl.lit('"GET ') + pl.col("host") + pl.col("pre") + pl.col("p1") + pl.col("mid") + pl.col("p2")
-        + pl.col("post") + pl.lit(' HTTP/1.1"'),
-        pl.col("status").cast(pl.Utf8), pl.col("bytes").cast(pl.Utf8)], df, sep=" ")
-    return EzproxyDay(lines, views, downloads, searches)
+    lines = concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("sid"),
+                           pl.when(pl.col("logged")).then(pl.col("card").cast(pl.Utf8)).otherwise(pl.lit("")),
+                           query, pl.col("type"), pl.col("total").cast(pl.Utf8)], df)
+    return lines, {"secs": df["secs"].to_numpy(), "hits": df["total"].to_numpy()}

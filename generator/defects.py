@@ -65,13 +65,18 @@ def _truncate(line: str, rng: np.random.Generator, fmt: str) -> str:
 
 def apply_line_defects(lines: list[str], rng: np.random.Generator, *, fmt: str, rate: float,
                        force: str | None = None, truncate: bool = False,
-                       protected: frozenset[int] = frozenset()) -> tuple[list[str], dict[str, int]]:
+                       protected: frozenset[int] = frozenset()
+                       ) -> tuple[list[str], dict[str, int], np.ndarray]:
     """Damage a share `rate` of `lines` (clean, in file order) with the LINE_KINDS, and the
-    last line too when `truncate`. Lines in `protected` already carry a defect."""
+    last line too when `truncate`. Lines in `protected` already carry a defect.
+
+    Also returns which of `lines` were damaged (a parser rejects them); a duplicated line
+    stays intact, its copy is extra."""
     n = len(lines)
     counts = {k: 0 for k in LINE_KINDS}
+    damaged = np.zeros(n, bool)
     if n < 3:
-        return lines, counts
+        return lines, counts, damaged
     last = n - 1
     truncate = truncate and last not in protected
     candidates = np.setdiff1d(np.arange(n - 1 if truncate else n), np.fromiter(protected, int, len(protected)))
@@ -94,11 +99,13 @@ def apply_line_defects(lines: list[str], rng: np.random.Generator, *, fmt: str, 
         out[idx] = garble(out[idx], rng)
     pos += want[1]
     counts["malformed_line"], counts["bad_timestamp"] = int(want[0]), int(want[1])
+    damaged[chosen[:pos]] = True
     sources = np.sort(chosen[pos:pos + want[2]])
     counts["duplicate_row"] = len(sources)
     if truncate:
         out[last] = _truncate(out[last], rng, fmt)
         counts["truncated_line"] = 1
+        damaged[last] = True
     if len(sources):
         end = last - 1 if truncate else last          # copies go before a cut last line
         after = np.where(rng.random(len(sources)) < 0.5, sources,
@@ -113,4 +120,4 @@ def apply_line_defects(lines: list[str], rng: np.random.Generator, *, fmt: str, 
             prev = p + 1
         merged.extend(out[prev:])
         out = merged
-    return out, counts
+    return out, counts, damaged

@@ -1,12 +1,19 @@
 """The lineage events as tables an auditor can query: meta.lineage_runs, meta.lineage_datasets
 and meta.lineage_column_edges, rebuilt from ``lineage/events.jsonl`` (the file is the record;
-the tables are a view of it and can be rebuilt at any time)."""
+the tables are a view of it and can be rebuilt at any time).
+
+An event names the home folder it was written in (``duckdb://<home>/warehouse.duckdb``,
+``file://<home>/landing``); the tables name datasets relative to the home instead
+(``duckdb://warehouse.duckdb``, ``file://landing``), so that a copied, moved or restored home
+still finds its landing files. A relative namespace has no slash after ``//``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
@@ -19,6 +26,48 @@ log = logging.getLogger("shuku.lineage")
 
 TABLES = ("meta.lineage_runs", "meta.lineage_datasets", "meta.lineage_column_edges")
 FINAL_STATES = ("COMPLETE", "FAIL", "ABORT")
+# The namespace of landing files in the tables: the home's landing folder, wherever the home is.
+LANDING_NAMESPACE = "file://landing"
+
+
+def _event_homes(event: dict, current: Path) -> list[PurePosixPath]:
+    """The home folders an event's paths may lie under: the current home, and the one the event
+    was written in (the folder of its warehouse.duckdb, the parent of its landing folder)."""
+    homes = [PurePosixPath(current)]
+    items = (event.get("inputs") or []) + (event.get("outputs") or [])
+    for namespace in {i.get("namespace", "") for i in items}:
+        scheme, _, path = namespace.partition("://")
+        if not path.startswith("/"):
+            continue
+        if scheme == "duckdb" and path.endswith("/warehouse.duckdb"):
+            homes.append(PurePosixPath(path).parent)
+        elif scheme == "file" and PurePosixPath(path).name == "landing":
+            homes.append(PurePosixPath(path).parent)
+    return list(dict.fromkeys(homes))
+
+
+def home_namespace(namespace: str, homes: list[PurePosixPath]) -> str:
+    """``namespace`` relative to the home it lies under (``file:///srv/lib/landing`` → ``file://landing``),
+    else as it is (a file outside every home, such as the repository's config)."""
+    scheme, sep, path = namespace.partition("://")
+    if not sep or not path.startswith("/"):
+        return namespace
+    for home in homes:
+        try:
+            rest = PurePosixPath(path).relative_to(home).as_posix()
+        except ValueError:
+            continue
+        return f"{scheme}://{rest}"
+    return namespace
+
+
+def dataset_path(settings: Settings, namespace: str, name: str) -> Path | None:
+    """Where a file dataset of the tables is now: under the current home for a relative
+    namespace, at its absolute path otherwise; None for a table."""
+    scheme, _, path = namespace.partition("://")
+    if scheme != "file":
+        return None
+    return (Path(path) if path.startswith("/") else settings.home / path) / name
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -42,7 +91,7 @@ def read_events(settings: Settings) -> list[dict]:
     return events
 
 
-def _rows(events: list[dict]) -> dict[str, list[dict]]:
+def _rows(events: list[dict], home: Path) -> dict[str, list[dict]]:
     runs: dict[str, dict] = {}
     final: dict[str, dict] = {}
     for event in events:
@@ -66,13 +115,15 @@ def _rows(events: list[dict]) -> dict[str, list[dict]]:
         row["sql"] = (job_facets.get("sql") or {}).get("query")
     datasets, edges = [], []
     for run_id, event in final.items():
+        homes = _event_homes(event, home)
         for direction, items, extra in (("input", event.get("inputs") or [], "inputFacets"),
                                         ("output", event.get("outputs") or [], "outputFacets")):
             for item in items:
                 facets = item.get("facets") or {}
                 stats = (item.get(extra) or {}).get(f"{direction}Statistics") or {}
                 datasets.append({
-                    "run_id": run_id, "direction": direction, "namespace": item["namespace"], "name": item["name"],
+                    "run_id": run_id, "direction": direction, "namespace": home_namespace(item["namespace"], homes),
+                    "name": item["name"],
                     "version": (facets.get("version") or {}).get("datasetVersion"),
                     "row_count": stats.get("rowCount"), "bytes": stats.get("size"), "file_count": stats.get("fileCount")})
                 lineage = facets.get("columnLineage")
@@ -85,7 +136,7 @@ def _rows(events: list[dict]) -> dict[str, list[dict]]:
                         for transformation in field.get("transformations") or [{}]:
                             edges.append({
                                 "run_id": run_id, "output_dataset": item["name"], "output_column": column,
-                                "input_namespace": field["namespace"], "input_dataset": field["name"],
+                                "input_namespace": home_namespace(field["namespace"], homes), "input_dataset": field["name"],
                                 "input_column": field["field"], "type": transformation.get("type", "DIRECT"),
                                 "subtype": transformation.get("subtype") or "TRANSFORMATION",
                                 "description": transformation.get("description"),
@@ -96,7 +147,7 @@ def _rows(events: list[dict]) -> dict[str, list[dict]]:
 
 def load_events(settings: Settings, refresh_views: bool = True) -> dict[str, int]:
     """Rebuild the meta.lineage_* Parquet tables from the events file; returns rows per table."""
-    rows = _rows(read_events(settings))
+    rows = _rows(read_events(settings), settings.home)
     counts = {}
     contracts = [contract_for(name) for name in TABLES]
     for contract in contracts:

@@ -14,10 +14,12 @@ import datetime as dt
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import duckdb
 
 from lineage.columns import sql_lineage
+from lineage.store import LANDING_NAMESPACE, dataset_path
 from warehouse.contracts import ContractError, contract_for, load_contracts
 from warehouse.settings import REPO_ROOT, Settings
 from warehouse.storage import compute_connection
@@ -46,21 +48,48 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = Non
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _partition_start(partition: str) -> dt.datetime:
-    """Midnight (UTC, as nominal times are) of a day YYYY-MM-DD or of a month's first day YYYY-MM."""
+def partition_window(partition: str) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a day YYYY-MM-DD or a month YYYY-MM, at midnight UTC (as nominal times are)."""
     try:
-        day = dt.date.fromisoformat(partition if len(partition) != 7 else f"{partition}-01")
+        if len(partition) == 7:
+            first = dt.date.fromisoformat(f"{partition}-01")
+            after = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        else:
+            first = dt.date.fromisoformat(partition)
+            after = first + dt.timedelta(days=1)
     except ValueError:
         raise TraceError(f"--partition {partition!r}: give a day YYYY-MM-DD or a month YYYY-MM.") from None
-    return dt.datetime.combine(day, dt.time())
+    return dt.datetime.combine(first, dt.time()), dt.datetime.combine(after, dt.time())
+
+
+def _days(start: dt.datetime, end: dt.datetime) -> set[dt.date]:
+    return {(start + dt.timedelta(days=n)).date() for n in range((end - start).days)}
+
+
+def in_window(key: str | None, window: tuple[dt.datetime, dt.datetime]) -> bool:
+    """Whether an ingest partition key (a day, a month, ``all`` for a snapshot) meets the window."""
+    if key in (None, "", "all"):
+        return True
+    try:
+        start, end = partition_window(key)
+    except TraceError:
+        return True
+    return start < window[1] and window[0] < end
 
 
 class LineageGraph:
-    """The latest completed run of every table, and its column edges, read once."""
+    """The completed runs that made every table as it is, and their column edges, read once.
+
+    A table's runs are the newest one that wrote each of its days (a day-partitioned table loaded
+    night by night has one per night), up to its newest whole-table run. With a ``partition``
+    (a day or a month), only the days of it: a monthly figure built from daily tables follows
+    every daily run of the month.
+    """
 
     def __init__(self, settings: Settings, partition: str | None = None) -> None:
         self.settings = settings
         self.partition = partition
+        self.window = partition_window(partition) if partition else None
         con = compute_connection(settings)
         try:
             runs = _records(con, """
@@ -68,16 +97,28 @@ class LineageGraph:
                 from meta.lineage_runs r join meta.lineage_datasets d using (run_id)
                 where d.direction = 'output' and r.state = 'COMPLETE'
                 order by r.ended_at desc""")
-            self.latest: dict[str, dict] = {}
-            start = _partition_start(partition) if partition else None
+            self.runs: dict[str, list[dict]] = {}
+            covered: dict[str, set[dt.date] | None] = {}      # None: a whole-table run covers every day
+            days = _days(*self.window) if self.window else None
             for run in runs:
-                if run["dataset"] in self.latest:
+                dataset = run["dataset"]
+                done = covered.setdefault(dataset, set())
+                if done is None:
                     continue
-                if start and run["nominal_start_at"] is not None and not (
-                        run["nominal_start_at"] <= start < run["nominal_end_at"]):
+                start, end = run["nominal_start_at"], run["nominal_end_at"]
+                if start is None:
+                    wrote = days
+                else:
+                    wrote = _days(start, end) if days is None else days & _days(start, end)
+                if wrote is None:
+                    covered[dataset] = None
+                elif wrote - done:
+                    done |= wrote
+                else:
                     continue
-                self.latest[run["dataset"]] = run
-            run_ids = sorted({r["run_id"] for r in self.latest.values()})
+                self.runs.setdefault(dataset, []).append(run)
+            self.latest: dict[str, dict] = {dataset: kept[0] for dataset, kept in self.runs.items()}
+            run_ids = sorted({r["run_id"] for kept in self.runs.values() for r in kept})
             self.edges = _records(con, "select * from meta.lineage_column_edges where list_contains(?, run_id)", [run_ids])
             self.inputs = _records(con, "select * from meta.lineage_datasets where direction = 'input' "
                                         "and list_contains(?, run_id)", [run_ids])
@@ -124,27 +165,33 @@ class LineageGraph:
 
     def hop(self, dataset: str, column: str) -> Hop:
         run = self.run_of(dataset)
-        inputs = []
-        if run is not None:
-            for e in self.edges:
-                if e["run_id"] == run["run_id"] and e["output_dataset"] == dataset and e["output_column"] == column:
-                    inputs.append({"namespace": e["input_namespace"], "dataset": e["input_dataset"],
-                                   "column": e["input_column"], "type": e["type"], "subtype": e["subtype"],
-                                   "masking": e["masking"]})
+        mine = {r["run_id"] for r in self.runs.get(dataset, ())}
+        inputs: dict[tuple, dict] = {}
+        for e in self.edges:
+            if e["run_id"] in mine and e["output_dataset"] == dataset and e["output_column"] == column:
+                inputs.setdefault((e["input_namespace"], e["input_dataset"], e["input_column"], e["type"], e["subtype"]), {
+                    "namespace": e["input_namespace"], "dataset": e["input_dataset"], "column": e["input_column"],
+                    "type": e["type"], "subtype": e["subtype"], "masking": e["masking"], "run_id": e["run_id"]})
         return Hop(dataset, column, self.expression(dataset, column, run),
                    run["run_id"] if run else None, run.get("parent_run_id") if run else None,
                    run["ended_at"].isoformat() if run and run.get("ended_at") else None,
-                   run.get("row_count") if run else None, self.checks_of(dataset, column, run), inputs)
+                   run.get("row_count") if run else None, self.checks_of(dataset, column, run), list(inputs.values()))
 
     def landing_file(self, namespace: str, name: str, run_id: str) -> dict:
-        run = next((r for r in self.latest.values() if r["run_id"] == run_id), None)
+        """A file a run read: checksum and size from the run's event, arrival from meta.ingest_log.
+        ``file`` is relative to the home for a file under it, ``path`` where it is now."""
+        run = next((r for kept in self.runs.values() for r in kept if r["run_id"] == run_id), None)
         read = next((d for d in self.inputs if d["run_id"] == run_id and d["name"] == name), {})
-        logged = [i for i in self.ingest if i["source_file"] == name]
+        kind = "landing" if namespace == LANDING_NAMESPACE else "config"
+        logged = [i for i in self.ingest if i["source_file"] == name] if kind == "landing" else []
         mine = [i for i in logged if run and i["run_id"] == run.get("parent_run_id")] or logged
         arrival = max((i["ingested_at"] for i in mine), default=None)
-        kind = "landing" if namespace == f"file://{self.settings.landing}" else "config"
-        return {"kind": kind, "namespace": namespace, "file": name, "sha256": read.get("version"),
-                "bytes": read.get("bytes"), "rows_read": read.get("row_count"),
+        path = dataset_path(self.settings, namespace, name)
+        under_home = not namespace.partition("://")[2].startswith("/")
+        return {"kind": kind, "namespace": namespace,
+                "file": (PurePosixPath(namespace.partition("://")[2]) / name).as_posix() if under_home else name,
+                "path": str(path), "present": bool(path and path.exists()), "run_id": run_id,
+                "sha256": read.get("version"), "bytes": read.get("bytes"), "rows_read": read.get("row_count"),
                 "partition_key": mine[-1]["partition_key"] if mine else None,
                 "ingested_at": arrival.isoformat() if arrival else None}
 
@@ -199,14 +246,15 @@ def trace(settings: Settings, target: str, partition: str | None = None, downstr
         seen.add(current)
         hop = graph.hop(*current)
         if downstream:
-            hop.inputs = []
+            outputs: dict[tuple, dict] = {}
             for e in graph.edges:
                 if e["input_dataset"] == current[0] and e["input_column"] == current[1] and e["output_column"]:
-                    latest = graph.run_of(e["output_dataset"])
-                    if latest and latest["run_id"] == e["run_id"]:
-                        hop.inputs.append({"dataset": e["output_dataset"], "column": e["output_column"],
-                                           "type": e["type"], "subtype": e["subtype"], "masking": e["masking"]})
+                    if any(r["run_id"] == e["run_id"] for r in graph.runs.get(e["output_dataset"], ())):
+                        outputs.setdefault((e["output_dataset"], e["output_column"], e["type"], e["subtype"]), {
+                            "dataset": e["output_dataset"], "column": e["output_column"],
+                            "type": e["type"], "subtype": e["subtype"], "masking": e["masking"]})
                         queue.append((e["output_dataset"], e["output_column"]))
+            hop.inputs = list(outputs.values())
         else:
             constant = None if hop.inputs else graph.constant_source(*current)
             if constant:
@@ -216,10 +264,12 @@ def trace(settings: Settings, target: str, partition: str | None = None, downstr
                     queue.append((item["dataset"], item["column"]))
                 else:
                     key = (item["namespace"], item["dataset"])
-                    files.setdefault(key, graph.landing_file(item["namespace"], item["dataset"], hop.run_id))
+                    files.setdefault(key, graph.landing_file(item["namespace"], item["dataset"], item["run_id"]))
         hops.append(hop)
-    if partition and files:
-        of_partition = {k: f for k, f in files.items() if f["partition_key"] in (partition, None)}
-        files = of_partition or files
+    if graph.window:
+        files = {k: f for k, f in files.items() if in_window(f["partition_key"], graph.window)}
+        for hop in hops:     # a run over many days read files of other days too
+            hop.inputs = [i for i in hop.inputs if i.get("namespace", "duckdb://").startswith("duckdb://")
+                          or (i["namespace"], i["dataset"]) in files]
     return {"target": target, "partition": partition, "direction": "downstream" if downstream else "upstream",
             "hops": [h.__dict__ for h in hops], "landing_files": sorted(files.values(), key=lambda f: f["file"])}

@@ -83,6 +83,7 @@ def _print_generation(report, settings, seconds: float) -> None:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(defects.get(source, {}).items()) if v) or "-"
         table.add_row(source, str(files), f"{rows[source]:,}", kinds)
     out.print(table)
+    out.print(f"what truly happened (for checks; never loaded): {settings.home / 'truth'}")
 
 
 @main.command()
@@ -365,7 +366,7 @@ def demo(scale: str, days: int, seed: int) -> None:
     out.print(f"""
 [bold]Where to look[/bold]
   home folder      {settings.home}
-  warehouse        {settings.warehouse_db}   (open it in any DuckDB client, read-only)
+  warehouse        {settings.warehouse_db}   (open it read-only in any DuckDB client started in the home folder)
   try              shuku sql "select * from marts.space_utilisation order by utilisation desc limit 5"
   status           shuku status
   Dagster UI       shuku ui   → http://127.0.0.1:3000   (or: make ui)

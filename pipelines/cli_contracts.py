@@ -1,4 +1,4 @@
-"""`shuku contracts lint|docs|diff` and `shuku publish`: governance contracts and per-role databases."""
+"""`shuku contracts lint|docs|diff|export` and `shuku publish`: governance contracts and per-role databases."""
 
 from __future__ import annotations
 
@@ -72,6 +72,28 @@ def diff(old: Path, new: Path) -> None:
     if breaking:
         raise Failed(f"{len(breaking)} breaking change(s) of {len(changes)}.")
     err.print(f"{len(changes)} change(s), none breaking.")
+
+
+@contracts.command(name="export")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write <layer>/<table>.odcs.yaml into.")
+@click.option("--home", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Home folder whose lake the files point at (default: SHUKU_HOME).")
+def export(out_dir: Path, home: Path | None) -> None:
+    """Write each staging, core and mart contract with a server on this home's Parquet files,
+    for `datacontract test` (datacontract-cli) to check the lake against the contracts."""
+    from pipelines.cli import _settings, err, out
+    from warehouse.contract_export import export_contracts
+    from warehouse.settings import Settings
+
+    settings = Settings(home.resolve()) if home else _settings()
+    written = export_contracts(settings, out_dir)
+    for item in written:
+        out.print(f"wrote {item.path}")
+    empty = [item.table for item in written if not item.has_data]
+    if empty:
+        err.print(f"no Parquet files yet for {', '.join(empty)}: run `shuku run` before testing those.")
+    err.print(f"{len(written)} contracts; test one with: datacontract test {written[0].path if written else 'FILE'}")
 
 
 @click.command()

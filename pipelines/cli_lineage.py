@@ -41,16 +41,21 @@ def _print_trace(result: dict) -> None:
         for item in hop["inputs"]:
             masked = ", masking" if item["masking"] else ""
             table = item.get("namespace", "duckdb://").startswith("duckdb://")
-            source = f"{item['dataset']}.{item['column']}" if table else f"{item['dataset']} field {item['column']}"
+            folder = item.get("namespace", "").partition("://")[2]
+            name = item["dataset"] if table or not folder or folder.startswith("/") else f"{folder}/{item['dataset']}"
+            source = f"{name}.{item['column']}" if table else f"{name} field {item['column']}"
             click.echo(f"    {arrow} {source} [{item['type']} {item['subtype']}{masked}]")
     if result["landing_files"]:
         click.echo("\nsources")
         for f in result["landing_files"]:
-            where = f["file"] if f["kind"] == "landing" else f"{f['namespace'][len('file://'):]}/{f['file']}"
+            # Under the home: relative to it (landing/…); else where the file is.
+            relative = not f["namespace"].partition("://")[2].startswith("/")
+            where = f["file"] if relative or f["kind"] == "sql" else f.get("path") or f["file"]
+            missing = "" if f.get("present", True) else "  (not in this home)"
             size = f"{f['bytes']:,} bytes" if f["bytes"] is not None else "size unknown"
             when = {"sql": "(a value written in the model)", "config": "(read by the run)"}.get(
                 f["kind"], f"arrived {f['ingested_at'] or 'unknown'}")
-            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  {when}")
+            click.echo(f"    {f['kind']} {where}  sha256 {f['sha256']}  {size}  {when}{missing}")
 
 
 @click.command()

@@ -123,11 +123,12 @@ def render_library_report(settings) -> str:
     con = compute_connection(settings)
     try:
         sections = []
-        figures = _rows(con, "select year, month, visits, loans, active_readers, eresource_requests, ezproxy_accesses, "
-                             "searches, zero_hit_searches from marts.key_figures order by year, month nulls last")
+        figures = _rows(con, "select year, month, visits, loans, active_readers, eresource_requests, eresource_basis, "
+                             "ezproxy_accesses, searches, zero_hit_searches from marts.key_figures "
+                             "order by year, month nulls last")
         sections.append(("Key figures", _table(
-            ["year", "month", "visits", "loans", "active readers", "e-resource requests", "EZproxy accesses",
-             "searches", "zero-hit searches"],
+            ["year", "month", "visits", "loans", "active readers", "e-resource requests", "COUNTER report used",
+             "EZproxy accesses", "searches", "zero-hit searches"],
             [[str(r[0]), "year" if r[1] is None else str(r[1]), *r[2:]] for r in figures], "key-figures")))
 
         daily = _rows(con, "select issue_date, count(*) from core.fact_loan group by issue_date order by issue_date")
@@ -163,7 +164,9 @@ def render_library_report(settings) -> str:
                      [[m, round(a or 0, 3), round(p or 0, 3), n] for m, a, p, n in errors], "backtest")))
 
         emonth = con.execute("select max(usage_month) from marts.eresource_top_monthly").fetchall()[0][0]
-        eres = _rows(con, f"select name, total_item_requests, ezproxy_accesses from marts.eresource_top_monthly "
+        # a platform counted from another report than its PR says so beside its name
+        eres = _rows(con, f"select name || case when basis_report <> 'PR' then ' (' || basis_report || ')' else '' end, "
+                          f"total_item_requests, ezproxy_accesses from marts.eresource_top_monthly "
                           f"where level = 'platform' and usage_month = DATE '{emonth}' order by rank") if emonth else []
         sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", bar_chart(
             "chart-eresource-top", "E-resource top 10", [r[0] for r in eres],

@@ -15,6 +15,7 @@ from typing import Callable
 
 import duckdb
 
+from quality import reconciliation
 from quality.suites import ERROR, WARN
 from warehouse import pseudonym
 from warehouse.contracts import Contract, contract_for
@@ -266,6 +267,27 @@ RULES: tuple[SqlRule, ...] = (
             "For each item and month, Total_Item_Requests ≤ Total_Item_Investigations "
             "(a request is also an investigation).", ERROR,
             _counter_pairs([("Total_Item_Requests", "Total_Item_Investigations")])),
+    SqlRule("counter_titles_within_items", COUNTER_TABLES,
+            "For each item and month, Unique_Title_Requests ≤ Unique_Item_Requests and "
+            "Unique_Title_Investigations ≤ Unique_Item_Investigations (a title counted in a session had at least one of its items used).", ERROR,
+            _counter_pairs([("Unique_Title_Requests", "Unique_Item_Requests"),
+                            ("Unique_Title_Investigations", "Unique_Item_Investigations")])),
+    SqlRule("counter_pr_matches_dr", COUNTER_TABLES,
+            "For each platform and month with both a Platform Report and a Database Report, the PR's "
+            "Total_Item_Requests and Total_Item_Investigations equal the sum of the DR's rows, within the share "
+            "prDrTolerance of staging.counter_usage's contract.", ERROR, reconciliation.pr_matches_dr),
+    SqlRule("loans_match_issue_events", ("core.fact_loan",),
+            "Each day's loans are that day's issue events in staging.circulation_event: every issue starts one "
+            "loan.", ERROR, reconciliation.loans_match_issues, ("staging.circulation_event",)),
+    SqlRule("gate_balance_within_zone", ("core.fact_gate_event",),
+            "For each zone and day, the running count of passages IN minus OUT stays at most "
+            f"{PHYSICAL_LIMIT_PER_SEAT}× the zone's seats and at least minus the contract's tolerance: "
+            "openingOccupancyTolerance readers already in at opening plus missedEntryShare of the day's entries.",
+            ERROR,
+            reconciliation.gate_balance_within_zone(PHYSICAL_LIMIT_PER_SEAT), ("core.dim_zone",)),
+    SqlRule("utilisation_matches_passages", ("marts.space_utilisation",),
+            "For each zone and day, the entries and exits add up to the passages IN and OUT of "
+            "core.fact_gate_event.", ERROR, reconciliation.utilisation_matches_passages, ("core.fact_gate_event",)),
     SqlRule("item_in_dim_item", ("core.fact_loan",),
             "Every loan marked item_known has its item_number in core.dim_item.", ERROR,
             _found_in("core.dim_item", "item_number", "item_number", "fact.item_known"), ("core.dim_item",)),

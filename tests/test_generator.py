@@ -265,6 +265,22 @@ def test_counter_reports(tiny):
             assert g("Unique_Item_Investigations") <= g("Total_Item_Investigations")
 
 
+def test_counter_database_reports_add_up_to_the_platform_report(tiny):
+    """COUNTER's identity between a platform's PR and its DR: the databases split the platform's item use."""
+    landing, _ = tiny
+    for dr_path in sorted(landing.glob("counter/2025-09/*_DR_*.json")):
+        items = json.loads(dr_path.read_text(encoding="utf-8"))["Report_Items"]
+        rows = dr_path.with_name(dr_path.name.replace("_DR_", "_PR_")).with_suffix(".tsv").read_text(
+            encoding="utf-8-sig").split("\n")
+        head = rows[14].split("\t")
+        pr = [dict(zip(head, r.split("\t"))) for r in rows[15:] if r]
+        for metric in ("Total_Item_Requests", "Total_Item_Investigations"):
+            platform = sum(int(r["Reporting_Period_Total"]) for r in pr if r["Metric_Type"] == metric)
+            databases = sum(perf.get(metric, {}).get("2025-09", 0) for item in items
+                            for perf in (a["Performance"] for a in item["Attribute_Performance"]))
+            assert platform == databases > 0, (dr_path.name, metric)
+
+
 def test_encodings_and_line_endings(tiny):
     landing, _ = tiny
     searches = sorted(landing.glob("opac/*.csv"))

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pytest
 import polars as pl
 
 from pipelines.definitions import MODELS_JOB, build_definitions
@@ -31,6 +32,7 @@ def _stamp(settings, table: str) -> int:
     return (settings.lake / table.replace(".", "/") / PART_FILE).stat().st_mtime_ns
 
 
+@pytest.mark.slow
 def test_unchanged_inputs_keep_their_tables_and_a_changed_one_rebuilds_its_readers(tmp_path, library):
     settings = pipeline_home(tmp_path / "home", library, dt.date(2025, 9, 1), 2)
     before = {t: _stamp(settings, t) for t in ("core.dim_title", "core.dim_item", "core.fact_loan", "core.dim_date")}
@@ -89,6 +91,7 @@ def _lake_rows(settings, table: str) -> pl.DataFrame:
         con.close()
 
 
+@pytest.mark.slow
 def test_a_day_partitioned_model_rebuilds_only_the_days_whose_inputs_changed(tmp_path, library):
     settings = pipeline_home(tmp_path / "home", library, dt.date(2025, 9, 1), 3)
     fact = "core.fact_eresource_access"

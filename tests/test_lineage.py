@@ -326,20 +326,20 @@ def test_trace_of_every_mart_and_core_column_ends_at_its_sources(built):
                 continue
             assert walked["landing_files"], target
             for source in walked["landing_files"]:
-                path = Path(source["namespace"].removeprefix("file://")) / source["file"]
                 if source["kind"] == "sql":
                     sql = graph.run_of(source["dataset"])["sql"].encode("utf-8")
                     assert source["sha256"] == hashlib.sha256(sql).hexdigest(), (target, source)
                     continue
+                path = Path(source["path"])
                 assert source["kind"] == "landing" or path in configs, (target, source)
                 assert source["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), (target, source)
             sources[target] = {f["file"] for f in walked["landing_files"]}
     assert sources["marts.space_utilisation.seat_capacity"] == {settings.library_config.name}
     assert sources["core.discipline_map.class_prefix"] == {DISCIPLINES_FILE.name}
     assert sources["core.dim_date.weekday"] == {settings.library_config.name}
-    assert sources["core.dim_title.classification_scheme"] == {"catalogue/catalogue_2025-09-02.mrc"}
+    assert sources["core.dim_title.classification_scheme"] == {"landing/catalogue/catalogue_2025-09-02.mrc"}
     occupancy = sources["marts.space_utilisation.occupancy_peak"]
-    assert {f"gates/turnstile_2025-09-0{d}.csv.gz" for d in (1, 2)} <= occupancy
+    assert {f"landing/gates/turnstile_2025-09-0{d}.csv.gz" for d in (1, 2)} <= occupancy
 
 
 def test_meta_tables_are_rebuilt_from_the_events(built):
@@ -370,10 +370,10 @@ def test_trace_reaches_the_turnstile_files_with_their_checksums(built, cli):
     assert {"core.fact_gate_event.direction", "staging.gate_event.direction"} <= set(hops)
     assert "SUM" in " ".join(trace["hops"][0]["expression"])
     landing = {f["file"]: f for f in trace["landing_files"] if f["kind"] == "landing"}
-    turnstile = sorted(n for n in landing if n.startswith("gates/turnstile_") and n.endswith(".csv.gz"))
-    assert turnstile == [f"gates/turnstile_2025-09-0{d}.csv.gz" for d in (1, 2)]
+    turnstile = sorted(n for n in landing if n.startswith("landing/gates/turnstile_") and n.endswith(".csv.gz"))
+    assert turnstile == [f"landing/gates/turnstile_2025-09-0{d}.csv.gz" for d in (1, 2)]
     for name in turnstile:
-        data = (settings.landing / name).read_bytes()
+        data = (settings.home / name).read_bytes()
         assert landing[name]["sha256"] == hashlib.sha256(data).hexdigest()
         assert landing[name]["bytes"] == len(data) and landing[name]["ingested_at"]
     assert all(h["run_id"] and h["row_count"] for h in trace["hops"])
@@ -381,13 +381,14 @@ def test_trace_reaches_the_turnstile_files_with_their_checksums(built, cli):
     text = cli.invoke(main, ["trace", "marts.space_utilisation.occupancy_peak"])
     assert text.exit_code == 0, text.output
     assert "← core.fact_gate_event.direction [DIRECT AGGREGATION]" in text.output
-    assert "gates/turnstile_2025-09-01.csv.gz  sha256 " in text.output
+    assert "landing landing/gates/turnstile_2025-09-01.csv.gz  sha256 " in text.output
 
 
 def test_trace_of_one_partition_and_downstream(cli):
     one = json.loads(cli.invoke(main, ["trace", "marts.space_utilisation.occupancy_peak", "--partition", "2025-09-02",
                                        "--format", "json"]).stdout)
-    assert [f["file"] for f in one["landing_files"] if f["file"].startswith("gates/")] == ["gates/turnstile_2025-09-02.csv.gz"]
+    assert [f["file"] for f in one["landing_files"] if f["file"].startswith("landing/gates/")] == [
+        "landing/gates/turnstile_2025-09-02.csv.gz"]
     down = json.loads(cli.invoke(main, ["trace", "staging.gate_event.direction", "--downstream", "--format", "json"]).stdout)
     reached = {f"{h['dataset']}.{h['column']}" for h in down["hops"]}
     assert {"core.fact_gate_event.direction", "marts.space_utilisation.occupancy_peak"} <= reached
@@ -399,6 +400,7 @@ def test_trace_of_an_unknown_column_is_a_usage_error(cli):
     assert "has no column 'occupancy'" in result.output and "occupancy_peak" in result.output
 
 
+@pytest.mark.slow
 def test_lineage_page_renders_the_graph_in_headless_chromium(built, cli, tmp_path):
     out = tmp_path / "lineage.html"
     result = cli.invoke(main, ["lineage", "page", "--out", str(out)])

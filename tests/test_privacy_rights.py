@@ -33,6 +33,10 @@ from warehouse.settings import Settings
 from warehouse.storage import compute_connection
 from warehouse.textio import read_text
 
+# A three-day home with a persistent Dagster instance, built for this module alone (about a
+# minute on two cores): CI runs it, the default suite does not.
+pytestmark = pytest.mark.slow
+
 START = dt.date(2025, 9, 1)
 DAYS = 3
 READER_TABLES = ("staging.circulation_event", "staging.gate_event", "staging.search", "staging.ezproxy_access")

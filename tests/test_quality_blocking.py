@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from assets.feeds import FEEDS
 from generator import generate
+from pipelines import cli
 from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
@@ -30,6 +31,8 @@ class Case:
     corrupt: str           # SQL over the clean rows of ``table`` (as ``clean``) giving the corrupted rows
     checked: str           # the table whose check fails
     downstream: str        # an asset that reads ``checked`` and must not be built in the same run
+    key: str = DAY         # the partition of ``table`` corrupted (a month's first day for COUNTER)
+    names: str = ""        # what the check's sample must name (the day, platform or zone)
 
 
 FIRST_ROWS = "row_number() OVER () <= 3"
@@ -56,6 +59,36 @@ CASES = {
     "sql_rule": Case("gate_in_dim_gate", "staging.gate_event",
                      f"SELECT * REPLACE (CASE WHEN {FIRST_ROWS} THEN 'NOWHERE-G9' ELSE gate_code END AS gate_code) "
                      "FROM clean", "core.fact_gate_event", "marts.space_utilisation"),
+    # Reconciliations. Three issues whose time says the next day while their partition says this one:
+    # their loans are issued a day later than the issue events that day.
+    "loans_match_issue_events": Case(
+        "loans_match_issue_events", "staging.circulation_event",
+        "SELECT * REPLACE (CASE WHEN event_type = 'issue' AND row_number() OVER (PARTITION BY event_type "
+        "ORDER BY event_at) <= 3 THEN event_at + INTERVAL 1 DAY ELSE event_at END AS event_at) FROM clean",
+        "core.fact_loan", "marts.circulation_top_monthly", names="2025-09-03: 3 loans, 0 issue events"),
+    # A Database Report that lost the database with the most requests of its platform.
+    "counter_pr_matches_dr": Case(
+        "counter_pr_matches_dr", "staging.counter_usage",
+        "SELECT * FROM clean WHERE NOT (report_id = 'DR' AND platform = 'CNKI' AND database = (SELECT "
+        "arg_max(database, usage_count) FROM clean WHERE report_id = 'DR' AND platform = 'CNKI' "
+        "AND metric_type = 'Total_Item_Requests'))", "core.fact_counter_usage", "marts.key_figures",
+        key="2025-09-01", names="2025-09 CNKI Total_Item_"),
+    "counter_titles_within_items": Case(
+        "counter_titles_within_items", "staging.counter_usage",
+        "SELECT * REPLACE (CASE WHEN metric_type = 'Unique_Title_Requests' AND row_number() OVER (PARTITION BY "
+        "metric_type ORDER BY source_file, source_line) = 1 THEN usage_count + 100000 ELSE usage_count END "
+        "AS usage_count) FROM clean", "core.fact_counter_usage", "marts.key_figures", key="2025-09-01",
+        names="Unique_Title_Requests"),
+    # A lost file of entries: the reading rooms' gates recorded only their exits that day.
+    "gate_balance_within_zone": Case(
+        "gate_balance_within_zone", "staging.gate_event",
+        "SELECT * FROM clean WHERE NOT (direction = 'IN' AND gate_code IN ('MAIN-G1', 'MAIN-G2'))",
+        "core.fact_gate_event", "marts.space_utilisation", names="MAIN-READ 2025-09-02: IN - OUT fell to -"),
+    # A direction the gates never send, which the mart's SQL takes for an exit.
+    "utilisation_matches_passages": Case(
+        "utilisation_matches_passages", "staging.gate_event",
+        "SELECT * REPLACE (CASE WHEN row_number() OVER (ORDER BY event_at) = 1 THEN 'SIDEWAYS' ELSE direction END "
+        "AS direction) FROM clean", "marts.space_utilisation", "marts.occupancy_heatmap", names="2025-09-02"),
 }
 
 
@@ -74,8 +107,8 @@ def _corrupt(settings: Settings, case: Case) -> str | None:
     """Rewrite the case's partition (or whole table) with the corrupted rows; returns the partition key."""
     contract = contract_for(case.table)
     part = contract.partition_column
-    key = DAY if part is not None else None
-    where = f" WHERE {part.name} = DATE '{DAY}'" if part is not None else ""
+    key = case.key if part is not None else None
+    where = f" WHERE {part.name} = DATE '{case.key}'" if part is not None else ""
     con = compute_connection(settings)
     con.execute(f"CREATE TEMP TABLE clean AS SELECT * FROM {case.table}{where}")
     frame = con.sql(case.corrupt).pl()
@@ -88,7 +121,7 @@ def _run_checked_and_downstream(settings: Settings, instance: dg.DagsterInstance
                                 key: str | None) -> dg.ExecuteInProcessResult:
     """One run of the checked table's asset and the asset downstream of it."""
     defs = build_definitions(settings)
-    if case.checked.startswith("core."):
+    if not case.checked.startswith("staging."):
         return run_stage(defs, instance, Stage("models", MODELS_JOB, [], None))
     # A staging asset reloads its partition from landing: with the day's files gone it keeps the
     # stored (corrupted) partition, as after any run that found no files, and checks it.
@@ -142,17 +175,20 @@ def test_a_corrupt_table_fails_its_check_blocks_downstream_and_shows_in_status(c
     assert case.downstream.replace(".", "/") not in materialised
 
     con = compute_connection(settings)
-    recorded = con.execute("SELECT success, severity, unexpected_count, partition_key FROM meta.quality_results "
+    recorded = con.execute("SELECT success, severity, unexpected_count, partition_key, unexpected_sample "
+                           "FROM meta.quality_results "
                            "WHERE run_id = ? AND table_name = ? AND check_name = ?",
                            [run_id, case.checked, case.check]).fetchall()
     con.close()
     assert len(recorded) == 1
-    success, severity, count, partition = recorded[0]
+    success, severity, count, partition, sample = recorded[0]
     assert (success, severity) == (False, "error") and count >= 1
+    assert case.names in sample
     # A partitioned table's checks name the partition the run wrote: the corrupted day, also for a
     # day-partitioned core fact rebuilt from it; a whole table's say "all".
     assert partition == (key if contract_for(case.checked).partition_column is not None and key else "all")
 
+    monkeypatch.setattr(cli.out, "width", 250)    # a check's name folded across lines would not be found
     status = CliRunner().invoke(main, ["status"], terminal_width=250)
     assert status.exit_code == 1, status.output
     assert "failing checks" in status.output and case.check in status.output and case.checked in status.output

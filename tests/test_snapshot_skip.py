@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from click.testing import CliRunner
 
 from assets.feeds import FEEDS, feed_named
@@ -20,6 +21,7 @@ def _snapshot_tables(settings: Settings, **kwargs) -> set[str]:
             if k.path[-1] in SNAPSHOT_TABLES}
 
 
+@pytest.mark.slow
 def test_unchanged_snapshots_are_not_loaded_again(tmp_path, library, monkeypatch):
     settings = Settings(tmp_path / "home").ensure()
     monkeypatch.setenv("SHUKU_HOME", str(settings.home))

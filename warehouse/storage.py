@@ -33,6 +33,7 @@ import duckdb
 import polars as pl
 
 from warehouse.contracts import Contract, load_contracts
+from warehouse.homepaths import duckdb_config, relative, views_with_absolute_paths
 from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
@@ -500,7 +501,8 @@ def sweep_temp_files(settings: Settings) -> int:
 
 
 def _glob(settings: Settings, contract: Contract) -> str:
-    return str(table_dir(settings, contract) / "**" / "*.parquet")
+    """The table's files, relative to the home (read through the connection's file_search_path)."""
+    return f"{relative(settings, table_dir(settings, contract))}/**/*.parquet"
 
 
 def has_data(settings: Settings, contract: Contract) -> bool:
@@ -518,7 +520,7 @@ def view_sql(settings: Settings, contract: Contract, days: list[str] | None = No
         files = [p for p in (partition_path(table_dir(settings, contract), {part.name: d}) for d in days) if p.exists()]
     if files:
         types = f"'{part.name}': {part.physical_type}"
-        listed = ", ".join(sql_string(f) for f in files)
+        listed = ", ".join(sql_string(relative(settings, f)) for f in files)
         return (f"CREATE OR REPLACE VIEW {contract.qualified_name} AS SELECT {columns} FROM read_parquet("
                 f"[{listed}], hive_partitioning = true, hive_types = {{{types}}}, union_by_name = true)")
     if days is None and has_data(settings, contract):
@@ -554,7 +556,8 @@ def compute_connection(settings: Settings, tables: list[str] | None = None) -> d
         pass                                                       # a read-only home: reading spills nothing
     con = duckdb.connect(":memory:", config={"threads": os.cpu_count() or 2,
                                               "memory_limit": settings.duckdb_memory_limit,
-                                              "temp_directory": str(settings.duckdb_temp)})
+                                              "temp_directory": str(settings.duckdb_temp),
+                                              **duckdb_config(settings)})
     con.execute("SET TimeZone = 'UTC'")
     contracts = load_contracts()
     create_views(con, settings, None if tables is None else [contracts[t] for t in dict.fromkeys(tables)])
@@ -563,11 +566,13 @@ def compute_connection(settings: Settings, tables: list[str] | None = None) -> d
 
 def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None = None,
                             attempts: int = 40, wait_s: float = 0.25) -> None:
-    """Refresh views in ``warehouse.duckdb`` in one short write, waiting while another process holds it."""
+    """Refresh views in ``warehouse.duckdb`` in one short write, waiting while another process holds it.
+
+    Views with absolute paths (an older home, or a copy of one) are all created again, relative."""
     settings.warehouse_db.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         try:
-            con = duckdb.connect(str(settings.warehouse_db))
+            con = duckdb.connect(str(settings.warehouse_db), config=duckdb_config(settings))
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or attempt == attempts - 1:
                 raise RuntimeError(
@@ -576,6 +581,10 @@ def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None
             time.sleep(wait_s)
             continue
         try:
+            if contracts is not None and views_with_absolute_paths(con):
+                log.info("%s: views with absolute paths (an older or copied home); creating every view again.",
+                         settings.warehouse_db)
+                contracts = None
             create_views(con, settings, contracts)
         finally:
             con.close()

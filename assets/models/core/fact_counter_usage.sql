@@ -1,4 +1,5 @@
--- COUNTER usage as the platforms report it, one row per item, attributes, metric and month.
+-- COUNTER usage as the platforms report it, one row per report, item, attributes, metric and month.
+-- The reports of a platform and month are views of the same use: never sum across report_id.
 with usage as (
     select * from staging.counter_usage
 ),
@@ -16,6 +17,7 @@ final as (
         coalesce(online_issn, print_issn) as issn,
         data_type,
         access_type,
+        access_method,
         metric_type,
         usage_count
     from usage

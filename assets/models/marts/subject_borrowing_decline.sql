@@ -2,8 +2,8 @@
 -- with the same month a year before, listed when the fall is larger than the threshold,
 -- with the candidate causes beside each fall: fewer borrowers, fewer new titles, more
 -- searching per loan (searches carry no discipline, so that ratio is the library's), and
--- COUNTER requests for the discipline's titles, matched to the catalogue by ISBN (null for a
--- month without COUNTER data). Months count only the open days the data covers, so a month
+-- COUNTER requests for the discipline's titles, matched to the catalogue by ISBN, from one title
+-- report per platform and month (null for a month without COUNTER data). Months count only the open days the data covers, so a month
 -- half loaded is not a fall. The threshold is written in each comparison below.
 with loans as (
     select
@@ -56,12 +56,45 @@ new_titles as (
     group by cast(date_trunc('month', items.acquired_date) as date), titles.discipline_code
 ),
 
+title_usage as (
+    -- Regular use only (TDM is kept apart, as in COUNTER's standard views)
+    select usage_month, coalesce(platform, '') as platform_key, report_id, release, isbn, metric_type, usage_count
+    from core.fact_counter_usage
+    where report_id like 'TR%' and coalesce(access_method, 'Regular') = 'Regular'
+),
+
+title_reports as (
+    select
+        usage_month,
+        platform_key,
+        report_id,
+        release,
+        sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as requests
+    from title_usage
+    group by usage_month, platform_key, report_id, release
+),
+
+chosen_title_reports as (
+    -- one title report per platform and month, the TR, else its largest standard view: a
+    -- book's requests are in the TR, TR_B1 and TR_B3 alike, and adding them counts them twice
+    select
+        *,
+        row_number() over (
+            partition by usage_month, platform_key
+            order by case when report_id = 'TR' then 0 else 1 end, requests desc, report_id, release desc
+        ) as choice
+    from title_reports
+),
+
 counter_requests as (
     select
         counter.usage_month as loan_month,
         titles.discipline_code,
         sum(counter.usage_count) as requests
-    from core.fact_counter_usage as counter
+    from title_usage as counter
+    inner join chosen_title_reports as chosen
+        on chosen.usage_month = counter.usage_month and chosen.platform_key = counter.platform_key
+        and chosen.report_id = counter.report_id and chosen.release = counter.release and chosen.choice = 1
     inner join core.dim_title as titles on titles.isbn = counter.isbn
     where counter.metric_type = 'Total_Item_Requests' and titles.discipline_code is not null
     group by counter.usage_month, titles.discipline_code

@@ -1,0 +1,178 @@
+"""The e-resource top 10 per month by platform, database and title, with cost per use from the
+library's cost table (`eresource_costs.yaml` beside the library config)."""
+
+from pathlib import Path
+
+import yaml
+
+from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
+
+COSTS_FILE = "eresource_costs.yaml"        # beside the library config; optional
+COST_LEVELS = ("platform", "database", "title")
+
+
+class CostTableError(ValueError):
+    """The e-resource cost table cannot be read."""
+
+
+def load_costs(path: Path) -> list[dict]:
+    """Yearly costs from ``path`` (`costs: [{level, name, year, cost}]`); none when the file is absent."""
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CostTableError(f"{path}: not valid YAML: {exc}") from None
+    rows = []
+    for i, entry in enumerate(data.get("costs") or []):
+        where = f"{path}: `costs[{i}]`"
+        if not isinstance(entry, dict) or set(entry) - {"level", "name", "year", "cost"}:
+            raise CostTableError(f"{where} must be a mapping with level, name, year and cost.")
+        if entry.get("level") not in COST_LEVELS:
+            raise CostTableError(f"{where}.level = {entry.get('level')!r}; use one of {', '.join(COST_LEVELS)}.")
+        if not str(entry.get("name") or "").strip():
+            raise CostTableError(f"{where}.name is empty; give the name as COUNTER reports it.")
+        year, cost = entry.get("year"), entry.get("cost")
+        if not isinstance(year, int) or isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+            raise CostTableError(f"{where}: year must be a year (2025) and cost a number ≥ 0, not {year!r}, {cost!r}.")
+        rows.append({"level": entry["level"], "name": str(entry["name"]).strip(), "year": year, "cost": float(cost)})
+    return rows
+
+
+def eresource_top_sql(costs: list[dict]) -> str:
+    cost_rows = [(_text(c["level"]), _text(c["name"]), str(c["year"]), _number(c["cost"])) for c in costs]
+    return f"""-- E-resource top 10 per month by platform, database and title, each list from one report of a
+-- platform and month, as the reports count the same use at different grains and adding them
+-- counts it twice or three times. Platforms: marts.eresource_platform_monthly (PR, else DR,
+-- TR, IR; the order is explained there). Databases: the Database Report (DR, else its
+-- standard view DR_D1). Titles: the Title Report (TR, else its largest standard view, TR_J3,
+-- TR_B1…). Access_Method Regular only (TDM is kept apart, as in the standard views). EZproxy
+-- accesses sit beside the platforms; cost per use is a month's share of the yearly cost.
+with {_values("costs", [("level", "varchar"), ("name", "varchar"), ("cost_year", "bigint"), ("cost", "double")], cost_rows)},
+
+usage as (
+    select
+        usage_month,
+        case when report_id in ('DR', 'DR_D1') then 'database'
+             when report_id like 'TR%' then 'title' end as level,
+        report_id,
+        release,
+        coalesce(platform, '') as platform_key,
+        platform,
+        database,
+        title,
+        metric_type,
+        usage_count
+    from core.fact_counter_usage
+    where coalesce(access_method, 'Regular') = 'Regular'
+),
+
+reports as (
+    select
+        usage_month,
+        level,
+        platform_key,
+        report_id,
+        release,
+        sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as requests
+    from usage
+    where level is not null
+    group by usage_month, level, platform_key, report_id, release
+),
+
+chosen as (
+    -- one report per platform, month and list: the master report, else the largest view
+    select
+        *,
+        row_number() over (
+            partition by usage_month, level, platform_key
+            order by case when report_id in ('DR', 'TR') then 0 else 1 end, requests desc, report_id, release desc
+        ) as choice
+    from reports
+    where requests > 0 or report_id in ('DR', 'TR')
+),
+
+detail as (
+    select
+        usage.usage_month,
+        usage.level,
+        case when usage.level = 'database' then usage.database else usage.title end as name,
+        usage.platform,
+        usage.report_id,
+        usage.metric_type,
+        usage.usage_count
+    from usage
+    join chosen
+        on chosen.usage_month = usage.usage_month and chosen.level = usage.level
+        and chosen.platform_key = usage.platform_key and chosen.report_id = usage.report_id
+        and chosen.release = usage.release and chosen.choice = 1
+),
+
+monthly as (
+    -- a title or database is one platform's: two platforms may carry journals of one name
+    select
+        usage_month,
+        level,
+        name,
+        platform,
+        string_agg(distinct report_id, ', ' order by report_id) as basis_report,
+        sum(case when metric_type = 'Total_Item_Requests' then usage_count else 0 end) as total_item_requests,
+        sum(case when metric_type = 'Total_Item_Investigations' then usage_count else 0 end) as total_item_investigations,
+        sum(case when metric_type = 'Unique_Item_Requests' then usage_count else 0 end) as unique_item_requests
+    from detail
+    where name is not null
+    group by usage_month, level, name, platform
+    union all
+    select
+        usage_month,
+        'platform',
+        platform,
+        platform,
+        basis_report,
+        total_item_requests,
+        coalesce(total_item_investigations, 0),
+        coalesce(unique_item_requests, 0)
+    from marts.eresource_platform_monthly
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by usage_month, level
+            order by total_item_requests desc, total_item_investigations desc, name, platform
+        ) as rank
+    from monthly
+),
+
+proxy as (
+    select cast(date_trunc('month', event_date) as date) as usage_month, platform, count(*) as accesses
+    from core.fact_eresource_access
+    where platform is not null
+    group by cast(date_trunc('month', event_date) as date), platform
+),
+
+final as (
+    select
+        ranked.usage_month,
+        ranked.level,
+        cast(ranked.rank as bigint) as rank,
+        ranked.name,
+        ranked.platform,
+        ranked.basis_report,
+        cast(ranked.total_item_requests as bigint) as total_item_requests,
+        cast(ranked.total_item_investigations as bigint) as total_item_investigations,
+        cast(ranked.unique_item_requests as bigint) as unique_item_requests,
+        cast(case when ranked.level = 'platform' then coalesce(proxy.accesses, 0) end as bigint) as ezproxy_accesses,
+        cast(costs.cost / 12 as double) as cost,
+        cast(costs.cost / 12 / nullif(ranked.total_item_requests, 0) as double) as cost_per_use
+    from ranked
+    left join proxy
+        on proxy.usage_month = ranked.usage_month and proxy.platform = ranked.name and ranked.level = 'platform'
+    left join costs
+        on costs.level = ranked.level and costs.name = ranked.name and costs.cost_year = year(ranked.usage_month)
+    where ranked.rank <= 10
+)
+
+select * from final
+"""
