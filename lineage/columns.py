@@ -366,6 +366,15 @@ def _rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str]
             _rows_of(source, branches, found, seen, top=False)
 
 
+def _keyed_by(scope: Scope, alias: str, refs: list[exp.Column]) -> bool:
+    """Whether the source ``alias`` has one row per value of its columns among ``refs`` (it groups
+    by them): then the join keys on its side say which row a value lands in, its identity."""
+    source = scope.sources.get(alias)
+    group = source.expression.args.get("group") if isinstance(source, Scope) else None
+    keys = {c.name for c in group.find_all(exp.Column)} if group is not None else set()
+    return bool(keys) and keys <= {r.name for r in refs if r.table == alias}
+
+
 def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
     """The join keys that decide which row of a joined table a value on ``path`` is taken from."""
     branches = {id(node.source) for node in path}
@@ -378,7 +387,8 @@ def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
         for join in select.args.get("joins") or ():
             if join.this.alias_or_name != table or join.args.get("on") is None:
                 continue
-            for ref in join.args["on"].find_all(exp.Column):
+            refs = list(join.args["on"].find_all(exp.Column))
+            for ref in [r for r in refs if r.table == table or not _keyed_by(scope, r.table, refs)]:
                 for key in _resolve(scope, ref, branches=branches):
                     found.setdefault(key, Edge(column, key[0], key[1], INDIRECT, JOIN,
                                                f"decides which {table} row gives the value"))
