@@ -21,12 +21,13 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
 from lineage.branches import Guard, enter_branch, guards_of, keeps, pending, union_leaves
+from lineage.rows import FILTER, GROUP_BY, JOIN, aggregate_kind, keyed_by, resolve, rows_of
 from warehouse.contracts import load_contracts
 
 DIALECT = "duckdb"
 DIRECT, INDIRECT = "DIRECT", "INDIRECT"
 IDENTITY, TRANSFORMATION, AGGREGATION = "IDENTITY", "TRANSFORMATION", "AGGREGATION"
-JOIN, FILTER, GROUP_BY, WINDOW, CONDITIONAL = "JOIN", "FILTER", "GROUP_BY", "WINDOW", "CONDITIONAL"
+WINDOW, CONDITIONAL = "WINDOW", "CONDITIONAL"
 # A hash of identifying values hides them: the result is a pseudonymous key.
 MASKING_FUNCTIONS = (exp.SHA2, exp.SHA, exp.MD5)
 # Window functions that fetch one neighbouring value rather than summarise many.
@@ -225,43 +226,6 @@ def _expressions(path: list[Node]) -> list[str]:
     return shown
 
 
-def _resolve(scope: Scope, ref: exp.Column, seen: set | None = None, branches: set[int] | None = None) -> set[tuple[str, str]]:
-    """The base `layer.table` columns a column reference of ``scope`` reads; through a UNION, only
-    its ``branches`` (selects, by id) when some of them are among its branches."""
-    seen = set() if seen is None else seen
-    source = scope.sources.get(ref.table)
-    if isinstance(source, exp.Table):
-        return {(f"{source.db}.{source.name}", ref.name)}
-    if not isinstance(source, Scope) or (id(source), ref.name) in seen:
-        return set()
-    seen.add((id(source), ref.name))
-    names = source.expression.named_selects   # of the first branch, for a UNION
-    return _output_reads(source, names.index(ref.name), seen, branches) if ref.name in names else set()
-
-
-def _output_reads(scope: Scope, position: int, seen: set, branches: set[int] | None = None) -> set[tuple[str, str]]:
-    """The base columns the ``position``-th output of a select reads; of every branch, for a UNION
-    (whose branches line up by position, not by name)."""
-    if scope.set_operation_scopes:
-        read = [b for b in scope.set_operation_scopes
-                if branches and any(id(leaf.expression) in branches for leaf in union_leaves(b))]
-        return set().union(*(_output_reads(b, position, seen, branches) for b in read or scope.set_operation_scopes))
-    selects = scope.expression.selects
-    if position >= len(selects):
-        return set()
-    found: set[tuple[str, str]] = set()
-    refs = list(selects[position].find_all(exp.Column))
-    if selects[position].find(exp.AggFunc, exp.Window):
-        # A value summarised over rows, or ranked among them, depends on which rows the select has.
-        select = scope.expression
-        for part in [select.args.get(k) for k in ("where", "having", "qualify", "group")] + \
-                [join.args.get("on") for join in select.args.get("joins") or ()]:
-            refs += list(part.find_all(exp.Column)) if part is not None else []
-    for inner in refs:
-        found |= _resolve(scope, inner, seen, branches)
-    return found
-
-
 def _constant_value(path: list[Node]) -> exp.Expression:
     """The value a path that reads no column ends at, without its alias and casts."""
     value = path[-1].expression.this if isinstance(path[-1].expression, exp.Alias) else path[-1].expression
@@ -295,7 +259,7 @@ def _constant_edges(column: str, path: list[Node], scopes: dict[int, Scope], bra
     found: dict[tuple[str, str], str] = {}
     for part, subtype in parts:
         for ref in part.find_all(exp.Column) if part is not None else ():
-            for key in _resolve(scope, ref):
+            for key in resolve(scope, ref):
                 found.setdefault(key, subtype)
     return [Edge(column, table, input_column, INDIRECT, subtype, description)
             for (table, input_column), subtype in sorted(found.items())]
@@ -321,58 +285,14 @@ def _row_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
     found: dict[tuple[str, str], str] = {}
     scope = model.scopes.get(id(path[start].source))
     if scope is not None:
-        _rows_of(scope, branches, found, set())
+        # A sum of sums (a min of mins, a max of maxes) is the same however the rows below were
+        # grouped: those groupings decide nothing of it.
+        top = aggregate_kind(aggregate)
+        regrouped = {id(node.source) for node in path[start + 1:]
+                     if top is not None and aggregate_kind(node.expression) is top}
+        rows_of(scope, branches, found, set(), regrouped=regrouped)
     return [Edge(column, table, input_column, INDIRECT, subtype, f"decides the rows {shown} summarises")
             for (table, input_column), subtype in sorted(found.items())]
-
-
-def _rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str], seen: set[int],
-             top: bool = True) -> None:
-    """Into ``found``, the columns that decide which rows ``scope`` has: its WHERE, HAVING,
-    QUALIFY, GROUP BY (and a DISTINCT below the top) and join keys, and those of the scopes it
-    reads rows from (of a UNION, only its ``branches`` when it has some). A LEFT JOIN of a source
-    the path does not read adds columns, not rows (a left join that repeats rows is taken not to
-    be one), so it is left out."""
-    if id(scope) in seen:
-        return
-    seen.add(id(scope))
-    if scope.set_operation_scopes:
-        leaves = union_leaves(scope)
-        for leaf in [x for x in leaves if id(x.expression) in branches] or leaves:
-            _rows_of(leaf, branches, found, seen, top=False)
-        return
-    select = scope.expression
-    if not isinstance(select, exp.Select):
-        return
-    parts = [(select.args.get("where"), FILTER), (select.args.get("having"), FILTER),
-             (select.args.get("qualify"), FILTER), (select.args.get("group"), GROUP_BY)]
-    if not top and select.args.get("distinct"):
-        parts += [(projection, GROUP_BY) for projection in select.selects]
-    skipped = set()
-    for join in select.args.get("joins") or ():
-        name = join.this.alias_or_name
-        source = scope.sources.get(name)
-        read = isinstance(source, Scope) and any(id(x.expression) in branches for x in union_leaves(source))
-        if join.side == "LEFT" and not read and not (isinstance(source, exp.Table) and id(source) in branches):
-            skipped.add(name)
-            continue
-        parts.append((join.args.get("on"), JOIN))
-    for part, subtype in parts:
-        for ref in part.find_all(exp.Column) if part is not None else ():
-            for key in _resolve(scope, ref, branches=branches):
-                found.setdefault(key, subtype)
-    for name, (_, source) in scope.selected_sources.items():
-        if name not in skipped and isinstance(source, Scope):
-            _rows_of(source, branches, found, seen, top=False)
-
-
-def _keyed_by(scope: Scope, alias: str, refs: list[exp.Column]) -> bool:
-    """Whether the source ``alias`` has one row per value of its columns among ``refs`` (it groups
-    by them): then the join keys on its side say which row a value lands in, its identity."""
-    source = scope.sources.get(alias)
-    group = source.expression.args.get("group") if isinstance(source, Scope) else None
-    keys = {c.name for c in group.find_all(exp.Column)} if group is not None else set()
-    return bool(keys) and keys <= {r.name for r in refs if r.table == alias}
 
 
 def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
@@ -388,8 +308,8 @@ def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
             if join.this.alias_or_name != table or join.args.get("on") is None:
                 continue
             refs = list(join.args["on"].find_all(exp.Column))
-            for ref in [r for r in refs if r.table == table or not _keyed_by(scope, r.table, refs)]:
-                for key in _resolve(scope, ref, branches=branches):
+            for ref in [r for r in refs if r.table == table or not keyed_by(scope, r.table, refs)]:
+                for key in resolve(scope, ref, branches=branches):
                     found.setdefault(key, Edge(column, key[0], key[1], INDIRECT, JOIN,
                                                f"decides which {table} row gives the value"))
     return list(found.values())
@@ -402,7 +322,7 @@ def _dataset_edges(tree: exp.Expression) -> list[Edge]:
     def add(scope: Scope, part: exp.Expression | list | None, subtype: str) -> None:
         for piece in part if isinstance(part, list) else [part] if part is not None else []:
             for ref in piece.find_all(exp.Column):
-                for key in _resolve(scope, ref):
+                for key in resolve(scope, ref):
                     found.setdefault(key, set()).add(subtype)
 
     for scope in traverse_scope(tree):
