@@ -308,7 +308,7 @@ def _join_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
             if join.this.alias_or_name != table or join.args.get("on") is None:
                 continue
             refs = list(join.args["on"].find_all(exp.Column))
-            for ref in [r for r in refs if r.table == table or not keyed_by(scope, r.table, refs)]:
+            for ref in [r for r in refs if r.table == table or not keyed_by(scope, r)]:
                 for key in resolve(scope, ref, branches=branches):
                     found.setdefault(key, Edge(column, key[0], key[1], INDIRECT, JOIN,
                                                f"decides which {table} row gives the value"))

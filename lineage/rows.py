@@ -99,10 +99,17 @@ def rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str],
             rows_of(source, branches, found, seen, top=False, regrouped=regrouped)
 
 
-def keyed_by(scope: Scope, alias: str, refs: list[exp.Column]) -> bool:
-    """Whether the source ``alias`` has one row per value of its columns among ``refs`` (it groups
-    by them): then the join keys on its side say which row a value lands in, its identity."""
-    source = scope.sources.get(alias)
-    group = source.expression.args.get("group") if isinstance(source, Scope) else None
-    keys = {c.name for c in group.find_all(exp.Column)} if group is not None else set()
-    return bool(keys) and keys <= {r.name for r in refs if r.table == alias}
+def keyed_by(scope: Scope, ref: exp.Column, depth: int = 0) -> bool:
+    """Whether ``ref`` reads a grouping key of its source (one row per value of its keys): as a
+    join key it says which row a value lands in, the row's identity, not which value it is."""
+    source = scope.sources.get(ref.table)
+    select = source.expression if isinstance(source, Scope) else None
+    if not isinstance(select, exp.Select) or ref.name not in select.named_selects:
+        return False
+    projection = select.selects[select.named_selects.index(ref.name)]
+    value = projection.this if isinstance(projection, exp.Alias) else projection
+    group = select.args.get("group")
+    if group is not None:
+        return value.sql() in {e.sql() for e in group.find_all(exp.Column)} | {e.sql() for e in group.expressions}
+    # a key copied as is from a grouped source below
+    return isinstance(value, exp.Column) and depth < 16 and keyed_by(source, value, depth + 1)
