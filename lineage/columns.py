@@ -2,8 +2,14 @@
 
 A model is qualified against the contracts' schema, then ``sqlglot.lineage`` walks each
 output column down to the `layer.table` columns it reads. How a value travels (a bare
-copy, an expression, an aggregate, only a window key) names the transformation; columns
-read by joins, filters, GROUP BY and window keys are dataset-level INDIRECT inputs.
+copy, an expression, an aggregate, only a window key, a CASE condition picking between
+columns) names the transformation. A value picked by a CASE on a UNION's literal
+discriminator reads only the branches that can satisfy it (lineage.branches). A column's
+own INDIRECT inputs are what decides its value in a row: for an aggregate, the filters,
+groupings and join keys of the rows it summarises; for a value taken from a joined table,
+the join keys (lineage.rows). Which rows the table has at all (joins, filters, GROUP BY,
+window keys) are its dataset-level INDIRECT inputs. What `shuku trace` prints for a column
+is its own edges; tests/test_lineage_perturbation.py holds them against perturbations.
 Results are cached per SQL text, so a process parses each model once.
 """
 
@@ -235,13 +241,11 @@ def _constant_value(path: list[Node]) -> exp.Expression:
 
 
 def _constant_edges(column: str, path: list[Node], scopes: dict[int, Scope], branches_differ: bool) -> list[Edge]:
-    """What decides a value that reads no column: for an aggregate such as COUNT(*), the columns
-    its select filters and groups by; for a literal written by one branch of a UNION whose
-    branches give different values, the columns of the branch's WHERE. A NULL placeholder, or a
-    literal that is the same whatever the row (a parameter such as a threshold), has none: it
-    is a value of the model's SQL.
-
-    (A CASE needs nothing of this: its conditions are columns of the expression itself.)
+    """What decides a literal written by one branch of a UNION whose branches give different
+    values: the columns of the branch's WHERE. A NULL placeholder, or a literal that is the same
+    whatever the row (a parameter such as a threshold), has none: it is a value of the model's
+    SQL. (An aggregate such as COUNT(*) is decided by its rows: ``_row_edges``; a CASE by its
+    conditions, columns of the expression itself.)
     """
     leaf = path[-1]
     select, scope = leaf.source, scopes.get(id(leaf.source))
