@@ -40,10 +40,13 @@ def output_reads(scope: Scope, position: int, seen: set, branches: set[int] | No
     refs = list(selects[position].find_all(exp.Column))
     if selects[position].find(exp.AggFunc, exp.Window):
         # A value summarised over rows, or ranked among them, depends on which rows the select has.
-        select = scope.expression
-        for part in [select.args.get(k) for k in ("where", "having", "qualify", "group")] + \
-                [join.args.get("on") for join in select.args.get("joins") or ()]:
-            refs += list(part.find_all(exp.Column)) if part is not None else []
+        decided: dict[tuple[str, str], str] = {}
+        read = set(branches or ())
+        for ref in refs:     # the sources the value itself reads (a left-joined one too)
+            source = scope.sources.get(ref.table)
+            read |= {id(x.expression) for x in union_leaves(source)} if isinstance(source, Scope) else {id(source)}
+        rows_of(scope, read, decided, set())
+        found |= set(decided)
     for inner in refs:
         found |= resolve(scope, inner, seen, branches)
     return found
