@@ -1,0 +1,329 @@
+"""The column lineage against a perturbation oracle: for every published column of every core
+table and mart made by SQL, the input columns whose perturbation changes it must be exactly the
+ones its trace names.
+
+What the trace claims for a column is what `shuku trace` prints for it: the field-level edges of
+the column (its values, the CASE conditions that pick them, and for an aggregate what decides
+the rows it summarises). Which rows a table has is decided by its dataset-level edges (filters,
+joins), shown once for the table. So the oracle compares a column row by row where the table has
+a row identity (its contract's primary key, or the grain below: a figure is a cell), over the rows
+present before and after; a table with no row identity is compared as a bag of values, and there
+whether a row exists counts, so its claim adds the table's dataset-level edges.
+
+Each model runs on an in-memory DuckDB holding its input tables, taken from one tiny home built by
+the real pipeline; each input column the SQL names is perturbed several ways (permuted across rows,
+shifted by one, a suffix on text, a flipped flag, NULL) and the model runs again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from assets.feeds import FEEDS
+from assets.marts_python import PYTHON_MARTS, also_borrowed_sql
+from assets.models import discover_models
+from generator import generate
+from lineage.columns import sql_lineage
+from lineage.store import load_events
+from lineage.trace import trace
+from pipelines.definitions import build_definitions
+from pipelines.runner import plan, run_stage
+from warehouse.contracts import contract_for
+from warehouse.settings import Settings
+from warehouse.storage import compute_connection
+
+START = dt.date(2025, 9, 1)
+DAYS = 2
+# The row identity of a table whose contract declares no primary key (its grain, as its contract
+# describes it); the facts of raw events have none and are compared as bags.
+GRAIN = {
+    "marts.key_figures": ("year", "month"),
+    "marts.space_utilisation": ("event_date", "event_hour", "branch_code", "zone_code"),
+    "marts.occupancy_heatmap": ("zone_code", "weekday", "event_hour"),
+    "marts.circulation_top_monthly": ("loan_month", "scope", "scope_value", "bib_id"),
+    "marts.acquisition_demand": ("demand_kind", "query_text", "bib_id"),
+    "marts.subject_borrowing_decline": ("loan_month", "comparison", "discipline_code"),
+    "marts.desk_staffing": ("branch_code", "weekday", "event_hour"),
+    "marts.eresource_top_monthly": ("usage_month", "level", "name", "platform"),
+    "marts.reader_profile": ("patron_pid",),
+    "marts.also_borrowed": ("bib_id", "also_bib_id"),
+}
+FAST = ("marts.key_figures",)
+# Backgrounds tried per model (each a perturbation of one named input, under which every
+# perturbation of a not yet shown input runs): a bound on the search, not on the verdict (an
+# input it could not show stays a mismatch).
+BACKGROUND_RUNS = 200
+
+
+def sql_models(library) -> dict[str, str]:
+    """Every published table made by one SQL query: the model files, and the marts whose SQL is
+    formatted from the library's config (their lineage is recorded from that SQL too). The
+    co-borrowing pairs are asked of one reader, not five, so that two days have some: the SQL is
+    the same but for that number."""
+    models = {m.qualified_name: m.sql for m in discover_models()}
+    models.update({m.qualified_name: m.sql(library) for m in PYTHON_MARTS if m.sql is not None})
+    models["marts.also_borrowed"] = also_borrowed_sql(library, min_support=1)
+    return models
+
+
+def _inputs(sql: str) -> list[str]:
+    tree = sqlglot.parse_one(sql, dialect="duckdb")
+    ctes = {c.alias for c in tree.find_all(exp.CTE)}
+    return sorted({f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db and t.name not in ctes})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, library):
+    """A tiny library for two days, run through every stage once; its tables as polars frames."""
+    settings = Settings(tmp_path_factory.mktemp("perturbation") / "home").ensure()
+    generate(settings.landing, library, scale="tiny", seed=7, start=START, days=DAYS)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    results = [run_stage(defs, instance, stage) for stage in plan(settings, None, None, list(FEEDS))]
+    assert all(r.success for r in results), [r.error for r in results if not r.success]
+    models = sql_models(library)
+    tables = sorted({t for sql in models.values() for t in _inputs(sql)})
+    con = compute_connection(settings, tables)
+    try:
+        frames = {t: con.sql(f"select * from {t}").pl() for t in tables}
+    finally:
+        con.close()
+    return settings, models, frames
+
+
+def _perturbations(series: pl.Series, literals: tuple[str, ...] = ()) -> list[tuple[str, pl.Series]]:
+    """Ways to change one column so that a real dependency cannot hide: permuted, shifted, a suffix,
+    a flipped flag, NULL in every row or every other one, NULLs filled, and (text) every other row
+    set to a string the SQL compares with, so a code can become one the tiny data lacks."""
+    n, dtype = len(series), series.dtype
+    out = []
+    if n > 1:
+        out.append(("reversed", series.reverse()))
+        out.append(("rotated", pl.concat([series.tail(1), series.head(n - 1)])))
+    filler = None
+    if dtype.is_numeric():
+        out += [("plus one", series + 1), ("doubled", series * 2), ("negated", -series)]
+        filler = 1
+    elif dtype == pl.Date:
+        out += [("next day", series + dt.timedelta(days=1)), ("day before", series - dt.timedelta(days=1))]
+        filler = START
+    elif isinstance(dtype, pl.Datetime):
+        out += [("next day", series + dt.timedelta(days=1)), ("day before", series - dt.timedelta(days=1)),
+                ("hour later", series + dt.timedelta(hours=1))]
+        filler = dt.datetime.combine(START, dt.time(10))
+    elif dtype == pl.Boolean:
+        out.append(("negated", ~series))
+        filler = True
+    elif dtype in (pl.String, pl.Categorical):
+        out.append(("suffixed", series.cast(pl.String) + "~"))
+        filler = "x"
+        for literal in literals:
+            out.append((f"every other {literal!r}", pl.Series(series.name, [literal if i % 2 else v
+                                                                             for i, v in enumerate(series)])))
+    out.append(("null", pl.Series(series.name, [None] * n, dtype=dtype)))
+    out.append(("every other null", pl.Series(series.name, [v if i % 2 else None for i, v in enumerate(series)],
+                                              dtype=dtype)))
+    if filler is not None and series.null_count():
+        out.append(("nulls filled", series.fill_null(filler)))
+    return out
+
+
+class Oracle:
+    """One model on an in-memory DuckDB whose views read frames that can be swapped."""
+
+    def __init__(self, name: str, sql: str, frames: dict[str, pl.DataFrame]) -> None:
+        self.name, self.sql = name, sql
+        self.inputs = {t: frames[t] for t in _inputs(sql)}
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        for table, frame in self.inputs.items():
+            layer, _ = table.split(".")
+            self.con.execute(f"create schema if not exists {layer}")
+            self._show(table, frame)
+        contract = contract_for(name)
+        self.grain = tuple(c.name for c in contract.columns if c.primary_key) or GRAIN.get(name, ())
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+        self.literals = tuple(sorted({lit.this for lit in tree.find_all(exp.Literal) if lit.is_string and lit.this}))
+
+    def _show(self, table: str, frame: pl.DataFrame) -> None:
+        key = table.replace(".", "__")
+        self.con.register(key, frame)
+        self.con.execute(f"create or replace view {table} as select * from {key}")
+
+    def run(self) -> pl.DataFrame | None:
+        try:
+            return self.con.sql(self.sql).pl()
+        except duckdb.Error:
+            return None        # a perturbation the SQL cannot take (a cast of a suffixed code): no verdict
+
+    def named_columns(self) -> list[tuple[str, str]]:
+        """Input columns the SQL names (a column it never names cannot change it)."""
+        names = {i.name.lower() for i in sqlglot.parse_one(self.sql, dialect="duckdb").find_all(exp.Identifier)}
+        return [(t, c) for t, f in self.inputs.items() for c in f.columns if c.lower() in names]
+
+    def cells(self, result: pl.DataFrame, column: str) -> dict:
+        """The column's values by row identity (a bag under one key when there is none)."""
+        grain = [g for g in self.grain if g != column]
+        if column in self.grain:
+            grain = []
+        cells: dict = {}
+        for row in result.select(*grain, column).iter_rows():
+            cells.setdefault(row[:-1], Counter())[_norm(row[-1])] += 1
+        return cells
+
+    def keys(self, result: pl.DataFrame) -> set:
+        return set(result.select(*self.grain).iter_rows()) if self.grain else set()
+
+    def changed(self, before: pl.DataFrame, after: pl.DataFrame) -> tuple[set[str], set[str]]:
+        """(the columns that changed, the columns this perturbation gives no verdict on). A column
+        is compared on the rows present before and after; a perturbation that renames every row
+        judges only the identity columns (as bags): the others have no row to be compared on."""
+        renamed = not self.keys(before) & self.keys(after) if self.grain else False
+        changed, undecided = set(), set()
+        for column in before.columns:
+            if renamed and column not in self.grain:
+                undecided.add(column)
+                continue
+            old, new = self.cells(before, column), self.cells(after, column)
+            if any(old[k] != new[k] for k in old.keys() & new.keys()) or (renamed and old != new):
+                changed.add(column)
+        return changed, undecided
+
+    def _judge(self, before: pl.DataFrame, table: str, column: str, frame: pl.DataFrame):
+        """(changed, judged) output columns over the perturbations of ``table.column`` from ``frame``."""
+        changed, judged = set(), set()
+        for _, series in _perturbations(frame[column], self.literals):
+            self._show(table, frame.with_columns(series.alias(column)))
+            after = self.run()
+            if after is not None:
+                moved, undecided = self.changed(before, after)
+                changed |= moved
+                judged |= set(before.columns) - undecided
+        self._show(table, frame)
+        return changed, judged
+
+    def effects(self, named: dict[str, set[str]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """(output column -> the `layer.table.column` inputs whose perturbation changed it,
+        output column -> the inputs no perturbation gave a verdict on).
+
+        An input the trace names that changed nothing alone is tried again over a background:
+        each perturbation of another input named for the column (a `coalesce(a, b)` shows b
+        only where a is NULL; a due date shows its loan period only when loans are overdue)."""
+        before = self.run()
+        assert before is not None and before.height > 0, f"{self.name} has no rows to compare on the tiny home"
+        found: dict[str, set[str]] = {c: set() for c in before.columns}
+        judged: dict[str, set[str]] = {c: set() for c in before.columns}
+        columns = self.named_columns()
+        for table, column in columns:
+            changed, seen = self._judge(before, table, column, self.inputs[table])
+            for output in changed:
+                found[output].add(f"{table}.{column}")
+            for output in seen:
+                judged[output].add(f"{table}.{column}")
+        pending = {(output, name) for output in before.columns for name in named.get(output, set()) - found[output]}
+        for output, name in self._shown_over_backgrounds(pending, named):
+            found[output].add(name)
+        # What names a row cannot be judged on the other columns: a row whose identity survives
+        # the perturbation kept the values it was named by.
+        identity = {f"{e.input_table}.{e.input_column}" for g in self.grain
+                    for e in sql_lineage(self.sql).fields.get(g, ())}
+        everything = {f"{t}.{c}" for t, c in columns}
+        return found, {c: (everything - judged[c]) | (identity if c not in self.grain else set())
+                       for c in before.columns}
+
+    def _shown_over_backgrounds(self, pending: set[tuple[str, str]], named: dict[str, set[str]]) -> set:
+        """Which (output, input) pairs of ``pending`` show a change when the input is perturbed
+        over a background: each perturbation of another input the trace names for that output."""
+        shown: set[tuple[str, str]] = set()
+        budget = BACKGROUND_RUNS
+        backgrounds = sorted({other for output, _ in pending for other in named[output]})
+        for other in backgrounds:
+            other_table, other_column = other.rsplit(".", 1)
+            if other_table not in self.inputs or not pending - shown or budget <= 0:
+                continue
+            base = self.inputs[other_table]
+            for _, series in _perturbations(base[other_column], self.literals):
+                varied = base.with_columns(series.alias(other_column))
+                self._show(other_table, varied)
+                background = self.run()
+                wanted = {name for output, name in pending - shown if other in named[output] and name != other}
+                for name in sorted(wanted) if background is not None and background.height else ():
+                    budget -= 1
+                    table, column = name.rsplit(".", 1)
+                    changed, _ = self._judge(background, table, column, varied if table == other_table
+                                             else self.inputs[table])
+                    self._show(other_table, varied)
+                    shown |= {(output, name) for output in changed if (output, name) in pending}
+            self._show(other_table, base)
+        return shown
+
+    def claims(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """(output column -> the inputs its trace names, output column -> those that may also
+        change it: what decides a row's identity (it decides which row a value is compared in),
+        and the table's row-deciding inputs for an identity column or a table without one)."""
+        lineage = sql_lineage(self.sql)
+        rows = {f"{e.input_table}.{e.input_column}" for e in lineage.dataset}
+        named = {column: {f"{e.input_table}.{e.input_column}" for e in edges} for column, edges in lineage.fields.items()}
+        identity = set().union(*(named.get(g, set()) for g in self.grain))
+        allowed = {column: names | identity | (rows if column in self.grain or not self.grain else set())
+                   for column, names in named.items()}
+        return named, allowed
+
+
+def _norm(value):
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def mismatches(oracle: Oracle) -> list[str]:
+    """The trace against the perturbations: every input that changed a column is named (or is a
+    row-deciding input it may name), every named input changed it (unless no perturbation of it
+    could be judged)."""
+    named, allowed = oracle.claims()
+    effects, undecided = oracle.effects(named)
+    found = []
+    for column in sorted(effects):
+        for name in sorted(named.get(column, set()) - effects[column] - undecided[column]):
+            found.append(f"{oracle.name}.{column}: trace names {name} which does not affect it")
+        for name in sorted(effects[column] - allowed.get(column, set())):
+            found.append(f"{oracle.name}.{column}: misses {name} which does")
+    return found
+
+
+def _cases(fast: bool) -> list:
+    names = sorted({m.qualified_name for m in discover_models()} | {m.qualified_name for m in PYTHON_MARTS if m.sql})
+    return [n for n in names if (n in FAST) == fast]
+
+
+@pytest.mark.parametrize("model", _cases(fast=True))
+def test_trace_names_exactly_what_changes_the_figure(home, model):
+    _, models, frames = home
+    assert mismatches(Oracle(model, models[model], frames)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", _cases(fast=False))
+def test_trace_names_exactly_what_changes_every_column(home, model):
+    _, models, frames = home
+    assert mismatches(Oracle(model, models[model], frames)) == []
+
+
+def test_the_loans_figure_traces_to_the_loans_and_their_koha_files_only(home):
+    settings, _, _ = home
+    load_events(settings)
+    result = trace(settings, "marts.key_figures.loans")
+    datasets = {hop["dataset"] for hop in result["hops"]}
+    assert {"marts.key_figures", "core.fact_loan", "staging.circulation_event"} <= datasets
+    assert not datasets & {"core.fact_counter_usage", "core.fact_search", "core.fact_gate_event"}
+    loans = next(hop for hop in result["hops"] if hop["dataset"] == "marts.key_figures")
+    assert {(i["dataset"], i["column"]) for i in loans["inputs"]} == {("core.fact_loan", "issue_date")}
+    files = [Path(f["file"]) for f in result["landing_files"] if f["kind"] == "landing"]
+    assert files and all(f.parent.name == "circulation" and f.name.startswith("statistics_") for f in files), files
