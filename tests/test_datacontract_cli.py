@@ -2,31 +2,27 @@
 it) tests every exported staging, core and mart contract against a tiny library's lake built by the
 real pipeline; the exporter itself is checked without the pipeline."""
 
-import datetime as dt
 import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from assets.feeds import FEEDS
-from generator import generate
 from pipelines.cli import main
-from pipelines.runner import plan, run_stage
-from pipelines.definitions import build_definitions
 from warehouse.contract_export import EXPORTED_LAYERS, export_contracts
 from warehouse.contracts import _odcs_validator, contract_for, load_contracts
 from warehouse.settings import REPO_ROOT, Settings
 from warehouse.storage import compute_connection, write_partition
 
+from tests.published import published_home
+
 DATACONTRACT = REPO_ROOT / ".venv-datacontract" / "bin" / "datacontract"
-START = dt.date(2025, 9, 1)
+
 # datacontract-cli 1.2.8 checks no column type of a Parquet file: each type check is a warning saying so.
 TYPES_NOT_CHECKED = "Checking types in parquet files is not supported yet."
 
@@ -98,13 +94,7 @@ def _failures(report: dict) -> list[str]:
 def lake(tmp_path_factory, library):
     if not DATACONTRACT.exists():
         pytest.fail(f"{DATACONTRACT} is missing: `make test` installs it (requirements-datacontract.lock)")
-    settings = Settings(tmp_path_factory.mktemp("datacontract") / "home").ensure()
-    generate(settings.landing, library, scale="tiny", seed=7, start=START, days=2)
-    instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions(settings)
-    results = [run_stage(defs, instance, stage) for stage in plan(settings, None, None, list(FEEDS))]
-    assert all(r.success for r in results), [r.error for r in results if not r.success]
-    return settings
+    return published_home(tmp_path_factory, library)   # the session's tiny two-day home, read only
 
 
 @pytest.mark.slow

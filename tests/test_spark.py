@@ -82,6 +82,7 @@ def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 
 
+@pytest.mark.slow  # a Spark session and a 14-day pipeline: about 100 s
 def test_models_on_spark_match_duckdb(spark, lake, tmp_path):
     from assets.models.spark import lake_inputs, run_models_on_spark
 
@@ -130,6 +131,7 @@ def test_models_on_spark_match_duckdb(spark, lake, tmp_path):
     assert top["previous_rank"].is_not_null().any(), "no title ranked in two months: the comparison proves less"
 
 
+@pytest.mark.slow  # a Spark session and a 14-day pipeline: about 100 s
 def test_a_table_spark_reads_differently_from_its_contract_is_named(spark, tmp_path):
     from warehouse.settings import Settings
     from warehouse.spark import register_table
