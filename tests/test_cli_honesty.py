@@ -132,3 +132,11 @@ def test_shuku_run_that_gave_up_on_a_lock_exits_1_naming_the_holder(monkeypatch,
     assert "ingest_turnstile: LockTimeout: staging.gate_event: waited 1 s" in flat
     assert f"held by pid {holder.pid} on" in flat
     assert not Path(settings.lake / "staging" / "gate_event").exists()
+
+
+def test_a_lock_file_names_the_command_but_never_an_options_value(monkeypatch):
+    settings = Settings.from_env().ensure()
+    monkeypatch.setattr(sys, "argv", ["/opt/shuku/bin/shuku", "erase", "--card=20250012345", "--yes"])
+    with table_lock(settings, "core.dim_patron"):
+        held = lock_path(settings, "core.dim_patron").read_text(encoding="utf-8")
+    assert "(shuku erase)" in held and "20250012345" not in held and "--card" not in held

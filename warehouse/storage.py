@@ -175,7 +175,10 @@ def _acquire(fd: int, settings: Settings, name: str, path: Path) -> None:
                         "SHUKU_LOCK_WAIT sets how many seconds to wait.") from None
     # Say who holds it, for a writer that has to wait (the file is never read as data).
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+    # The program and its subcommand only: an option's value (`--card=…`) never goes into the lock file.
+    words = [os.path.basename(sys.argv[0])] if sys.argv and sys.argv[0] else []
+    words += [a for a in sys.argv[1:2] if not a.startswith("-")]
+    command = " ".join(words)
     holder = f"pid {os.getpid()} on {socket.gethostname()} ({command or 'python'}), since {since}"
     os.ftruncate(fd, 0)
     os.pwrite(fd, holder.encode("utf-8", "replace"), 0)
