@@ -19,15 +19,20 @@ from warehouse.settings import Settings
 _BUILT: dict[str, Settings] = {}
 
 
-def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = 7) -> Settings:
-    """Generate a tiny library's ``days`` from ``start`` into ``home`` and run every stage on it."""
-    settings = Settings(home).ensure()
-    generate(settings.landing, library, scale="tiny", seed=seed, start=start, days=days)
+def run_every_stage(settings: Settings, library) -> None:
+    """Every stage `shuku run` makes, over every day of the home's landing files, in an ephemeral instance."""
     defs = build_definitions(settings, library)
     instance = dg.DagsterInstance.ephemeral()
     failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
               if not r.success]
     assert not failed, failed
+
+
+def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = 7) -> Settings:
+    """Generate a tiny library's ``days`` from ``start`` into ``home`` and run every stage on it."""
+    settings = Settings(home).ensure()
+    generate(settings.landing, library, scale="tiny", seed=seed, start=start, days=days)
+    run_every_stage(settings, library)
     return settings
 
 

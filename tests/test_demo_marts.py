@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from assets.feeds import FEEDS
 from assets.models import compute_connection
 from generator import generate, vocab
 from generator.core import catalogue_of
-from pipelines.definitions import build_definitions
-from pipelines.runner import plan, run_stage
 from warehouse.settings import Settings
+from tests.published import run_every_stage
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +28,7 @@ SEED, START, DAYS = 42, dt.date(2025, 9, 1), 61      # what `shuku demo` generat
 def demo(tmp_path_factory, library):
     settings = Settings(tmp_path_factory.mktemp("demo") / "home").ensure()
     generate(settings.landing, library, scale="small", seed=SEED, start=START, days=DAYS)
-    instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions(settings, library)
-    failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
-              if not r.success]
-    assert not failed, failed
+    run_every_stage(settings, library)
     con = compute_connection(settings)
     try:
         marts = {name: con.sql(f"select * from marts.{name}").pl()

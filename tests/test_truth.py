@@ -9,17 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from assets.feeds import FEEDS
 from generator import generate
 from generator import expected
-from pipelines.definitions import build_definitions
-from pipelines.runner import plan, run_stage
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
+from tests.published import run_every_stage
 
 
 SEED, START, DAYS = 11, dt.date(2025, 10, 25), 9          # October and November
@@ -76,11 +73,7 @@ def test_the_truth_marks_intact_exactly_the_events_whose_lines_read_well(tmp_pat
 def built(tmp_path_factory, library):
     settings = Settings(tmp_path_factory.mktemp("truth") / "home").ensure()
     report = generate(settings.landing, library, scale="tiny", seed=SEED, start=START, days=DAYS)
-    instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions(settings, library)
-    failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
-              if not r.success]
-    assert not failed, failed
+    run_every_stage(settings, library)
     con = compute_connection(settings)
     try:
         marts = {name: con.sql(f"select * from marts.{name}").pl() for name in MARTS}
