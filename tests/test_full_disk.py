@@ -52,8 +52,10 @@ def _fill(folder: Path) -> None:
 
 
 def _hashes(root: Path) -> dict[str, str]:
+    """Every stored file's hash; not the filler, nor the lock files (they record their last holder and when)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("filler")}
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith("filler")
+            and p.parent.name != "locks"}
 
 
 def _frame(rows: int) -> pl.DataFrame:
