@@ -102,6 +102,7 @@ def test_unreadable_file_fails_the_run_and_keeps_the_stored_partition(cli, home)
     assert settings.home.exists()
 
 
+@pytest.mark.slow  # the same scan as test_pipeline's, over a second home: 15 s
 def test_nothing_personal_under_home_outside_landing_and_restricted(cli, home):
     """Dagster's own SQLite event log included."""
     assert (home / "dagster" / "history").exists() or any((home / "dagster").rglob("*.db"))

@@ -4,6 +4,7 @@ import datetime as dt
 
 import duckdb
 import polars as pl
+import pytest
 
 from warehouse.contracts import load_contracts
 from warehouse.settings import Settings
@@ -47,6 +48,7 @@ def test_views_are_typed_even_before_any_data(tmp_path):
     con.close()
 
 
+@pytest.mark.slow  # a sort three times the memory limit: about 9 s
 def test_a_computation_larger_than_its_memory_limit_spills_under_the_home(tmp_path, monkeypatch):
     """DuckDB holds at most SHUKU_DUCKDB_MEMORY and spills the rest into the home's tmp/duckdb
     (never into the working directory), creating the folder itself."""
