@@ -27,7 +27,6 @@ from warehouse.textio import decode
 
 CONSENT_KEY = dg.AssetKey(["meta", "consent"])
 SWEEP_KEY = dg.AssetKey(["meta", "retention_sweep"])
-RETENTION_JOB = "retention_sweep"
 # Header names under which the landing CSVs carry the reader's card (Koha, OPAC, turnstile, ILS export).
 CARD_COLUMNS = ("cardnumber", "card", "card_number", "borrowernumber")
 DELIMITERS = ",;\t|"
@@ -205,12 +204,3 @@ def retention_sweep(context: AssetExecutionContext, shuku: ShukuWarehouse):
 
 
 privacy_assets = [consent_registry, retention_sweep]
-retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(SWEEP_KEY),
-                                    description="Enforce retention: landing files and reader ids past their contract's retention.")
-
-
-def retention_schedule(timezone: str) -> dg.ScheduleDefinition:
-    """The daily sweep at 03:30 in the library's time zone, after the nightly ingest."""
-    return dg.ScheduleDefinition(name="daily_retention_sweep", job=retention_job, cron_schedule="30 3 * * *",
-                                 execution_timezone=timezone,
-                                 description="Every day at 03:30 library time, after the nightly ingest.")

@@ -28,7 +28,8 @@ from assets.feeds import DAY, FEEDS  # noqa: E402
 from generator import generate  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from pipelines.runner import plan, run_stage  # noqa: E402
-from quality.checks import CHECKED_LAYERS, SWITCH, evaluate, rows_written  # noqa: E402
+from quality.checks import evaluate, rows_written  # noqa: E402
+from quality.plan import CHECKED_LAYERS, SWITCH  # noqa: E402
 from quality.suites import contract_expectations  # noqa: E402
 from warehouse.contracts import load_contracts  # noqa: E402
 from warehouse.library import load_library  # noqa: E402

@@ -41,7 +41,7 @@ class Observation:
     def add_check_results(self, table: str, results: Iterable) -> None:
         """The checks run on ``table`` (Dagster ``AssetCheckResult``s), one assertion each."""
         # The rule lists are plain data: reading them does not import GX.
-        from quality.checks import planned_checks
+        from quality.plan import planned_checks
         from quality.rules import rules_for
         from quality.suites import contract_expectations
 

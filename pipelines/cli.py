@@ -1,8 +1,5 @@
-"""The `shuku` command: generate, run, status, sql, parse, ui, demo.
-
-Exit codes: 0 success; 1 the command ran but something failed (a run, a check, rejected
-rows for `parse`); 2 bad usage or an input that cannot be read at all.
-"""
+"""The `shuku` command: generate, run, status, sql, parse, ui, demo here; the other commands in
+the cli_*.py modules beside it (exit codes and shared helpers: pipelines/cli_shared.py)."""
 
 from __future__ import annotations
 
@@ -14,56 +11,18 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-out = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _settings():
-    from warehouse.settings import Settings
-    from warehouse.storage import storage_error
-    settings = Settings.from_env()
-    try:
-        return settings.ensure()
-    except OSError as exc:
-        raise click.ClickException(str(storage_error(exc, settings.home, "preparing") or exc)) from None
-
-
-class Unusable(click.ClickException):
-    """Bad usage or an input that cannot be read at all: exit code 2."""
-
-    exit_code = 2
-
-
-def _existing_settings():
-    """The home folder of a command that only reads: it must exist, and nothing is created in it
-    (a mistyped SHUKU_HOME would otherwise show an empty warehouse as if it were the real one)."""
-    from warehouse.settings import Settings
-    settings = Settings.from_env()
-    if not settings.exists():
-        named = (f"SHUKU_HOME={os.environ['SHUKU_HOME']}" if os.environ.get("SHUKU_HOME")
-                 else "the default home folder ./var (SHUKU_HOME is not set)")
-        raise Unusable(f"{named}: {settings.home} does not exist; nothing was created. Point SHUKU_HOME at a "
-                       "Shuku home folder, or make one with `shuku generate` and `shuku run` (or `shuku demo`).")
-    return settings
-
-
-def _library(settings):
-    from warehouse.library import LibraryConfigError, load_library
-    try:
-        return load_library(settings.library_config)
-    except LibraryConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-class Failed(click.ClickException):
-    exit_code = 1
+from pipelines.cli_alerts import alerts
+from pipelines.cli_api import serve, token
+from pipelines.cli_audit import audit
+from pipelines.cli_contracts import contracts, publish
+from pipelines.cli_lineage import lineage, trace
+from pipelines.cli_privacy import consent, erase, report
+from pipelines.cli_quality import quality
+from pipelines.cli_repair import repair
+from pipelines.cli_shared import Failed, checked_library, err, existing_settings, out, prepared_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,8 +42,8 @@ def generate(scale: str, seed: int, start: dt.datetime, days: int) -> None:
     """Write a synthetic library's landing files (all formats) under the home folder."""
     from generator import generate as make
 
-    settings = _settings()
-    library = _library(settings)
+    settings = prepared_settings()
+    library = checked_library(settings)
     began = time.perf_counter()
     with err.status(f"generating {scale} library, {days} days from {start.date()}…"):
         report = make(settings.landing, library, scale=scale, seed=seed, start=start.date(), days=days)
@@ -118,7 +77,7 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
 
     Patron and catalogue exports already loaded as they are (same file, same SHA-256) are not
     loaded again."""
-    settings = _settings()
+    settings = prepared_settings()
     ok = _run(settings, start.date() if start else None, end.date() if end else None,
               select.split(",") if select else None, not no_models, reload_snapshots=reload_snapshots)
     if not ok:
@@ -142,7 +101,7 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
     if kept:
         err.print(f"{', '.join(kept)}: the newest export is loaded already; not loaded again "
                   "(--reload-snapshots to load it anyway)")
-    _library(settings)
+    checked_library(settings)
     from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
     try:
         check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
@@ -180,7 +139,7 @@ def status() -> None:
     """
     from pipelines.status import counter_exceptions, latest_runs, quality_failures, table_status
 
-    settings = _existing_settings()
+    settings = existing_settings()
     runs = latest_runs(settings)
     table = Table(title="latest runs")
     for col in ("run", "job", "status", "started", "stage"):
@@ -255,7 +214,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
     if role is not None:
         names, rows = _guarded_sql(query, role)
     else:
-        con = compute_connection(_existing_settings())
+        con = compute_connection(existing_settings())
         try:
             cursor = con.execute(query)
             names = [d[0] for d in cursor.description] if cursor.description else []
@@ -288,7 +247,7 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
     from warehouse.roles import UnknownRole
 
     try:
-        result = run_guarded(_existing_settings(), query, role)
+        result = run_guarded(existing_settings(), query, role)
     except UnknownRole as exc:
         raise click.UsageError(str(exc)) from None
     except QueryRefused as exc:
@@ -321,8 +280,8 @@ def parse(source: str, file: Path) -> None:
     from warehouse.pseudonym import Pseudonymiser
     from warehouse.textio import LandingFileError
 
-    settings = _settings()
-    library = _library(settings)
+    settings = prepared_settings()
+    library = checked_library(settings)
     module, function = source_parser(source).split(":")
     try:
         result = getattr(importlib.import_module(module), function)(file, library)
@@ -362,7 +321,7 @@ def ui(port: int) -> None:
     """Start the Dagster UI on 127.0.0.1 for this home folder."""
     from pipelines.runner import dagster_instance
 
-    settings = _settings()
+    settings = prepared_settings()
     dagster_instance(settings)
     os.environ["SHUKU_HOME"] = str(settings.home)
     exe = Path(sys.executable).parent / "dagster"
@@ -381,8 +340,8 @@ def demo(scale: str, days: int, seed: int) -> None:
     from generator import generate as make
     from pipelines.status import table_status
 
-    settings = _settings()
-    library = _library(settings)
+    settings = prepared_settings()
+    library = checked_library(settings)
     start = dt.date(2025, 9, 1)
     began = time.perf_counter()
     if any(settings.landing.rglob("*.*")):
@@ -411,14 +370,9 @@ def demo(scale: str, days: int, seed: int) -> None:
         raise Failed("the demo run failed; see above.")
 
 
-from pipelines.cli_quality import quality; main.add_command(quality)  # noqa: E402,E702
-from pipelines.cli_contracts import contracts, publish; main.add_command(contracts); main.add_command(publish)  # noqa: E402,E702
-from pipelines.cli_lineage import lineage, trace; main.add_command(trace); main.add_command(lineage)  # noqa: E402,E702
-from pipelines.cli_privacy import consent, erase, report; main.add_command(consent); main.add_command(erase); main.add_command(report)  # noqa: E402,E702
-from pipelines.cli_alerts import alerts; main.add_command(alerts)  # noqa: E402,E702
-from pipelines.cli_audit import audit; main.add_command(audit)  # noqa: E402,E702
-from pipelines.cli_api import serve, token; main.add_command(serve); main.add_command(token)  # noqa: E402,E702
-from pipelines.cli_repair import repair; main.add_command(repair)  # noqa: E402,E702
+for command in (quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
+                repair):
+    main.add_command(command)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-out = Console(width=None if sys.stdout.isatty() else 200)
+from pipelines.cli_shared import existing_settings, wide
 
 
 @click.command("alerts")
@@ -21,10 +19,9 @@ def alerts(limit: int, fmt: str) -> None:
     Alerts are written by the `run_failure_alerts` and `check_failure_alerts` sensors and by
     `shuku run`; the log is $SHUKU_HOME/alerts/alerts.jsonl (one JSON object a line).
     """
-    from pipelines.alerts import DELIVERY_FAILED, read_alerts
-    from pipelines.cli import _existing_settings
+    from pipelines.alert_delivery import DELIVERY_FAILED, read_alerts
 
-    settings = _existing_settings()
+    settings = existing_settings()
     rows = read_alerts(settings)
     failed = {}
     for row in rows:
@@ -36,7 +33,7 @@ def alerts(limit: int, fmt: str) -> None:
             click.echo(json.dumps({**row, "delivery_failures": failed.get(row.get("key"), [])}, ensure_ascii=False))
         return
     if not latest:
-        out.print(f"No alerts (log {settings.alerts_log}).")
+        wide.print(f"No alerts (log {settings.alerts_log}).")
         return
     table = Table(title=f"Latest alerts ({settings.alerts_log})")
     for column in ("at (UTC)", "alert", "run", "see", "sent to"):
@@ -47,4 +44,4 @@ def alerts(limit: int, fmt: str) -> None:
         table.add_row((row.get("at") or "")[:19].replace("T", " "), (row.get("summary") or "").removeprefix("[shuku] "),
                       (row.get("run_id") or "")[:8], "\n".join((row.get("see") or [])[:2]),
                       sent + ("".join(f"\n[red]{p}[/red]" for p in problems) if problems else ""))
-    out.print(table)
+    wide.print(table)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from pipelines.cli_shared import err, out, prepared_settings
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -27,9 +29,8 @@ def serve(host, port, root_path, forwarded_allow_ips, max_page_size, query_timeo
     import uvicorn
 
     from pipelines.api import ApiLimits, create_app
-    from pipelines.cli import _settings, err
 
-    settings = _settings()
+    settings = prepared_settings()
     limits = ApiLimits(page_size=min(1_000, max_page_size), max_page_size=max_page_size, query_timeout_s=query_timeout,
                        max_query_rows=max_rows, rate_per_s=rate, burst=burst)
     app = create_app(settings, limits)
@@ -51,12 +52,11 @@ def token() -> None:
 @click.option("--name", required=True, help="The calling system, e.g. discovery-portal (logged as the user).")
 def token_create(role: str, name: str) -> None:
     """Create a token; its secret is printed once and never stored."""
-    from pipelines.cli import _settings, err
     from warehouse.roles import UnknownRole
     from warehouse.tokens import TokenError, create_token
 
     try:
-        made, text = create_token(_settings(), role, name)
+        made, text = create_token(prepared_settings(), role, name)
     except (UnknownRole, TokenError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(text)
@@ -67,11 +67,10 @@ def token_create(role: str, name: str) -> None:
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (`shuku token list`); a running server refuses it at the next request."""
-    from pipelines.cli import _settings
     from warehouse.tokens import TokenError, revoke_token
 
     try:
-        revoked = revoke_token(_settings(), token_id)
+        revoked = revoke_token(prepared_settings(), token_id)
     except TokenError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"token {revoked.token_id} ({revoked.name}, role {revoked.role}) revoked at {revoked.revoked_at}")
@@ -82,11 +81,10 @@ def token_list() -> None:
     """The tokens: id, name, role, created, revoked (never their secrets)."""
     from rich.table import Table
 
-    from pipelines.cli import _settings, out
     from warehouse.tokens import TokenError, load_tokens
 
     try:
-        tokens = load_tokens(_settings())
+        tokens = load_tokens(prepared_settings())
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None
     table = Table()

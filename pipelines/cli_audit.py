@@ -6,6 +6,8 @@ import json
 
 import click
 
+from pipelines.cli_shared import Failed, prepared_settings
+
 
 @click.group()
 def audit() -> None:
@@ -13,11 +15,10 @@ def audit() -> None:
 
 
 def _reports(anchors: tuple[str, ...]):
-    from pipelines.cli import _settings
     from warehouse.audit import AuditError, verify
 
     try:
-        return verify(_settings(), list(anchors))
+        return verify(prepared_settings(), list(anchors))
     except AuditError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -28,7 +29,6 @@ def _reports(anchors: tuple[str, ...]):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(anchors: tuple[str, ...], fmt: str) -> None:
     """Recompute every chain; name the first entry changed, removed or inserted, per log. Exits 1 if any."""
-    from pipelines.cli import Failed
 
     reports = _reports(anchors)
     if fmt == "json":
@@ -52,7 +52,6 @@ def anchor_command() -> None:
 
     Refuses (exit 1) while a chain does not verify: a head of a tampered log proves nothing.
     """
-    from pipelines.cli import Failed
 
     reports = _reports(())
     for r in reports:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli_shared import Failed, err, out, prepared_settings
+
 
 def pipeline_tables() -> set[str]:
     """Every ``layer.table`` the pipeline writes (see assets/catalog.py)."""
@@ -24,7 +26,6 @@ def contracts() -> None:
               help="Folder of <layer>/<table>.odcs.yaml files (default: the project's schemas/).")
 def lint(root: Path | None) -> None:
     """Check naming, types, descriptions, classification and masking; every table has a contract and back."""
-    from pipelines.cli import Failed, err
     from warehouse.contracts import ContractError, load_contracts
     from warehouse.lint import lint as run_lint
 
@@ -45,7 +46,6 @@ def lint(root: Path | None) -> None:
               help="Folder to write data-dictionary.md and data-dictionary.html into.")
 def docs(out_dir: Path) -> None:
     """Write the data dictionary (Markdown and self-contained HTML) for every table."""
-    from pipelines.cli import out
     from warehouse.docs import write_docs
 
     paths = write_docs(out_dir)
@@ -58,7 +58,6 @@ def docs(out_dir: Path) -> None:
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
 def diff(old: Path, new: Path) -> None:
     """Compare two contract files or folders; exit 1 when a change is breaking."""
-    from pipelines.cli import Failed, err
     from warehouse.contract_diff import diff_paths
 
     try:
@@ -82,11 +81,10 @@ def diff(old: Path, new: Path) -> None:
 def export(out_dir: Path, home: Path | None) -> None:
     """Write each staging, core and mart contract with a server on this home's Parquet files,
     for `datacontract test` (datacontract-cli) to check the lake against the contracts."""
-    from pipelines.cli import _settings, err, out
     from warehouse.contract_export import export_contracts
     from warehouse.settings import Settings
 
-    settings = Settings(home.resolve()) if home else _settings()
+    settings = Settings(home.resolve()) if home else prepared_settings()
     written = export_contracts(settings, out_dir)
     for item in written:
         out.print(f"wrote {item.path}")
@@ -99,10 +97,9 @@ def export(out_dir: Path, home: Path | None) -> None:
 @click.command()
 def publish() -> None:
     """Write access/<role>.duckdb for every role: copies of only the columns each role may see."""
-    from pipelines.cli import _settings, out
     from warehouse.access import publish as publish_all
 
-    settings = _settings()
+    settings = prepared_settings()
     for result in publish_all(settings):
         hidden = sum(result.suppressed.values())
         note = f"  ({hidden:,} small cells suppressed)" if hidden else ""

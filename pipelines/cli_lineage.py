@@ -11,12 +11,13 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli_shared import existing_settings
+
 
 def _loaded_settings():
     from lineage.store import load_events
-    from pipelines.cli import _existing_settings as _settings
 
-    settings = _settings()
+    settings = existing_settings()
     load_events(settings)
     return settings
 

@@ -12,15 +12,8 @@ from pathlib import Path
 
 import click
 
-
-def _home():
-    from pipelines.cli import _settings
-    return _settings()
-
-
-def _existing_home():
-    from pipelines.cli import _existing_settings
-    return _existing_settings()
+from pipelines.cli_report import report   # the reports group, shared with `shuku report library`
+from pipelines.cli_shared import Failed, checked_library, existing_settings, prepared_settings
 
 
 def _pid(settings, card: str) -> tuple[str, int]:
@@ -48,7 +41,7 @@ def consent_set(card: str, profiling: bool | None, recommendations: bool | None)
 
     if profiling is None and recommendations is None:
         raise click.UsageError("give --profiling/--no-profiling, --recommendations/--no-recommendations, or both.")
-    settings = _home()
+    settings = prepared_settings()
     pid, version = _pid(settings, card)
     row = set_consent(settings, pid, version, profiling=profiling, recommendations=recommendations,
                       changed_by=getpass.getuser())
@@ -63,7 +56,7 @@ def consent_show(card: str) -> None:
     """A reader's consent in force and its history."""
     from warehouse.privacy.consent import history
 
-    settings = _home()
+    settings = prepared_settings()
     pid, _ = _pid(settings, card)
     rows = history(settings, pid).to_dicts()
     if not rows:
@@ -79,8 +72,7 @@ def consent_show(card: str) -> None:
 
 def _hooks(settings):
     from assets.privacy_assets import erasure_hooks
-    from pipelines.cli import _library
-    return erasure_hooks(_library(settings))
+    return erasure_hooks(checked_library(settings))
 
 
 def _print_ledger(row: dict) -> None:
@@ -99,10 +91,9 @@ def _print_ledger(row: dict) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase(card, pid, resume, verify_card, requested_by, yes) -> None:
     """Erase a reader from every layer (right to be forgotten), resume an erasure, or verify one."""
-    from pipelines.cli import Failed
     from warehouse.privacy import erasure
 
-    settings = _home()
+    settings = prepared_settings()
     chosen = sum(bool(x) for x in (card, pid, resume, verify_card))
     if chosen != 1:
         raise click.UsageError("give exactly one of --card, --pid, --resume or --verify.")
@@ -149,7 +140,7 @@ def transparency(year: int, out_dir: Path | None) -> None:
     """The year's transparency report, as Markdown and HTML."""
     from warehouse.privacy.transparency import transparency_report, write_report
 
-    settings = _existing_home()
+    settings = existing_settings()
     md, html = write_report(transparency_report(settings, year), out_dir or settings.home / "reports",
                             f"transparency-{year}")
     click.echo(f"written {md}\nwritten {html}")
@@ -163,20 +154,10 @@ def reader(card: str, out: Path | None) -> None:
     """What the warehouse holds about one reader, for the privacy officer to hand over."""
     from warehouse.privacy.transparency import reader_report
 
-    settings = _existing_home()
+    settings = existing_settings()
     pid, _ = _pid(settings, card)
     _write_or_echo(reader_report(settings, pid), out)
 
-
-try:
-    from pipelines.cli_report import report   # the reports group, shared with `shuku report library`
-except ModuleNotFoundError as exc:
-    if exc.name != "pipelines.cli_report":
-        raise
-
-    @click.group()
-    def report() -> None:
-        """Reports: the transparency report and a reader's own view."""
 
 report.add_command(transparency)
 report.add_command(reader)

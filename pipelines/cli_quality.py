@@ -6,18 +6,16 @@ import json
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-out = Console(width=None if sys.stdout.isatty() else 200)
+from pipelines.cli_shared import Unusable, existing_settings, wide
 
 
 def _known_table(name: str) -> None:
     """Exit 2 unless ``name`` is a checked table (``layer.table`` or its bare name), with the nearest names."""
     import difflib
 
-    from pipelines.cli import Unusable
-    from quality.checks import CHECKED_LAYERS
+    from quality.plan import CHECKED_LAYERS
     from warehouse.contracts import load_contracts
 
     names = [n for n, c in load_contracts().items() if c.layer in CHECKED_LAYERS]
@@ -40,10 +38,9 @@ def quality(table: str | None, docs: bool) -> None:
 
     Exits 1 when an error-severity check fails; warnings are listed but do not fail.
     """
-    from pipelines.cli import _existing_settings
     from quality.report import failing_checks
 
-    settings = _existing_settings()
+    settings = existing_settings()
     if table is not None:
         _known_table(table)
     if docs:
@@ -52,7 +49,7 @@ def quality(table: str | None, docs: bool) -> None:
         return
     failing = failing_checks(settings, table)
     if not failing:
-        out.print(f"No failing checks{' on ' + table if table else ''} (home {settings.home}).")
+        wide.print(f"No failing checks{' on ' + table if table else ''} (home {settings.home}).")
         return
     report = Table(title=f"Failing quality checks ({settings.home})")
     for column in ("table", "check", "severity", "since (UTC)", "rows", "sample", "where the rows are"):
@@ -62,9 +59,9 @@ def quality(table: str | None, docs: bool) -> None:
         report.add_row(row["table_name"], row["check_name"], row["severity"],
                        row["since"].strftime("%Y-%m-%d %H:%M:%S"), f"{row['unexpected_count']:,}",
                        "\n".join(sample[:3]), row["where"])
-    out.print(report)
+    wide.print(report)
     errors = sum(1 for row in failing if row["severity"] == "error")
     if errors:
-        out.print(f"{errors} check(s) failing with severity error: fix the rows shown (or the landing file they came "
+        wide.print(f"{errors} check(s) failing with severity error: fix the rows shown (or the landing file they came "
                   "from), then re-run the partition with `shuku run`.")
         sys.exit(1)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import click
 
+from pipelines.cli_shared import Failed, err, out, prepared_settings
+
 
 @dataclass
 class Rebuild:
@@ -44,7 +46,7 @@ def plan_rebuilds(problems) -> tuple[list[Rebuild], list]:
 
     from assets.feeds import DAY, MONTH, FEEDS
     from lineage.store import TABLES as LINEAGE_TABLES
-    from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
+    from pipelines.jobs import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
     from pipelines.runner import Stage
 
     rebuilds: dict[tuple, Rebuild] = {}
@@ -93,10 +95,9 @@ def repair(check: bool) -> None:
 
     Exit 0 when every file is whole (or was rebuilt), 1 when damage remains (or, with --check, was found).
     """
-    from pipelines.cli import Failed, _settings, err, out
     from warehouse.integrity import move_aside, verify
 
-    settings = _settings()
+    settings = prepared_settings()
     problems, checked = verify(settings)
     if not problems:
         out.print(f"{checked:,} partition file(s) checked against meta.file_checksums: all whole.")

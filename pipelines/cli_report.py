@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli_shared import existing_settings
+
 WIDTH = 720
 PALETTE = ("#1f6f8b", "#e07a1f", "#6a8d2f", "#8e4585", "#b23a48")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -212,9 +214,7 @@ def report():
               help="The HTML file to write.")
 def library_report(out: Path):
     """One self-contained page of the library's marts (opens offline)."""
-    from pipelines.cli import _existing_settings as _settings
-
-    page = render_library_report(_settings())
+    page = render_library_report(existing_settings())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     click.echo(f"wrote {out} ({len(page):,} bytes)")

@@ -14,8 +14,8 @@ import json
 import dagster as dg
 
 from assets.resources import ShukuWarehouse
-from quality.checks import CHECKED_LAYERS, checks_enabled
 from quality.freshness import check_freshness, freshness_rule, library_today
+from quality.plan import CHECKED_LAYERS, checks_enabled
 from warehouse.contracts import load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, has_data

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.feeds import DAY, FEEDS, MONTH, Feed
-from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
+from assets.ingest import snapshot_is_loaded
+from pipelines.jobs import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
 from warehouse.settings import REPO_ROOT, Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -84,8 +85,6 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
 
     A snapshot (patrons, catalogue) whose newest export is already loaded as it is is left out,
     unless ``reload_snapshots``."""
-    from assets.ingest import snapshot_is_loaded
-
     stages = []
     snapshot = [dg.AssetKey(["staging", t]) for f in feeds
                 if f.partitioning is None and f.files(settings.landing)

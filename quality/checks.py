@@ -1,19 +1,17 @@
-"""The interface assets use for their checks: which checks a table has, and running them.
+"""The interface assets use for their checks: their Dagster specs, and running them.
 
 Asset factories declare ``check_specs(contract)`` on every asset and yield the results of
 ``evaluate(...)`` after writing, so the checks of a table are defined in one place: the
 rules its contract states (validated by Great Expectations on pandas, one validation per
 table and run), its freshness SLA and the hand-written rules of `quality.rules` (SQL on
-DuckDB). Each evaluation also rewrites the table's page of the Data Docs site.
-``SHUKU_QUALITY_CHECKS=off`` leaves them out of the definitions (benchmarks only).
+DuckDB), listed by `quality.plan`. Each evaluation also rewrites the table's page of the Data
+Docs site. ``SHUKU_QUALITY_CHECKS=off`` leaves them out of the definitions (benchmarks only).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
@@ -23,6 +21,7 @@ import polars as pl
 
 from quality.datadocs import update_docs
 from quality.freshness import check_freshness, freshness_rule, library_today
+from quality.plan import CHECKED_LAYERS, checks_enabled, planned_checks
 from quality.results import CheckOutcome, partition_label, write_results
 from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_context, rule_tables, rules_for,
                            run_rules)
@@ -33,30 +32,7 @@ from warehouse.settings import Settings
 from warehouse.storage import (PART_FILE, compute_connection, create_views, partition_date, partition_filter, sql_string,
                                table_dir)
 
-CHECKED_LAYERS = ("staging", "core", "marts")
-SWITCH = "SHUKU_QUALITY_CHECKS"
 SAMPLE_SIZE = 5
-
-
-@dataclass(frozen=True)
-class PlannedCheck:
-    name: str
-    description: str
-    severity: str
-
-
-def checks_enabled() -> bool:
-    return os.environ.get(SWITCH, "on").lower() not in ("off", "0", "false", "no")
-
-
-def planned_checks(contract: Contract) -> list[PlannedCheck]:
-    """Every check of a table, contract rules first, then hand-written rules."""
-    if contract.layer not in CHECKED_LAYERS:
-        return []
-    fresh = freshness_rule(contract)
-    return ([PlannedCheck(e.name, e.description, e.severity) for e in contract_expectations(contract)]
-            + ([PlannedCheck(fresh.name, fresh.description, fresh.severity)] if fresh else [])
-            + [PlannedCheck(r.name, r.description, r.severity) for r in rules_for(contract)])
 
 
 def checked_against(contract: Contract) -> list[str]:

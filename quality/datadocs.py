@@ -18,6 +18,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from quality.plan import planned_checks
+from quality.report import latest_results
+from warehouse.contracts import contract_for
 from warehouse.settings import Settings
 
 FIELDS = ("check_name", "severity", "success", "observed_value", "unexpected_count", "sample", "checked_at", "run_id")
@@ -70,8 +73,6 @@ def update_docs(settings: Settings, table: str, run_id: str, partition_key: str,
 
 def rebuild_docs(settings: Settings) -> Path:
     """Every page again from meta.quality_results (the latest result per table, partition and check)."""
-    from quality.report import latest_results
-
     states: dict[str, dict] = {}
     for row in latest_results(settings):
         entry = {f: row.get(f) for f in FIELDS if f != "sample"}
@@ -141,9 +142,6 @@ def _failing_table(entries: list[tuple[str | None, str, dict]]) -> str:
 
 
 def _table_page(table: str, state: dict) -> str:
-    from quality.checks import planned_checks
-    from warehouse.contracts import contract_for
-
     described = {c.name: (c.description, c.severity) for c in planned_checks(contract_for(table))}
     failing = _failing(state)
     body = [f'<p><a href="index.html">all tables</a></p><h1>{_e(table)}</h1>',

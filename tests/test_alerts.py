@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from assets.resources import ShukuWarehouse
-from pipelines.alerts import CHECK_FAILURE, DELIVERY_FAILED, RUN_FAILURE, Alert, read_alerts, send
+from pipelines.alert_delivery import CHECK_FAILURE, DELIVERY_FAILED, RUN_FAILURE, Alert, read_alerts, send
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS

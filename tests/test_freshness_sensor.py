@@ -8,7 +8,8 @@ import pytest
 
 from assets.resources import ShukuWarehouse
 from generator import generate
-from pipelines.definitions import DAILY_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import DAILY_JOB
 from pipelines.freshness import freshness_evaluations
 from pipelines.runner import QUIET_LOGS
 from warehouse.contracts import contract_for

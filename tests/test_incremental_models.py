@@ -10,7 +10,8 @@ import dagster as dg
 import pytest
 import polars as pl
 
-from pipelines.definitions import MODELS_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, run_stage
 from tests.published import pipeline_home
 from warehouse.storage import PART_FILE, write_parquet_atomic

@@ -37,7 +37,8 @@ from lineage.transport import events_path
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
-from quality.checks import evaluate, planned_checks
+from quality.checks import evaluate
+from quality.plan import planned_checks
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
 from warehouse.contracts import contract_for, load_contracts

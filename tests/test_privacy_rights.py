@@ -20,7 +20,8 @@ from assets.feeds import FEEDS
 from assets.privacy_assets import consent_registry, erasure_hooks
 from generator import generate
 from pipelines.cli import main
-from pipelines.definitions import MODELS_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, plan, run_stage
 from warehouse.audit import verify as audit_verify
 from warehouse.contracts import contract_for

@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from assets.feeds import FEEDS
 from generator import generate
 from pipelines.cli import main
-from pipelines.definitions import MODELS_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, plan, run_stage
-from quality.checks import check_specs, evaluate, planned_checks
+from quality.checks import check_specs, evaluate
+from quality.plan import planned_checks
 from quality.freshness import is_stale
 from quality.rules import RULES, rule_context, run_rule
 from quality.suites import build_suite, contract_expectations

@@ -12,9 +12,10 @@ from click.testing import CliRunner
 
 from assets.feeds import FEEDS
 from generator import generate
-from pipelines import cli
+from pipelines import cli_shared
 from pipelines.cli import main
-from pipelines.definitions import MODELS_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import MODELS_JOB
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
 from warehouse.contracts import contract_for
 from warehouse.settings import Settings
@@ -188,7 +189,7 @@ def test_a_corrupt_table_fails_its_check_blocks_downstream_and_shows_in_status(c
     # day-partitioned core fact rebuilt from it; a whole table's say "all".
     assert partition == (key if contract_for(case.checked).partition_column is not None and key else "all")
 
-    monkeypatch.setattr(cli.out, "width", 250)    # a check's name folded across lines would not be found
+    monkeypatch.setattr(cli_shared.out, "width", 250)    # a check's name folded across lines would not be found
     status = CliRunner().invoke(main, ["status"], terminal_width=250)
     assert status.exit_code == 1, status.output
     assert "failing checks" in status.output and case.check in status.output and case.checked in status.output

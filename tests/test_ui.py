@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from generator import generate
-from pipelines.definitions import NIGHTLY_JOB, build_definitions
+from pipelines.definitions import build_definitions
+from pipelines.jobs import NIGHTLY_JOB
 from pipelines.runner import QUIET_LOGS, dagster_instance
 from tests.browser import dump_dom
 from warehouse.settings import Settings

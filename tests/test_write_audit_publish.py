@@ -16,11 +16,13 @@ from click.testing import CliRunner
 
 from assets.feeds import feed_named
 from generator import generate
-from pipelines.alerts import UNRECOGNISED_FILE, alert_after_runs
+from pipelines.alert_delivery import UNRECOGNISED_FILE
+from pipelines.alerts import alert_after_runs
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
-from quality.checks import planned_checks, run_checks
+from quality.checks import run_checks
+from quality.plan import planned_checks
 from warehouse.contracts import contract_for
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
 from warehouse.storage import checksum_record_path, compute_connection, sha256_of
