@@ -8,7 +8,7 @@ from assets.models import discover_models
 from assets.reference import BUILDERS
 from lineage.store import TABLES as LINEAGE_TABLES
 from quality.results import RESULTS_TABLE
-from warehouse.guard import ACCESS_LOG
+from warehouse.guarded import ACCESS_LOG
 from warehouse.privacy.consent import CONSENT_TABLE
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG

@@ -63,7 +63,8 @@ def main() -> None:
 
     from warehouse.access import publish
     from warehouse.contracts import load_contracts
-    from warehouse.guard import guard, open_role_database, run_guarded
+    from warehouse.guard import guard
+    from warehouse.guarded import open_role_database, run_guarded
     from warehouse.settings import Settings
 
     if args.home:

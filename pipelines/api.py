@@ -8,7 +8,7 @@
   GET  /openapi.json, /healthz                   the description (generated from the contracts), liveness
 
 Callers send ``Authorization: Bearer <token>`` (``shuku token create``); the token's role decides
-everything. Rows and queries run through ``warehouse.guard.run_guarded`` on the role's published
+everything. Rows and queries run through ``warehouse.guarded.run_guarded`` on the role's published
 database, so the refusals and the access log are those of ``shuku sql --role``; every other
 request (a listing, a trace, a refusal before the guard: no token, over the rate) is logged
 there too, with the request line as its text. Errors are JSON: ``{"error", "message", ...}``.
@@ -17,181 +17,43 @@ there too, with the request line as its text. Errors are JSON: ``{"error", "mess
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
 import json
 import math
 import re
+import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlencode
 
-import polars as pl
-import sqlglot
+import uvicorn
 from sqlglot import exp
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from lineage.store import load_events
+from lineage.trace import TraceError, trace as walk
+from pipelines.api_callers import ApiLimits, RateLimiter, Tokens
+from pipelines.api_http import (ApiError, choice_param, date_param, int_param, json_response, only_params, plain,
+                                tabular)
 from pipelines.openapi import MEDIA_TYPES, filter_column, openapi_document
+from quality.freshness import is_stale, library_today
 from warehouse.access import role_database
 from warehouse.contracts import Contract, load_contracts
-from warehouse.guard import (DIALECT, GuardDecision, QueryFailed, QueryLimits, QueryRefused, log_access,
-                             open_role_database, run_guarded)
+from warehouse.guard import DIALECT, GuardDecision
+from warehouse.guarded import QueryFailed, QueryLimits, QueryRefused, log_access, open_role_database, run_guarded
 from warehouse.roles import can_see, role_named, visible_columns
 from warehouse.settings import Settings
-from warehouse.tokens import ApiToken, authenticate, load_tokens, tokens_path
+from warehouse.tokens import ApiToken
 
 ANONYMOUS = "anonymous"
 FORBIDDEN_CODES = ("clearance", "layer", "operation")
 PARTITION = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
-
-
-@dataclass(frozen=True)
-class ApiLimits:
-    """What one caller may take, so that it cannot starve the others."""
-
-    page_size: int = 1_000           # rows per page when the caller does not say
-    max_page_size: int = 10_000
-    query_timeout_s: float = 10.0    # then DuckDB is interrupted
-    max_query_rows: int = 50_000     # rows one query may return
-    rate_per_s: float = 20.0         # requests per second per token (a token bucket) …
-    burst: int = 40                  # … with this many at once
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, logged: bool = False, headers=None, **extra):
-        super().__init__(message)
-        self.status, self.error, self.message, self.logged = status, error, message, logged
-        self.headers, self.extra = headers or {}, extra
-
-
-class RateLimiter:
-    """A token bucket per API token, in memory (one server process)."""
-
-    def __init__(self, rate_per_s: float, burst: int):
-        self.rate, self.burst = rate_per_s, burst
-        self.buckets: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 when the request may go, else the seconds to wait."""
-        now = time.monotonic()
-        with self.lock:
-            level, since = self.buckets.get(key, (float(self.burst), now))
-            level = min(float(self.burst), level + (now - since) * self.rate)
-            if level < 1:
-                self.buckets[key] = (level, now)
-                return (1 - level) / self.rate
-            self.buckets[key] = (level - 1, now)
-            return 0.0
-
-
-class Tokens:
-    """The token file, re-read when it changes (a revocation takes effect at the next request)."""
-
-    def __init__(self, settings: Settings):
-        self.settings, self.stamp, self.tokens = settings, None, []
-        self.lock = threading.Lock()
-
-    def find(self, text: str) -> ApiToken | None:
-        path = tokens_path(self.settings)
-        stamp = path.stat().st_mtime_ns if path.exists() else None
-        with self.lock:
-            if stamp != self.stamp:
-                self.tokens, self.stamp = load_tokens(self.settings), stamp
-            tokens = self.tokens
-        return authenticate(tokens, text)
-
-
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _json(data, status: int = 200, headers=None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, default=str, allow_nan=False)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _frame(columns: list[str], rows: list[tuple], schema: dict | None = None) -> pl.DataFrame:
-    if schema:
-        return pl.DataFrame(rows, schema={c: schema[c] for c in columns}, orient="row")
-    return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
-
-
-def _tabular(fmt: str, columns: list[str], rows: list[tuple], schema: dict | None, payload: dict) -> Response:
-    """The result in the asked format: JSON (``payload`` plus the rows as objects), CSV, Parquet or Arrow."""
-    if fmt == "json":
-        payload["rows"] = [{c: _plain(v) for c, v in zip(columns, row)} for row in rows]
-        return _json(payload)
-    headers = {"X-Row-Count": str(len(rows))}
-    if payload.get("next"):
-        headers["Link"] = f'<{payload["next"]}>; rel="next"'
-    if fmt == "csv":
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(columns)
-        writer.writerows([[("" if v is None else _plain(v)) for v in row] for row in rows])
-        return Response(text.getvalue(), media_type=MEDIA_TYPES["csv"], headers=headers)
-    buffer = io.BytesIO()
-    frame = _frame(columns, rows, schema)
-    if fmt == "parquet":
-        frame.write_parquet(buffer, compression="zstd")
-    else:
-        frame.write_ipc_stream(buffer)
-    return Response(buffer.getvalue(), media_type=MEDIA_TYPES[fmt], headers=headers)
-
-
-def _only(request: Request, *allowed: str) -> None:
-    """Refuse query parameters the operation does not take (a misspelt filter would otherwise be ignored)."""
-    unknown = sorted(set(request.query_params) - set(allowed))
-    if unknown:
-        raise ApiError(422, "bad_parameter", f"unknown query parameter {unknown[0]!r}: this operation takes "
-                       f"{', '.join(allowed) or 'none'}.", parameter=unknown[0])
-
-
-def _date_param(request: Request, name: str) -> dt.date | None:
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ApiError(422, "bad_parameter", f"query parameter {name}={text!r}: expected a date, YYYY-MM-DD.",
-                       parameter=name) from None
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise ApiError(422, "bad_parameter", f"query parameter {name}={text!r}: expected a whole number from "
-                       f"{low:,} to {high:,}.", parameter=name)
-    return value
-
-
-def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query_params.get(name, default)
-    if value not in allowed:
-        raise ApiError(422, "bad_parameter", f"query parameter {name}={value!r}: expected one of {', '.join(allowed)}.",
-                       parameter=name)
-    return value
 
 
 def rows_sql(contract: Contract, columns: list[str], column: str | None, start: dt.date | None,
@@ -279,8 +141,6 @@ class ShukuApi:
 
     def freshness_of(self, role: str, contract: Contract) -> dict:
         """Rows, newest day and staleness in the role's published database, cached until it is republished."""
-        from quality.freshness import is_stale, library_today
-
         path = role_database(self.settings, role)
         if not path.exists():
             return {"published_at": None, "rows": None, "newest": None, "stale": None,
@@ -302,14 +162,12 @@ class ShukuApi:
         if newest is not None and contract.freshness_days is not None:
             stale = is_stale(contract, newest, library_today(self.settings))
         value = {"published_at": dt.datetime.fromtimestamp(stamp, dt.timezone.utc).replace(microsecond=0).isoformat(),
-                 "rows": count, "newest": _plain(newest), "stale": stale, "freshness_days": contract.freshness_days}
+                 "rows": count, "newest": plain(newest), "stale": stale, "freshness_days": contract.freshness_days}
         self.freshness[key] = (stamp, value)
         return value
 
     def load_lineage(self) -> None:
         """Rebuild meta.lineage_* from the events file when it changed since the last trace."""
-        from lineage.store import load_events
-
         events = self.settings.lineage_dir / "events.jsonl"
         stamp = events.stat().st_mtime_ns if events.exists() else None
         with self.lineage_lock:
@@ -341,21 +199,21 @@ def _guarded(api: ShukuApi, request: Request, token: ApiToken, sql: str):
 def datasets(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
-    _only(request)
+    only_params(request)
     shown = [api.describe(token, c) for _, c in sorted(api.contracts.items()) if visible_columns(token.role, c)]
     api.log(request, token, "allowed", f"listed {len(shown)} dataset(s) for role {token.role}.", rows=len(shown))
-    return _json({"role": token.role, "datasets": shown})
+    return json_response({"role": token.role, "datasets": shown})
 
 
 def dataset(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
     contract = api.dataset(token, request.path_params["layer"], request.path_params["table"])
-    _only(request)
+    only_params(request)
     body = api.describe(token, contract)
     body["contract"] = contract.model.model_dump(mode="json", by_alias=True, exclude_none=True)
     api.log(request, token, "allowed", f"described dataset {contract.qualified_name}.", (contract.qualified_name,))
-    return _json(body)
+    return json_response(body)
 
 
 def rows(request: Request) -> Response:
@@ -363,12 +221,12 @@ def rows(request: Request) -> Response:
     token = api.caller(request)
     contract = api.dataset(token, request.path_params["layer"], request.path_params["table"])
     column = filter_column(contract)
-    _only(request, "format", "limit", "offset", *((f"{column}_from", f"{column}_to") if column else ()))
-    fmt = _choice(request, "format", tuple(MEDIA_TYPES), "json")
-    limit = _int_param(request, "limit", api.limits.page_size, 1, api.limits.max_page_size)
-    offset = _int_param(request, "offset", 0, 0, 1_000_000_000)
-    start = _date_param(request, f"{column}_from") if column else None
-    end = _date_param(request, f"{column}_to") if column else None
+    only_params(request, "format", "limit", "offset", *((f"{column}_from", f"{column}_to") if column else ()))
+    fmt = choice_param(request, "format", tuple(MEDIA_TYPES), "json")
+    limit = int_param(request, "limit", api.limits.page_size, 1, api.limits.max_page_size)
+    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    start = date_param(request, f"{column}_from") if column else None
+    end = date_param(request, f"{column}_to") if column else None
     if start and end and start > end:
         raise ApiError(422, "bad_parameter", f"{column}_from {start} is after {column}_to {end}.",
                        parameter=f"{column}_from")
@@ -381,13 +239,13 @@ def rows(request: Request) -> Response:
     if len(result.rows) == limit:
         params = dict(request.query_params) | {"offset": str(offset + limit), "limit": str(limit)}
         page["next"] = f"{request.scope.get('root_path', '')}{request.url.path}?{urlencode(params)}"
-    return _tabular(fmt, result.columns, result.rows, contract.polars_schema(), page)
+    return tabular(fmt, result.columns, result.rows, contract.polars_schema(), page)
 
 
 async def query(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
-    _only(request)
+    only_params(request)
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
@@ -399,16 +257,12 @@ async def query(request: Request) -> Response:
     if not isinstance(fmt, str) or fmt not in MEDIA_TYPES:
         raise ApiError(422, "bad_parameter", f"format {fmt!r}: expected one of {', '.join(MEDIA_TYPES)}.",
                        parameter="format")
-    from starlette.concurrency import run_in_threadpool
-
     result = await run_in_threadpool(_guarded, api, request, token, body["sql"])
     payload = {"columns": result.columns, "count": len(result.rows), "sql": result.decision.normalised}
-    return _tabular(fmt, result.columns, result.rows, None, payload)
+    return tabular(fmt, result.columns, result.rows, None, payload)
 
 
 def trace(request: Request) -> Response:
-    from lineage.trace import TraceError, trace as walk
-
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
     target = request.path_params["target"]
@@ -423,8 +277,8 @@ def trace(request: Request) -> Response:
         if not can_see(role, contract, column):
             raise ApiError(403, "forbidden", f"column {target} is {column.classification}, above role {role.name}'s "
                            f"clearance ({role.clearance}), or in a layer it may not read.", refused=[target])
-    _only(request, "partition", "downstream")
-    downstream = _choice(request, "downstream", ("true", "false"), "false") == "true"
+    only_params(request, "partition", "downstream")
+    downstream = choice_param(request, "downstream", ("true", "false"), "false") == "true"
     partition = request.query_params.get("partition")
     if partition is not None and not PARTITION.match(partition):
         raise ApiError(422, "bad_parameter", f"query parameter partition={partition!r}: expected a day (YYYY-MM-DD) "
@@ -435,19 +289,19 @@ def trace(request: Request) -> Response:
     except TraceError as exc:
         raise ApiError(422, "bad_target", str(exc)) from None
     api.log(request, token, "allowed", f"traced {target}.", (target,), rows=len(result["hops"]))
-    return _json(json.loads(json.dumps(result, default=str)))
+    return json_response(json.loads(json.dumps(result, default=str)))
 
 
 def openapi(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     api.log(request, None, "allowed", "the OpenAPI description (no data).")
-    return _json(api.document)
+    return json_response(api.document)
 
 
 def healthz(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     api.log(request, None, "allowed", "liveness (no data).")
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def _error(request: Request, exc: Exception) -> Response:
@@ -469,7 +323,7 @@ def _error(request: Request, exc: Exception) -> Response:
             except Exception:    # a broken token file is reported by the request itself
                 token = None
         api.log(request, token, "refused", message)
-    return _json({"error": error, "message": message, **extra}, status=status, headers=headers)
+    return json_response({"error": error, "message": message, **extra}, status=status, headers=headers)
 
 
 def create_app(settings: Settings, limits: ApiLimits | None = None, root_path: str = "") -> Starlette:
@@ -492,10 +346,6 @@ def create_app(settings: Settings, limits: ApiLimits | None = None, root_path: s
 @contextlib.contextmanager
 def running(app: Starlette, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread (tests, benchmarks); yields its base URL."""
-    import socket
-
-    import uvicorn
-
     if port is None:
         with socket.socket() as probe:
             probe.bind((host, 0))

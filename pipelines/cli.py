@@ -243,7 +243,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
 
 def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
     """Run ``query`` through the SQL guard as ``role``; a refusal exits 1 with its reason."""
-    from warehouse.guard import QueryFailed, QueryRefused, run_guarded
+    from warehouse.guarded import QueryFailed, QueryRefused, run_guarded
     from warehouse.roles import UnknownRole
 
     try:

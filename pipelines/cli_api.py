@@ -28,7 +28,8 @@ def serve(host, port, root_path, forwarded_allow_ips, max_page_size, query_timeo
     """Start the read-only HTTP interface (OpenAPI description at /openapi.json)."""
     import uvicorn
 
-    from pipelines.api import ApiLimits, create_app
+    from pipelines.api import create_app
+    from pipelines.api_callers import ApiLimits
 
     settings = prepared_settings()
     limits = ApiLimits(page_size=min(1_000, max_page_size), max_page_size=max_page_size, query_timeout_s=query_timeout,

@@ -102,7 +102,7 @@ def _rows_operation(contract: Contract, limits) -> dict:
 
 
 def openapi_document(contracts: dict[str, Contract], limits) -> dict:
-    """The description of the API over ``contracts``, within ``limits`` (pipelines.api.ApiLimits)."""
+    """The description of the API over ``contracts``, within ``limits`` (pipelines.api_callers.ApiLimits)."""
     column_info = {"type": "object", "required": ["name", "type", "classification"],
                    "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                                   "classification": {"type": "string", "enum": ["public", "internal", "confidential", "restricted"]},

@@ -12,12 +12,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from pipelines.api import ApiLimits, create_app, running
+from pipelines.api import create_app, running
+from pipelines.api_callers import ApiLimits
 from pipelines.cli import main
 from tests.published import published_home
 from warehouse.audit import entries, verify
 from warehouse.contracts import contract_for
-from warehouse.guard import run_guarded
+from warehouse.guarded import run_guarded
 from warehouse.roles import visible_columns
 from warehouse.tokens import create_token, revoke_token, tokens_path
 

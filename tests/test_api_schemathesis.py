@@ -9,7 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from pipelines.api import ApiLimits, create_app, running
+from pipelines.api import create_app, running
+from pipelines.api_callers import ApiLimits
 from pipelines.openapi import openapi_document
 from tests.published import published_home
 from warehouse.contracts import load_contracts

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from pipelines.cli import main
 from tests.published import published_home
 from warehouse.audit import CHAINED, GENESIS, HEAD_FILE, entries, entry_hash, log_dir, verify
-from warehouse.guard import QueryRefused, log_access, guard, run_guarded
+from warehouse.guard import guard
+from warehouse.guarded import QueryRefused, log_access, run_guarded
 from warehouse.privacy.consent import set_consent
 from warehouse.privacy.erasure import ErasureHooks, erase
 from warehouse.settings import Settings

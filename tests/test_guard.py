@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from tests.published import published_home
-from warehouse.guard import ALLOWED_FUNCTIONS, QueryRefused, guard, run_guarded
+from warehouse.guard import ALLOWED_FUNCTIONS, guard
+from warehouse.guarded import QueryRefused, run_guarded
 from warehouse.storage import compute_connection
 
 A, P, DL, AU, PO = "analyst", "public", "data_librarian", "auditor", "privacy_officer"
@@ -175,7 +176,7 @@ def test_refused_query_is_logged_with_its_reason_and_the_os_user(home):
 
 
 def test_published_connection_is_read_only_without_external_access(home):
-    from warehouse.guard import open_role_database
+    from warehouse.guarded import open_role_database
     con = open_role_database(home, "privacy_officer")
     try:
         with pytest.raises(duckdb.Error, match="(?i)read-only|read only"):

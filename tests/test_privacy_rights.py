@@ -25,7 +25,7 @@ from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, plan, run_stage
 from warehouse.audit import verify as audit_verify
 from warehouse.contracts import contract_for
-from warehouse.guard import QueryRefused, run_guarded
+from warehouse.guarded import QueryRefused, run_guarded
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
 from warehouse.privacy.erasure import ErasureInterrupted, erase, pending, verify

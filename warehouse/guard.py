@@ -1,4 +1,5 @@
-"""The SQL guard: decide whether a role may run a query, log the decision, run what is allowed.
+"""The SQL guard: decide whether a role may run a query (`warehouse.guarded` logs the decision
+and runs what is allowed).
 
 A query is allowed only when every check below passes; anything the guard cannot resolve is
 refused, never let through by default.
@@ -23,18 +24,9 @@ role's published database with external access disabled and the configuration lo
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
-import hashlib
 import re
-import threading
-import uuid
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 
-import duckdb
-import polars as pl
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError
@@ -42,15 +34,10 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
-from warehouse.access import role_database
-from warehouse.audit import append_chained
-from warehouse.contracts import Contract, contract_for, load_contracts
-from warehouse.library import load_library
+from warehouse.contracts import Contract, load_contracts
 from warehouse.roles import Role, level, role_named
-from warehouse.settings import Settings
 
 DIALECT = "duckdb"
-ACCESS_LOG = "meta.access_log"
 
 # Functions that compute on the values they are given and nothing else. Names as sqlglot
 # reports them (its canonical name for functions it knows, the written name otherwise).
@@ -89,39 +76,6 @@ class GuardDecision:
     # "operation" (a statement or function no role may run), or "invalid" (a query to fix).
     code: str | None = None
     refused: tuple[str, ...] = ()      # the columns or tables refused for clearance or layer
-
-
-@dataclass
-class GuardedResult:
-    decision: GuardDecision
-    columns: list[str] = field(default_factory=list)
-    rows: list[tuple] = field(default_factory=list)
-
-
-class QueryRefused(PermissionError):
-    """The guard refused a query; ``decision.reason`` says which table, column or rule."""
-
-    def __init__(self, decision: GuardDecision):
-        super().__init__(decision.reason)
-        self.decision = decision
-
-
-class QueryFailed(RuntimeError):
-    """The guard allowed a query and DuckDB then failed to run it (``kind`` "error"), or a limit
-    stopped it: "timeout" (interrupted after ``QueryLimits.timeout_s``), "too_large" (more rows
-    than ``QueryLimits.max_rows``)."""
-
-    def __init__(self, message: str, kind: str = "error"):
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class QueryLimits:
-    """Caps for callers sharing one server (the HTTP interface); the CLI runs without them."""
-
-    timeout_s: float | None = None
-    max_rows: int | None = None
 
 
 def _refuse(reason: str, objects=(), normalised=None, code: str = "invalid", refused=()) -> GuardDecision:
@@ -348,91 +302,3 @@ def guard(sql: str, role: str | Role, user: str | None = None,
         return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised, "clearance", refused)
     return GuardDecision(True, f"every table and column is within role {role.name}'s layers and clearance.",
                          tuple(sorted(set(objects))), normalised)
-
-
-def _card_regex(config: Path) -> re.Pattern[str]:
-    """The library's card-number pattern, read again only when its config file changes (one parse per
-    logged query cost more than the query itself through the HTTP interface)."""
-    return _card_regex_of(config, config.stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=8)
-def _card_regex_of(config: Path, mtime_ns: int) -> re.Pattern[str]:
-    return load_library(config).card_regex()
-
-
-def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: GuardDecision,
-               outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
-    """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
-    contract = contract_for(ACCESS_LOG)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    # A card number typed into a query must not land in the log; the hash still identifies the query.
-    logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
-    frame = pl.DataFrame({
-        "logged_at": [now], "role": [role], "user_name": [user],
-        "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
-        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [reason or decision.reason],
-        "rows_returned": [rows_returned],
-    }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
-    folder = settings.lake / contract.layer / contract.table / now.date().isoformat()
-    append_chained(settings, ACCESS_LOG, frame, folder / f"{uuid.uuid4().hex}.parquet")
-
-
-def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the role's published database, external access off, settings locked."""
-    path = role_database(settings, role)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no published database for role {role}; run `shuku publish` first.")
-    # Set at connect, not with SET: threads of one process share the open database, and a second
-    # SET on a locked configuration fails.
-    return duckdb.connect(str(path), read_only=True,
-                          config={"enable_external_access": False, "lock_configuration": True})
-
-
-def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None,
-                limits: QueryLimits | None = None) -> GuardedResult:
-    """Guard ``sql`` for ``role``, log the decision, and run it if allowed, within ``limits``.
-
-    Raises QueryRefused (logged as refused) or QueryFailed (logged as failed).
-    """
-    role_named(role)
-    user = user or getpass.getuser()
-    decision = guard(sql, role, user)
-    if not decision.allowed:
-        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="refused", rows_returned=None)
-        raise QueryRefused(decision)
-    limits = limits or QueryLimits()
-    try:
-        con = open_role_database(settings, role)
-        timer = threading.Timer(limits.timeout_s, con.interrupt) if limits.timeout_s else None
-        try:
-            if timer:
-                timer.start()
-            cursor = con.execute(decision.normalised)
-            columns = [d[0] for d in cursor.description] if cursor.description else []
-            if not columns:
-                rows = []
-            elif limits.max_rows is None:
-                rows = cursor.fetchall()
-            else:
-                rows = cursor.fetchmany(limits.max_rows + 1)
-        finally:
-            if timer:
-                timer.cancel()
-            con.close()
-    except (duckdb.Error, FileNotFoundError) as exc:
-        kind, message = "error", f"query failed: {exc}"
-        if isinstance(exc, duckdb.InterruptException):
-            kind, message = "timeout", (f"query stopped after the {limits.timeout_s:g} s time limit; "
-                                        "filter on a partition column, aggregate, or add a LIMIT.")
-        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="failed",
-                   rows_returned=None, reason=message)
-        raise QueryFailed(message, kind) from None
-    if limits.max_rows is not None and len(rows) > limits.max_rows:
-        message = (f"the result has more than {limits.max_rows:,} rows, the limit per query; "
-                   "add a LIMIT (and OFFSET to page), or aggregate.")
-        log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="failed",
-                   rows_returned=None, reason=message)
-        raise QueryFailed(message, "too_large")
-    log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="allowed", rows_returned=len(rows))
-    return GuardedResult(decision, columns, rows)

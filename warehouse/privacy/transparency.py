@@ -15,7 +15,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from warehouse.contracts import Contract, load_contracts
-from warehouse.guard import ACCESS_LOG
+from warehouse.guarded import ACCESS_LOG
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG, retention_days
