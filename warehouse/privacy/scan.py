@@ -8,6 +8,7 @@ lineage events, logs, Dagster's SQLite event log) is searched byte for byte.
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -20,17 +21,35 @@ from warehouse.storage import sql_string
 IGNORED_COLUMNS = ("author",)
 
 
+def _trie_pattern(needles: Iterable[str]) -> str:
+    """A regular expression that finds any of ``needles``, written as a trie of their characters:
+    a search tries the few needles that share the text's next characters, not all of them (a
+    home's patron export gives thousands)."""
+    trie: dict = {}
+    for needle in needles:
+        node = trie
+        for char in needle:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def branch(node: dict) -> str:
+        arms = [re.escape(char) + branch(child) for char, child in sorted(node.items()) if char]
+        if not arms:
+            return ""
+        body = arms[0] if len(arms) == 1 else "(?:" + "|".join(arms) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return branch(trie)
 
 
-
-def _columns_holding(con, source: str, needles: set[str], ignore: Iterable[str]) -> list[str]:
+def _columns_holding(con, source: str, needles: re.Pattern[str], ignore: Iterable[str]) -> list[str]:
     """Text columns (lists of text included) of ``source`` with a value containing one of ``needles``."""
     described = con.execute(f"describe select * from {source}").fetchall()
     text_cols = [r[0] for r in described if r[0] not in ignore and (r[1] == "VARCHAR" or r[1].startswith("VARCHAR["))]
     found = []
     for col in text_cols:
         values = [v for (v,) in con.execute(f'select distinct cast("{col}" as varchar) from {source}').fetchall() if v]
-        if any(n in v for v in values for n in needles):
+        if any(needles.search(v) for v in values):
             found.append(col)
     return found
 
@@ -52,6 +71,8 @@ def find_values(settings: Settings, needles: set[str], *, landing: bool = True, 
     if not needles:
         return []
     skip = ([] if landing else [settings.landing]) + ([] if restricted else [settings.restricted])
+    pattern = _trie_pattern(needles)
+    text_needles, byte_needles = re.compile(pattern), re.compile(pattern.encode("utf-8"))
     con = duckdb.connect()
     found = []
     try:
@@ -61,7 +82,7 @@ def find_values(settings: Settings, needles: set[str], *, landing: bool = True, 
             where = str(path.relative_to(settings.home))
             if path.suffix == ".parquet":
                 found += [(where, col) for col in
-                          _columns_holding(con, f"read_parquet({sql_string(path)})", needles, ignore_columns)]
+                          _columns_holding(con, f"read_parquet({sql_string(path)})", text_needles, ignore_columns)]
             elif path.suffix == ".duckdb":
                 try:
                     con.execute(f"ATTACH {sql_string(path)} AS scanned (READ_ONLY)")
@@ -73,12 +94,12 @@ def find_values(settings: Settings, needles: set[str], *, landing: bool = True, 
                                          "where database_name = 'scanned'").fetchall()
                     for schema, table in tables:
                         found += [(f"{where}:{schema}.{table}", col) for col in
-                                  _columns_holding(con, f'scanned."{schema}"."{table}"', needles, ignore_columns)]
+                                  _columns_holding(con, f'scanned."{schema}"."{table}"', text_needles, ignore_columns)]
                 finally:
                     con.execute("DETACH scanned")
             else:
                 data = _file_bytes(path)
-                if any(n.encode("utf-8") in data for n in needles):
+                if byte_needles.search(data):
                     found.append((where, "bytes"))
     finally:
         con.close()
