@@ -1,45 +1,83 @@
-"""Warehouses built by a real pipeline run on a generated library: one small home published
-per role for the access tests (built once per session), and `pipeline_home` for any test that
-needs a whole lake."""
+"""Warehouses built by a real pipeline run on a generated library.
+
+`shared_home` is the session's tiny home: two generated days through every stage, then
+`publish`, built at most once per session and shared by every test that reads a whole lake
+(`published_home` gives its settings). Tests read it as it is; a test that writes copies it
+first (`copied_home`). `pipeline_home` builds a home of its own, for a test that needs other
+days or a seed of its own.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from assets.feeds import FEEDS
 from generator import generate
+from generator.report import GenerationReport
 from pipelines.definitions import build_definitions
-from pipelines.runner import plan, run_stage
+from pipelines.runner import StageResult, plan, run_stage
 from warehouse.access import publish
 from warehouse.settings import Settings
 
-_BUILT: dict[str, Settings] = {}
+SHARED_START, SHARED_DAYS, SHARED_SEED = dt.date(2025, 9, 1), 2, 7
 
 
-def run_every_stage(settings: Settings, library) -> None:
-    """Every stage `shuku run` makes, over every day of the home's landing files, in an ephemeral instance."""
+@dataclass(frozen=True)
+class BuiltHome:
+    """A home after a pipeline run: what was generated into it, and the run's instance and stages."""
+
+    settings: Settings
+    report: GenerationReport
+    instance: dg.DagsterInstance
+    results: list[StageResult]
+
+
+_SHARED: list[BuiltHome] = []
+
+
+def run_every_stage(settings: Settings, library, instance: dg.DagsterInstance | None = None) -> list[StageResult]:
+    """Every stage `shuku run` makes, over every day of the home's landing files (in an ephemeral
+    instance unless one is given); fails the test when a stage fails."""
     defs = build_definitions(settings, library)
-    instance = dg.DagsterInstance.ephemeral()
-    failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
-              if not r.success]
+    instance = instance or dg.DagsterInstance.ephemeral()
+    results = [run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS))]
+    failed = [r.error for r in results if not r.success]
     assert not failed, failed
+    return results
 
 
-def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = 7) -> Settings:
+def built_home(home: Path, library, start: dt.date, days: int, seed: int = SHARED_SEED) -> BuiltHome:
     """Generate a tiny library's ``days`` from ``start`` into ``home`` and run every stage on it."""
     settings = Settings(home).ensure()
-    generate(settings.landing, library, scale="tiny", seed=seed, start=start, days=days)
-    run_every_stage(settings, library)
-    return settings
+    report = generate(settings.landing, library, scale="tiny", seed=seed, start=start, days=days)
+    instance = dg.DagsterInstance.ephemeral()
+    return BuiltHome(settings, report, instance, run_every_stage(settings, library, instance))
+
+
+def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = SHARED_SEED) -> Settings:
+    return built_home(home, library, start, days, seed).settings
+
+
+def shared_home(tmp_path_factory, library) -> BuiltHome:
+    """The session's tiny home (two days from 2025-09-01, seed 7), published; built at most once."""
+    if not _SHARED:
+        built = built_home(tmp_path_factory.mktemp("published") / "home", library, SHARED_START, SHARED_DAYS)
+        publish(built.settings)
+        _SHARED.append(built)
+    return _SHARED[0]
 
 
 def published_home(tmp_path_factory, library) -> Settings:
-    """Two tiny days through the whole pipeline, then `publish`; built at most once per session."""
-    if "home" not in _BUILT:
-        settings = pipeline_home(tmp_path_factory.mktemp("published") / "home", library, dt.date(2025, 9, 1), 2)
-        publish(settings)
-        _BUILT["home"] = settings
-    return _BUILT["home"]
+    return shared_home(tmp_path_factory, library).settings
+
+
+def copied_home(source: Settings, home: Path) -> Settings:
+    """A copy of ``source`` at ``home``, for a test that writes (a home is relocatable: its views
+    and logs name paths relative to it)."""
+    shutil.copytree(source.home, home)
+    return Settings(home).ensure()

@@ -2,12 +2,10 @@
 lineage from sqlglot and from the declared mappings, the transports, the meta.lineage_*
 tables, `shuku trace` from a published figure to its landing files, and the lineage page."""
 
-import datetime as dt
 import hashlib
 import http.server
 import json
 import logging
-import shutil
 import socket
 
 import threading
@@ -26,7 +24,6 @@ from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models import discover_models
 from assets.reference import BUILDERS, DISCIPLINES_FILE
-from generator import generate
 from lineage.columns import sql_lineage
 from lineage.events import run_uuid
 from lineage.mappings import DERIVED, REFERENCE
@@ -41,13 +38,12 @@ from quality.checks import evaluate
 from quality.plan import planned_checks
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
+from tests.published import copied_home, shared_home
 from warehouse.contracts import contract_for, load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, table_dir, write_partition
 
 SPECS = Path(__file__).parent / "data" / "openlineage"
-START = dt.date(2025, 9, 1)
-DAYS = 2
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +73,10 @@ def schema_errors(event: dict, registry: Registry) -> list[str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, library):
-    """A home folder with two generated days, run through every stage in an ephemeral instance."""
-    settings = Settings(tmp_path_factory.mktemp("lineage") / "home").ensure()
-    generate(settings.landing, library, scale="tiny", seed=7, start=START, days=DAYS)
-    defs = build_definitions(settings)
-    instance = dg.DagsterInstance.ephemeral()
-    results = [run_stage(defs, instance, stage) for stage in plan(settings, None, None, list(FEEDS))]
-    assert all(r.success for r in results), [r.error for r in results if not r.success]
-    return settings, results
+    """The session's tiny home (tests/published.py: two days from 2025-09-01), read as it is; a test
+    that writes copies it."""
+    home = shared_home(tmp_path_factory, library)
+    return home.settings, home.results
 
 
 @pytest.fixture
@@ -254,8 +246,7 @@ def test_complete_events_carry_every_check_of_their_tables_as_assertions(built):
 
 
 def test_a_failed_check_is_a_failed_assertion_of_the_complete_event(built, tmp_path, registry):
-    settings = Settings(tmp_path / "copy").ensure()
-    shutil.copytree(built[0].home, settings.home, dirs_exist_ok=True)
+    settings = copied_home(built[0], tmp_path / "copy")
     contract = contract_for("staging.gate_event")
     con = compute_connection(settings)
     frame = con.sql("SELECT * FROM staging.gate_event WHERE event_date = DATE '2025-09-02'").pl()
@@ -477,16 +468,13 @@ def test_an_exception_emits_fail_with_the_error_and_is_raised_again(tmp_path, re
     assert schema_errors(fail, registry) == []
 
 
-def test_a_damaged_landing_file_fails_its_asset_with_a_fail_event(built):
-    settings, _ = built
+def test_a_damaged_landing_file_fails_its_asset_with_a_fail_event(built, tmp_path):
+    settings = copied_home(built[0], tmp_path / "copy")
     damaged = settings.landing / "circulation" / "statistics_2025-09-02.csv.gz"
     damaged.write_bytes(b"\x1f\x8b\x08\x00broken")
-    try:
-        stages = plan(settings, None, None, [feed_named("circulation")], models=False)
-        results = [run_stage(build_definitions(settings), dg.DagsterInstance.ephemeral(), s) for s in stages]
-        assert not results[-1].success
-    finally:
-        damaged.unlink()
+    stages = plan(settings, None, None, [feed_named("circulation")], models=False)
+    results = [run_stage(build_definitions(settings), dg.DagsterInstance.ephemeral(), s) for s in stages]
+    assert not results[-1].success
     fails = [e for e in read_events(settings) if e["eventType"] == "FAIL"]
     assert [e["job"]["name"] for e in fails] == ["ingest_circulation"]
     assert "statistics_2025-09-02.csv.gz" in fails[0]["run"]["facets"]["errorMessage"]["message"]

@@ -18,7 +18,6 @@ shifted by one, a suffix on text, a flipped flag, NULL) and the model runs again
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -34,10 +33,9 @@ from lineage.columns import sql_lineage
 from lineage.store import load_events
 from lineage.trace import trace
 from warehouse.contracts import contract_for
-from warehouse.settings import Settings
 from warehouse.storage import compute_connection
 
-from tests.published import published_home
+from tests.published import copied_home, published_home
 
 START = dt.date(2025, 9, 1)
 # The row identity of a table whose contract declares no primary key (its grain, as its contract
@@ -82,8 +80,7 @@ def _inputs(sql: str) -> list[str]:
 def home(tmp_path_factory, library):
     """A copy of the session's tiny two-day home (built once by the real pipeline); its tables as
     polars frames. A copy, because the trace test loads the lineage tables again."""
-    settings = Settings(tmp_path_factory.mktemp("perturbation") / "home")
-    shutil.copytree(published_home(tmp_path_factory, library).home, settings.home)
+    settings = copied_home(published_home(tmp_path_factory, library), tmp_path_factory.mktemp("perturbation") / "home")
     models = sql_models(library)
     tables = sorted({t for sql in models.values() for t in _inputs(sql)})
     con = compute_connection(settings, tables)

@@ -8,11 +8,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from tests.published import published_home
+from tests.published import copied_home, published_home
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
 from warehouse.contracts import load_contracts
 from warehouse.roles import level, load_roles, visible_columns
-from warehouse.settings import Settings
 from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
 
 
@@ -118,8 +117,7 @@ def _rows(path, table: str) -> int:
 
 
 def test_a_nightly_publish_copies_only_the_tables_whose_lake_files_changed(home, tmp_path):
-    copy = Settings(tmp_path / "home")
-    shutil.copytree(home.home, copy.home)
+    copy = copied_home(home, tmp_path / "home")
     fresh = publish_role(copy, "analyst", incremental=False)
     assert set(fresh.copied) == set(fresh.tables) and len(fresh.tables) > 5
 
@@ -156,8 +154,7 @@ def test_a_nightly_publish_copies_only_the_tables_whose_lake_files_changed(home,
 def test_a_nightly_publish_replaces_only_the_changed_partitions_and_like_roles_share_one_file(home, tmp_path):
     from warehouse.access import publish
 
-    copy = Settings(tmp_path / "home")
-    shutil.copytree(home.home, copy.home)
+    copy = copied_home(home, tmp_path / "home")
     fresh = publish_role(copy, "analyst", incremental=False)
     fact = "core.fact_search"
     contract = load_contracts()[fact]

@@ -3,7 +3,6 @@ in a real Dagster run on a tiny generated library (2 days)."""
 
 import csv
 import datetime as dt
-import shutil
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -12,23 +11,22 @@ import pytest
 from click.testing import CliRunner
 
 from assets.feeds import FEEDS
-from generator import generate
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.jobs import MODELS_JOB
-from pipelines.runner import Stage, plan, run_stage
+from pipelines.runner import Stage, run_stage
 from quality.checks import check_specs, evaluate
-from quality.plan import planned_checks
 from quality.freshness import is_stale
+from quality.plan import planned_checks
 from quality.rules import RULES, rule_context, run_rule
 from quality.suites import build_suite, contract_expectations
+from tests.published import copied_home, shared_home
 from warehouse.contracts import contract_for, load_contract
 from warehouse.library import load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_partition
 
-START = dt.date(2025, 9, 1)
 CARD = "2024030006"
 
 
@@ -160,22 +158,15 @@ def test_hand_written_rule_fails_on_corrupt_rows_and_passes_on_clean(rule_name, 
     assert CARD not in sample[0] and "@" not in sample[0] and "13912345678" not in sample[0]
 
 
-def _run_all(settings: Settings, instance: dg.DagsterInstance) -> list:
-    defs = build_definitions(settings)
-    return [run_stage(defs, instance, stage) for stage in plan(settings, None, None, list(FEEDS))]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, library):
-    settings = Settings(tmp_path_factory.mktemp("quality") / "home").ensure()
-    generate(settings.landing, library, scale="tiny", seed=7, start=START, days=2)
-    instance = dg.DagsterInstance.ephemeral()
-    return settings, instance, _run_all(settings, instance)
+    """The session's tiny home (tests/published.py), read as it is: a test that writes copies it."""
+    home = shared_home(tmp_path_factory, library)
+    return home.settings, home.instance, home.results
 
 
 def _copy_home(settings: Settings, tmp_path, monkeypatch) -> Settings:
-    copy = Settings(tmp_path / "copy").ensure()
-    shutil.copytree(settings.home, copy.home, dirs_exist_ok=True)
+    copy = copied_home(settings, tmp_path / "copy")
     monkeypatch.setenv("SHUKU_HOME", str(copy.home))
     return copy
 

@@ -4,7 +4,6 @@ the result lands in meta.quality_results and `shuku status` shows it (tiny libra
 
 import dataclasses
 import datetime as dt
-import shutil
 
 import dagster as dg
 import pytest
@@ -17,6 +16,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.jobs import MODELS_JOB
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
+from tests.published import copied_home
 from warehouse.contracts import contract_for
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_partition
@@ -144,8 +144,7 @@ def _materialised(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 @pytest.mark.slow
 def test_the_same_run_on_an_uncorrupted_partition_builds_the_downstream_table(built, tmp_path):
     """The control: what the cases below block is built when nothing is wrong."""
-    settings = Settings(tmp_path / "copy").ensure()
-    shutil.copytree(built.home, settings.home, dirs_exist_ok=True)
+    settings = copied_home(built, tmp_path / "copy")
     instance = dg.DagsterInstance.ephemeral()
     result = _run_checked_and_downstream(settings, instance, CASES["in_set"], DAY)
     assert result.success
@@ -155,8 +154,7 @@ def test_the_same_run_on_an_uncorrupted_partition_builds_the_downstream_table(bu
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_a_corrupt_table_fails_its_check_blocks_downstream_and_shows_in_status(case, built, tmp_path, monkeypatch):
-    settings = Settings(tmp_path / "copy").ensure()
-    shutil.copytree(built.home, settings.home, dirs_exist_ok=True)
+    settings = copied_home(built, tmp_path / "copy")
     monkeypatch.setenv("SHUKU_HOME", str(settings.home))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))   # dagster_instance sets it; restored after
     key = _corrupt(settings, case)

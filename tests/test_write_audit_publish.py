@@ -6,7 +6,6 @@ file nothing of which was understood is logged `unrecognised`, alerted on, and t
 import datetime as dt
 import gzip
 import re
-import shutil
 
 import dagster as dg
 import polars as pl
@@ -23,6 +22,7 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import run_checks
 from quality.plan import planned_checks
+from tests.published import copied_home
 from warehouse.contracts import contract_for
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
 from warehouse.storage import checksum_record_path, compute_connection, sha256_of
@@ -54,8 +54,7 @@ def loaded(tmp_path_factory, library):
 
 @pytest.fixture
 def home(loaded, tmp_path, monkeypatch):
-    settings = Settings(tmp_path / "copy")
-    shutil.copytree(loaded.home, settings.home)
+    settings = copied_home(loaded, tmp_path / "copy")
     monkeypatch.setenv("SHUKU_HOME", str(settings.home))
     return settings
 
