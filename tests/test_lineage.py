@@ -25,7 +25,7 @@ from sqlglot import exp
 from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models import discover_models
-from assets.reference import BUILDERS, DISCIPLINES_FILE
+from assets.reference import BUILDERS, COSTS_FILE, DISCIPLINES_FILE
 from generator import generate
 from lineage.columns import sql_lineage
 from lineage.events import run_uuid
@@ -313,7 +313,7 @@ def test_trace_of_every_mart_and_core_column_ends_at_its_sources(built):
     assets = {".".join(key.path) for key in build_definitions(settings).resolve_asset_graph().materializable_asset_keys}
     tables = {name: c for name, c in load_contracts().items() if c.layer in ("marts", "core") and name in assets}
     assert set(tables) <= set(graph.latest), "every mart and core asset has a completed run"
-    configs = {settings.library_config, DISCIPLINES_FILE}
+    configs = {settings.library_config, DISCIPLINES_FILE, settings.library_config.with_name(COSTS_FILE)}
     sources: dict[str, set[str]] = {}
     for name, contract in tables.items():
         for column in contract.column_names:
@@ -336,6 +336,9 @@ def test_trace_of_every_mart_and_core_column_ends_at_its_sources(built):
             sources[target] = {f["file"] for f in walked["landing_files"]}
     assert sources["marts.space_utilisation.seat_capacity"] == {settings.library_config.name}
     assert sources["core.discipline_map.class_prefix"] == {DISCIPLINES_FILE.name}
+    # the library's settings reach a figure through their reference tables
+    assert COSTS_FILE in sources["marts.eresource_top_monthly.cost_per_use"]
+    assert settings.library_config.name in sources["marts.desk_staffing.staff_needed"]
     assert sources["core.dim_date.weekday"] == {settings.library_config.name}
     # the scheme is the one whose class matched a discipline prefix (the perturbation oracle shows it)
     assert sources["core.dim_title.classification_scheme"] == {"landing/catalogue/catalogue_2025-09-02.mrc",
