@@ -23,7 +23,7 @@ from assets.resources import ShukuWarehouse
 from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.library import Library
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, refresh_warehouse_views, write_table

@@ -16,7 +16,7 @@ from assets.feeds import FEEDS, Feed
 from assets.models import build_model, discover_models
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.privacy.consent import CONSENT_TABLE, sync_from_patron_export
 from warehouse.privacy.erasure import ErasureHooks

@@ -24,7 +24,7 @@ from assets.marts_python import PYTHON_MARTS, build_mart
 from assets.models import discover_models
 from generator import generate, vocab
 from generator.counter import platform_slug
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_table

@@ -20,8 +20,8 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
 from schemas import CONTRACTS_DIR
+from schemas.vocabulary import LAYERS, LEVELS, PARTITIONINGS
 
-LEVELS = ("public", "internal", "confidential", "restricted")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when the wheel has it
 
 # DuckDB physical type → polars dtype. The one mapping between the two engines.
@@ -80,7 +80,7 @@ class Contract:
     description: str
     owner: str
     columns: tuple[Column, ...]
-    partitioning: str | None          # "day", "month" or None
+    partitioning: str | None          # DAY, MONTH or None (schemas.vocabulary)
     freshness_days: float | None
     retention_years: float | None
     path: Path
@@ -157,6 +157,11 @@ def load_contract(path: Path) -> Contract:
     obj = model.schema_[0]
     top = _custom(model.customProperties)
     layer = str(top.get("layer") or path.parent.name)
+    if layer not in LAYERS:
+        raise ContractError(f"{path}: at `customProperties.layer`: {layer!r} is not one of {', '.join(LAYERS)}.")
+    if top.get("partitioning") not in (None, *PARTITIONINGS):
+        raise ContractError(f"{path}: at `customProperties.partitioning`: {top['partitioning']!r} is not one of "
+                            f"{', '.join(PARTITIONINGS)} (or absent, for a table kept as one snapshot).")
     if obj.physicalName != f"{layer}.{obj.name}":
         raise ContractError(f"{path}: at `schema[0].physicalName`: expected {layer}.{obj.name!r}, "
                             f"found {obj.physicalName!r}.")
