@@ -14,6 +14,7 @@ from typing import Callable
 
 import polars as pl
 
+from assets.cards import CardField
 from assets.parsing import ParseResult
 from schemas.model import contract_for
 from warehouse.library import EZPROXY_FOLDER, Library
@@ -25,6 +26,11 @@ class FileFormat:
 
     pattern: str                 # file name regex; group `key` holds the date or month
     parser: str                  # "module:function" returning a ParseResult
+
+    @property
+    def cards(self) -> CardField | None:
+        """Where its files name the reader: the ``CARDS`` its parser module declares (None: nowhere)."""
+        return importlib.import_module(self.parser.split(":")[0]).CARDS
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,13 @@ class Contract:
                 return col
         raise KeyError(f"{self.qualified_name} has no column {name!r}")
 
+    def allowed_values(self, name: str) -> tuple[str, ...]:
+        """The values column ``name`` may take (its ``invalidValues`` rule): what parsers accept and generators draw."""
+        allowed = self.column(name).allowed_values
+        if allowed is None:
+            raise KeyError(f"{self.qualified_name}.{name} lists no allowed values; add an invalidValues rule to {self.path.name}")
+        return allowed
+
     @property
     def partition_column(self) -> Column | None:
         return next((c for c in self.columns if c.partitioned), None)

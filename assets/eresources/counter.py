@@ -20,33 +20,12 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
-COUNTER_SCHEMA = {
-    "usage_month": pl.Date,
-    "release": pl.Utf8,
-    "report_id": pl.Utf8,
-    "platform": pl.Utf8,
-    "database": pl.Utf8,
-    "title": pl.Utf8,
-    "publisher": pl.Utf8,
-    "doi": pl.Utf8,
-    "isbn": pl.Utf8,
-    "print_issn": pl.Utf8,
-    "online_issn": pl.Utf8,
-    "proprietary_id": pl.Utf8,
-    "uri": pl.Utf8,
-    "data_type": pl.Utf8,
-    "section_type": pl.Utf8,
-    "yop": pl.Utf8,
-    "access_type": pl.Utf8,
-    "access_method": pl.Utf8,
-    "metric_type": pl.Utf8,
-    "usage_count": pl.Int64,
-    "source_line": pl.Int64,
-}
+COUNTER_SCHEMA = row_schema("counter_usage")
+CARDS = None            # COUNTER counts use, never a reader
 # The columns that describe an item and its attributes (everything before the month).
 ITEM_COLUMNS = tuple(COUNTER_SCHEMA)[3:18]
 
