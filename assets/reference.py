@@ -17,7 +17,7 @@ from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.library import Library
 from warehouse.storage import refresh_warehouse_views, write_table_if_changed
 

@@ -23,7 +23,7 @@ from assets.models import discover_models
 from assets.reference import dim_eresource_cost_frame
 from generator import generate, vocab
 from generator.counter import platform_slug
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_table

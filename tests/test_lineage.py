@@ -40,7 +40,7 @@ from pipelines.runner import plan, run_stage
 from quality.checks import evaluate, planned_checks
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
-from warehouse.contracts import contract_for, load_contracts
+from schemas.model import contract_for, load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, table_dir, write_partition
 

@@ -32,7 +32,7 @@ from assets.models import discover_models
 from lineage.columns import sql_lineage
 from lineage.store import load_events
 from lineage.trace import trace
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
 

@@ -26,7 +26,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from tests.browser import dump_dom
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.disclosure import suppress
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_table

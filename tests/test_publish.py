@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from tests.published import published_home
+from schemas.model import load_contracts
+from schemas.roles import level, load_roles, visible_columns
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
-from warehouse.contracts import load_contracts
-from warehouse.roles import level, load_roles, visible_columns
 from warehouse.settings import Settings
 from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
 
