@@ -20,7 +20,7 @@ from assets.ingest import LOADED, PartitionOutcome
 from assets.parsing import Reason
 from quality.checks import audit
 from quality.results import CheckOutcome
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.settings import Settings
 

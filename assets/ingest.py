@@ -19,11 +19,12 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.feeds import DAY, Feed
+from assets.feeds import Feed
+from schemas.model import conform, contract_for
+from schemas.vocabulary import DAY
 from warehouse.storage import partition_date
 from assets.parsing import Reason, REJECT_SCHEMA
 from warehouse.audit import append_chained
-from warehouse.contracts import conform, contract_for
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings

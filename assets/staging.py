@@ -15,7 +15,7 @@ from assets.partitions import partitions_for
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.storage import discard_partition, refresh_warehouse_views, table_lock
 

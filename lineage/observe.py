@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from lineage.events import RunState, build_event
 from lineage.transport import emitter_for
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 
 

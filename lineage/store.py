@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 
 from lineage.transport import events_path
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.settings import Settings
 from warehouse.storage import refresh_warehouse_views, write_table
 

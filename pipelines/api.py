@@ -43,11 +43,11 @@ from pipelines.api_http import (ApiError, choice_param, date_param, int_param, j
                                 tabular)
 from pipelines.openapi import MEDIA_TYPES, filter_column, openapi_document
 from quality.freshness import is_stale, library_today
+from schemas.model import Contract, load_contracts
+from schemas.roles import can_see, role_named, visible_columns
 from warehouse.access import role_database
-from warehouse.contracts import Contract, load_contracts
 from warehouse.guard import DIALECT, GuardDecision
 from warehouse.guarded import QueryFailed, QueryLimits, QueryRefused, log_access, open_role_database, run_guarded
-from warehouse.roles import can_see, role_named, visible_columns
 from warehouse.settings import Settings
 from warehouse.tokens import ApiToken
 

@@ -53,7 +53,7 @@ def token() -> None:
 @click.option("--name", required=True, help="The calling system, e.g. discovery-portal (logged as the user).")
 def token_create(role: str, name: str) -> None:
     """Create a token; its secret is printed once and never stored."""
-    from warehouse.roles import UnknownRole
+    from schemas.roles import UnknownRole
     from warehouse.tokens import TokenError, create_token
 
     try:

@@ -26,8 +26,8 @@ def contracts() -> None:
               help="Folder of <layer>/<table>.odcs.yaml files (default: the project's schemas/).")
 def lint(root: Path | None) -> None:
     """Check naming, types, descriptions, classification and masking; every table has a contract and back."""
-    from warehouse.contracts import ContractError, load_contracts
-    from warehouse.lint import lint as run_lint
+    from schemas.lint import lint as run_lint
+    from schemas.model import ContractError, load_contracts
 
     try:
         loaded = load_contracts(root) if root else load_contracts()
@@ -46,7 +46,7 @@ def lint(root: Path | None) -> None:
               help="Folder to write data-dictionary.md and data-dictionary.html into.")
 def docs(out_dir: Path) -> None:
     """Write the data dictionary (Markdown and self-contained HTML) for every table."""
-    from warehouse.docs import write_docs
+    from schemas.dictionary import write_docs
 
     paths = write_docs(out_dir)
     for path in paths:
@@ -58,7 +58,7 @@ def docs(out_dir: Path) -> None:
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
 def diff(old: Path, new: Path) -> None:
     """Compare two contract files or folders; exit 1 when a change is breaking."""
-    from warehouse.contract_diff import diff_paths
+    from schemas.diff import diff_paths
 
     try:
         changes = diff_paths(old, new)
@@ -81,7 +81,7 @@ def diff(old: Path, new: Path) -> None:
 def export(out_dir: Path, home: Path | None) -> None:
     """Write each staging, core and mart contract with a server on this home's Parquet files,
     for `datacontract test` (datacontract-cli) to check the lake against the contracts."""
-    from warehouse.contract_export import export_contracts
+    from warehouse.lake_contracts import export_contracts
     from warehouse.settings import Settings
 
     settings = Settings(home.resolve()) if home else prepared_settings()

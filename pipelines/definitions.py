@@ -13,7 +13,7 @@ import os
 
 import dagster as dg
 
-from assets.feeds import DAY, FEEDS
+from assets.feeds import FEEDS
 from assets.marts_python import build_python_mart_assets
 from assets.models import build_model_assets
 from assets.privacy_assets import privacy_assets
@@ -25,6 +25,7 @@ from pipelines.alerts import alert_sensors
 from pipelines.freshness import freshness_sensor
 from pipelines.jobs import (DAILY_JOB, build_jobs, build_nightly_job, build_schedules, build_source_jobs,
                             retention_job)
+from schemas.vocabulary import DAY
 from warehouse.library import Library, load_library
 from warehouse.settings import Settings
 

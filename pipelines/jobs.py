@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.feeds import DAY, FEEDS, MONTH, SOURCES
+from assets.feeds import FEEDS
 from assets.privacy_assets import CONSENT_KEY, SWEEP_KEY
+from schemas.vocabulary import DAY, MONTH, SOURCES
 from warehouse.library import Library
 
 DAILY_JOB = "daily_ingest"

@@ -21,12 +21,13 @@ import polars as pl
 
 from quality.datadocs import update_docs
 from quality.freshness import check_freshness, freshness_rule, library_today
-from quality.plan import CHECKED_LAYERS, checks_enabled, planned_checks
+from quality.plan import checks_enabled, planned_checks
 from quality.results import CheckOutcome, partition_label, write_results
 from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_context, rule_tables, rules_for,
                            run_rules)
 from quality.suites import ERROR, ContractExpectation, ExpectationResult, contract_expectations, validate_frame, within
-from warehouse.contracts import Contract, contract_for
+from schemas.model import Contract, contract_for
+from schemas.vocabulary import DATA_LAYERS
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import (PART_FILE, compute_connection, create_views, partition_date, partition_filter, sql_string,
@@ -38,7 +39,7 @@ SAMPLE_SIZE = 5
 def checked_against(contract: Contract) -> list[str]:
     """Other tables the table's checks compare it with (its foreign keys' dimensions): they must be
     built before the table, or a first run checks against an empty dimension."""
-    if not checks_enabled() or contract.layer not in CHECKED_LAYERS:
+    if not checks_enabled() or contract.layer not in DATA_LAYERS:
         return []
     return sorted({t for rule in rules_for(contract) for t in rule.reads} - {contract.qualified_name})
 
@@ -274,7 +275,7 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
     files before they are published, and record nothing (see `audit`). ``audited``: the outcomes
     of that audit on exactly the partitions now published, which are not computed again.
     """
-    if contract.layer not in CHECKED_LAYERS:
+    if contract.layer not in DATA_LAYERS:
         return []
     done = {o.check_name for o in audited or []}
     if pending:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from quality.plan import planned_checks
 from quality.report import latest_results
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 
 FIELDS = ("check_name", "severity", "success", "observed_value", "unexpected_count", "sample", "checked_at", "run_id")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from quality.freshness import freshness_rule
 from quality.rules import rules_for
 from quality.suites import contract_expectations
-from warehouse.contracts import Contract
+from schemas.model import Contract
+from schemas.vocabulary import DATA_LAYERS
 
-CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
 
 
@@ -29,7 +29,7 @@ def checks_enabled() -> bool:
 
 def planned_checks(contract: Contract) -> list[PlannedCheck]:
     """Every check of a table, contract rules first, then hand-written rules."""
-    if contract.layer not in CHECKED_LAYERS:
+    if contract.layer not in DATA_LAYERS:
         return []
     fresh = freshness_rule(contract)
     return ([PlannedCheck(e.name, e.description, e.severity) for e in contract_expectations(contract)]

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, table_dir
 

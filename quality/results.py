@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.settings import Settings
 from warehouse.storage import refresh_warehouse_views, write_parquet_atomic
 

@@ -7,7 +7,7 @@ import pytest
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
 from quality.checks import audit
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import (checksum_record_path, compute_connection, discard_partition, publish_partition,

@@ -23,7 +23,7 @@ from pipelines.alert_delivery import CHECK_FAILURE, DELIVERY_FAILED, RUN_FAILURE
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 from warehouse.storage import write_partition
 

@@ -16,10 +16,10 @@ from pipelines.api import create_app, running
 from pipelines.api_callers import ApiLimits
 from pipelines.cli import main
 from tests.published import published_home
+from schemas.model import contract_for
+from schemas.roles import visible_columns
 from warehouse.audit import entries, verify
-from warehouse.contracts import contract_for
 from warehouse.guarded import run_guarded
-from warehouse.roles import visible_columns
 from warehouse.tokens import create_token, revoke_token, tokens_path
 
 ROLES = ("public", "analyst", "auditor", "privacy_officer")

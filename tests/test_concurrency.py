@@ -22,9 +22,9 @@ import pytest
 
 from assets.feeds import feed_named
 from generator import generate
+from schemas.model import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.contracts import conform, contract_for
 from warehouse.storage import TMP_PREFIX, compute_connection, lock_path, table_lock, temp_path, write_partition
 
 DAY = "2025-09-01"

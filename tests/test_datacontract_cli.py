@@ -14,8 +14,9 @@ import yaml
 from click.testing import CliRunner
 
 from pipelines.cli import main
-from warehouse.contract_export import EXPORTED_LAYERS, export_contracts
-from warehouse.contracts import _odcs_validator, contract_for, load_contracts
+from schemas.export import EXPORTED_LAYERS
+from schemas.model import _odcs_validator, contract_for, load_contracts
+from warehouse.lake_contracts import export_contracts
 from warehouse.settings import REPO_ROOT, Settings
 from warehouse.storage import compute_connection, write_partition
 

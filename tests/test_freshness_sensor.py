@@ -12,7 +12,7 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import DAILY_JOB
 from pipelines.freshness import freshness_evaluations
 from pipelines.runner import QUIET_LOGS
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 
 DAY = dt.date(2025, 9, 1)

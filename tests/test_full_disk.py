@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.settings import REPO_ROOT, Settings
 from warehouse.storage import TMP_PREFIX, StorageError, checksum_record_path, write_partition
 

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from assets.models import check_result_columns, discover_models
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 
 CASES_DIR = Path(__file__).parent / "models"
 MODELS = {m.qualified_name: m for m in discover_models()}

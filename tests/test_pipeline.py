@@ -12,8 +12,8 @@ from assets.feeds import FEEDS
 from generator import generate
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
-from warehouse.contracts import load_contracts
 from tests.privacy import find_personal_data
+from schemas.model import load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
 

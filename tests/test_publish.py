@@ -8,10 +8,10 @@ import duckdb
 import polars as pl
 import pytest
 
+from schemas.model import load_contracts
+from schemas.roles import level, load_roles, visible_columns
 from tests.published import copied_home, published_home
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
-from warehouse.contracts import load_contracts
-from warehouse.roles import level, load_roles, visible_columns
 from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
 
 

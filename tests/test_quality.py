@@ -20,8 +20,8 @@ from quality.freshness import is_stale
 from quality.plan import planned_checks
 from quality.rules import RULES, rule_context, run_rule
 from quality.suites import build_suite, contract_expectations
+from schemas.model import contract_for, load_contract
 from tests.published import copied_home, shared_home
-from warehouse.contracts import contract_for, load_contract
 from warehouse.library import load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings

@@ -16,8 +16,8 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.jobs import MODELS_JOB
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
+from schemas.model import contract_for
 from tests.published import copied_home
-from warehouse.contracts import contract_for
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection, write_partition
 

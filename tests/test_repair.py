@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from pipelines.cli import main
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.integrity import ALTERED, TRUNCATED, verify
 from warehouse.settings import Settings
 from warehouse.storage import checksum_record_path, compute_connection, sha256_of, write_partition

@@ -18,7 +18,7 @@ import sqlglot
 from polars.testing import assert_frame_equal
 
 from assets.models import SqlModel, discover_models
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.spark import register_lake, spark_schema_problems
 from warehouse.storage import compute_connection, has_data, table_dir
 from tests.published import pipeline_home

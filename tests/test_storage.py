@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
 from warehouse.settings import Settings
 from warehouse.storage import (TMP_PREFIX, compute_connection, refresh_warehouse_views, table_dir,
                                write_partition)

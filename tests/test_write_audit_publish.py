@@ -22,8 +22,8 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import run_checks
 from quality.plan import planned_checks
+from schemas.model import contract_for
 from tests.published import copied_home
-from warehouse.contracts import contract_for
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
 from warehouse.storage import checksum_record_path, compute_connection, sha256_of
 

@@ -25,9 +25,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
+from schemas.roles import load_roles, role_named, visible_columns
 from warehouse.disclosure import protects, suppress
-from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
 from warehouse.storage import (compute_connection, files_digest, fsync_dir, partition_filter, partition_stamps,
                                sql_string, table_lock, write_text_atomic)

@@ -36,7 +36,7 @@ from typing import Iterator
 
 import polars as pl
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.settings import Settings
 from warehouse.storage import TMP_PREFIX, write_parquet_atomic
 

@@ -34,8 +34,8 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
-from warehouse.contracts import Contract, load_contracts
-from warehouse.roles import Role, level, role_named
+from schemas.model import Contract, load_contracts
+from schemas.roles import Role, level, role_named
 
 DIALECT = "duckdb"
 

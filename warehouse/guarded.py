@@ -16,12 +16,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from schemas.model import contract_for
+from schemas.roles import role_named
 from warehouse.access import role_database
 from warehouse.audit import append_chained
-from warehouse.contracts import contract_for
 from warehouse.guard import GuardDecision, guard
 from warehouse.library import load_library
-from warehouse.roles import role_named
 from warehouse.settings import Settings
 
 ACCESS_LOG = "meta.access_log"

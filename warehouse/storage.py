@@ -35,7 +35,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
+from schemas.vocabulary import DAY
 from warehouse.homepaths import duckdb_config, relative, views_with_absolute_paths
 from warehouse.settings import Settings
 
@@ -226,7 +227,7 @@ def table_lock(settings: Settings, *names: str):
 
 def partition_date(key: str, partitioning: str) -> dt.date:
     """The date a partition key stands for, as its folder is named: a day, or a month's first day."""
-    return dt.date.fromisoformat(key if partitioning == "day" else f"{key}-01")
+    return dt.date.fromisoformat(key if partitioning == DAY else f"{key}-01")
 
 
 def table_dir(settings: Settings, contract: Contract) -> Path:

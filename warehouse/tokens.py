@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from warehouse.roles import role_named
+from schemas.roles import role_named
 from warehouse.settings import Settings
 
 TOKENS_FILE = "api_tokens.json"

@@ -34,14 +34,14 @@ from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, checked_against, evaluate
 from quality.results import partition_label
-from warehouse.contracts import ContractViolation, contract_for
+from schemas.model import ContractViolation, contract_for
+from schemas.vocabulary import MODEL_LAYERS
 from warehouse.settings import Settings
 from warehouse.storage import (PART_FILE, compute_connection, files_digest, parquet_rows, partition_stamps,
                                refresh_warehouse_views, remove_partitions, remove_table, table_dir, view_sql,
                                write_query_partitions, write_query_table, write_text_atomic)
 
 MODELS_DIR = Path(__file__).resolve().parent
-LAYERS = ("core", "marts")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class SqlModel:
 
 def discover_models(root: Path = MODELS_DIR) -> list[SqlModel]:
     models = []
-    for layer in LAYERS:
+    for layer in MODEL_LAYERS:
         for path in sorted((root / layer).glob("*.sql")):
             models.append(SqlModel(layer, path.stem, path, path.read_text(encoding="utf-8")))
     return models

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from schemas.model import conform, contract_for
 from warehouse.audit import CHAINED, append_chained
-from warehouse.contracts import conform, contract_for
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 from warehouse.storage import write_parquet_atomic

@@ -20,8 +20,9 @@ from typing import Iterable, Protocol
 
 import polars as pl
 
+from schemas.model import Contract, contract_for, load_contracts
+from schemas.vocabulary import DATA_LAYERS
 from warehouse.access import publish_afresh_next_time
-from warehouse.contracts import Contract, contract_for, load_contracts
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
 from warehouse.storage import (PART_FILE, compute_connection, record_checksum, refresh_warehouse_views, table_dir,
@@ -122,7 +123,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
                                      key, cutoff, days, None))
     touched = []
     for contract in load_contracts().values():
-        if contract.layer not in ("staging", "core", "marts") or "patron_pid" not in contract.column_names:
+        if contract.layer not in DATA_LAYERS or "patron_pid" not in contract.column_names:
             continue
         days = retention_days(contract)
         if days is None:
