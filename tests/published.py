@@ -2,9 +2,10 @@
 
 `shared_home` is the session's tiny home: two generated days through every stage, then
 `publish`, built at most once per session and shared by every test that reads a whole lake
-(`published_home` gives its settings). Tests read it as it is; a test that writes copies it
-first (`copied_home`). `pipeline_home` builds a home of its own, for a test that needs other
-days or a seed of its own.
+(`published_home` gives its settings). `week_home` is the session's tiny nine days across a
+month end, for what needs a longer history (every mart filled, every kind of damaged line).
+Tests read them as they are; a test that writes copies one first (`copied_home`).
+`pipeline_home` builds a home of its own, for a test that needs other days or a seed of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from warehouse.access import publish
 from warehouse.settings import Settings
 
 SHARED_START, SHARED_DAYS, SHARED_SEED = dt.date(2025, 9, 1), 2, 7
+WEEK_START, WEEK_DAYS = dt.date(2025, 10, 25), 9
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class BuiltHome:
     results: list[StageResult]
 
 
-_SHARED: list[BuiltHome] = []
+_BUILT: dict[str, BuiltHome] = {}
 
 
 def run_every_stage(settings: Settings, library, instance: dg.DagsterInstance | None = None) -> list[StageResult]:
@@ -65,11 +67,18 @@ def pipeline_home(home: Path, library, start: dt.date, days: int, seed: int = SH
 
 def shared_home(tmp_path_factory, library) -> BuiltHome:
     """The session's tiny home (two days from 2025-09-01, seed 7), published; built at most once."""
-    if not _SHARED:
+    if "shared" not in _BUILT:
         built = built_home(tmp_path_factory.mktemp("published") / "home", library, SHARED_START, SHARED_DAYS)
         publish(built.settings)
-        _SHARED.append(built)
-    return _SHARED[0]
+        _BUILT["shared"] = built
+    return _BUILT["shared"]
+
+
+def week_home(tmp_path_factory, library) -> BuiltHome:
+    """The session's nine tiny days from 2025-10-25 (across a month end, seed 7); built at most once."""
+    if "week" not in _BUILT:
+        _BUILT["week"] = built_home(tmp_path_factory.mktemp("week") / "home", library, WEEK_START, WEEK_DAYS)
+    return _BUILT["week"]
 
 
 def published_home(tmp_path_factory, library) -> Settings:

@@ -14,18 +14,15 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from assets.feeds import FEEDS
 from assets.forecast import MODEL, NAIVE, backtest, calendar_from
 from assets.marts_python import TABLES as PYTHON_TABLES, build_python_mart_assets
 from assets.models import discover_models
 from assets.reference import BUILDERS, dim_date_frame
 from assets.resources import ShukuWarehouse
-from generator import generate
 from generator.clock import _BUILDING, day_season
 from pipelines.cli import main
-from pipelines.definitions import build_definitions
-from pipelines.runner import plan, run_stage
 from tests.browser import dump_dom
+from tests.published import copied_home, week_home
 from schemas.model import conform, contract_for
 from warehouse.disclosure import suppress
 from warehouse.settings import Settings
@@ -199,15 +196,10 @@ def test_forecast_beats_the_naive_baseline_on_exam_week_traffic(library):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, library):
-    """Nine tiny days across a month end, the whole pipeline, then the Python marts."""
-    settings = Settings(tmp_path_factory.mktemp("marts") / "home").ensure()
-    generate(settings.landing, library, scale="tiny", seed=7, start=dt.date(2025, 10, 25), days=9)
-    instance = dg.DagsterInstance.ephemeral()
-    defs = build_definitions(settings, library)
-    failed = [r.error for r in (run_stage(defs, instance, s) for s in plan(settings, None, None, list(FEEDS)))
-              if not r.success]
-    assert not failed, failed
-    result = dg.materialize(build_python_mart_assets(), instance=instance,
+    """A copy of the session's nine tiny days across a month end (tests/published.py), every stage
+    run, then the Python marts once more on their own."""
+    settings = copied_home(week_home(tmp_path_factory, library).settings, tmp_path_factory.mktemp("marts") / "home")
+    result = dg.materialize(build_python_mart_assets(), instance=dg.DagsterInstance.ephemeral(),
                             resources={"shuku": ShukuWarehouse(home=str(settings.home))})
     assert result.success
     return settings

@@ -1,7 +1,7 @@
 """The whole path at `tiny` scale, through real Dagster materialisations in an ephemeral instance:
-generated landing files → staging (with quarantine and the ingest log) → core → marts."""
+generated landing files → staging (with quarantine and the ingest log) → core → marts, on the
+session's nine tiny days (tests/published.week_home)."""
 
-import datetime as dt
 from collections import Counter
 from pathlib import Path
 
@@ -9,24 +9,12 @@ import dagster as dg
 import pytest
 
 from assets.feeds import FEEDS
-from generator import generate
 from pipelines.definitions import build_definitions
-from pipelines.runner import plan, run_stage
-from tests.privacy import find_personal_data
 from schemas.model import load_contracts
+from tests.privacy import find_personal_data
+from tests.published import WEEK_DAYS, copied_home, run_every_stage, week_home
 from warehouse.settings import Settings
 from warehouse.storage import compute_connection
-
-START = dt.date(2025, 9, 1)
-DAYS = 7
-
-
-def _run_all(settings: Settings, instance: dg.DagsterInstance) -> list:
-    defs = build_definitions(settings)
-    results = [run_stage(defs, instance, stage) for stage in plan(settings, None, None, list(FEEDS))]
-    failed = [r.error for r in results if not r.success]
-    assert not failed, failed
-    return results
 
 
 def _counts(settings: Settings) -> dict[str, int]:
@@ -39,11 +27,9 @@ def _counts(settings: Settings) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, library):
-    settings = Settings(tmp_path_factory.mktemp("pipeline") / "home").ensure()
-    report = generate(settings.landing, library, scale="tiny", seed=7, start=START, days=DAYS)
-    instance = dg.DagsterInstance.ephemeral()
-    results = _run_all(settings, instance)
-    return settings, report, instance, results, _counts(settings)
+    """The session's nine tiny days across a month end (tests/published.py), read as they are."""
+    home = week_home(tmp_path_factory, library)
+    return home.settings, home.report, home.instance, home.results, _counts(home.settings)
 
 
 def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path, library):
@@ -59,11 +45,9 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path, lib
     assert defs.resolve_sensor_def("run_failure_alerts") and defs.resolve_sensor_def("check_failure_alerts")
 
 
-# Empty by design on a tiny week: a pair of titles is recommended only when at least 5 consenting
-# readers borrowed both, the forecast back-test needs a week of history before its first origin,
-# and a fall in borrowing needs a month to compare with. tests/test_marts.py fills them on a run
-# across a month end, or pins them on hand-built data.
-EMPTY_AT_TINY_SCALE = {"marts.also_borrowed", "marts.seat_demand_backtest", "marts.subject_borrowing_decline"}
+# Empty by design on nine tiny days: a pair of titles is recommended only when at least 5 consenting
+# readers borrowed both; tests/models/marts/also_borrowed.yaml pins it on hand-written rows.
+EMPTY_AT_TINY_SCALE = {"marts.also_borrowed"}
 
 
 def test_every_table_is_filled(built):
@@ -130,9 +114,10 @@ def test_occupancy_is_never_negative_and_seats_come_from_the_config(built, libra
     assert sum(zones.values()) == 5481
 
 
-def test_rerun_replaces_partitions_and_never_duplicates(built):
-    settings, _, instance, _, counts = built
-    _run_all(settings, instance)
+def test_rerun_replaces_partitions_and_never_duplicates(built, tmp_path, library):
+    settings = copied_home(built[0], tmp_path / "copy")
+    counts = built[4]
+    run_every_stage(settings, library)
     again = _counts(settings)
     # Logs grow by one entry per daily or monthly file again (the patron and catalogue exports,
     # loaded as they are, are not loaded twice); every table of data stays exactly as it was.
@@ -153,7 +138,7 @@ def test_runs_are_recorded_with_materialisations(built):
     event = instance.get_latest_materialization_event(dg.AssetKey(["staging", "gate_event"]))
     metadata = event.asset_materialization.metadata
     assert metadata["dagster/row_count"].value > 0
-    assert metadata["files"].value >= DAYS
+    assert metadata["files"].value >= WEEK_DAYS
 
 
 def test_no_card_number_name_or_email_outside_landing_and_restricted(built):
