@@ -20,16 +20,18 @@ from pathlib import Path
 import polars as pl
 
 from assets.feeds import DAY, Feed
-from warehouse.storage import partition_date
 from assets.parsing import Reason, REJECT_SCHEMA
 from warehouse.audit import append_chained
 from warehouse.contracts import conform, contract_for
+from warehouse.lake.files import sha256_of, write_parquet_atomic
+from warehouse.lake.locks import table_lock
+from warehouse.lake.partitions import (PendingPartition, discard_partition, publish_partition, record_checksum,
+                                       stage_partition)
+from warehouse.lake.paths import (keyed_file, partition_date, quarantine_file, restricted_quarantine_file, run_file,
+                                  table_dir, table_file)
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, PendingPartition, discard_partition, partition_path, publish_partition,
-                               record_checksum, sha256_of, stage_partition, table_dir, table_lock,
-                               write_parquet_atomic)
 from warehouse.textio import LandingFileError
 
 INGEST_LOG = "meta.ingest_log"
@@ -139,7 +141,7 @@ def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, s
 
     The partition being loaded is left out: its stored rows are about to be replaced.
     """
-    base = settings.lake / "meta" / "ingest_log" / feed.name
+    base = table_dir(settings, INGEST_LOG) / feed.name
     found: dict[str, str] = {}
     if not base.exists():
         return found
@@ -156,10 +158,10 @@ def snapshot_is_loaded(settings: Settings, feed: Feed) -> bool:
     A nightly run then leaves the snapshot alone (a university's catalogue takes more than a
     minute to parse); a changed, renamed or newer export, or a missing table, loads it again."""
     files = feed.files_for(settings.landing, None)
-    base = settings.lake / "meta" / "ingest_log" / feed.name / "all"
+    base = table_dir(settings, INGEST_LOG) / feed.name / "all"
     if feed.partitioning is not None or not files or not base.exists():
         return False
-    if not all((table_dir(settings, contract_for(f"staging.{t}")) / PART_FILE).exists() for t in feed.tables):
+    if not all(table_file(settings, contract_for(f"staging.{t}")).exists() for t in feed.tables):
         return False
     sha, _ = file_checksum(files[0])
     return (sha, str(files[0].relative_to(settings.landing))) in _latest_loaded(base)
@@ -372,7 +374,7 @@ def _write_quarantine(settings: Settings, feed: Feed, key: str, quarantine: pl.D
     lines beside those of the delivery still loaded)."""
     for table in feed.tables:
         part = quarantine.filter(pl.col("staging_table") == table).drop("staging_table", "partition_key")
-        path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key})
+        path = quarantine_file(settings, feed.source, table, key)
         if keep_stored and path.exists():
             part = pl.concat([pl.read_parquet(path, hive_partitioning=False), part], how="vertical_relaxed")
         write_parquet_atomic(part, path)
@@ -385,7 +387,7 @@ def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.D
     for table, parts in frames.items():
         contract = contract_for(f"meta.{table}")
         frame = conform(pl.concat(parts, how="vertical_relaxed") if parts else contract.empty_frame(), contract)
-        path = settings.lake / "meta" / table / key / PART_FILE
+        path = keyed_file(settings, f"meta.{table}", key)
         write_parquet_atomic(frame, path)
         record_checksum(settings, path)
         written[table] = frame.height
@@ -401,7 +403,7 @@ def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], setting
     if feed.source in RESTRICTED_RAW:
         # The raw line holds names and contacts: keep it only in the restricted area.
         if frame.height:
-            path = partition_path(settings.restricted / "quarantine" / feed.source, {"partition_key": key or "all"})
+            path = restricted_quarantine_file(settings, feed.source, key or "all")
             write_parquet_atomic(frame, path)
         frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("raw_text"))
     else:
@@ -425,5 +427,5 @@ def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileL
                 "file_status": flog.file_status, "duplicate_of": flog.duplicate_of, "ingested_at": now,
             })
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
-    path = settings.lake / "meta" / "ingest_log" / feed.name / key / f"run-{run_id}.parquet"
+    path = run_file(settings, INGEST_LOG, f"{feed.name}/{key}", run_id)
     append_chained(settings, INGEST_LOG, frame, path)

@@ -17,16 +17,17 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from assets.forecast import seat_demand_tables
-from assets.metadata import asset_tags, definition_metadata
 from assets.marts_eresource import COSTS_FILE, eresource_top_sql, load_costs
+from assets.metadata import asset_tags, definition_metadata
 from assets.resources import ShukuWarehouse
 from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection, refresh_warehouse_views
 from warehouse.library import Library
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, refresh_warehouse_views, write_table
 
 MIN_SUPPORT = 5                            # readers behind any co-borrowing pair
 

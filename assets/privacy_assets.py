@@ -13,16 +13,17 @@ from dagster import AssetExecutionContext
 
 from assets.eresources.ezproxy import _log_format_of, compile_log_format
 from assets.feeds import FEEDS, Feed
-from assets.models import build_model, discover_models
+from assets.models.incremental import build_model
+from assets.models.sql_model import discover_models
 from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from warehouse.contracts import contract_for
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.library import Library
 from warehouse.privacy.consent import CONSENT_TABLE, sync_from_patron_export
 from warehouse.privacy.erasure import ErasureHooks
 from warehouse.privacy.retention import RETENTION_LOG, sweep
 from warehouse.settings import Settings
-from warehouse.storage import refresh_warehouse_views
 from warehouse.textio import decode
 
 CONSENT_KEY = dg.AssetKey(["meta", "consent"])

@@ -16,8 +16,9 @@ from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import conform, contract_for
+from warehouse.lake.partitions import write_table_if_changed
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.library import Library
-from warehouse.storage import refresh_warehouse_views, write_table_if_changed
 
 
 def dim_date_frame(library: Library) -> pl.DataFrame:

@@ -1,6 +1,6 @@
 """SQL literals for config-driven marts: the config's values written into the query."""
 
-from warehouse.storage import sql_string
+from warehouse.lake.views import sql_string
 
 
 def text_literal(value: str) -> str:

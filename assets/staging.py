@@ -7,8 +7,8 @@ from collections import Counter
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from assets.feeds import FEEDS, Feed
 from assets.admission import audit_run
+from assets.feeds import FEEDS, Feed
 from assets.ingest import INGEST_LOG, LOADED, DeliveryRefused, prepare_partition, settle_partition
 from assets.metadata import asset_tags, definition_metadata
 from assets.partitions import partitions_for
@@ -16,8 +16,10 @@ from assets.resources import ShukuWarehouse
 from lineage.observe import observe
 from quality.checks import check_specs, evaluate
 from warehouse.contracts import contract_for
+from warehouse.lake.locks import table_lock
+from warehouse.lake.partitions import discard_partition
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.library import Library
-from warehouse.storage import discard_partition, refresh_warehouse_views, table_lock
 
 # Materialisation metadata: landing files of which nothing was understood (alerted on).
 UNRECOGNISED_FILES = "unrecognised_files"

@@ -31,9 +31,9 @@ from pipelines.runner import plan, run_stage  # noqa: E402
 from quality.checks import CHECKED_LAYERS, SWITCH, evaluate, rows_written  # noqa: E402
 from quality.suites import contract_expectations  # noqa: E402
 from warehouse.contracts import load_contracts  # noqa: E402
+from warehouse.lake.views import compute_connection  # noqa: E402
 from warehouse.library import load_library  # noqa: E402
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings  # noqa: E402
-from warehouse.storage import compute_connection  # noqa: E402
 
 
 def floor_sql(contract, rows: str) -> str | None:

@@ -26,8 +26,8 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _settings():
+    from warehouse.lake.files import storage_error
     from warehouse.settings import Settings
-    from warehouse.storage import storage_error
     settings = Settings.from_env()
     try:
         return settings.ensure()
@@ -143,7 +143,7 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
         err.print(f"{', '.join(kept)}: the newest export is loaded already; not loaded again "
                   "(--reload-snapshots to load it anyway)")
     _library(settings)
-    from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
+    from warehouse.lake.files import StorageError, check_home_writable, sweep_temp_files
     try:
         check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
     except StorageError as exc:
@@ -250,7 +250,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
     """Query the warehouse (every layer, as views over the lake), or as a role through the guard."""
     import duckdb
 
-    from warehouse.storage import compute_connection
+    from warehouse.lake.views import compute_connection
 
     if role is not None:
         names, rows = _guarded_sql(query, role)

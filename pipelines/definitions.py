@@ -15,7 +15,7 @@ import dagster as dg
 
 from assets.feeds import DAY, FEEDS, MONTH, SOURCES
 from assets.marts_python import build_python_mart_assets
-from assets.models import build_model_assets
+from assets.models.model_assets import build_model_assets
 from assets.privacy_assets import CONSENT_KEY, SWEEP_KEY, privacy_assets, retention_job, retention_schedule
 from assets.publish import role_databases
 from assets.reference import build_reference_assets

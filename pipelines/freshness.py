@@ -17,8 +17,8 @@ from assets.resources import ShukuWarehouse
 from quality.checks import CHECKED_LAYERS, checks_enabled
 from quality.freshness import check_freshness, freshness_rule, library_today
 from warehouse.contracts import load_contracts
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 SENSOR = "freshness_checks"
 

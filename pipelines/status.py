@@ -9,8 +9,8 @@ from pipelines.runner import dagster_instance
 from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
 from warehouse.contracts import load_contracts
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 
 def latest_runs(settings: Settings, limit: int = 10) -> list[dict]:

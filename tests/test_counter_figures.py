@@ -21,13 +21,14 @@ from assets.feeds import feed_named
 from assets.ingest import ingest_partition
 from assets.marts_eresource import eresource_top_sql
 from assets.marts_python import PYTHON_MARTS, build_mart
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from generator import generate, vocab
 from generator.counter import platform_slug
 from warehouse.contracts import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_table
 
 MODELS = {m.qualified_name: m for m in discover_models()}
 SEPTEMBER = dt.date(2025, 9, 1)

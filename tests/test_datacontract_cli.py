@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from pipelines.cli import main
 from warehouse.contract_export import EXPORTED_LAYERS, export_contracts
 from warehouse.contracts import _odcs_validator, contract_for, load_contracts
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.views import compute_connection
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import compute_connection, write_partition
 
 from tests.published import published_home
 

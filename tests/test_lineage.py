@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, DISCIPLINES_FILE
 from generator import generate
 from lineage.columns import sql_lineage
@@ -41,8 +41,10 @@ from quality.checks import evaluate, planned_checks
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
 from warehouse.contracts import contract_for, load_contracts
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, table_dir, write_partition
 
 SPECS = Path(__file__).parent / "data" / "openlineage"
 START = dt.date(2025, 9, 1)

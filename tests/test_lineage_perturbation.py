@@ -29,13 +29,13 @@ import sqlglot
 from sqlglot import exp
 
 from assets.marts_python import PYTHON_MARTS, also_borrowed_sql
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from lineage.columns import sql_lineage
 from lineage.store import load_events
 from lineage.trace import trace
 from warehouse.contracts import contract_for
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 
 from tests.published import published_home
 

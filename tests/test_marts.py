@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from assets.feeds import FEEDS
 from assets.forecast import MODEL, NAIVE, backtest, calendar_from
 from assets.marts_python import PYTHON_MARTS, TABLES as PYTHON_TABLES, build_mart, build_python_mart_assets
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, dim_date_frame
 from assets.resources import ShukuWarehouse
 from generator import generate
@@ -28,8 +28,9 @@ from pipelines.runner import plan, run_stage
 from tests.browser import dump_dom
 from warehouse.contracts import conform, contract_for
 from warehouse.disclosure import suppress
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_table
 
 SQL_MARTS = {m.name: m for m in discover_models() if m.layer == "marts"}
 PID = {n: f"{n:064x}" for n in range(1, 40)}

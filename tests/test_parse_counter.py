@@ -19,9 +19,9 @@ from assets.eresources.reports import report_rows
 from assets.feeds import feed_named
 from assets.ingest import file_checksum, ingest_partition
 from tests.generated import generated_files
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 from warehouse.textio import LandingFileError
 
 

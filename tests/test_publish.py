@@ -11,9 +11,11 @@ import pytest
 from tests.published import published_home
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
 from warehouse.contracts import load_contracts
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.paths import PART_FILE, table_dir
+from warehouse.lake.views import compute_connection
 from warehouse.roles import level, load_roles, visible_columns
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
 
 
 @pytest.fixture(scope="module")

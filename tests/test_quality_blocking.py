@@ -17,8 +17,9 @@ from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
 from warehouse.contracts import contract_for
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_partition
 
 START = dt.date(2025, 9, 1)
 DAY = "2025-09-02"

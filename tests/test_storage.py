@@ -8,8 +8,9 @@ import pytest
 
 from warehouse.contracts import load_contracts
 from warehouse.settings import Settings
-from warehouse.storage import (TMP_PREFIX, compute_connection, refresh_warehouse_views, table_dir,
-                               write_partition)
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import table_dir, TMP_PREFIX
+from warehouse.lake.views import compute_connection, refresh_warehouse_views
 
 
 def _gate_counts(day: dt.date, totals: list[int]) -> pl.DataFrame:

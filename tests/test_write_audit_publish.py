@@ -22,8 +22,10 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import planned_checks, run_checks
 from warehouse.contracts import contract_for
+from warehouse.lake.files import sha256_of
+from warehouse.lake.paths import checksum_record_path
+from warehouse.lake.views import compute_connection
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
-from warehouse.storage import checksum_record_path, compute_connection, sha256_of
 
 START = dt.date(2025, 9, 1)
 DAY = "2025-09-02"

@@ -21,8 +21,10 @@ from pathlib import Path
 import yaml
 
 from warehouse.contracts import Contract, load_contracts
+from warehouse.lake.files import write_text_atomic
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import has_data
 from warehouse.settings import Settings
-from warehouse.storage import has_data, table_dir, write_text_atomic
 
 EXPORTED_LAYERS = ("staging", "core", "marts")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)     # libyaml when the wheel has it

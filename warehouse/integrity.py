@@ -16,8 +16,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from warehouse.lake.files import sha256_of
+from warehouse.lake.paths import PART_FILE, TMP_PREFIX, checksums_root, describe_file
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, TMP_PREFIX, checksums_root, describe_file, sha256_of
 
 TRUNCATED, ALTERED, MISSING, UNREADABLE = "truncated", "altered", "missing", "unreadable"
 

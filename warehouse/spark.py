@@ -14,8 +14,9 @@ import sqlglot
 from sqlglot import exp
 
 from warehouse.contracts import Contract, load_contracts
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import has_data, view_sql
 from warehouse.settings import Settings
-from warehouse.storage import has_data, table_dir, view_sql
 
 SPARK_LAYERS = ("staging", "core", "marts", "meta")   # quarantine keys are text that looks like dates
 
