@@ -1,7 +1,7 @@
 """Every table the pipeline writes, from the code that writes it: the list contracts are checked against."""
 
 from assets.feeds import FEEDS
-from assets.ingest import INGEST_LOG
+from assets.ingest_log import INGEST_LOG
 from assets.marts_python import TABLES as PYTHON_MARTS
 from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS

@@ -14,18 +14,14 @@ from typing import Callable
 import dagster as dg
 import duckdb
 import polars as pl
-from dagster import AssetExecutionContext
 
 from assets.forecast import seat_demand_tables
 from assets.marts_eresource import COSTS_FILE, eresource_top_sql, load_costs
-from assets.metadata import asset_tags, definition_metadata
-from assets.resources import ShukuWarehouse
 from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
-from lineage.observe import observe
-from quality.checks import check_specs, evaluate
+from assets.table_asset import TableRun, Written, table_asset
 from warehouse.contracts import conform, contract_for
 from warehouse.lake.partitions import write_table
-from warehouse.lake.views import compute_connection, refresh_warehouse_views
+from warehouse.lake.views import compute_connection
 from warehouse.library import Library
 from warehouse.settings import Settings
 
@@ -430,27 +426,14 @@ def build_mart(mart: PythonMart, settings: Settings, library: Library) -> tuple[
 def _python_asset(mart: PythonMart) -> dg.AssetsDefinition:
     contract = contract_for(mart.qualified_name)
 
-    @dg.asset(key=["marts", mart.name], description=contract.description, group_name="marts",
-              deps=[dg.AssetKey(name.split(".")) for name in mart.inputs],
-              metadata=definition_metadata(contract), tags=asset_tags(contract),
-              owners=[f"team:{contract.owner}"] if contract.owner else None,
-              kinds={"duckdb", "python", "parquet"}, check_specs=check_specs(contract) or None)
-    def python_mart(context: AssetExecutionContext, shuku: ShukuWarehouse):
-        settings, library = shuku.settings(), shuku.library()
-        run_id = context.run.run_id
-        sql = mart.sql(library) if mart.sql is not None else None
-        with observe(settings, job=mart.qualified_name, run_id=run_id, inputs=list(mart.inputs),
-                     outputs=[mart.qualified_name], sql=sql, source_path=str(Path(__file__))) as observation:
-            frame, _ = build_mart(mart, settings, library)
-            path = write_table(settings, contract, frame)
-            refresh_warehouse_views(settings, [contract])
-            observation.add_output(mart.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
-            results = list(evaluate(contract, settings, run_id=run_id, partition_keys=None))
-            observation.add_check_results(mart.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "path": dg.MetadataValue.path(str(path))})
-        yield from results
+    def build(run: TableRun) -> Written:
+        frame, _ = build_mart(mart, run.settings, run.library)
+        path = write_table(run.settings, contract, frame)
+        return Written(rows=frame.height, bytes=path.stat().st_size, files=1,
+                       metadata={"path": dg.MetadataValue.path(str(path))})
 
-    return python_mart
+    return table_asset([mart.qualified_name], build, group="marts", kinds={"duckdb", "python", "parquet"},
+                       inputs=mart.inputs, sql=mart.sql, source_path=str(Path(__file__)))
 
 
 def build_python_mart_assets() -> list[dg.AssetsDefinition]:

@@ -84,7 +84,7 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
 
     A snapshot (patrons, catalogue) whose newest export is already loaded as it is is left out,
     unless ``reload_snapshots``."""
-    from assets.ingest import snapshot_is_loaded
+    from assets.ingest_log import snapshot_is_loaded
 
     stages = []
     snapshot = [dg.AssetKey(["staging", t]) for f in feeds

@@ -42,7 +42,7 @@ def results_dir(settings: Settings) -> Path:
 
 
 def results_path(settings: Settings, table_name: str, run_id: str) -> Path:
-    return run_file(settings, RESULTS_TABLE, table_name, run_id)
+    return run_file(results_dir(settings) / table_name, run_id)
 
 
 def partition_label(partition_keys: list[str] | None) -> str:

@@ -26,6 +26,7 @@ from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, DISCIPLINES_FILE
+from assets.table_asset import lineage_assertions
 from generator import generate
 from lineage.columns import sql_lineage
 from lineage.events import run_uuid
@@ -266,7 +267,7 @@ def test_a_failed_check_is_a_failed_assertion_of_the_complete_event(built, tmp_p
     with observe(settings, job="ingest_turnstile", run_id="check-run", inputs=[], outputs=["staging.gate_event"],
                  partition_keys=["2025-09-02"]) as observation:
         results = list(evaluate(contract, settings, run_id="check-run", partition_keys=["2025-09-02"]))
-        observation.add_check_results("staging.gate_event", results)
+        observation.add_assertions("staging.gate_event", lineage_assertions(contract, results))
     start, complete = read_events(settings)[before:]
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE") and _assertions(start) == {}
     # Blocking failures only: the copied demo data is old, so freshness warns as well.

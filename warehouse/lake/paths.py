@@ -92,9 +92,14 @@ def keyed_file(settings: Settings, table: str, key: str) -> Path:
     return table_dir(settings, table) / key / PART_FILE
 
 
-def run_file(settings: Settings, table: str, folder: str, run_id: str) -> Path:
-    """One run's rows of a per-run meta table (the ingest log, check results), under ``folder``."""
-    return table_dir(settings, table) / folder / f"run-{run_id}.parquet"
+def run_file(folder: Path, run_id: str) -> Path:
+    """One run's rows of a per-run meta table (the ingest log, check results) in one of its folders."""
+    return folder / f"run-{run_id}.parquet"
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The runs' files in a folder of a per-run meta table."""
+    return list(folder.glob(run_file(Path(), "*").name))
 
 
 def log_file(settings: Settings, table: str, when: dt.datetime) -> Path:
