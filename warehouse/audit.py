@@ -36,7 +36,7 @@ import polars as pl
 
 from warehouse.contracts import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic, write_text_atomic
-from warehouse.lake.paths import TMP_PREFIX, table_dir
+from warehouse.lake.paths import data_files, table_dir
 from warehouse.settings import Settings
 
 CHAINED = ("meta.access_log", "meta.consent", "meta.erasure_ledger", "meta.ingest_log")
@@ -130,16 +130,12 @@ class Entry:
 
 def entries(settings: Settings, table: str) -> list[Entry]:
     """Every stored entry of a log, ordered by position (then file), as the files hold them."""
-    folder = log_dir(settings, table)
     found = []
-    if folder.exists():
-        for path in sorted(folder.rglob("*.parquet")):
-            if path.name.startswith(TMP_PREFIX):
-                continue
-            frame = pl.read_parquet(path, hive_partitioning=False)
-            for i, row in enumerate(frame.to_dicts(), 1):
-                found.append(Entry(row.get("entry_seq"), row.get("prev_hash"), row.get("entry_hash"), row,
-                                   str(path.relative_to(settings.home)), i))
+    for path in sorted(data_files(settings, table)):
+        frame = pl.read_parquet(path, hive_partitioning=False)
+        for i, row in enumerate(frame.to_dicts(), 1):
+            found.append(Entry(row.get("entry_seq"), row.get("prev_hash"), row.get("entry_hash"), row,
+                               str(path.relative_to(settings.home)), i))
     return sorted(found, key=lambda e: (e.seq is None, e.seq or 0, e.file, e.line))
 
 
