@@ -146,8 +146,9 @@ def table_asset(tables: Sequence[str], build: Callable[[TableRun], Build | Writt
             built = build(run)
             if isinstance(built, Written):
                 built = Build({tables[0]: built})
-            refresh_warehouse_views(settings, [contract_for(t) for t, w in built.tables.items() if w.published]
-                                    + [contract_for(t) for t in built.views])
+            changed = [t for t, w in built.tables.items() if w.published] + built.views
+            if changed:
+                refresh_warehouse_views(settings, [contract_for(t) for t in changed])
             if built.failure is not None:
                 raise built.failure
             results = {}
