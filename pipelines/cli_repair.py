@@ -95,6 +95,7 @@ def repair(check: bool) -> None:
     """
     from pipelines.cli import Failed, _settings, err, out
     from warehouse.integrity import move_aside, verify
+    from warehouse.lake.paths import damaged_dir
 
     settings = _settings()
     problems, checked = verify(settings)
@@ -146,5 +147,5 @@ def repair(check: bool) -> None:
                   soft_wrap=True, highlight=False, markup=False)
     if remaining:
         raise Failed(f"{len(remaining)} damaged file(s) remain; see above. The damaged copies are under "
-                     f"{settings.home / 'damaged'}.")
-    out.print(f"every damaged file was rebuilt; the damaged copies are kept under {settings.home / 'damaged'}.")
+                     f"{damaged_dir(settings)}.")
+    out.print(f"every damaged file was rebuilt; the damaged copies are kept under {damaged_dir(settings)}.")

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from warehouse.lake.files import sha256_of
-from warehouse.lake.paths import PART_FILE, TMP_PREFIX, checksums_root, describe_file
+from warehouse.lake.paths import PART_FILE, TMP_PREFIX, checksums_root, damaged_dir, describe_file
 from warehouse.settings import Settings
 
 TRUNCATED, ALTERED, MISSING, UNREADABLE = "truncated", "altered", "missing", "unreadable"
@@ -109,7 +109,7 @@ def move_aside(settings: Settings, problem: FileProblem, stamp: str | None = Non
     if not path.exists():
         return None
     stamp = stamp or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = settings.home / "damaged" / stamp / problem.file_path
+    target = damaged_dir(settings) / stamp / problem.file_path
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
     return target

@@ -112,6 +112,11 @@ def model_record(settings: Settings, model: str) -> Path:
     return table_dir(settings, MODEL_INPUTS) / f"{model}.json"
 
 
+def damaged_dir(settings: Settings) -> Path:
+    """Where damaged files are moved aside (``damaged/<time>/<their path>``), kept out of the views' way."""
+    return settings.home / "damaged"
+
+
 def lock_path(settings: Settings, name: str) -> Path:
     """The lock file of a table (``layer.table``) or of another named thing written under a lock."""
     return settings.home / "locks" / f"{name}.lock"
