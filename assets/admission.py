@@ -25,7 +25,7 @@ from assets.ingest_log import LOADED
 from assets.parsing import Reason
 from quality.checks import audit
 from quality.results import CheckOutcome
-from warehouse.contracts import Contract
+from schemas.model import Contract
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import PendingPartition, discard_partition
 from warehouse.library import Library

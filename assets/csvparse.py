@@ -9,7 +9,8 @@ inside a field, so a line whose quotes do not close is damaged, not the start of
 
 A parser then states its checks (``required``, ``timestamp``, ``integer``, ``one_of``, or
 its own ``Check``) and ``apply_checks`` sends each line that fails one to the rejects, with
-the reason of the first check it fails."""
+the reason of the first check it fails. The rows take their staging table's types from the
+contract; allowed values come from the contract too (``Contract.allowed_values``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, typed
 from warehouse.library import Library
 from warehouse.textio import UTF8_BOM, LandingFileError, decode, read_bytes
 
@@ -40,11 +41,14 @@ RAW = "raw_text"
 
 @dataclass(frozen=True)
 class CsvLayout:
-    """A landing CSV format: its name and header, and the columns a parser takes from it."""
+    """A landing CSV format: its name and header, the columns a parser takes from it, the staging
+    table its rows go to and the column naming the reader."""
 
     format: str                       # ParseResult.format, e.g. "koha-statistics-csv"
     title: str                        # what people call it, for error messages
     columns: tuple[str, ...]          # the header as the system writes it
+    table: str                        # the staging table of its rows (their columns and types)
+    card: str | None = None           # the reader's card number (None: the format names no reader)
     keep: tuple[str, ...] | None = None  # columns to cut out (None: all); others are never read
 
     @property
@@ -298,13 +302,13 @@ def timestamp(column: str, fmt: str = DATETIME_FORMAT, show: bool = True) -> Che
                  pl.format("column {}: {} is not {}", pl.lit(column), value(column, show), pl.lit(FORMAT_WORDS.get(fmt, fmt))))
 
 
-def parse_integer(column: str, dtype: pl.DataType = pl.Int64) -> pl.Expr:
-    return pl.col(column).cast(dtype, strict=False)
+def parse_integer(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.Int64, strict=False)
 
 
-def integer(column: str, minimum: int | None = 0, dtype: pl.DataType = pl.Int64, show: bool = True) -> Check:
+def integer(column: str, minimum: int | None = 0, show: bool = True) -> Check:
     """A non-empty value that is not a whole number (at least ``minimum``) is ``bad_number``."""
-    number = parse_integer(column, dtype)
+    number = parse_integer(column)
     failed = ~empty(column) & number.is_null()
     words = "a whole number"
     if minimum is not None:
@@ -374,5 +378,5 @@ def parse_csv(path: Path, layout: CsvLayout, checks: list[Check], rows: dict[str
     data, encoding = read_landing(Path(path)) if text is None else text
     split = split_csv(data, encoding, layout, Path(path))
     good, bad = apply_checks(split.fields, checks, rows, library)
-    return ParseResult(rows=good, rejects=all_rejects(split.rejects, bad), encoding=encoding,
+    return ParseResult(rows=typed(good, layout.table), rejects=all_rejects(split.rejects, bad), encoding=encoding,
                        format=layout.format, metadata=dict(split.metadata))

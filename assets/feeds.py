@@ -14,11 +14,10 @@ from typing import Callable
 
 import polars as pl
 
+from assets.cards import CardField
 from assets.parsing import ParseResult
+from schemas.model import contract_for
 from warehouse.library import EZPROXY_FOLDER, Library
-
-DAY = "day"
-MONTH = "month"
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,11 @@ class FileFormat:
 
     pattern: str                 # file name regex; group `key` holds the date or month
     parser: str                  # "module:function" returning a ParseResult
+
+    @property
+    def cards(self) -> CardField | None:
+        """Where its files name the reader: the ``CARDS`` its parser module declares (None: nowhere)."""
+        return importlib.import_module(self.parser.split(":")[0]).CARDS
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,6 @@ class Feed:
     tables: tuple[str, ...]      # staging tables written; the first gets the quarantine
     folder: str                  # under landing/
     pattern: str                 # file name regex; group `key` holds the date or month
-    partitioning: str | None     # DAY, MONTH or None (latest snapshot only)
     parser: str                  # "module:function" returning a ParseResult
     description: str
     extra_frames: tuple[str, ...] = ()   # ParseResult.metadata keys holding tables[1:]
@@ -48,6 +51,11 @@ class Feed:
     # the function called as f(source_file, key, result, file_sha256) and returning the file's rows.
     meta_tables: tuple[tuple[str, str], ...] = ()
     export: str = ""             # what a file of the feed is, in the library's words ("turnstile export")
+
+    @property
+    def partitioning(self) -> str | None:
+        """DAY, MONTH or None (latest snapshot only), as the contract of its staging tables says."""
+        return contract_for(f"staging.{self.tables[0]}").partitioning
 
     @property
     def expected(self) -> str:
@@ -97,44 +105,42 @@ class Feed:
 
 FEEDS: tuple[Feed, ...] = (
     Feed("circulation", "circulation", ("circulation_event",), "circulation",
-         r"statistics_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
+         r"statistics_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.circulation.koha:parse", "Koha statistics export and FOLIO loans (issue, return, renew, local use).",
          export="Koha statistics export or FOLIO loans file",
          more_formats=(FileFormat(r"folio_loans_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
                                   "assets.circulation.folio:parse"),)),
     Feed("holds", "holds", ("hold",), "circulation",
-         r"holds_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
+         r"holds_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.circulation.holds:parse", "Koha holds (reserves) export: the holds placed each day.",
          export="Koha holds (reserves) export"),
     Feed("patrons", "patrons", ("patron",), "patrons",
-         r"patrons_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", None,
+         r"patrons_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.patrons.ils:parse", "ILS patron export (latest snapshot).", export="ILS patron export"),
     Feed("searches", "searches", ("search",), "opac",
-         r"search_history_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
+         r"search_history_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.opac.searches:parse", "OPAC search history.", export="OPAC search history export"),
     Feed("catalogue", "marc", ("bib_record", "item"), "catalogue",
-         r"catalogue_(?P<key>\d{4}-\d{2}-\d{2})\.(mrc|marc|dat|xml)(\.gz)?", None,
+         r"catalogue_(?P<key>\d{4}-\d{2}-\d{2})\.(mrc|marc|dat|xml)(\.gz)?",
          "assets.opac.marc:parse", "MARC21 catalogue export with 952 holdings (latest snapshot).",
          extra_frames=("items",), export="MARC21 or MARCXML catalogue export"),
     Feed("counter", "counter", ("counter_usage",), "counter",
-         r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json|xlsx)(\.gz)?", MONTH,
+         r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json|xlsx)(\.gz)?",
          "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).", export="COUNTER R5/R5.1 report",
          meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
                       ("counter_reports", "assets.eresources.reports:report_rows"))),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
-         r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?", DAY,
+         r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?",
          "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder.",
          export="EZproxy log in its folder's LogFormat"),
     Feed("turnstile", "gates", ("gate_event",), "gates",
-         r"turnstile_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
+         r"turnstile_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.gates.exports:parse_turnstile", "Turnstile events.", export="turnstile export"),
     Feed("gate_counter", "gates", ("gate_count",), "gates",
-         r"counter_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?", DAY,
+         r"counter_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.gates.exports:parse_counter", "Cumulative people-counter export.",
          export="people-counter export"),
 )
-
-SOURCES = tuple(dict.fromkeys(f.source for f in FEEDS))
 
 
 def feed_named(name: str) -> Feed:

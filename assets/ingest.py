@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from assets.admission import refusal_for_file, unrecognised_message
-from assets.feeds import DAY, Feed
+from assets.feeds import Feed
 from assets.ingest_log import (DUPLICATE_FILE, LOADED, REJECTED, SNAPSHOT, UNRECOGNISED, FileLog, delivered_elsewhere,
                                write_ingest_log)
 from assets.parsing import REJECT_SCHEMA, Reason
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
+from schemas.vocabulary import DAY
 from warehouse.lake.files import sha256_of, write_parquet_atomic
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import (PendingPartition, discard_partition, publish_partition, stage_partition,

@@ -15,8 +15,8 @@ from pathlib import Path
 import polars as pl
 
 from assets.feeds import Feed
+from schemas.model import conform, contract_for
 from warehouse.audit import append_chained
-from warehouse.contracts import conform, contract_for
 from warehouse.lake.files import sha256_of
 from warehouse.lake.paths import run_file, run_files, table_dir, table_file
 from warehouse.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from warehouse.contracts import Contract
+from schemas.model import Contract
 
 
 def column_schema(contract: Contract) -> dg.TableSchema:

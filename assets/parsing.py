@@ -3,7 +3,8 @@
 A parser turns one landing file into conformed rows and rejected lines. Every data line
 (or record) of the file ends in exactly one of the two: nothing is dropped silently.
 Rows keep the raw ``card_number`` where the source has one; the ingest step replaces it
-by ``patron_pid`` before anything is stored.
+by ``patron_pid`` before anything is stored. A parser's columns and their types are its
+staging table's, from the contract (``row_schema``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,36 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import polars as pl
+
+from schemas.model import contract_for
+
+
+CARD_NUMBER = "card_number"     # the raw card a parser's row carries; the ingest step pseudonymises it
+# The contract columns a parser leaves to the ingest step: the pseudonym and its key version
+# (in place of the card number), and the file a row came from.
+PSEUDONYM_COLUMNS = ("patron_pid", "pid_key_version")
+SOURCE_FILE = "source_file"
+
+
+def row_schema(table: str) -> dict[str, pl.DataType]:
+    """The columns and polars types of a parser's rows for ``staging.<table>``, in its contract's
+    order: the card number where the contract has the pseudonym, no ``source_file``."""
+    schema: dict[str, pl.DataType] = {}
+    for column in contract_for(f"staging.{table}").columns:
+        if column.name == PSEUDONYM_COLUMNS[0]:
+            schema[CARD_NUMBER] = pl.Utf8()
+        elif column.name not in (*PSEUDONYM_COLUMNS, SOURCE_FILE):
+            schema[column.name] = column.polars_type
+    return schema
+
+
+def typed(rows: pl.DataFrame, table: str) -> pl.DataFrame:
+    """``rows`` in the columns, order and types of ``row_schema(table)``; other columns are a parser's bug."""
+    schema = row_schema(table)
+    if set(rows.columns) != set(schema):
+        raise ValueError(f"rows for staging.{table} have columns {sorted(rows.columns)}; its contract "
+                         f"wants {sorted(schema)}")
+    return rows.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
 class Reason(StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.feeds import DAY, MONTH
+from schemas.vocabulary import DAY, MONTH
 from warehouse.library import Library
 
 

@@ -1,5 +1,7 @@
-"""Reference dimensions built from the library config (days, zones, gates, reader categories)
-and from maintained lists (disciplines and the classification prefixes mapped onto them)."""
+"""Reference dimensions built from the library config (days, zones, gates, reader categories,
+the desk service standard, the sensitive classes), from the library's e-resource cost table, and
+from maintained lists (disciplines and the classification prefixes mapped onto them). The marts
+read the library's settings from these tables, so a setting reaches a figure through its lineage."""
 
 
 import re
@@ -11,7 +13,7 @@ import polars as pl
 import yaml
 
 from assets.table_asset import TableRun, Written, table_asset
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.partitions import write_table_if_changed
 from warehouse.library import Library
 
@@ -86,6 +88,63 @@ def discipline_map_frame(library: Library) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def dim_service_standard_frame(library: Library) -> pl.DataFrame:
+    """What one desk staff member handles in an hour, and the fewest staff a desk has (one row)."""
+    standard = library.service_standard
+    return pl.DataFrame([{"transactions_per_staff_hour": float(standard.transactions_per_staff_hour),
+                          "entries_per_staff_hour": float(standard.entries_per_staff_hour),
+                          "minimum_staff": int(standard.minimum_staff)}])
+
+
+def dim_sensitive_class_frame(library: Library) -> pl.DataFrame:
+    """The CLC class prefixes kept out of reader profiles and recommendations."""
+    return pl.DataFrame({"class_prefix": list(library.sensitive_classes)}, schema={"class_prefix": pl.String})
+
+
+COSTS_FILE = "eresource_costs.yaml"        # beside the library config; optional
+
+
+class CostTableError(ValueError):
+    """The e-resource cost table cannot be read."""
+
+
+def load_costs(path: Path) -> list[dict]:
+    """Yearly costs from ``path`` (`costs: [{level, name, year, cost}]`); none when the file is absent."""
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CostTableError(f"{path}: not valid YAML: {exc}") from None
+    levels = contract_for("core.dim_eresource_cost").column("level").allowed_values
+    rows = []
+    for i, entry in enumerate(data.get("costs") or []):
+        where = f"{path}: `costs[{i}]`"
+        if not isinstance(entry, dict) or set(entry) - {"level", "name", "year", "cost"}:
+            raise CostTableError(f"{where} must be a mapping with level, name, year and cost.")
+        if entry.get("level") not in levels:
+            raise CostTableError(f"{where}.level = {entry.get('level')!r}; use one of {', '.join(levels)}.")
+        if not str(entry.get("name") or "").strip():
+            raise CostTableError(f"{where}.name is empty; give the name as COUNTER reports it.")
+        year, cost = entry.get("year"), entry.get("cost")
+        if not isinstance(year, int) or isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+            raise CostTableError(f"{where}: year must be a year (2025) and cost a number ≥ 0, not {year!r}, {cost!r}.")
+        rows.append({"level": entry["level"], "name": str(entry["name"]).strip(), "year": year, "cost": float(cost)})
+    return rows
+
+
+def costs_file(library: Library) -> Path:
+    """The library's e-resource cost table: beside its config, optional."""
+    return Path(library.source).parent / COSTS_FILE
+
+
+def dim_eresource_cost_frame(library: Library) -> pl.DataFrame:
+    """The yearly cost of each platform, database or title the library lists (none when it lists none)."""
+    rows = [{"level": c["level"], "name": c["name"], "cost_year": c["year"], "cost": c["cost"]}
+            for c in load_costs(costs_file(library))]
+    return pl.DataFrame(rows, schema={"level": pl.String, "name": pl.String, "cost_year": pl.Int64, "cost": pl.Float64})
+
+
 BUILDERS = {
     "dim_date": dim_date_frame,
     "dim_zone": dim_zone_frame,
@@ -93,9 +152,16 @@ BUILDERS = {
     "dim_reader_category": dim_reader_category_frame,
     "dim_discipline": dim_discipline_frame,
     "discipline_map": discipline_map_frame,
+    "dim_service_standard": dim_service_standard_frame,
+    "dim_sensitive_class": dim_sensitive_class_frame,
+    "dim_eresource_cost": dim_eresource_cost_frame,
 }
-# The file each table is built from, when it is not the library config (for lineage).
-SOURCE_FILES = {"dim_discipline": DISCIPLINES_FILE, "discipline_map": DISCIPLINES_FILE}
+
+
+def source_file(table: str, library: Library) -> Path:
+    """The file a reference table is built from (for lineage): the library config, unless named here."""
+    return {"dim_discipline": DISCIPLINES_FILE, "discipline_map": DISCIPLINES_FILE,
+            "dim_eresource_cost": costs_file(library)}.get(table, Path(library.source))
 
 
 def _reference_asset(table: str, frame_of: Callable[[Library], pl.DataFrame]) -> dg.AssetsDefinition:
@@ -107,7 +173,7 @@ def _reference_asset(table: str, frame_of: Callable[[Library], pl.DataFrame]) ->
         return Written(rows=frame.height, bytes=path.stat().st_size, files=1, metadata={"rewritten": written})
 
     return table_asset([contract.qualified_name], build, group="library", kinds={"polars", "parquet"},
-                       source_path=lambda library: str(SOURCE_FILES.get(table, library.source)))
+                       source_path=lambda library: str(source_file(table, library)))
 
 
 def build_reference_assets() -> list[dg.AssetsDefinition]:

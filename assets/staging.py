@@ -14,7 +14,7 @@ from assets.ingest import DeliveryRefused, PartitionOutcome, prepare_partition, 
 from assets.ingest_log import INGEST_LOG, LOADED
 from assets.partitions import partitions_for
 from assets.table_asset import Build, TableRun, Written, table_asset
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.library import Library
 
 # Materialisation metadata: landing files of which nothing was understood (alerted on).

@@ -31,7 +31,7 @@ from quality.checks import check_specs, evaluate, planned_checks
 from quality.results import CheckOutcome
 from quality.rules import rules_for
 from quality.suites import contract_expectations
-from warehouse.contracts import Contract, contract_for
+from schemas.model import Contract, contract_for
 from warehouse.lake.views import refresh_warehouse_views
 from warehouse.library import Library
 from warehouse.settings import Settings

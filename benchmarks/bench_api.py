@@ -34,12 +34,12 @@ from generator import generate  # noqa: E402
 from pipelines.api import ApiLimits, create_app, rows_sql, running  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from pipelines.runner import plan, run_stage  # noqa: E402
+from schemas.model import contract_for  # noqa: E402
+from schemas.roles import visible_columns  # noqa: E402
 from warehouse.access import publish  # noqa: E402
 from warehouse.audit import entries, verify  # noqa: E402
-from warehouse.contracts import contract_for  # noqa: E402
 from warehouse.guard import run_guarded  # noqa: E402
 from warehouse.library import load_library  # noqa: E402
-from warehouse.roles import visible_columns  # noqa: E402
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings  # noqa: E402
 from warehouse.tokens import create_token  # noqa: E402
 

@@ -73,7 +73,7 @@ def build_log(home: Path, lines: int, per_day: int, seed: int) -> int:
 def measure_shuku(home: Path) -> dict:
     from assets.feeds import feed_named
     from assets.ingest import ingest_partition
-    from warehouse.contracts import contract_for
+    from schemas.model import contract_for
     from warehouse.library import load_library
     from warehouse.pseudonym import Pseudonymiser
     from warehouse.settings import Settings

@@ -38,7 +38,7 @@ def _peak_mb() -> float:
 def measure_shuku(home: Path, feed_name: str) -> dict:
     from assets.feeds import feed_named
     from assets.ingest import ingest_partition
-    from warehouse.contracts import contract_for
+    from schemas.model import contract_for
     from warehouse.library import load_library
     from warehouse.pseudonym import Pseudonymiser
     from warehouse.settings import Settings

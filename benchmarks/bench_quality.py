@@ -24,13 +24,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import dagster as dg  # noqa: E402
 
-from assets.feeds import DAY, FEEDS  # noqa: E402
+from assets.feeds import FEEDS  # noqa: E402
 from generator import generate  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from pipelines.runner import plan, run_stage  # noqa: E402
-from quality.checks import CHECKED_LAYERS, SWITCH, evaluate, rows_written  # noqa: E402
+from quality.checks import SWITCH, evaluate, rows_written  # noqa: E402
 from quality.suites import contract_expectations  # noqa: E402
-from warehouse.contracts import load_contracts  # noqa: E402
+from schemas.model import load_contracts  # noqa: E402
+from schemas.vocabulary import DATA_LAYERS, DAY  # noqa: E402
 from warehouse.lake.views import compute_connection  # noqa: E402
 from warehouse.library import load_library  # noqa: E402
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
         import great_expectations  # noqa: F401  (counted apart: paid once per process)
         gx_import = time.perf_counter() - began
 
-        contracts = [c for c in load_contracts().values() if c.layer in CHECKED_LAYERS]
+        contracts = [c for c in load_contracts().values() if c.layer in DATA_LAYERS]
         con = compute_connection(settings)
         checks = floor = checks_cpu = 0.0
         rows_total, failed = 0, []

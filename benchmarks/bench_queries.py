@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from warehouse.access import publish
-    from warehouse.contracts import load_contracts
+    from schemas.model import load_contracts
     from warehouse.guard import guard, open_role_database, run_guarded
     from warehouse.settings import Settings
 

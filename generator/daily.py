@@ -19,7 +19,6 @@ from .population import (CCODES, COURSE_TITLES, COURSES_PER_DISCIPLINE, FIRST_IT
                          Catalogue, Patrons)
 from .scales import Scale
 
-CIRC_TYPES = ("issue", "return", "renew", "localuse")
 UNKNOWN_ITEM_BASE = 9_000_000    # above every real itemnumber
 HOLD_SHARE = 0.35               # readers who place a hold when every copy is out
 COURSE_SHARE = 0.2               # loans in a reader's own discipline that come from a reading list
@@ -189,7 +188,7 @@ def circulation_day(rng: np.random.Generator, day: Day, scale: Scale, library: L
     df = pl.DataFrame({
         "t": hms(secs),
         "branch": pl.Series([b.code for b in library.branches]).gather(cat.item_branch[item]),
-        "type": pl.Series(CIRC_TYPES).gather(kind),
+        "type": pl.Series(vocab.CIRC_TYPES).gather(kind),
         "itemnumber": number,
         "itemtype": pl.Series(ITEM_TYPES).gather(loc),
         "location": pl.Series(LOCATIONS).gather(loc),
@@ -268,8 +267,8 @@ def gates_day(rng: np.random.Generator, day: Day, scale: Scale, library: Library
     card = np.concatenate([patrons.card[visitor], patrons.card[visitor], patrons.card[visitor[deny]]])
     order = np.lexsort((card, direction, time))
     df = pl.DataFrame({"t": hms(time[order]), "gate": gate_codes.gather(gate[order]),
-                       "dir": pl.Series(["IN", "OUT"]).gather(direction[order]),
-                       "card": card[order], "res": pl.Series(["PASS", "DENY"]).gather(result[order])})
+                       "dir": pl.Series(vocab.GATE_DIRECTIONS).gather(direction[order]),
+                       "card": card[order], "res": pl.Series(vocab.GATE_RESULTS).gather(result[order])})
     lines = concat_lines([pl.lit(day.stamp) + pl.col("t"), pl.col("gate"), pl.col("dir"),
                            pl.col("card").cast(pl.Utf8), pl.col("res")], df)
     # What the zone's people counter sees: every PASS, plus people without a card swipe.
@@ -382,7 +381,7 @@ def searches_day(rng: np.random.Generator, day: Day, scale: Scale, patrons: Patr
         "qa": q.gather(a), "qb": pl.Series(np.where(two, q.gather(b).to_numpy(), "")),
         "miss": pl.Series(vocab.QUERY_MISS).gather(rng.integers(0, len(vocab.QUERY_MISS), n)),
         "is_miss": miss,
-        "type": pl.Series(["biblio", "authority"]).gather((rng.random(n) < 0.05).astype(np.int8)),
+        "type": pl.Series(vocab.SEARCH_TYPES).gather((rng.random(n) < 0.05).astype(np.int8)),
         "total": total,
     }).sort("t", "sid", maintain_order=True)
     query = (pl.when(pl.col("is_miss")).then(pl.col("miss"))

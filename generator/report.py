@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-SOURCES = ("circulation", "holds", "patrons", "searches", "marc", "counter", "ezproxy", "gates")
-DEFECT_KINDS = ("malformed_line", "bad_timestamp", "duplicate_row", "truncated_line", "unknown_item",
-                "counter_reset", "bad_record")
-
 
 @dataclass
 class GeneratedFile:

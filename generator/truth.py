@@ -102,8 +102,8 @@ class Truth:
         self._write(f"gates/passages_{date}.parquet", pl.DataFrame({
             "at": _stamps(date, passages["secs"][kept]),
             "zone_code": passages["zone"][kept].astype(str),
-            "direction": np.array(["IN", "OUT"])[passages["direction"][kept]],
-            "result": np.array(["PASS", "DENY"])[passages["result"][kept]],
+            "direction": np.array(vocab.GATE_DIRECTIONS)[passages["direction"][kept]],
+            "result": np.array(vocab.GATE_RESULTS)[passages["result"][kept]],
             "reader": passages["reader"][kept].astype(np.int32),
             "intact": ~damaged,
         }))

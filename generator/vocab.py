@@ -1,9 +1,12 @@
 """Words the synthetic library speaks: colleges and their CLC classes, names, queries,
-publishers and the e-resource platforms. Plain tuples, so every draw is by index."""
+publishers and the e-resource platforms. Plain tuples, so every draw is by index. The codes
+the landing files carry are the ones their staging contracts allow, in the contracts' order."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from schemas.model import contract_for
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,13 @@ QUERY_EN = ("data governance", "machine learning", "deep learning", "quantum", "
 # Queries nobody's catalogue matches: the zero-hit searches.
 QUERY_MISS = ("asdfgh", "tushuguan", "红楼孟", "machin lerning", "qwerty", "数剧治理", "isbn 978-7-302-00000-0")
 
-CATEGORIES = ("UG", "PG", "STAFF", "ALUMNI", "PUBLIC", "ORG")
-CATEGORY_SHARES = (0.52, 0.22, 0.08, 0.14, 0.03, 0.01)
+CATEGORIES = contract_for("staging.patron").allowed_values("category_code")
+CATEGORY_SHARES = (0.52, 0.22, 0.08, 0.14, 0.03, 0.01)   # UG, PG, STAFF, ALUMNI, PUBLIC, ORG
+# Koha statistics types, drawn as 0 issue, 1 return, 2 renew, 3 local use.
+CIRC_TYPES = contract_for("staging.circulation_event").allowed_values("event_type")
+SEARCH_TYPES = contract_for("staging.search").allowed_values("search_type")     # 0 biblio, 1 authority
+GATE_DIRECTIONS = contract_for("staging.gate_event").allowed_values("direction")   # 0 IN, 1 OUT
+GATE_RESULTS = contract_for("staging.gate_event").allowed_values("result")         # 0 PASS, 1 DENY
 # A planted trend for the diagnostic marts: from the second month of a generated range on,
 # this share of the loans of the 经济与管理学院 titles (CLC F, a class of its own) is read as
 # e-books instead, and COUNTER requests for the discipline's e-books grow by as much, so its

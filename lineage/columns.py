@@ -28,7 +28,7 @@ from sqlglot.optimizer.scope import Scope, build_scope, traverse_scope
 
 from lineage.branches import Guard, enter_branch, guards_of, keeps, pending, union_leaves
 from lineage.rows import FILTER, GROUP_BY, JOIN, aggregate_kind, keyed_by, resolve, rows_of
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
 
 DIALECT = "duckdb"
 DIRECT, INDIRECT = "DIRECT", "INDIRECT"

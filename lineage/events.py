@@ -39,7 +39,7 @@ from openlineage.client.facet_v2 import (
 
 from lineage.columns import Edge, model_lineage, prefetch_sql_lineage
 from lineage.mappings import REFERENCE, declared_edges
-from warehouse.contracts import ContractError, contract_for
+from schemas.model import ContractError, contract_for
 from warehouse.settings import REPO_ROOT, Settings
 
 NAMESPACE = "shuku"

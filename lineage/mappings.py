@@ -14,6 +14,7 @@ from lineage.columns import IDENTITY, TRANSFORMATION, Edge
 
 LIBRARY_CONFIG = "library_config"   # input_table of edges whose input is the library config file
 DISCIPLINES = "disciplines"         # ... whose input is the maintained list of disciplines (assets/opac)
+ERESOURCE_COSTS = "eresource_costs"  # ... whose input is the library's e-resource cost table
 
 PSEUDONYM = "HMAC-SHA256 pseudonym of the card number"
 
@@ -117,6 +118,15 @@ REFERENCE: dict[str, tuple[Edge, ...]] = {
         "is_holiday": ("calendar.holidays[]", "day falls in a holiday"),
         "open_hour": (("opening_hours", "calendar.holidays[]"), "opening hour of the weekday, none on holidays"),
         "close_hour": (("opening_hours", "calendar.holidays[]"), "closing hour rounded up, none on holidays")}),
+    "core.dim_service_standard": _edges(LIBRARY_CONFIG, {
+        "transactions_per_staff_hour": ("service_standard.transactions_per_staff_hour", ""),
+        "entries_per_staff_hour": ("service_standard.entries_per_staff_hour", ""),
+        "minimum_staff": ("service_standard.minimum_staff", "")}),
+    "core.dim_sensitive_class": _edges(LIBRARY_CONFIG, {
+        "class_prefix": ("sensitive_classes", "upper case, letters and digits only")}),
+    "core.dim_eresource_cost": _edges(ERESOURCE_COSTS, {
+        "level": ("costs[].level", ""), "name": ("costs[].name", "surrounding spaces removed"),
+        "cost_year": ("costs[].year", ""), "cost": ("costs[].cost", "")}),
     "core.dim_discipline": _edges(DISCIPLINES, {
         "discipline_code": ("disciplines", "keys of the mapping"), "name_zh": ("disciplines.*.zh", ""),
         "name_en": ("disciplines.*.en", "")}),

@@ -12,10 +12,11 @@ import json
 import re
 
 from lineage.trace import LineageGraph, trace
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
+from schemas.vocabulary import DATA_LAYERS, LANDING
 from warehouse.settings import Settings
 
-LAYERS = ("landing", "staging", "core", "marts")
+LAYERS = (LANDING, *DATA_LAYERS)
 # Landing files of one feed differ only by their date: one node per feed file pattern.
 DATE_IN_NAME = re.compile(r"\d{4}-\d{2}(-\d{2})?")
 
@@ -24,7 +25,7 @@ def _node_of(namespace: str, name: str) -> tuple[str, str]:
     """(node name, layer) of a lineage dataset."""
     if namespace.startswith("duckdb://"):
         return name, name.split(".", 1)[0]
-    return DATE_IN_NAME.sub("*", name), "landing"
+    return DATE_IN_NAME.sub("*", name), LANDING
 
 
 def page_data(settings: Settings, figure: str) -> dict:

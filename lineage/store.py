@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 
 from lineage.transport import events_path
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.partitions import write_table
 from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings

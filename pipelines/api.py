@@ -39,11 +39,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipelines.openapi import MEDIA_TYPES, filter_column, openapi_document
+from schemas.model import Contract, load_contracts
 from warehouse.access import role_database
-from warehouse.contracts import Contract, load_contracts
 from warehouse.guard import (DIALECT, GuardDecision, QueryFailed, QueryLimits, QueryRefused, log_access,
                              open_role_database, run_guarded)
-from warehouse.roles import can_see, role_named, visible_columns
+from schemas.roles import can_see, role_named, visible_columns
 from warehouse.settings import Settings
 from warehouse.tokens import ApiToken, authenticate, load_tokens, tokens_path
 

@@ -285,7 +285,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
 def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
     """Run ``query`` through the SQL guard as ``role``; a refusal exits 1 with its reason."""
     from warehouse.guard import QueryFailed, QueryRefused, run_guarded
-    from warehouse.roles import UnknownRole
+    from schemas.roles import UnknownRole
 
     try:
         result = run_guarded(_existing_settings(), query, role)
@@ -305,16 +305,16 @@ def parse(source: str, file: Path) -> None:
     """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
 
     SOURCE is a landing source (circulation, holds, patrons, searches, marc, counter, ezproxy,
-    gates: assets/feeds.py lists them). Card numbers are pseudonymised as they would be in the
+    gates: schemas/vocabulary.py lists them). Card numbers are pseudonymised as they would be in the
     warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined, 2 when
     the file cannot be read.
     """
     import importlib
 
-    from assets.feeds import SOURCES, source_parser
+    from assets.feeds import source_parser
+    from schemas.vocabulary import SOURCES
 
-    # Checked here, not by click: the sources are declared once, with the feeds, whose module
-    # is too heavy to import for every `shuku --help`.
+    # Checked here, not by click: the parsers behind them are too heavy to import for every `shuku --help`.
     if source not in SOURCES:
         raise click.BadParameter(f"{source!r} is not a landing source; use one of {', '.join(SOURCES)}.",
                                  param_hint="SOURCE")

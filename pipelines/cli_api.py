@@ -52,7 +52,7 @@ def token() -> None:
 def token_create(role: str, name: str) -> None:
     """Create a token; its secret is printed once and never stored."""
     from pipelines.cli import _settings, err
-    from warehouse.roles import UnknownRole
+    from schemas.roles import UnknownRole
     from warehouse.tokens import TokenError, create_token
 
     try:

@@ -25,8 +25,8 @@ def contracts() -> None:
 def lint(root: Path | None) -> None:
     """Check naming, types, descriptions, classification and masking; every table has a contract and back."""
     from pipelines.cli import Failed, err
-    from warehouse.contracts import ContractError, load_contracts
-    from warehouse.lint import lint as run_lint
+    from schemas.model import ContractError, load_contracts
+    from schemas.lint import lint as run_lint
 
     try:
         loaded = load_contracts(root) if root else load_contracts()
@@ -46,7 +46,7 @@ def lint(root: Path | None) -> None:
 def docs(out_dir: Path) -> None:
     """Write the data dictionary (Markdown and self-contained HTML) for every table."""
     from pipelines.cli import out
-    from warehouse.docs import write_docs
+    from schemas.dictionary import write_docs
 
     paths = write_docs(out_dir)
     for path in paths:
@@ -59,7 +59,7 @@ def docs(out_dir: Path) -> None:
 def diff(old: Path, new: Path) -> None:
     """Compare two contract files or folders; exit 1 when a change is breaking."""
     from pipelines.cli import Failed, err
-    from warehouse.contract_diff import diff_paths
+    from schemas.diff import diff_paths
 
     try:
         changes = diff_paths(old, new)
@@ -83,7 +83,7 @@ def export(out_dir: Path, home: Path | None) -> None:
     """Write each staging, core and mart contract with a server on this home's Parquet files,
     for `datacontract test` (datacontract-cli) to check the lake against the contracts."""
     from pipelines.cli import _settings, err, out
-    from warehouse.contract_export import export_contracts
+    from warehouse.lake_contracts import export_contracts
     from warehouse.settings import Settings
 
     settings = Settings(home.resolve()) if home else _settings()

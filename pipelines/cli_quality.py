@@ -17,10 +17,10 @@ def _known_table(name: str) -> None:
     import difflib
 
     from pipelines.cli import Unusable
-    from quality.checks import CHECKED_LAYERS
-    from warehouse.contracts import load_contracts
+    from schemas.model import load_contracts
+    from schemas.vocabulary import DATA_LAYERS
 
-    names = [n for n, c in load_contracts().items() if c.layer in CHECKED_LAYERS]
+    names = [n for n, c in load_contracts().items() if c.layer in DATA_LAYERS]
     if name in names or name in {n.split(".", 1)[1] for n in names}:
         return
     bare = {n.split(".", 1)[1]: n for n in names}

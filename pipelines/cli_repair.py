@@ -30,7 +30,7 @@ def _feed_of_table(table: str):
 
 
 def _partition_key(feed, folder_value: str) -> str | None:
-    from assets.feeds import DAY, MONTH
+    from schemas.vocabulary import DAY, MONTH
     if feed.partitioning == DAY:
         return folder_value[:10]
     if feed.partitioning == MONTH:
@@ -42,10 +42,11 @@ def plan_rebuilds(problems) -> tuple[list[Rebuild], list]:
     """Group damaged files by what rebuilds them; also the files nothing can rebuild."""
     import dagster as dg
 
-    from assets.feeds import DAY, MONTH, FEEDS
+    from assets.feeds import FEEDS
     from lineage.store import TABLES as LINEAGE_TABLES
     from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
     from pipelines.runner import Stage
+    from schemas.vocabulary import DAY, MODEL_LAYERS, MONTH
 
     rebuilds: dict[tuple, Rebuild] = {}
     orphans = []
@@ -66,7 +67,7 @@ def plan_rebuilds(problems) -> tuple[list[Rebuild], list]:
         elif layer == "meta":
             feed = next((f for f in FEEDS if table in {t for t, _ in f.meta_tables}), None)
             key = problem.partition_path if feed else None
-        elif layer in ("core", "marts"):
+        elif layer in MODEL_LAYERS:
             asset = dg.AssetKey([layer, table])
             rebuilds.setdefault(("model", problem.table_name), Rebuild(
                 f"{problem.table_name} (its model)", Stage(f"rebuild {problem.table_name}", MODELS_JOB, [asset], None),

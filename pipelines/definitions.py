@@ -13,7 +13,7 @@ import os
 
 import dagster as dg
 
-from assets.feeds import DAY, FEEDS, MONTH, SOURCES
+from assets.feeds import FEEDS
 from assets.marts_python import build_python_mart_assets
 from assets.models.model_assets import build_model_assets
 from assets.privacy_assets import CONSENT_KEY, SWEEP_KEY, privacy_assets, retention_job, retention_schedule
@@ -22,6 +22,7 @@ from assets.reference import build_reference_assets
 from assets.resources import ShukuWarehouse
 from assets.staging import build_staging_assets
 from pipelines.freshness import freshness_sensor
+from schemas.vocabulary import DAY, MONTH, SOURCES
 from warehouse.library import Library, load_library
 from warehouse.settings import Settings
 

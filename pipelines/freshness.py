@@ -14,9 +14,10 @@ import json
 import dagster as dg
 
 from assets.resources import ShukuWarehouse
-from quality.checks import CHECKED_LAYERS, checks_enabled
+from quality.checks import checks_enabled
 from quality.freshness import check_freshness, freshness_rule, library_today
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
+from schemas.vocabulary import DATA_LAYERS
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
 
@@ -27,7 +28,7 @@ def freshness_evaluations(settings: Settings, today: dt.date, known: dict[str, b
     """(evaluations to report, the state after them): one per table whose freshness differs from ``known``
     (table → fresh at the last report). Tables without data or without a freshness SLA are left out."""
     contracts = [c for c in load_contracts().values()
-                 if c.layer in CHECKED_LAYERS and freshness_rule(c) and has_data(settings, c)]
+                 if c.layer in DATA_LAYERS and freshness_rule(c) and has_data(settings, c)]
     if not contracts or not checks_enabled():
         return [], dict(known)
     state, evaluations = dict(known), []

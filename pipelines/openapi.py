@@ -9,7 +9,8 @@ date column's. A caller sees the columns its role may see, so no property is req
 from __future__ import annotations
 
 from quality.freshness import freshness_column
-from warehouse.contracts import Column, Contract
+from schemas.model import Column, Contract
+from schemas.vocabulary import LEVELS
 
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "parquet": "application/vnd.apache.parquet",
                "arrow": "application/vnd.apache.arrow.stream"}
@@ -105,7 +106,7 @@ def openapi_document(contracts: dict[str, Contract], limits) -> dict:
     """The description of the API over ``contracts``, within ``limits`` (pipelines.api.ApiLimits)."""
     column_info = {"type": "object", "required": ["name", "type", "classification"],
                    "properties": {"name": {"type": "string"}, "type": {"type": "string"},
-                                  "classification": {"type": "string", "enum": ["public", "internal", "confidential", "restricted"]},
+                                  "classification": {"type": "string", "enum": list(LEVELS)},
                                   "required": {"type": "boolean"}, "description": {"type": "string"}}}
     freshness = {"type": "object", "properties": {
         "published_at": {"type": "string", "format": "date-time", "nullable": True},

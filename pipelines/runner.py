@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.feeds import DAY, FEEDS, MONTH, Feed
+from assets.feeds import FEEDS, Feed
 from pipelines.definitions import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
+from schemas.vocabulary import DAY, MONTH
 from warehouse.settings import REPO_ROOT, Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

@@ -8,7 +8,8 @@ import datetime as dt
 from pipelines.runner import dagster_instance
 from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
+from schemas.vocabulary import DATA_LAYERS, QUARANTINE, STAGING
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
 
@@ -32,7 +33,7 @@ def table_status(settings: Settings) -> list[dict]:
     rows = []
     try:
         for name, contract in contracts.items():
-            if contract.layer not in ("staging", "core", "marts"):
+            if contract.layer not in DATA_LAYERS:
                 continue
             count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if has_data(settings, contract) else 0
             part = contract.partition_column
@@ -43,8 +44,8 @@ def table_status(settings: Settings) -> list[dict]:
             if newest is not None and contract.freshness_days is not None:
                 stale = is_stale(contract, newest, today)
             quarantined, reasons = None, ""
-            if contract.layer == "staging":
-                source_q = [c for c in contracts.values() if c.layer == "quarantine"]
+            if contract.layer == STAGING:
+                source_q = [c for c in contracts.values() if c.layer == QUARANTINE]
                 quarantined = 0
                 pieces = []
                 for q in source_q:

@@ -27,13 +27,13 @@ from quality.results import CheckOutcome, partition_label, write_results
 from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_context, rule_tables, rules_for,
                            run_rules)
 from quality.suites import ERROR, ContractExpectation, ExpectationResult, contract_expectations, validate_frame, within
-from warehouse.contracts import Contract, contract_for
+from schemas.model import Contract, contract_for
+from schemas.vocabulary import DATA_LAYERS
 from warehouse.lake.paths import partition_date, partition_file, partition_files
 from warehouse.lake.views import compute_connection, create_views, partition_filter, sql_string
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
 
-CHECKED_LAYERS = ("staging", "core", "marts")
 SWITCH = "SHUKU_QUALITY_CHECKS"
 SAMPLE_SIZE = 5
 
@@ -51,7 +51,7 @@ def checks_enabled() -> bool:
 
 def planned_checks(contract: Contract) -> list[PlannedCheck]:
     """Every check of a table, contract rules first, then hand-written rules."""
-    if contract.layer not in CHECKED_LAYERS:
+    if contract.layer not in DATA_LAYERS:
         return []
     fresh = freshness_rule(contract)
     return ([PlannedCheck(e.name, e.description, e.severity) for e in contract_expectations(contract)]
@@ -62,7 +62,7 @@ def planned_checks(contract: Contract) -> list[PlannedCheck]:
 def checked_against(contract: Contract) -> list[str]:
     """Other tables the table's checks compare it with (its foreign keys' dimensions): they must be
     built before the table, or a first run checks against an empty dimension."""
-    if not checks_enabled() or contract.layer not in CHECKED_LAYERS:
+    if not checks_enabled() or contract.layer not in DATA_LAYERS:
         return []
     return sorted({t for rule in rules_for(contract) for t in rule.reads} - {contract.qualified_name})
 
@@ -297,7 +297,7 @@ def run_checks(contract: Contract, settings: Settings, *, run_id: str, partition
     files before they are published, and record nothing (see `audit`). ``audited``: the outcomes
     of that audit on exactly the partitions now published, which are not computed again.
     """
-    if contract.layer not in CHECKED_LAYERS:
+    if contract.layer not in DATA_LAYERS:
         return []
     done = {o.check_name for o in audited or []}
     if pending:

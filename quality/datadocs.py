@@ -132,7 +132,7 @@ def _failing_table(entries: list[tuple[str | None, str, dict]]) -> str:
 
 def _table_page(table: str, state: dict) -> str:
     from quality.checks import planned_checks
-    from warehouse.contracts import contract_for
+    from schemas.model import contract_for
 
     described = {c.name: (c.description, c.severity) for c in planned_checks(contract_for(table))}
     failing = _failing(state)

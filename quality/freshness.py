@@ -15,7 +15,7 @@ import duckdb
 
 from quality.rules import library
 from quality.suites import WARN
-from warehouse.contracts import Contract
+from schemas.model import Contract
 from warehouse.settings import Settings
 
 FRESHNESS = "freshness"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from warehouse.contracts import Contract, contract_for
+from schemas.model import Contract, contract_for
 
 COUNTER_TOTALS = ("Total_Item_Requests", "Total_Item_Investigations")
 PR_DR_TOLERANCE = "prDrTolerance"                 # customProperty of staging.counter_usage

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.paths import table_dir
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings

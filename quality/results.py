@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.paths import run_file, table_dir
 from warehouse.lake.views import refresh_warehouse_views

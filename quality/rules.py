@@ -17,8 +17,8 @@ import duckdb
 
 from quality import reconciliation
 from quality.suites import ERROR, WARN
+from schemas.model import Contract, contract_for
 from warehouse import pseudonym
-from warehouse.contracts import Contract, contract_for
 from warehouse.lake.views import create_views, sql_string
 from warehouse.library import Library, load_library
 from warehouse.pseudonym import Pseudonymiser

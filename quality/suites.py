@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from warehouse.contracts import Column, Contract
+from schemas.model import Column, Contract
 
 ERROR, WARN = "error", "warn"
 WARN_WORDS = {"warn", "warning", "info"}

@@ -7,7 +7,7 @@ import pytest
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
 from quality.checks import audit
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.partitions import discard_partition, publish_partition, stage_partition, write_partition
 from warehouse.lake.paths import checksum_record_path
 from warehouse.lake.views import compute_connection

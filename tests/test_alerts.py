@@ -23,7 +23,7 @@ from pipelines.alerts import CHECK_FAILURE, DELIVERY_FAILED, RUN_FAILURE, Alert,
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.partitions import write_partition
 from warehouse.settings import Settings
 

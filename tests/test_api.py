@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from pipelines.api import ApiLimits, create_app, running
 from pipelines.cli import main
 from tests.published import published_home
+from schemas.model import contract_for
+from schemas.roles import visible_columns
 from warehouse.audit import entries, verify
-from warehouse.contracts import contract_for
 from warehouse.guard import run_guarded
-from warehouse.roles import visible_columns
 from warehouse.tokens import create_token, revoke_token, tokens_path
 
 ROLES = ("public", "analyst", "auditor", "privacy_officer")

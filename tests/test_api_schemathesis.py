@@ -12,7 +12,7 @@ from schemathesis.checks import positive_data_acceptance
 from pipelines.api import ApiLimits, create_app, running
 from pipelines.openapi import openapi_document
 from tests.published import published_home
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
 from warehouse.tokens import create_token
 
 LIMITS = ApiLimits(rate_per_s=10_000, burst=10_000)

@@ -22,7 +22,7 @@ import pytest
 
 from assets.feeds import feed_named
 from generator import generate
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.files import temp_path
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import write_partition

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from schemas import CONTRACTS_DIR
-from warehouse.contract_diff import diff_paths
+from schemas.diff import diff_paths
 
 
 @pytest.fixture

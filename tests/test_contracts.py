@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from assets.catalog import pipeline_tables
-from warehouse.contracts import ContractError, ContractViolation, conform, load_contract, load_contracts
+from schemas.model import ContractError, ContractViolation, conform, load_contract, load_contracts
 
 
 def test_every_contract_loads_and_names_its_table():

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from pipelines.cli import main
 from pipelines.cli_contracts import pipeline_tables
 from schemas import CONTRACTS_DIR
-from warehouse.contracts import load_contract, load_contracts
-from warehouse.lint import lint
+from schemas.lint import lint
+from schemas.model import load_contract, load_contracts
 
 
 def test_real_contracts_are_clean_and_match_what_the_pipeline_writes():

@@ -19,7 +19,7 @@ from generator import generate
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings
 

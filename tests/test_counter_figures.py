@@ -19,12 +19,11 @@ import generator.core as generator_core
 import generator.counter as generator_counter
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
-from assets.marts_eresource import eresource_top_sql
-from assets.marts_python import PYTHON_MARTS, build_mart
 from assets.models.sql_model import discover_models
+from assets.reference import dim_eresource_cost_frame
 from generator import generate, vocab
 from generator.counter import platform_slug
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.partitions import write_table
 from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
@@ -43,16 +42,20 @@ def _load(settings: Settings, library, month: str) -> None:
 
 def _build(settings: Settings, library) -> None:
     """The COUNTER fact and the marts built from it, written as the pipeline writes them."""
-    for name in ("core.fact_counter_usage", "marts.eresource_platform_monthly", "marts.key_figures"):
+    _write(settings, "core.dim_eresource_cost", dim_eresource_cost_frame(library))
+    for name in ("core.fact_counter_usage", "marts.eresource_platform_monthly", "marts.key_figures",
+                 "marts.eresource_top_monthly"):
         con = compute_connection(settings)
         try:
             frame = con.sql(MODELS[name].sql).pl()
         finally:
             con.close()
-        contract = contract_for(name)
-        write_table(settings, contract, conform(frame, contract))
-    top = next(m for m in PYTHON_MARTS if m.name == "eresource_top_monthly")
-    write_table(settings, contract_for(top.qualified_name), build_mart(top, settings, library)[0])
+        _write(settings, name, frame)
+
+
+def _write(settings: Settings, name: str, frame: pl.DataFrame) -> None:
+    contract = contract_for(name)
+    write_table(settings, contract, conform(frame, contract))
 
 
 def _query(settings: Settings, sql: str) -> pl.DataFrame:
@@ -162,8 +165,9 @@ def test_top_lists_take_each_level_from_its_own_report(generated):
 def test_cost_per_use_divides_by_the_platforms_own_requests(generated):
     settings, truth, _, _ = generated
     name = next(n for n in truth if n not in (DR_ONLY.name, TR_ONLY.name))
-    sql = eresource_top_sql([{"level": "platform", "name": name, "year": 2025, "cost": 120_000.0}])
-    row = _query(settings, sql).filter((pl.col("level") == "platform") & (pl.col("name") == name)).row(0, named=True)
+    _write(settings, "core.dim_eresource_cost",
+           pl.DataFrame([{"level": "platform", "name": name, "cost_year": 2025, "cost": 120_000.0}]))
+    row = _query(settings, MODELS["marts.eresource_top_monthly"].sql).filter((pl.col("level") == "platform") & (pl.col("name") == name)).row(0, named=True)
     assert row["cost"] == 10_000.0
     assert row["cost_per_use"] == pytest.approx(10_000.0 / truth[name])
 

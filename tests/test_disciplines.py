@@ -8,7 +8,7 @@ import pytest
 from assets.models.sql_model import check_result_columns, discover_models
 from assets.opac.marc import parse
 from assets.reference import BUILDERS, class_key, discipline_map_frame
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.partitions import write_table
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings

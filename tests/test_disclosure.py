@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from warehouse.contracts import load_contracts
+from schemas.model import load_contracts
 from warehouse.disclosure import suppress
 
 DAY = dt.date(2025, 9, 1)

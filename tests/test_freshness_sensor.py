@@ -11,7 +11,7 @@ from generator import generate
 from pipelines.definitions import DAILY_JOB, build_definitions
 from pipelines.freshness import freshness_evaluations
 from pipelines.runner import QUIET_LOGS
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.settings import Settings
 
 DAY = dt.date(2025, 9, 1)

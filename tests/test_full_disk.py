@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.files import StorageError
 from warehouse.lake.partitions import write_partition
 from warehouse.lake.paths import TMP_PREFIX, checksum_record_path

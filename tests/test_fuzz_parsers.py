@@ -25,7 +25,7 @@ from openpyxl import Workbook
 from assets.feeds import FEEDS, source_parser
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
 from generator import generate
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.library import load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG

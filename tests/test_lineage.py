@@ -25,7 +25,7 @@ from sqlglot import exp
 from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models.sql_model import discover_models
-from assets.reference import BUILDERS, DISCIPLINES_FILE
+from assets.reference import BUILDERS, COSTS_FILE, DISCIPLINES_FILE
 from assets.table_asset import lineage_assertions
 from generator import generate
 from lineage.columns import sql_lineage
@@ -39,9 +39,9 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import evaluate, planned_checks
+from schemas.model import contract_for, load_contracts
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
-from warehouse.contracts import contract_for, load_contracts
 from warehouse.lake.partitions import write_partition
 from warehouse.lake.paths import table_dir
 from warehouse.lake.views import compute_connection
@@ -316,7 +316,7 @@ def test_trace_of_every_mart_and_core_column_ends_at_its_sources(built):
     assets = {".".join(key.path) for key in build_definitions(settings).resolve_asset_graph().materializable_asset_keys}
     tables = {name: c for name, c in load_contracts().items() if c.layer in ("marts", "core") and name in assets}
     assert set(tables) <= set(graph.latest), "every mart and core asset has a completed run"
-    configs = {settings.library_config, DISCIPLINES_FILE}
+    configs = {settings.library_config, DISCIPLINES_FILE, settings.library_config.with_name(COSTS_FILE)}
     sources: dict[str, set[str]] = {}
     for name, contract in tables.items():
         for column in contract.column_names:
@@ -339,6 +339,9 @@ def test_trace_of_every_mart_and_core_column_ends_at_its_sources(built):
             sources[target] = {f["file"] for f in walked["landing_files"]}
     assert sources["marts.space_utilisation.seat_capacity"] == {settings.library_config.name}
     assert sources["core.discipline_map.class_prefix"] == {DISCIPLINES_FILE.name}
+    # the library's settings reach a figure through their reference tables
+    assert COSTS_FILE in sources["marts.eresource_top_monthly.cost_per_use"]
+    assert settings.library_config.name in sources["marts.desk_staffing.staff_needed"]
     assert sources["core.dim_date.weekday"] == {settings.library_config.name}
     # the scheme is the one whose class matched a discipline prefix (the perturbation oracle shows it)
     assert sources["core.dim_title.classification_scheme"] == {"landing/catalogue/catalogue_2025-09-02.mrc",

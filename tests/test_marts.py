@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from assets.feeds import FEEDS
 from assets.forecast import MODEL, NAIVE, backtest, calendar_from
-from assets.marts_python import PYTHON_MARTS, TABLES as PYTHON_TABLES, build_mart, build_python_mart_assets
+from assets.marts_python import TABLES as PYTHON_TABLES, build_python_mart_assets
 from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, dim_date_frame
 from assets.resources import ShukuWarehouse
@@ -25,14 +25,15 @@ from generator.clock import _BUILDING, day_season
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
+from schemas.model import conform, contract_for
 from tests.browser import dump_dom
-from warehouse.contracts import conform, contract_for
 from warehouse.disclosure import suppress
 from warehouse.lake.partitions import write_table
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
 
-SQL_MARTS = {m.name: m for m in discover_models() if m.layer == "marts"}
+MODELS = {m.qualified_name: m for m in discover_models()}
+SQL_MARTS = {m.name: m for m in MODELS.values() if m.layer == "marts"}
 PID = {n: f"{n:064x}" for n in range(1, 40)}
 
 
@@ -58,8 +59,19 @@ def _model(settings: Settings, name: str, write: bool = False) -> pl.DataFrame:
     return frame
 
 
-def _mart(settings: Settings, library, name: str) -> pl.DataFrame:
-    return build_mart(next(m for m in PYTHON_MARTS if m.name == name), settings, library)[0]
+def _catalogue(settings: Settings, classes: dict[str, str]) -> None:
+    """core.dim_title as its model makes it from catalogue records with these CLC class numbers
+    (it decides the discipline and whether a title is in a sensitive class)."""
+    contract = contract_for("staging.bib_record")
+    rows = [{"bib_id": bib, "title": f"Title {bib}", "clc_class": clc, "subjects": [], "source_file": "test.mrc",
+             "source_line": n} for n, (bib, clc) in enumerate(classes.items(), start=1)]
+    write_table(settings, contract, conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract))
+    con = compute_connection(settings)
+    try:
+        frame = con.sql(MODELS["core.dim_title"].sql).pl()
+    finally:
+        con.close()
+    write_table(settings, contract_for("core.dim_title"), frame)
 
 
 def _loan(pid: int, bib: str, at: str, category="UG") -> dict:
@@ -72,7 +84,7 @@ def _loan(pid: int, bib: str, at: str, category="UG") -> dict:
 
 def _title(bib: str, discipline: str, clc: str | None = None) -> dict:
     return {"bib_id": bib, "title": f"Title {bib}", "classification_scheme": "clc", "class_number": clc or discipline,
-            "discipline_code": discipline}
+            "discipline_code": discipline, "is_sensitive": False}
 
 
 @pytest.fixture
@@ -139,9 +151,7 @@ def test_public_key_figures_hide_a_small_month_and_its_partner(home):
 
 @pytest.fixture
 def readers(home):
-    titles = [_title("A", "I"), _title("B", "O"), _title("C", "K"), _title("MED", "R", "R541"),
-              _title("REL", "B", "B94"), _title("PHIL", "B", "B21")]
-    _write(home, "core.dim_title", titles)
+    _catalogue(home, {"A": "I", "B": "O", "C": "K", "MED": "R541", "REL": "B94", "PHIL": "B21"})
     patrons = [{"patron_pid": PID[n], "pid_key_version": 1, "category_code": "UG", "college": "文学院",
                 "enrolment_year": 2023, "profiling_consent": n <= 10} for n in range(1, 14)]
     _write(home, "core.dim_patron", patrons)
@@ -157,14 +167,14 @@ def readers(home):
 
 
 def test_co_borrowing_needs_five_consenting_readers_and_skips_sensitive_classes(readers, library):
-    pairs = _mart(readers, library, "also_borrowed")
+    pairs = _model(readers, "also_borrowed")
     assert pairs.select("bib_id", "also_bib_id", "rank", "readers", "bib_readers").sort("bib_id").rows() == [
         ("A", "B", 1, 6, 10), ("B", "A", 1, 6, 6)]
     assert pairs.filter(pl.col("bib_id") == "A")["confidence"].to_list() == [pytest.approx(0.6)]
 
 
 def test_reader_profiles_only_for_consenting_readers_without_sensitive_classes(readers, library):
-    profiles = _mart(readers, library, "reader_profile")
+    profiles = _model(readers, "reader_profile")
     assert set(profiles["patron_pid"]) == {PID[n] for n in range(1, 11)}
     first = profiles.filter(pl.col("patron_pid") == PID[1]).row(0, named=True)
     assert first["loans"] == 2 and first["top_disciplines"] == "I,O"       # MED (R) and REL (B9) left out

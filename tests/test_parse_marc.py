@@ -71,7 +71,7 @@ def test_marcxml_sample(data_dir, library):
         "bib_id": ["5637241", "12149120"], "title": ["The Great Ray Charles", "The White House"],
         "publication_year": [1957, 1994], "lc_class": ["Atlantic 1259", "F204.W5"],
         "dewey_class": [None, "975.3"],
-    }, schema_overrides={"publication_year": pl.Int32})
+    })
     assert_frame_equal(got, expected)
     assert result.rows.get_column("subjects")[1].to_list()[0] == "White House (Washington, D.C.)"
 

@@ -21,7 +21,7 @@ IDENTIFIERS = ("王", "小明", "xm.wang", "example.edu.cn", "13800001234", "Zha
 
 SCHEMA = {
     "card_number": pl.Utf8, "category_code": pl.Utf8, "college": pl.Utf8, "department": pl.Utf8,
-    "enrolment_year": pl.Int32, "enrolled_date": pl.Date, "profiling_consent": pl.Boolean, "source_line": pl.Int64,
+    "enrolment_year": pl.Int64, "enrolled_date": pl.Date, "profiling_consent": pl.Boolean, "source_line": pl.Int64,
 }
 
 

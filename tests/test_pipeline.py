@@ -12,8 +12,8 @@ from assets.feeds import FEEDS
 from generator import generate
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
+from schemas.model import load_contracts
 from tests.privacy import find_personal_data
-from warehouse.contracts import load_contracts
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
 

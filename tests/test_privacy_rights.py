@@ -22,13 +22,14 @@ from generator import generate
 from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import Stage, plan, run_stage
+from schemas.model import contract_for
 from warehouse.audit import verify as audit_verify
-from warehouse.contracts import contract_for
 from warehouse.guard import QueryRefused, run_guarded
 from warehouse.lake.views import compute_connection
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
-from warehouse.privacy.erasure import ErasureInterrupted, erase, pending, verify
+from warehouse.privacy.erasure import ErasureInterrupted, erase, verify
+from warehouse.privacy.erasure_journal import pending
 from warehouse.privacy.retention import recent_sweeps, sweep
 from warehouse.settings import Settings
 from warehouse.textio import read_text

@@ -8,13 +8,13 @@ import duckdb
 import polars as pl
 import pytest
 
+from schemas.model import load_contracts
+from schemas.roles import level, load_roles, visible_columns
 from tests.published import published_home
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
-from warehouse.contracts import load_contracts
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.paths import PART_FILE, table_dir
 from warehouse.lake.views import compute_connection
-from warehouse.roles import level, load_roles, visible_columns
 from warehouse.settings import Settings
 
 

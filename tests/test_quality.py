@@ -20,7 +20,7 @@ from quality.checks import check_specs, evaluate, planned_checks
 from quality.freshness import is_stale
 from quality.rules import RULES, rule_context, run_rule
 from quality.suites import build_suite, contract_expectations
-from warehouse.contracts import contract_for, load_contract
+from schemas.model import contract_for, load_contract
 from warehouse.lake.partitions import write_partition
 from warehouse.lake.views import compute_connection
 from warehouse.library import load_library

@@ -16,7 +16,7 @@ from pipelines import cli
 from pipelines.cli import main
 from pipelines.definitions import MODELS_JOB, build_definitions
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.partitions import write_partition
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from quality.reconciliation import gate_tolerance, pr_dr_tolerance
 from quality.rules import PHYSICAL_LIMIT_PER_SEAT, RULES, run_rule
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from pipelines.cli import main
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.integrity import ALTERED, TRUNCATED, verify
 from warehouse.lake.files import sha256_of
 from warehouse.lake.partitions import write_partition

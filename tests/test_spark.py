@@ -18,8 +18,8 @@ import sqlglot
 from polars.testing import assert_frame_equal
 
 from assets.models.sql_model import SqlModel, discover_models
+from schemas.model import contract_for
 from tests.published import pipeline_home
-from warehouse.contracts import contract_for
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.spark import register_lake, spark_schema_problems
 

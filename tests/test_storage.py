@@ -6,11 +6,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from warehouse.contracts import load_contracts
-from warehouse.settings import Settings
+from schemas.model import load_contracts
 from warehouse.lake.partitions import write_partition
-from warehouse.lake.paths import table_dir, TMP_PREFIX
+from warehouse.lake.paths import TMP_PREFIX, table_dir
 from warehouse.lake.views import compute_connection, refresh_warehouse_views
+from warehouse.settings import Settings
 
 
 def _gate_counts(day: dt.date, totals: list[int]) -> pl.DataFrame:

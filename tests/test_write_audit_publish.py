@@ -21,7 +21,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import planned_checks, run_checks
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.files import sha256_of
 from warehouse.lake.paths import checksum_record_path
 from warehouse.lake.views import compute_connection

@@ -25,13 +25,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
+from schemas.roles import load_roles, role_named, visible_columns
 from warehouse.disclosure import protects, suppress
 from warehouse.lake.files import flush, put_in_place, write_text_atomic
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import files_digest, partition_stamps
 from warehouse.lake.views import compute_connection, partition_filter, sql_string
-from warehouse.roles import load_roles, role_named, visible_columns
 from warehouse.settings import Settings
 
 

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import polars as pl
 
-from warehouse.contracts import conform, contract_for
+from schemas.model import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic, write_text_atomic
 from warehouse.lake.paths import data_files, table_dir
 from warehouse.settings import Settings

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from warehouse.contracts import Contract
+from schemas.model import Contract
 
 SUPPRESSED = "_suppressed"
 

@@ -41,12 +41,12 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
+from schemas.model import Contract, load_contracts
+from schemas.roles import Role, level, role_named
 from warehouse.access import role_database
 from warehouse.audit import append_chained
-from warehouse.contracts import Contract, load_contracts
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
-from warehouse.roles import Role, level, role_named
 from warehouse.settings import Settings
 
 DIALECT = "duckdb"

@@ -13,12 +13,13 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
+from schemas.vocabulary import DATA_LAYERS, META
 from warehouse.lake.paths import table_dir
 from warehouse.lake.views import has_data, view_sql
 from warehouse.settings import Settings
 
-SPARK_LAYERS = ("staging", "core", "marts", "meta")   # quarantine keys are text that looks like dates
+SPARK_LAYERS = (*DATA_LAYERS, META)   # quarantine keys are text that looks like dates
 
 
 def spark_type(physical_type: str) -> str:

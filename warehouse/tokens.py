@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from schemas.roles import role_named
 from warehouse.lake.files import write_text_atomic
-from warehouse.roles import role_named
 from warehouse.settings import Settings
 
 TOKENS_FILE = "api_tokens.json"

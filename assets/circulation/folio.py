@@ -21,18 +21,15 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected
-from assets.patrons.ils import CATEGORY_CODES
+from assets.cards import CardField, IsCard, LineCards
+from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
+from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
 FORMAT_DOCUMENT = "folio-loans-json"
 FORMAT_LINES = "folio-loans-jsonl"
-ROW_SCHEMA = {
-    "event_at": pl.Datetime("us"), "event_date": pl.Date, "branch_code": pl.Utf8, "event_type": pl.Utf8,
-    "item_number": pl.Int64, "item_type": pl.Utf8, "location": pl.Utf8, "collection_code": pl.Utf8,
-    "category_code": pl.Utf8, "card_number": pl.Utf8, "source_line": pl.Int64,
-}
+TABLE = "circulation_event"
 REQUIRED = ("id", "userId", "itemId", "loanDate", "action")
 RENEWAL_ACTIONS = ("renewed", "renewedThroughOverride")
 # Embedded objects of /circulation/loans that hold names and contacts: never copied to quarantine.
@@ -48,17 +45,22 @@ def looks_like_json(data: bytes) -> bool:
     return head in (b"{", b"[")
 
 
+def _one_loan_per_line(first: str) -> bool:
+    """Whether a file whose first line is ``first`` holds JSON lines of single loans (else one document)."""
+    try:
+        single = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(single, dict) and "loans" not in single
+
+
 def _records(path: Path, text: str) -> tuple[list[tuple[int, object]], str, dict]:
     """(number, loan) pairs — position in ``loans`` or line number — the format, and file facts."""
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise LandingFileError(f"{path}: the file is empty; ask FOLIO for the day's loans again.")
-    try:
-        single = json.loads(first)
-    except json.JSONDecodeError:
-        single = None
-    if isinstance(single, dict) and "loans" not in single:
+    if _one_loan_per_line(first):
         records = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -147,9 +149,54 @@ def _category(loan: dict) -> str | None:
     name = group.get("name") if isinstance(group, dict) else None
     if not name:
         return None
-    if name.upper() not in CATEGORY_CODES:
-        raise RowRejected(Reason.UNKNOWN_CODE, f"patronGroupAtCheckout.name {name!r} is not one of {', '.join(CATEGORY_CODES)}")
+    codes = contract_for(f"staging.{TABLE}").allowed_values("category_code")
+    if name.upper() not in codes:
+        raise RowRejected(Reason.UNKNOWN_CODE, f"patronGroupAtCheckout.name {name!r} is not one of {', '.join(codes)}")
     return name.upper()
+
+
+def card_of(loan) -> str | None:
+    """The reader's card of a loan: its embedded borrower's barcode, else its ``userId``."""
+    if not isinstance(loan, dict):
+        return None
+    borrower = loan.get("borrower") if isinstance(loan.get("borrower"), dict) else {}
+    card = borrower.get("barcode") or loan.get("userId")
+    return None if card in (None, "") else str(card)
+
+
+class LoanBorrower(CardField):
+    """Where a FOLIO loan names its reader (``card_of``): the loans of a document are dropped from it
+    and the document written again; JSON lines are dropped line by line."""
+
+    def without_reader(self, path: Path, data: bytes, is_card: IsCard, library: Library) -> tuple[bytes, int]:
+        text, encoding = decode(data, path)
+        lines = [line.decode(encoding, errors="replace") for line in data.splitlines(keepends=True)]
+        if _one_loan_per_line(next((line for line in lines if line.strip()), "")):
+            return super().without_reader(path, data, is_card, library)
+        doc = json.loads(text)
+        loans = doc if isinstance(doc, list) else doc.get("loans", [])
+        kept = [loan for loan in loans if not is_card(card_of(loan))]
+        if len(kept) == len(loans):
+            return data, 0
+        if isinstance(doc, list):
+            doc = kept
+        else:
+            doc["loans"] = kept
+            if "totalRecords" in doc:
+                doc["totalRecords"] = len(kept)
+        return json.dumps(doc, ensure_ascii=False, indent=2).encode(encoding), len(loans) - len(kept)
+
+    def cards(self, path: Path, lines: list[str], library: Library) -> LineCards:
+        cards: LineCards = []
+        for line in lines:
+            try:
+                cards.append(card_of(json.loads(line)))
+            except json.JSONDecodeError:
+                cards.append(library.card_regex().findall(line))
+        return cards
+
+
+CARDS = LoanBorrower()
 
 
 def _events(loan, points: dict[str, str], library: Library) -> tuple[list[dict], int]:
@@ -163,7 +210,6 @@ def _events(loan, points: dict[str, str], library: Library) -> tuple[list[dict],
     if not isinstance(renewals, int) or renewals < 0:
         raise RowRejected(Reason.BAD_NUMBER, f"renewalCount: {str(renewals)[:20]!r} is not a whole number ≥ 0")
     item = loan.get("item") if isinstance(loan.get("item"), dict) else {}
-    borrower = loan.get("borrower") if isinstance(loan.get("borrower"), dict) else {}
     material = item.get("materialType") if isinstance(item.get("materialType"), dict) else {}
     location = item.get("location") if isinstance(item.get("location"), dict) else {}
     common = {
@@ -173,7 +219,7 @@ def _events(loan, points: dict[str, str], library: Library) -> tuple[list[dict],
         "location": location.get("name") or loan.get("itemEffectiveLocationIdAtCheckOut"),
         "collection_code": None,
         "category_code": _category(loan),
-        "card_number": str(borrower.get("barcode") or loan["userId"]),
+        CARD_NUMBER: card_of(loan),
     }
     times = [("issue", _timestamp("loanDate", loan["loanDate"], library))]
     undated = renewals
@@ -219,5 +265,5 @@ def parse(path: Path, library: Library) -> ParseResult:
     metadata = {**facts, "loans": len(records), "events_on_other_days": other_days,
                 "loans_without_events_on_file_day": loans_without_events,
                 "renewals_without_time": undated_renewals, "file_day": day.isoformat() if day else None}
-    return ParseResult(pl.DataFrame(rows, schema=ROW_SCHEMA), pl.DataFrame(rejects, schema=REJECT_SCHEMA),
+    return ParseResult(pl.DataFrame(rows, schema=row_schema(TABLE)), pl.DataFrame(rejects, schema=REJECT_SCHEMA),
                        encoding, fmt, metadata)

@@ -14,14 +14,18 @@ from pathlib import Path
 import polars as pl
 
 from assets import csvparse as cp
-from assets.parsing import ParseResult
+from assets.cards import CsvCard
+from assets.parsing import CARD_NUMBER, ParseResult
 from warehouse.library import Library
 
 LAYOUT = cp.CsvLayout(
     format="koha-reserves-csv",
     title="Koha holds (reserves) export",
     columns=("timestamp", "reserve_id", "branchcode", "cardnumber", "biblionumber", "itemnumber"),
+    table="hold",
+    card="cardnumber",
 )
+CARDS = CsvCard(LAYOUT.card)
 
 
 def checks(library: Library) -> list[cp.Check]:
@@ -33,7 +37,7 @@ def checks(library: Library) -> list[cp.Check]:
         cp.required("branchcode"),
         cp.one_of("branchcode", (b.code for b in library.branches)),
         # A hold is always some reader's: without the card it cannot be filled.
-        cp.required("cardnumber"),
+        cp.required(LAYOUT.card),
         cp.required("biblionumber"),
         cp.integer("itemnumber", minimum=1),
     ]
@@ -44,11 +48,11 @@ def row_columns() -> dict[str, pl.Expr]:
     return {
         "placed_at": placed_at,
         "event_date": placed_at.dt.date(),
-        "reserve_id": cp.parse_integer("reserve_id").cast(pl.Utf8),
+        "reserve_id": cp.parse_integer("reserve_id"),   # as text, without leading zeros
         "pickup_branch_code": pl.col("branchcode"),
         "bib_id": pl.col("biblionumber").str.strip_chars(),
         "item_number": cp.parse_integer("itemnumber"),
-        "card_number": cp.null_if_empty("cardnumber"),
+        CARD_NUMBER: cp.null_if_empty(LAYOUT.card),
     }
 
 

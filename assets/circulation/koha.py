@@ -11,8 +11,9 @@ from pathlib import Path
 import polars as pl
 
 from assets import csvparse as cp
-from assets.parsing import ParseResult
-from assets.patrons.ils import CATEGORY_CODES
+from assets.cards import CsvCard
+from assets.parsing import CARD_NUMBER, ParseResult
+from schemas.model import contract_for
 from warehouse.library import Library
 
 LAYOUT = cp.CsvLayout(
@@ -20,14 +21,17 @@ LAYOUT = cp.CsvLayout(
     title="Koha circulation statistics export",
     columns=("datetime", "branch", "type", "itemnumber", "itemtype", "location",
              "cardnumber", "ccode", "categorycode"),
+    table="circulation_event",
+    card="cardnumber",
 )
+CARDS = CsvCard(LAYOUT.card)
 
-EVENT_TYPES = ("issue", "return", "renew", "localuse")
 # A loan or renewal belongs to a reader; a return may come anonymised, local use has none.
 CARD_REQUIRED_FOR = ("issue", "renew")
 
 
 def checks(library: Library) -> list[cp.Check]:
+    events = contract_for(f"staging.{LAYOUT.table}")
     is_loan = pl.col("type").is_in(CARD_REQUIRED_FOR)
     return [
         cp.required("datetime"),
@@ -35,12 +39,12 @@ def checks(library: Library) -> list[cp.Check]:
         cp.required("branch"),
         cp.one_of("branch", (b.code for b in library.branches)),
         cp.required("type"),
-        cp.one_of("type", EVENT_TYPES),
+        cp.one_of("type", events.allowed_values("event_type")),
         # Every Koha statistic, local use included, is about one item.
         cp.required("itemnumber"),
         cp.integer("itemnumber", minimum=1),
-        cp.required("cardnumber", when=is_loan, why=" but an issue or renewal needs the reader's card"),
-        cp.one_of("categorycode", CATEGORY_CODES),
+        cp.required(LAYOUT.card, when=is_loan, why=" but an issue or renewal needs the reader's card"),
+        cp.one_of("categorycode", events.allowed_values("category_code")),
     ]
 
 
@@ -56,7 +60,7 @@ def row_columns() -> dict[str, pl.Expr]:
         "location": cp.null_if_empty("location"),
         "collection_code": cp.null_if_empty("ccode"),
         "category_code": cp.null_if_empty("categorycode"),
-        "card_number": cp.null_if_empty("cardnumber"),
+        CARD_NUMBER: cp.null_if_empty(LAYOUT.card),
     }
 
 

@@ -2,10 +2,10 @@
 
 One row per report item × attribute set × metric × month. Empty month cells are
 skipped (COUNTER leaves a cell empty where there was no usage to report; it is not 0).
-The report header goes to ``ParseResult.metadata``; SUSHI exceptions (3030 no usage,
-3031 not ready, 3040 partial data, 3050 parameter not recognised, 3062 invalid
-report attribute …) are recorded there and never raised. An XLSX report is read from its
-first sheet, cell by cell, through the same code as a TSV.
+The report header goes to ``ParseResult.metadata``, in one form whatever the format
+(counter_header.py); SUSHI exceptions (3030 no usage, 3031 not ready, 3040 partial data,
+3050 parameter not recognised, 3062 invalid report attribute …) are recorded there and never
+raised. An XLSX report is read from its first sheet, cell by cell, through the same code as a TSV.
 """
 
 from __future__ import annotations
@@ -20,33 +20,13 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from assets.eresources.counter_header import SPACES, clean_heading, exceptions_from_json, header_of_json, header_of_table
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
-COUNTER_SCHEMA = {
-    "usage_month": pl.Date,
-    "release": pl.Utf8,
-    "report_id": pl.Utf8,
-    "platform": pl.Utf8,
-    "database": pl.Utf8,
-    "title": pl.Utf8,
-    "publisher": pl.Utf8,
-    "doi": pl.Utf8,
-    "isbn": pl.Utf8,
-    "print_issn": pl.Utf8,
-    "online_issn": pl.Utf8,
-    "proprietary_id": pl.Utf8,
-    "uri": pl.Utf8,
-    "data_type": pl.Utf8,
-    "section_type": pl.Utf8,
-    "yop": pl.Utf8,
-    "access_type": pl.Utf8,
-    "access_method": pl.Utf8,
-    "metric_type": pl.Utf8,
-    "usage_count": pl.Int64,
-    "source_line": pl.Int64,
-}
+COUNTER_SCHEMA = row_schema("counter_usage")
+CARDS = None            # COUNTER counts use, never a reader
 # The columns that describe an item and its attributes (everything before the month).
 ITEM_COLUMNS = tuple(COUNTER_SCHEMA)[3:18]
 
@@ -66,23 +46,13 @@ _MONTH_HEADING = re.compile(r"^([A-Za-z]{3})-(\d{4}|\d{2})$")
 # A month heading typed as a date in a spreadsheet reaches us as `2022-01-01`.
 _MONTH_ISO = re.compile(r"^(\d{4})-(\d{2})(?:-01)?$")
 ZIP_MAGIC = b"PK\x03\x04"
-# Report_Filters that have their own header field (Reporting_Period, Metric_Types).
-FILTERS_SHOWN_ELSEWHERE = ("Begin_Date", "End_Date", "Metric_Type")
-_SPACES = re.compile(r"\s+")
-_EXCEPTION = re.compile(r"^\s*(\d{4})\s*:\s*([^(]*?)\s*(?:\((.*)\))?\s*$")
-_PERIOD_RANGE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)\s*to\s*(\d{4}-\d{2}(?:-\d{2})?)")
-
-
-def _key(heading: str) -> str:
-    """A header name without the stray spaces some reports carry (`Reporting_ Period_Total`)."""
-    return _SPACES.sub("", heading.lstrip("\ufeff"))
 
 
 def _value(column: str, raw) -> str | None:
     if raw is None:
         return None
     text = str(raw)
-    text = _SPACES.sub("", text) if column in IDENTIFIERS else text.strip()
+    text = SPACES.sub("", text) if column in IDENTIFIERS else text.strip()
     return text or None
 
 
@@ -103,76 +73,6 @@ def _month_of_period(value: str) -> dt.date:
     """`2022-01`, `2022-01-01` → 2022-01-01 (raises ValueError otherwise)."""
     year, month = value.strip()[:7].split("-")
     return dt.date(int(year), int(month), 1)
-
-
-def _exceptions_from_text(text: str) -> list[dict]:
-    """Tabular `Exceptions` cell: `3030: No Usage Available for Requested Dates (data); …`."""
-    found = []
-    for part in re.split(r";\s*(?=\d{4}\s*:)", text or ""):
-        if not part.strip():
-            continue
-        m = _EXCEPTION.match(part)
-        if m:
-            found.append({"code": int(m.group(1)), "message": m.group(2), "data": m.group(3)})
-        else:
-            found.append({"code": None, "message": part.strip(), "data": None})
-    return found
-
-
-def _exceptions_from_json(items) -> list[dict]:
-    if isinstance(items, dict):
-        items = [items]
-    found = []
-    for e in items or ():
-        if isinstance(e, dict):
-            code = e.get("Code")
-            found.append({"code": int(code) if str(code).isdigit() else code,
-                          "message": e.get("Message"), "data": e.get("Data"), "severity": e.get("Severity")})
-    return found
-
-
-def _values(value, separators: str = "|") -> list[str]:
-    """A header value as a list: a JSON list, or text with ``separators`` between the values."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else re.split(f"[{re.escape(separators)}]", str(value))
-    return [s for s in (str(v).strip() for v in items) if s]
-
-
-def _name_values(raw) -> dict[str, list[str]]:
-    """Report_Filters or Report_Attributes → {name: [values]}, from any of their three forms.
-
-    Tabular `Name=a|b; Other=c`, R5 JSON `[{"Name": …, "Value": "a|b"}]`, R5.1 JSON `{"Name": ["a", "b"]}`.
-    """
-    if isinstance(raw, str):
-        pairs = (p.split("=", 1) for p in raw.split(";") if "=" in p)
-    elif isinstance(raw, list):
-        pairs = ((f.get("Name"), f.get("Value")) for f in raw if isinstance(f, dict))
-    elif isinstance(raw, dict):
-        pairs = raw.items()
-    else:
-        pairs = ()
-    return {_key(str(name)): values for name, value in pairs if name and (values := _values(value))}
-
-
-def _institution_ids(raw) -> str | None:
-    """`ISNI:1234…; Proprietary:pub:9` from tabular text, R5 `[{Type, Value}]` or R5.1 `{Type: [values]}`."""
-    if isinstance(raw, list):
-        ids = [f"{i.get('Type')}:{i.get('Value')}" for i in raw if isinstance(i, dict)]
-    elif isinstance(raw, dict):
-        ids = [f"{kind}:{v}" for kind, values in raw.items() for v in _values(values)]
-    else:
-        ids = _values(raw, ";")
-    return "; ".join(ids) or None
-
-
-def _period_from_text(text: str) -> dict:
-    """Both R5 syntaxes: `Begin_Date=2022-01-01; End_Date=2022-12-31` and `2017-01-01 to 2017-06-30`."""
-    parts = dict(p.split("=", 1) for p in (s.strip() for s in text.split(";")) if "=" in p)
-    if "Begin_Date" in parts or "End_Date" in parts:
-        return {"begin": parts.get("Begin_Date", "").strip() or None, "end": parts.get("End_Date", "").strip() or None}
-    m = _PERIOD_RANGE.search(text)
-    return {"begin": m.group(1), "end": m.group(2)} if m else {"begin": None, "end": None}
 
 
 class _Rows:
@@ -260,8 +160,8 @@ def _parse_tabular(path: Path, rows: Iterable[tuple[int, list[str]]], encoding: 
             if header:
                 break           # the blank row that ends the header block
             continue
-        key = _key(cells[0])
-        if "Metric_Type" in (_key(c) for c in cells):
+        key = clean_heading(cells[0])
+        if "Metric_Type" in (clean_heading(c) for c in cells):
             headings = row      # a report without its blank row: the headings came first
             break
         header[key] = cells[1] if len(cells) > 1 else ""
@@ -274,24 +174,13 @@ def _parse_tabular(path: Path, rows: Iterable[tuple[int, list[str]]], encoding: 
     if headings is None:
         headings = []
     release, report_id = header.get("Release", ""), header["Report_ID"]
-    metadata = {
-        "release": release, "report_id": report_id, "report_name": header.get("Report_Name"),
-        "institution_name": header.get("Institution_Name"),
-        "institution_id": _institution_ids(header.get("Institution_ID")),
-        "created": header.get("Created"), "created_by": header.get("Created_By"),
-        "reporting_period": _period_from_text(header.get("Reporting_Period", "")),
-        "metric_types": _values(header.get("Metric_Types"), ";|"),
-        "report_filters": _name_values(header.get("Report_Filters", "")),
-        "report_attributes": _name_values(header.get("Report_Attributes", "")),
-        "exceptions": _exceptions_from_text(header.get("Exceptions", "")),
-        "header": header,
-    }
+    metadata = header_of_table(header)
     # Map each heading to an item column or a month; Reporting_Period_Total and
     # attributes we do not keep (Publisher_ID, Parent_* …) are ignored.
     item_at: list[tuple[int, str]] = []
     month_at: list[tuple[int, dt.date, str]] = []
     for i, heading in enumerate(headings):
-        key = _key(heading)
+        key = clean_heading(heading)
         if key in HEADINGS and HEADINGS[key] not in (c for _, c in item_at):
             item_at.append((i, HEADINGS[key]))
         elif (month := _month_of_heading(key)) is not None:
@@ -341,7 +230,7 @@ def _item_ids(raw) -> dict[str, str]:
     pairs = raw.items() if isinstance(raw, dict) else ((i.get("Type"), i.get("Value")) for i in raw or () if isinstance(i, dict))
     ids = {}
     for kind, value in pairs:
-        col = HEADINGS.get(_key(str(kind)))
+        col = HEADINGS.get(clean_heading(str(kind)))
         if col in IDENTIFIERS and col not in ids and (v := _value(col, value)):
             ids[col] = v
     return ids
@@ -354,7 +243,7 @@ def _parse_json(path: Path, text: str, encoding: str) -> ParseResult:
         raise LandingFileError(f"{path}: is not valid JSON ({exc}); fetch the SUSHI report again.") from None
     if isinstance(doc, list) or (isinstance(doc, dict) and "Report_Header" not in doc and "Code" in doc):
         # A SUSHI server answers with bare exceptions when there is no report to give.
-        exceptions = _exceptions_from_json(doc)
+        exceptions = exceptions_from_json(doc)
         if exceptions and all(e["code"] is not None for e in exceptions):
             meta = {"release": None, "report_id": None, "exceptions": exceptions, "header": {}}
             return _Rows().result(encoding, "counter-sushi-json", meta)
@@ -364,20 +253,7 @@ def _parse_json(path: Path, text: str, encoding: str) -> ParseResult:
             "fetch the report again from the platform's SUSHI endpoint.")
     head = doc["Report_Header"]
     release, report_id = str(head.get("Release", "")), str(head.get("Report_ID", ""))
-    filters = _name_values(head.get("Report_Filters"))
-    metadata = {
-        "release": release, "report_id": report_id, "report_name": head.get("Report_Name"),
-        "institution_name": head.get("Institution_Name"),
-        "institution_id": _institution_ids(head.get("Institution_ID")),
-        "created": head.get("Created"), "created_by": head.get("Created_By"),
-        "reporting_period": {"begin": next(iter(filters.get("Begin_Date", ())), None),
-                             "end": next(iter(filters.get("End_Date", ())), None)},
-        "metric_types": filters.get("Metric_Type", []),
-        "report_filters": {k: v for k, v in filters.items() if k not in FILTERS_SHOWN_ELSEWHERE},
-        "report_attributes": _name_values(head.get("Report_Attributes")),
-        "exceptions": _exceptions_from_json(head.get("Exceptions")),
-        "header": head,
-    }
+    metadata = header_of_json(head)
     out = _Rows()
     for number, item in enumerate(doc.get("Report_Items") or (), 1):
         try:

@@ -13,7 +13,9 @@ from pathlib import PurePosixPath
 import polars as pl
 
 from assets.parsing import ParseResult
+from schemas.model import contract_for
 
+TABLE = "meta.counter_exceptions"
 # Release 5 severities (Release 5.1 dropped the field); used when a report does not say.
 SEVERITY = {3030: "Error", 3031: "Error", 3032: "Warning", 3040: "Warning", 3050: "Warning",
             3060: "Warning", 3061: "Warning", 3062: "Warning", 3063: "Warning"}
@@ -45,6 +47,4 @@ def exception_rows(source_file: str, key: str, result: ParseResult, file_sha256:
             "message": None if exc.get("message") is None else str(exc["message"]),
             "data": None if exc.get("data") is None else str(exc["data"]),
         })
-    return pl.DataFrame(rows, schema={
-        "usage_month": pl.Date, "source_file": pl.Utf8, "release": pl.Utf8, "report_id": pl.Utf8,
-        "platform": pl.Utf8, "code": pl.Int64, "severity": pl.Utf8, "message": pl.Utf8, "data": pl.Utf8})
+    return pl.DataFrame(rows, schema=contract_for(TABLE).polars_schema())

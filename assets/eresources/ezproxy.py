@@ -17,29 +17,14 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 import yaml
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
+from assets.cards import CardField, LineCards
+from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import DEFAULT_LOG_FORMAT, Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
 PLATFORMS_FILE = Path(__file__).with_name("platforms.yaml")
-
-EZPROXY_SCHEMA = {
-    "accessed_at": pl.Datetime("us"),
-    "event_date": pl.Date,
-    "client_network": pl.Utf8,
-    "card_number": pl.Utf8,
-    "session_id": pl.Utf8,
-    "method": pl.Utf8,
-    "url": pl.Utf8,
-    "host": pl.Utf8,
-    "path": pl.Utf8,
-    "status": pl.Int32,
-    "bytes": pl.Int64,
-    "platform": pl.Utf8,
-    "is_static": pl.Boolean,
-    "is_failed": pl.Boolean,
-    "source_line": pl.Int64,
-}
+EZPROXY_SCHEMA = row_schema("ezproxy_access")
+USER = "user"      # the group of `%u`, the reader's card number
 
 # Requests for page furniture, not for content.
 STATIC_PATH = r"(?i)\.(?:png|jpe?g|gif|bmp|ico|svg|webp|tiff?|css|js|mjs|map|woff2?|ttf|otf|eot)$"
@@ -50,7 +35,7 @@ _DIRECTIVES = {
     "h": ("client", r"\S+", r"[^\"]*"),
     "a": ("client", r"\S+", r"[^\"]*"),
     "l": (None, r"\S+", r"[^\"]*"),
-    "u": ("user", r"\S+", r"[^\"]*"),
+    "u": (USER, r"\S+", r"[^\"]*"),
     "t": ("time", r"\[[^\]]*\]", r"\[[^\]]*\]"),
     "r": ("request", r"(?P<method>[A-Za-z]+) (?P<url>\S+)(?: \S+)?", r"(?P<method>[A-Za-z]+) (?P<url>[^\" ]+)(?: [^\"]*)?"),
     "s": ("status", r"\d{3}|-", r"\d{3}|-"),
@@ -197,6 +182,24 @@ def _log_format_of(path: Path, library: Library) -> tuple[str, str, str]:
             f"of the ezproxy.cfg that wrote the logs in landing/{key}")
 
 
+class LogUser(CardField):
+    """The `%u` field of the LogFormat of a log's landing folder."""
+
+    def cards(self, path: Path, lines: list[str], library: Library) -> LineCards:
+        pattern = re.compile(compile_log_format(_log_format_of(path, library)[0]))
+        cards: LineCards = []
+        for line in lines:
+            match = pattern.match(line.rstrip("\r\n"))
+            if match and USER in pattern.groupindex:
+                cards.append(match.group(USER))
+            else:
+                cards.append(library.card_regex().findall(line))
+        return cards
+
+
+CARDS = LogUser()
+
+
 def parse(path: Path, library: Library, log_format: str | None = None) -> ParseResult:
     """Accesses from one EZproxy log; lines that do not match the LogFormat are rejected."""
     path = Path(path)
@@ -245,13 +248,14 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     ipv4_net = client.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
     rows = good.with_columns(url_parts=url.str.extract_groups(URL_PARTS)).with_columns(
         accessed_at=pl.col("accessed_at").dt.convert_time_zone(library.timezone).dt.replace_time_zone(None),
-        card_number=pl.col("user").replace("-", None) if "user" in names else pl.lit(None, pl.Utf8),
+        **{CARD_NUMBER: pl.col(USER).replace("-", None) if USER in names else pl.lit(None, pl.Utf8)},
         session_id=(pl.col("session").replace({"-": None, "": None}) if "session" in names
                     else pl.lit(None, pl.Utf8)),
         method=method,
         url=url,
         host=host_from_url.str.to_lowercase(),
-        status=pl.col("status").cast(pl.Int32, strict=False) if "status" in names else pl.lit(None, pl.Int32),
+        status=(pl.col("status").cast(EZPROXY_SCHEMA["status"], strict=False) if "status" in names
+                else pl.lit(None, EZPROXY_SCHEMA["status"])),
         bytes=(pl.col("bytes").replace("-", "0").cast(pl.Int64, strict=False).fill_null(0)
                if "bytes" in names else pl.lit(0, pl.Int64)),
         client_network=pl.when(ipv4_net.is_not_null()).then(ipv4_net + ".0/24")
@@ -287,6 +291,6 @@ def summarise(result: ParseResult) -> dict:
         "static": int(rows.get_column("is_static").sum()),
         "failed": int(rows.get_column("is_failed").sum()),
         "rejected": dict(result.rejects.group_by("reason").len().sort("reason").iter_rows()),
-        "distinct_users": rows.get_column("card_number").drop_nulls().n_unique(),
+        "distinct_users": rows.get_column(CARD_NUMBER).drop_nulls().n_unique(),
         "platforms": dict(platforms.iter_rows()),
     }

@@ -13,14 +13,9 @@ import polars as pl
 
 from assets.eresources.exceptions import report_platform
 from assets.parsing import ParseResult
+from schemas.model import contract_for
 
-REPORTS_SCHEMA = {
-    "usage_month": pl.Date, "source_file": pl.Utf8, "file_sha256": pl.Utf8, "release": pl.Utf8,
-    "report_id": pl.Utf8, "report_name": pl.Utf8, "platform": pl.Utf8, "institution_name": pl.Utf8,
-    "institution_id": pl.Utf8, "created": pl.Utf8, "created_by": pl.Utf8, "reporting_period_begin": pl.Utf8,
-    "reporting_period_end": pl.Utf8, "metric_types": pl.Utf8, "report_filters": pl.Utf8,
-    "report_attributes": pl.Utf8, "exceptions_count": pl.Int64,
-}
+TABLE = "meta.counter_reports"
 
 
 def _text(value) -> str | None:
@@ -47,4 +42,4 @@ def report_rows(source_file: str, key: str, result: ParseResult, file_sha256: st
         "report_attributes": _json(meta.get("report_attributes")),
         "exceptions_count": len(meta.get("exceptions") or ()),
     }
-    return pl.DataFrame([row], schema=REPORTS_SCHEMA)
+    return pl.DataFrame([row], schema=contract_for(TABLE).polars_schema())

@@ -13,7 +13,9 @@ from pathlib import Path
 import polars as pl
 
 from assets import csvparse as cp
-from assets.parsing import ParseResult
+from assets.cards import CsvCard
+from assets.parsing import CARD_NUMBER, ParseResult
+from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.textio import LandingFileError
 
@@ -21,29 +23,31 @@ TURNSTILE = cp.CsvLayout(
     format="turnstile-csv",
     title="turnstile event export",
     columns=("time", "gate", "direction", "card", "result"),
+    table="gate_event",
+    card="card",
 )
 COUNTER = cp.CsvLayout(
     format="people-counter-csv",
     title="people-counter export",
     columns=("timestamp", "sensor", "in_total", "out_total"),
+    table="gate_count",
 )
-
-DIRECTIONS = ("IN", "OUT")
-RESULTS = ("PASS", "DENY")
+CARDS = CsvCard(TURNSTILE.card, COUNTER.card)
 
 
 def turnstile_checks(library: Library) -> list[cp.Check]:
+    events = contract_for(f"staging.{TURNSTILE.table}")
     return [
         cp.required("time"),
         cp.timestamp("time"),
         cp.required("gate"),
         cp.one_of("gate", library.gate_zone()),
         cp.required("direction"),
-        cp.one_of("direction", DIRECTIONS),
+        cp.one_of("direction", events.allowed_values("direction")),
         cp.required("result"),
-        cp.one_of("result", RESULTS),
+        cp.one_of("result", events.allowed_values("result")),
         # A gate opens for a card; a denial may come from an unreadable card.
-        cp.required("card", when=pl.col("result") == "PASS", why=" but the gate let someone through"),
+        cp.required(TURNSTILE.card, when=pl.col("result") == "PASS", why=" but the gate let someone through"),
     ]
 
 
@@ -55,7 +59,7 @@ def turnstile_columns() -> dict[str, pl.Expr]:
         "gate_code": pl.col("gate"),
         "direction": pl.col("direction"),
         "result": pl.col("result"),
-        "card_number": cp.null_if_empty("card"),
+        CARD_NUMBER: cp.null_if_empty(TURNSTILE.card),
     }
 
 

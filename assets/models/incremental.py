@@ -26,7 +26,7 @@ import dagster as dg
 
 from assets.models.sql_model import SqlModel, check_result_columns
 from quality.results import partition_label
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.files import write_text_atomic
 from warehouse.lake.partitions import (files_digest, parquet_rows, partition_stamps, remove_partitions, remove_table,
                                        write_query_partitions, write_query_table)

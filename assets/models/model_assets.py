@@ -6,7 +6,7 @@ from assets.models.incremental import build_model
 from assets.models.sql_model import SqlModel, discover_models
 from assets.table_asset import TableRun, Written, table_asset
 from quality.checks import checked_against
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 
 
 def _model_asset(model: SqlModel) -> dg.AssetsDefinition:

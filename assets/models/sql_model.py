@@ -10,10 +10,10 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from warehouse.contracts import ContractViolation, contract_for
+from schemas.model import ContractViolation, contract_for
+from schemas.vocabulary import MODEL_LAYERS
 
 MODELS_DIR = Path(__file__).resolve().parent
-LAYERS = ("core", "marts")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class SqlModel:
 
 def discover_models(root: Path = MODELS_DIR) -> list[SqlModel]:
     models = []
-    for layer in LAYERS:
+    for layer in MODEL_LAYERS:
         for path in sorted((root / layer).glob("*.sql")):
             models.append(SqlModel(layer, path.stem, path, path.read_text(encoding="utf-8")))
     return models

@@ -17,37 +17,13 @@ import polars as pl
 from pymarc import MARCReader, Record, parse_xml_to_array
 from pymarc.exceptions import FatalReaderError
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from warehouse.library import Library
 from warehouse.textio import UTF8_BOM, LandingFileError, read_bytes
 
-BIB_SCHEMA = {
-    "bib_id": pl.Utf8,
-    "title": pl.Utf8,
-    "author": pl.Utf8,
-    "publisher": pl.Utf8,
-    "publication_year": pl.Int32,
-    "language": pl.Utf8,
-    "isbn": pl.Utf8,
-    "issn": pl.Utf8,
-    "clc_class": pl.Utf8,
-    "lc_class": pl.Utf8,
-    "dewey_class": pl.Utf8,
-    "subjects": pl.List(pl.Utf8),
-    "source_line": pl.Int64,
-}
-
-ITEM_SCHEMA = {
-    "item_number": pl.Int64,
-    "barcode": pl.Utf8,
-    "bib_id": pl.Utf8,
-    "home_branch": pl.Utf8,
-    "location": pl.Utf8,
-    "call_number": pl.Utf8,
-    "item_type": pl.Utf8,
-    "acquired_date": pl.Date,
-    "source_line": pl.Int64,
-}
+BIB_SCHEMA = row_schema("bib_record")
+ITEM_SCHEMA = row_schema("item")
+CARDS = None            # a catalogue names no reader
 
 RECORD_TERMINATOR = b"\x1d"
 SUBJECT_SEPARATOR = "\x1f"     # the MARC subfield delimiter: never inside a subfield value
@@ -256,7 +232,7 @@ def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]
     # a list column built row by row from Python lists costs more than the whole extraction.
     bib = dict(cols.bib, subjects=[SUBJECT_SEPARATOR.join(s) for s in cols.bib["subjects"]])
     bibs = pl.DataFrame(bib, schema=dict(BIB_SCHEMA, subjects=pl.Utf8)).with_columns(
-        pl.when(pl.col("subjects") == "").then(pl.lit([], pl.List(pl.Utf8)))
+        pl.when(pl.col("subjects") == "").then(pl.lit([], BIB_SCHEMA["subjects"]))
         .otherwise(pl.col("subjects").str.split(SUBJECT_SEPARATOR)).alias("subjects"))
     items = pl.DataFrame(cols.items, schema=ITEM_SCHEMA)
     rejects = pl.DataFrame(cols.rejects, schema=REJECT_SCHEMA)

@@ -12,16 +12,19 @@ from pathlib import Path
 import polars as pl
 
 from assets import csvparse as cp
-from assets.parsing import ParseResult
+from assets.cards import CsvCard
+from assets.parsing import CARD_NUMBER, ParseResult
+from schemas.model import contract_for
 from warehouse.library import Library
 
 LAYOUT = cp.CsvLayout(
     format="koha-search-history-csv",
     title="OPAC search history export",
     columns=("time", "sessionid", "cardnumber", "query_desc", "type", "total"),
+    table="search",
+    card="cardnumber",
 )
-
-SEARCH_TYPES = ("biblio", "authority")
+CARDS = CsvCard(LAYOUT.card)
 
 
 def checks() -> list[cp.Check]:
@@ -32,7 +35,7 @@ def checks() -> list[cp.Check]:
         # A search without its text says nothing about what readers look for.
         cp.required("query_desc"),
         cp.required("type"),
-        cp.one_of("type", SEARCH_TYPES),
+        cp.one_of("type", contract_for(f"staging.{LAYOUT.table}").allowed_values("search_type")),
         cp.required("total"),
         cp.integer("total", minimum=0),
     ]
@@ -50,7 +53,7 @@ def row_columns() -> dict[str, pl.Expr]:
         "searched_at": searched_at,
         "event_date": searched_at.dt.date(),
         "session_id": pl.col("sessionid"),
-        "card_number": cp.null_if_empty("cardnumber"),
+        CARD_NUMBER: cp.null_if_empty(LAYOUT.card),
         "query_text": pl.col("query_desc"),
         "query_normalised": normalise(pl.col("query_desc")),
         "search_type": pl.col("type"),

@@ -14,7 +14,9 @@ from pathlib import Path
 import polars as pl
 
 from assets import csvparse as cp
-from assets.parsing import ParseResult
+from assets.cards import CsvCard
+from assets.parsing import CARD_NUMBER, ParseResult
+from schemas.model import contract_for
 from warehouse.library import Library
 
 LAYOUT = cp.CsvLayout(
@@ -22,22 +24,23 @@ LAYOUT = cp.CsvLayout(
     title="ILS patron export",
     columns=("cardnumber", "surname", "firstname", "categorycode", "college", "department",
              "enrolment_year", "email", "phone", "dateenrolled", "profiling_consent"),
+    table="patron",
+    card="cardnumber",
     keep=("cardnumber", "categorycode", "college", "department", "enrolment_year",
           "dateenrolled", "profiling_consent"),
 )
-
-# Reader categories: undergraduate, postgraduate, staff, alumni, public reader, organisation.
-CATEGORY_CODES = ("UG", "PG", "STAFF", "ALUMNI", "PUBLIC", "ORG")
+CARDS = CsvCard(LAYOUT.card)
 CONSENT = {"Y": True, "N": False}
 
 
 def checks() -> list[cp.Check]:
     # Values of a patron line are never quoted in a detail: a shifted column could be a name.
     return [
-        cp.required("cardnumber"),
+        cp.required(LAYOUT.card),
         cp.required("categorycode"),
-        cp.one_of("categorycode", CATEGORY_CODES, show=False),
-        cp.integer("enrolment_year", minimum=1900, dtype=pl.Int32, show=False),
+        # Reader categories: undergraduate, postgraduate, staff, alumni, public reader, organisation.
+        cp.one_of("categorycode", contract_for(f"staging.{LAYOUT.table}").allowed_values("category_code"), show=False),
+        cp.integer("enrolment_year", minimum=1900, show=False),
         cp.timestamp("dateenrolled", cp.DATE_FORMAT, show=False),
         cp.one_of("profiling_consent", CONSENT, show=False),
     ]
@@ -45,11 +48,11 @@ def checks() -> list[cp.Check]:
 
 def row_columns() -> dict[str, pl.Expr]:
     return {
-        "card_number": pl.col("cardnumber"),
+        CARD_NUMBER: pl.col(LAYOUT.card),
         "category_code": pl.col("categorycode"),
         "college": cp.null_if_empty("college"),
         "department": cp.null_if_empty("department"),
-        "enrolment_year": cp.parse_integer("enrolment_year", pl.Int32),
+        "enrolment_year": cp.parse_integer("enrolment_year"),
         "enrolled_date": cp.parse_datetime("dateenrolled", cp.DATE_FORMAT),
         "profiling_consent": pl.col("profiling_consent").replace_strict(CONSENT, default=None, return_dtype=pl.Boolean),
     }

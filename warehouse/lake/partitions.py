@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.contracts import Contract
+from schemas.model import Contract
 from warehouse.lake.files import (clean_temp_files, fsync_dir, os_error_in, put_in_place, sha256_of, storage_error,
                                   write_atomic, write_beside, write_parquet, write_parquet_atomic)
 from warehouse.lake.locks import table_lock

@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from warehouse.contracts import Contract
+from schemas.model import Contract
+from schemas.vocabulary import DAY, QUARANTINE
 from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
@@ -26,7 +27,6 @@ TMP_PREFIX = ".tmp-"
 CHECKSUMS_TABLE = "meta.file_checksums"
 # What each SQL model was last built from (lake/meta/model_inputs/<layer.table>.json).
 MODEL_INPUTS = "meta.model_inputs"
-QUARANTINE = "quarantine"
 
 
 def relative(settings: Settings, path: Path | str) -> str:
@@ -74,7 +74,7 @@ def data_files(settings: Settings, table: Contract | str) -> Iterator[Path]:
 
 def partition_date(key: str, partitioning: str) -> dt.date:
     """The date a partition key stands for, as its folder is named: a day, or a month's first day."""
-    return dt.date.fromisoformat(key if partitioning == "day" else f"{key}-01")
+    return dt.date.fromisoformat(key if partitioning == DAY else f"{key}-01")
 
 
 def quarantine_file(settings: Settings, source: str, table: str, key: str) -> Path:

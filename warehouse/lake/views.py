@@ -17,7 +17,8 @@ import time
 
 import duckdb
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
+from schemas.vocabulary import QUARANTINE
 from warehouse.lake.paths import data_files, partition_file, relative, table_dir
 from warehouse.settings import Settings
 
@@ -78,7 +79,7 @@ def view_sql(settings: Settings, contract: Contract, days: list[str] | None = No
                 f"[{listed}], hive_partitioning = true, hive_types = {{{types}}}, union_by_name = true)")
     if days is None and has_data(settings, contract):
         hive_cols = [c for c in contract.columns if c.partitioned]
-        if contract.layer == "quarantine":
+        if contract.layer == QUARANTINE:
             hive = "hive_partitioning = true, hive_types = {'staging_table': VARCHAR, 'partition_key': VARCHAR}"
         elif hive_cols:
             types = ", ".join(f"'{c.name}': {c.physical_type}" for c in hive_cols)

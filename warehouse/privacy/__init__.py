@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
+from schemas.model import conform, contract_for
 from warehouse.audit import CHAINED, append_chained
-from warehouse.contracts import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.paths import log_file
 from warehouse.pseudonym import Pseudonymiser

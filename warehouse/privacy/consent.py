@@ -14,7 +14,7 @@ import datetime as dt
 
 import polars as pl
 
-from warehouse.contracts import contract_for
+from schemas.model import contract_for
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings

@@ -16,22 +16,16 @@ Steps, in order, each recorded in a journal in the restricted area as it complet
               removed or redacted (so `shuku audit verify` accepts them); the journal is then deleted
 
 There is no stored pseudonym mapping to erase: ``patron_pid`` is an HMAC of the card number,
-recomputed when needed. The journal holds the pseudonym (never the card) while the erasure
-runs, in the 0700 restricted area, so ``--resume`` can finish it; it is deleted at the end.
-The ledger keeps neither: only SHA-256 of the pseudonym with a per-home secret salt.
+recomputed when needed. The request, its journal and its salted hash: erasure_journal.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import gzip
 import hashlib
 import json
-import os
-import re
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -40,29 +34,21 @@ import polars as pl
 
 from warehouse.access import publish
 from warehouse.audit import CHAINED, ERASED_COLUMN
-from warehouse.lake.files import write_bytes_atomic, write_parquet_atomic, write_text_atomic
+from warehouse.lake.files import write_bytes_atomic, write_parquet_atomic
 from warehouse.lake.partitions import record_checksum
 from warehouse.lake.paths import TMP_PREFIX, data_files, table_dir, table_of_file
 from warehouse.lake.views import refresh_warehouse_views, sql_string
 from warehouse.library import load_library
 from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
+from warehouse.privacy.erasure_journal import STEPS, ErasureError, Reader, pending, start, write_journal
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
 
 LEDGER_TABLE = "meta.erasure_ledger"
-SALT_FILE = "erasure.salt"
-JOURNAL_DIR = "erasure"
-REDACTED = "[erased]"
-STEPS = ("landing", "lake", "consent", "text", "models", "publish", "ledger")
-PID = re.compile(r"^[0-9a-f]{64}$")
 
 # (landing file, its decompressed bytes, is-this-card-the-reader) → (new bytes, lines removed)
 LandingRewriter = Callable[[Path, bytes, Callable[[str], bool]], tuple[bytes, int]]
-
-
-class ErasureError(RuntimeError):
-    """An erasure cannot start or go on; the message says why and what to do."""
 
 
 class ErasureInterrupted(RuntimeError):
@@ -76,71 +62,6 @@ class ErasureHooks:
     landing_files: Callable[[Settings], list[Path]]
     rewrite_landing: LandingRewriter
     rebuild_models: Callable[[Settings, set[str]], list[str]]
-
-
-@dataclass
-class Reader:
-    """The reader being erased: the pseudonym, and the card only if given (kept in memory)."""
-
-    pid: str
-    card: str | None = None
-    _pid_of: Callable[[str], str] | None = None
-    _seen: dict[str, bool] = field(default_factory=dict)
-
-    def is_card(self, card: str | None) -> bool:
-        """Whether ``card`` (a parsed card field) is this reader's, by its pseudonym."""
-        if not card:
-            return False
-        card = card.strip()
-        if card not in self._seen:
-            self._seen[card] = self._pid_of(card) == self.pid
-            if self._seen[card]:
-                self.card = card
-        return self._seen[card]
-
-    def needles(self) -> list[str]:
-        return [n for n in (self.pid, self.card) if n]
-
-    def holds(self, text: str | None, card_pattern: re.Pattern[str]) -> bool:
-        """Whether ``text`` names the reader: the pseudonym, or a card token of this reader."""
-        if not text:
-            return False
-        return self.pid in text or any(self.is_card(m.group(0)) for m in card_pattern.finditer(text))
-
-    def redact(self, text: str | None, card_pattern: re.Pattern[str]) -> str | None:
-        if not text:
-            return text
-        text = text.replace(self.pid, REDACTED)
-        return card_pattern.sub(lambda m: REDACTED if self.is_card(m.group(0)) else m.group(0), text)
-
-
-def home_salt(settings: Settings) -> bytes:
-    """The home folder's secret salt for request hashes (a 0600 file, made on first use)."""
-    path = settings.secrets_dir / SALT_FILE
-    if not path.exists():
-        settings.ensure()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    return bytes.fromhex(path.read_text().strip())
-
-
-def request_hash(settings: Settings, pid: str) -> str:
-    return hashlib.sha256(home_salt(settings) + pid.encode("utf-8")).hexdigest()
-
-
-def journal_dir(settings: Settings) -> Path:
-    return settings.restricted / JOURNAL_DIR
-
-
-def pending(settings: Settings) -> list[Path]:
-    """Journals of erasures that started and did not finish."""
-    folder = journal_dir(settings)
-    return sorted(folder.glob("*.json")) if folder.exists() else []
-
-
-def _write_json(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, default=str), mode=0o600)
 
 
 def _sha256(data: bytes) -> str:
@@ -166,7 +87,7 @@ class Erasure:
         return self.state["steps"][step]["result"]
 
     def _save(self) -> None:
-        _write_json(self.path, self.state)
+        write_journal(self.path, self.state)
 
     def run(self, stop_after: int | None = None) -> dict:
         for number, step in enumerate(STEPS, 1):
@@ -355,26 +276,6 @@ class Erasure:
                ERASED_COLUMN: sorted(self.state.get("log_entries_erased", []))}
         append_rows(self.settings, LEDGER_TABLE, [row], now)
         self.state["ledger_row"] = row
-
-
-def start(settings: Settings, *, card: str | None = None, pid: str | None = None,
-          requested_by: str | None = None) -> tuple[Path, Reader]:
-    """Open the journal of a new erasure (or find the pending one for the same reader)."""
-    if (card is None) == (pid is None):
-        raise ErasureError("name the reader by --card CARD or by --pid PID (one of them).")
-    pseudo = pseudonymiser(settings)
-    if pid is not None and not PID.match(pid):
-        raise ErasureError("--pid: expected 64 lowercase hexadecimal characters (a patron_pid); "
-                           "copy it from the warehouse, or give --card instead.")
-    pid = pid or pseudo.pid(card)
-    digest = request_hash(settings, pid)
-    path = journal_dir(settings) / f"{digest[:16]}.json"
-    if not path.exists():
-        steps = {s: {"done": False, "result": {}} for s in STEPS}
-        _write_json(path, {"request_hash": digest, "pid": pid, "requested_with": "card" if card else "pid",
-                           "requested_by": requested_by or getpass.getuser(), "started_at": utc_now().isoformat(),
-                           "steps": steps, "ledger_row": None})
-    return path, Reader(pid, card, pseudo.pid)
 
 
 def erase(settings: Settings, hooks: ErasureHooks, *, card: str | None = None, pid: str | None = None,

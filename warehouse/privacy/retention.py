@@ -20,8 +20,9 @@ from typing import Iterable, Protocol
 
 import polars as pl
 
+from schemas.model import Contract, contract_for, load_contracts
+from schemas.vocabulary import DATA_LAYERS
 from warehouse.access import publish_afresh_next_time
-from warehouse.contracts import Contract, contract_for, load_contracts
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.partitions import record_checksum
 from warehouse.lake.paths import partition_files, table_file
@@ -124,7 +125,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
                                      key, cutoff, days, None))
     touched = []
     for contract in load_contracts().values():
-        if contract.layer not in ("staging", "core", "marts") or "patron_pid" not in contract.column_names:
+        if contract.layer not in DATA_LAYERS or "patron_pid" not in contract.column_names:
             continue
         days = retention_days(contract)
         if days is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from warehouse.contracts import Contract, load_contracts
+from schemas.model import Contract, load_contracts
 from warehouse.guard import ACCESS_LOG
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL

@@ -38,6 +38,7 @@ matched as (
         k.bib_id,
         k.scheme,
         k.class_number,
+        k.class_key,
         p.discipline_code,
         row_number() over (
             partition by k.bib_id
@@ -48,6 +49,20 @@ matched as (
         on p.scheme = k.scheme
         and k.looks_like_scheme
         and starts_with(k.class_key, p.class_prefix)
+),
+
+sensitive as (
+    -- a title in a class kept out of reader profiles and recommendations: its CLC class
+    -- number, or its discipline, starts with a prefix the library lists
+    select
+        m.bib_id,
+        max(case when (m.scheme = 'clc' and starts_with(m.class_key, s.class_prefix))
+                      or starts_with(m.discipline_code, s.class_prefix)
+                 then 1 else 0 end) = 1 as is_sensitive
+    from matched as m
+    cross join core.dim_sensitive_class as s
+    where m.rank = 1
+    group by m.bib_id
 ),
 
 final as (
@@ -61,9 +76,11 @@ final as (
         r.isbn,
         m.scheme as classification_scheme,
         m.class_number,
-        m.discipline_code
+        m.discipline_code,
+        coalesce(sensitive.is_sensitive, false) as is_sensitive
     from records as r
     left join matched as m on m.bib_id = r.bib_id and m.rank = 1
+    left join sensitive on sensitive.bib_id = r.bib_id
 )
 
 select * from final

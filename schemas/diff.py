@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.contracts import Column, Contract, load_contract
-from warehouse.roles import level
+from schemas.model import Column, Contract, load_contract
+from schemas.roles import level
 
 PII_ORDER = ("none", "quasi", "direct")
 

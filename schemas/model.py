@@ -20,8 +20,8 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
 from schemas import CONTRACTS_DIR
+from schemas.vocabulary import LAYERS, LEVELS, PARTITIONINGS
 
-LEVELS = ("public", "internal", "confidential", "restricted")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when the wheel has it
 
 # DuckDB physical type → polars dtype. The one mapping between the two engines.
@@ -80,7 +80,7 @@ class Contract:
     description: str
     owner: str
     columns: tuple[Column, ...]
-    partitioning: str | None          # "day", "month" or None
+    partitioning: str | None          # DAY, MONTH or None (schemas.vocabulary)
     freshness_days: float | None
     retention_years: float | None
     path: Path
@@ -100,6 +100,13 @@ class Contract:
             if col.name == name:
                 return col
         raise KeyError(f"{self.qualified_name} has no column {name!r}")
+
+    def allowed_values(self, name: str) -> tuple[str, ...]:
+        """The values column ``name`` may take (its ``invalidValues`` rule): what parsers accept and generators draw."""
+        allowed = self.column(name).allowed_values
+        if allowed is None:
+            raise KeyError(f"{self.qualified_name}.{name} lists no allowed values; add an invalidValues rule to {self.path.name}")
+        return allowed
 
     @property
     def partition_column(self) -> Column | None:
@@ -157,6 +164,11 @@ def load_contract(path: Path) -> Contract:
     obj = model.schema_[0]
     top = _custom(model.customProperties)
     layer = str(top.get("layer") or path.parent.name)
+    if layer not in LAYERS:
+        raise ContractError(f"{path}: at `customProperties.layer`: {layer!r} is not one of {', '.join(LAYERS)}.")
+    if top.get("partitioning") not in (None, *PARTITIONINGS):
+        raise ContractError(f"{path}: at `customProperties.partitioning`: {top['partitioning']!r} is not one of "
+                            f"{', '.join(PARTITIONINGS)} (or absent, for a table kept as one snapshot).")
     if obj.physicalName != f"{layer}.{obj.name}":
         raise ContractError(f"{path}: at `schema[0].physicalName`: expected {layer}.{obj.name!r}, "
                             f"found {obj.physicalName!r}.")

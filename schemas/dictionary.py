@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from warehouse.contracts import Contract, load_contracts
-from warehouse.roles import load_roles, roles_seeing
+from schemas.model import Contract, load_contracts
+from schemas.roles import load_roles, roles_seeing
 
 COLUMN_HEADERS = ("column", "type", "required", "classification", "pii", "masking", "roles that see it", "description")
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0 2em}"

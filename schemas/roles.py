@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from schemas import CONTRACTS_DIR
-from warehouse.contracts import LEVELS, Column, Contract
+from schemas.model import Column, Contract
+from schemas.vocabulary import LAYERS, LEVELS
 
 ROLES_FILE = CONTRACTS_DIR / "roles.yaml"
 
@@ -52,6 +53,10 @@ def load_roles(path: Path = ROLES_FILE) -> dict[str, Role]:
         if spec.get("clearance") not in LEVELS:
             raise ValueError(f"{path}: at `roles.{name}.clearance`: {spec.get('clearance')!r} is not one of "
                              f"{', '.join(LEVELS)}.")
+        unknown = [layer for layer in spec.get("layers") or () if layer not in LAYERS]
+        if unknown:
+            raise ValueError(f"{path}: at `roles.{name}.layers`: {', '.join(map(repr, unknown))} not one of "
+                             f"{', '.join(LAYERS)}.")
         roles[name] = Role(name=name, clearance=spec["clearance"], layers=tuple(spec.get("layers") or ()),
                            description=spec.get("description", ""),
                            suppress_small_cells=bool(spec.get("suppress_small_cells", False)))

@@ -1,56 +1,12 @@
-"""The e-resource top 10 per month by platform, database and title, with cost per use from the
-library's cost table (`eresource_costs.yaml` beside the library config)."""
-
-from pathlib import Path
-
-import yaml
-
-from assets.sql_literals import number_literal as _number, text_literal as _text, values_cte as _values
-
-COSTS_FILE = "eresource_costs.yaml"        # beside the library config; optional
-COST_LEVELS = ("platform", "database", "title")
-
-
-class CostTableError(ValueError):
-    """The e-resource cost table cannot be read."""
-
-
-def load_costs(path: Path) -> list[dict]:
-    """Yearly costs from ``path`` (`costs: [{level, name, year, cost}]`); none when the file is absent."""
-    if not path.exists():
-        return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CostTableError(f"{path}: not valid YAML: {exc}") from None
-    rows = []
-    for i, entry in enumerate(data.get("costs") or []):
-        where = f"{path}: `costs[{i}]`"
-        if not isinstance(entry, dict) or set(entry) - {"level", "name", "year", "cost"}:
-            raise CostTableError(f"{where} must be a mapping with level, name, year and cost.")
-        if entry.get("level") not in COST_LEVELS:
-            raise CostTableError(f"{where}.level = {entry.get('level')!r}; use one of {', '.join(COST_LEVELS)}.")
-        if not str(entry.get("name") or "").strip():
-            raise CostTableError(f"{where}.name is empty; give the name as COUNTER reports it.")
-        year, cost = entry.get("year"), entry.get("cost")
-        if not isinstance(year, int) or isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
-            raise CostTableError(f"{where}: year must be a year (2025) and cost a number ≥ 0, not {year!r}, {cost!r}.")
-        rows.append({"level": entry["level"], "name": str(entry["name"]).strip(), "year": year, "cost": float(cost)})
-    return rows
-
-
-def eresource_top_sql(costs: list[dict]) -> str:
-    cost_rows = [(_text(c["level"]), _text(c["name"]), str(c["year"]), _number(c["cost"])) for c in costs]
-    return f"""-- E-resource top 10 per month by platform, database and title, each list from one report of a
+-- E-resource top 10 per month by platform, database and title, each list from one report of a
 -- platform and month, as the reports count the same use at different grains and adding them
 -- counts it twice or three times. Platforms: marts.eresource_platform_monthly (PR, else DR,
 -- TR, IR; the order is explained there). Databases: the Database Report (DR, else its
 -- standard view DR_D1). Titles: the Title Report (TR, else its largest standard view, TR_J3,
 -- TR_B1…). Access_Method Regular only (TDM is kept apart, as in the standard views). EZproxy
--- accesses sit beside the platforms; cost per use is a month's share of the yearly cost.
-with {_values("costs", [("level", "varchar"), ("name", "varchar"), ("cost_year", "bigint"), ("cost", "double")], cost_rows)},
-
-usage as (
+-- accesses sit beside the platforms; cost per use is a month's share of the yearly cost
+-- (core.dim_eresource_cost, from the library's eresource_costs.yaml).
+with usage as (
     select
         usage_month,
         case when report_id in ('DR', 'DR_D1') then 'database'
@@ -169,10 +125,9 @@ final as (
     from ranked
     left join proxy
         on proxy.usage_month = ranked.usage_month and proxy.platform = ranked.name and ranked.level = 'platform'
-    left join costs
+    left join core.dim_eresource_cost as costs
         on costs.level = ranked.level and costs.name = ranked.name and costs.cost_year = year(ranked.usage_month)
     where ranked.rank <= 10
 )
 
 select * from final
-"""

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Iterable
 
 from schemas import CONTRACTS_DIR
-from warehouse.contracts import Contract
-from warehouse.roles import level
+from schemas.model import Contract
+from schemas.roles import level
 
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 INTEGER_TYPES = {"BIGINT", "INTEGER"}
