@@ -1,14 +1,14 @@
 """Every table the pipeline writes, from the code that writes it: the list contracts are checked against."""
 
-from warehouse.storage import CHECKSUMS_TABLE
 from assets.feeds import FEEDS
-from assets.ingest import INGEST_LOG
+from assets.ingest_log import INGEST_LOG
 from assets.marts_python import TABLES as PYTHON_MARTS
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS
 from lineage.store import TABLES as LINEAGE_TABLES
 from quality.results import RESULTS_TABLE
 from warehouse.guarded import ACCESS_LOG
+from warehouse.lake.paths import CHECKSUMS_TABLE
 from warehouse.privacy.consent import CONSENT_TABLE
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG

@@ -10,56 +10,37 @@ and not loaded again; re-running a partition with the same files reloads them.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
+from assets.admission import refusal_for_file, unrecognised_message
 from assets.feeds import Feed
+from assets.ingest_log import (DUPLICATE_FILE, LOADED, REJECTED, SNAPSHOT, UNRECOGNISED, FileLog, delivered_elsewhere,
+                               write_ingest_log)
+from assets.parsing import REJECT_SCHEMA, Reason
 from schemas.model import conform, contract_for
 from schemas.vocabulary import DAY
-from warehouse.storage import partition_date
-from assets.parsing import Reason, REJECT_SCHEMA
-from warehouse.audit import append_chained
+from warehouse.lake.files import sha256_of, write_parquet_atomic
+from warehouse.lake.locks import table_lock
+from warehouse.lake.partitions import (PendingPartition, discard_partition, publish_partition, stage_partition,
+                                       write_file_with_checksum)
+from warehouse.lake.paths import keyed_file, partition_date, quarantine_file, restricted_quarantine_file
 from warehouse.library import Library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, PendingPartition, discard_partition, partition_path, publish_partition,
-                               record_checksum, sha256_of, stage_partition, table_dir, table_lock,
-                               write_parquet_atomic)
 from warehouse.textio import LandingFileError
 
-INGEST_LOG = "meta.ingest_log"
 LINEAGE_COLUMNS = ("source_file", "source_line")
-LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
-# Not loaded: the delivery failed its audit (too many lines quarantined, a blocking check), or
-# nothing of the file was understood (no row and no rejected line).
-REJECTED, UNRECOGNISED = "rejected", "unrecognised"
 # Sources whose raw lines are personal data through and through: kept only in the restricted area.
 RESTRICTED_RAW = {"patrons"}
 
 
 class ParserFailure(RuntimeError):
     """A parser raised on a file instead of quarantining its bad rows (a bug to report)."""
-
-
-@dataclass
-class FileLog:
-    source_file: str
-    file_sha256: str
-    file_bytes: int
-    file_format: str
-    file_encoding: str
-    rows_read: Counter = field(default_factory=Counter)        # per staging table
-    rows_loaded: Counter = field(default_factory=Counter)
-    rows_quarantined: Counter = field(default_factory=Counter)
-    rows_duplicate: Counter = field(default_factory=Counter)
-    file_status: str = LOADED
-    duplicate_of: str | None = None    # the file delivered first with the same bytes
 
 
 @dataclass
@@ -77,6 +58,11 @@ class PartitionOutcome:
     bytes_written: dict[str, int] = field(default_factory=dict)   # Parquet bytes written to each staging table
     refused: str | None = None      # why the new partition was not published (the stored one stays)
     staged: "Staged | None" = None  # written beside the stored data, until `settle_partition`
+
+    @property
+    def pending(self) -> dict[str, PendingPartition]:
+        """Its staged partition of each staging table, until it is settled."""
+        return self.staged.pending if self.staged is not None else {}
 
     @property
     def unrecognised_files(self) -> list[str]:
@@ -101,69 +87,6 @@ class Staged:
 class DeliveryRefused(RuntimeError):
     """A delivery was not loaded (its lines were mostly quarantined, or a blocking check failed on
     its rows); the stored partitions are as they were."""
-
-
-file_checksum = sha256_of   # a landing file's SHA-256 and size, as for the lake's files
-
-
-# Ingest-log file → (mtime, [(sha256, source_file)] it loaded): a backfill reads each file once.
-_LOADED_CACHE: dict[Path, tuple[int, list[tuple[str, str]]]] = {}
-
-
-def _loaded_in(path: Path) -> list[tuple[str, str]] | None:
-    """(sha256, file) loaded by one run of a partition; None when the run loaded nothing there
-    (every file rejected or unrecognised: the partition holds an earlier run's files)."""
-    stamp = path.stat().st_mtime_ns
-    cached = _LOADED_CACHE.get(path)
-    if cached is None or cached[0] != stamp:
-        frame = pl.read_parquet(path)
-        refused = False
-        if "file_status" in frame.columns:     # logs written before the column existed loaded every file
-            refused = frame.height > 0 and frame.get_column("file_status").is_in([REJECTED, UNRECOGNISED]).all()
-            frame = frame.filter(pl.col("file_status") == LOADED)
-        cached = (stamp, None if refused else list(set(frame.select("file_sha256", "source_file").iter_rows())))
-        _LOADED_CACHE[path] = cached
-    return cached[1]
-
-
-def _latest_loaded(folder: Path) -> list[tuple[str, str]]:
-    """What the partition's stored files were loaded from: its latest run that was not refused."""
-    for path in sorted(folder.glob("run-*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
-        loaded = _loaded_in(path)
-        if loaded is not None:
-            return loaded
-    return []
-
-
-def delivered_elsewhere(settings: Settings, feed: Feed, key: str) -> dict[str, str]:
-    """sha256 → file, for the files now loaded in the feed's other partitions (their latest run).
-
-    The partition being loaded is left out: its stored rows are about to be replaced.
-    """
-    base = settings.lake / "meta" / "ingest_log" / feed.name
-    found: dict[str, str] = {}
-    if not base.exists():
-        return found
-    for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name != key):
-        for sha, source in _latest_loaded(folder):
-            found.setdefault(sha, source)
-    return found
-
-
-def snapshot_is_loaded(settings: Settings, feed: Feed) -> bool:
-    """Whether a snapshot feed's newest landing file is what its staging tables hold: the feed's
-    latest ingest loaded a file of that name with the same SHA-256, and every table's file is there.
-
-    A nightly run then leaves the snapshot alone (a university's catalogue takes more than a
-    minute to parse); a changed, renamed or newer export, or a missing table, loads it again."""
-    files = feed.files_for(settings.landing, None)
-    base = settings.lake / "meta" / "ingest_log" / feed.name / "all"
-    if feed.partitioning is not None or not files or not base.exists():
-        return False
-    if not all((table_dir(settings, contract_for(f"staging.{t}")) / PART_FILE).exists() for t in feed.tables):
-        return False
-    sha, _ = file_checksum(files[0])
-    return (sha, str(files[0].relative_to(settings.landing))) in _latest_loaded(base)
 
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
@@ -203,8 +126,6 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
     the ingest log), so a file delivered twice within a run is loaded once. The caller holds the
     feed's table locks until the partition is settled.
     """
-    from assets.admission import refusal_for_file, unrecognised_message
-
     files = feed.files_for(settings.landing, key)
     key_text = key or ""
     if not files:
@@ -217,13 +138,13 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
     meta_frames = {t: [] for t, _ in feed.meta_tables}
     rejects: list[pl.DataFrame] = []
     logs: list[FileLog] = []
-    first_with = delivered_elsewhere(settings, feed, key_text or "all")
+    first_with = delivered_elsewhere(settings, feed, key_text or SNAPSHOT)
     for sha, source in (earlier or {}).items():
         first_with.setdefault(sha, source)
     refusals: list[str] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))
-        sha, size = file_checksum(path)
+        sha, size = sha256_of(path)
         original = first_with.setdefault(sha, relative)
         try:
             result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
@@ -340,12 +261,12 @@ def settle_partition(settings: Settings, feed: Feed, outcome: PartitionOutcome, 
     files as ``rejected``, beside the quarantine of the partition it did not replace); the
     feed's meta tables change only with a published partition.
     """
-    staged, key = outcome.staged, outcome.key or "all"
+    staged, key = outcome.staged, outcome.key or SNAPSHOT
     if staged is None:
         return outcome
     outcome.staged = None
     if not staged.pending:             # every file unrecognised: only the log
-        _write_ingest_log(settings, feed, key, staged.logs, run_id)
+        write_ingest_log(settings, feed, key, staged.logs, run_id)
         return outcome
     if outcome.refused:
         for pending in staged.pending.values():
@@ -356,13 +277,13 @@ def settle_partition(settings: Settings, feed: Feed, outcome: PartitionOutcome, 
                 flog.rows_loaded.clear()
         outcome.rows_loaded, outcome.bytes_written = {}, {}
         _write_quarantine(settings, feed, key, staged.quarantine, keep_stored=True)
-        _write_ingest_log(settings, feed, key, staged.logs, run_id)
+        write_ingest_log(settings, feed, key, staged.logs, run_id)
         return outcome
     for pending in staged.pending.values():
         publish_partition(settings, pending)
     _write_quarantine(settings, feed, key, staged.quarantine)
     outcome.meta_rows = _write_meta_tables(settings, key, staged.meta_frames)
-    _write_ingest_log(settings, feed, key, staged.logs, run_id)
+    write_ingest_log(settings, feed, key, staged.logs, run_id)
     outcome.written = True
     return outcome
 
@@ -373,11 +294,10 @@ def _write_quarantine(settings: Settings, feed: Feed, key: str, quarantine: pl.D
     lines beside those of the delivery still loaded)."""
     for table in feed.tables:
         part = quarantine.filter(pl.col("staging_table") == table).drop("staging_table", "partition_key")
-        path = partition_path(settings.quarantine / feed.source, {"staging_table": table, "partition_key": key})
+        path = quarantine_file(settings, feed.source, table, key)
         if keep_stored and path.exists():
             part = pl.concat([pl.read_parquet(path, hive_partitioning=False), part], how="vertical_relaxed")
-        write_parquet_atomic(part, path)
-        record_checksum(settings, path)
+        write_file_with_checksum(settings, part, path)
 
 
 def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.DataFrame]]) -> dict[str, int]:
@@ -386,9 +306,7 @@ def _write_meta_tables(settings: Settings, key: str, frames: dict[str, list[pl.D
     for table, parts in frames.items():
         contract = contract_for(f"meta.{table}")
         frame = conform(pl.concat(parts, how="vertical_relaxed") if parts else contract.empty_frame(), contract)
-        path = settings.lake / "meta" / table / key / PART_FILE
-        write_parquet_atomic(frame, path)
-        record_checksum(settings, path)
+        write_file_with_checksum(settings, frame, keyed_file(settings, f"meta.{table}", key))
         written[table] = frame.height
     return written
 
@@ -398,33 +316,14 @@ def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], setting
     contract = contract_for(f"quarantine.{feed.source}")
     frame = pl.concat(rejects, how="vertical") if rejects else pl.DataFrame(
         schema={**REJECT_SCHEMA, "staging_table": pl.Utf8, "source_file": pl.Utf8})
-    frame = frame.with_columns(pl.lit(key or "all").alias("partition_key"), pl.lit(run_id).alias("run_id"))
+    frame = frame.with_columns(pl.lit(key or SNAPSHOT).alias("partition_key"), pl.lit(run_id).alias("run_id"))
     if feed.source in RESTRICTED_RAW:
         # The raw line holds names and contacts: keep it only in the restricted area.
         if frame.height:
-            path = partition_path(settings.restricted / "quarantine" / feed.source, {"partition_key": key or "all"})
+            path = restricted_quarantine_file(settings, feed.source, key or SNAPSHOT)
             write_parquet_atomic(frame, path)
         frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("raw_text"))
     else:
         frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("raw_text"), library.card_number_pattern))
     frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("detail"), library.card_number_pattern))
     return conform(frame, contract)
-
-
-def _write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileLog], run_id: str) -> None:
-    contract = contract_for(INGEST_LOG)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = []
-    for flog in logs:
-        for table in feed.tables:
-            rows.append({
-                "run_id": run_id, "staging_table": table, "partition_key": key,
-                "source_file": flog.source_file, "file_sha256": flog.file_sha256, "file_bytes": flog.file_bytes,
-                "file_format": flog.file_format, "file_encoding": flog.file_encoding,
-                "rows_read": flog.rows_read[table], "rows_loaded": flog.rows_loaded[table],
-                "rows_quarantined": flog.rows_quarantined[table], "rows_duplicate": flog.rows_duplicate[table],
-                "file_status": flog.file_status, "duplicate_of": flog.duplicate_of, "ingested_at": now,
-            })
-    frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
-    path = settings.lake / "meta" / "ingest_log" / feed.name / key / f"run-{run_id}.parquet"
-    append_chained(settings, INGEST_LOG, frame, path)

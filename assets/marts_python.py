@@ -9,16 +9,13 @@ from typing import Callable
 import dagster as dg
 import duckdb
 import polars as pl
-from dagster import AssetExecutionContext
 
 from assets.forecast import seat_demand_tables
-from assets.metadata import asset_tags, definition_metadata
-from assets.resources import ShukuWarehouse
-from lineage.observe import observe
-from quality.checks import check_specs, evaluate
+from assets.table_asset import TableRun, Written, table_asset
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, refresh_warehouse_views, write_table
 
 
 # ---- the assets -----------------------------------------------------------------------
@@ -67,26 +64,14 @@ def build_mart(mart: PythonMart, settings: Settings) -> pl.DataFrame:
 def _python_asset(mart: PythonMart) -> dg.AssetsDefinition:
     contract = contract_for(mart.qualified_name)
 
-    @dg.asset(key=["marts", mart.name], description=contract.description, group_name="marts",
-              deps=[dg.AssetKey(name.split(".")) for name in mart.inputs],
-              metadata=definition_metadata(contract), tags=asset_tags(contract),
-              owners=[f"team:{contract.owner}"] if contract.owner else None,
-              kinds={"duckdb", "python", "parquet"}, check_specs=check_specs(contract) or None)
-    def python_mart(context: AssetExecutionContext, shuku: ShukuWarehouse):
-        settings = shuku.settings()
-        run_id = context.run.run_id
-        with observe(settings, job=mart.qualified_name, run_id=run_id, inputs=list(mart.inputs),
-                     outputs=[mart.qualified_name], source_path=str(Path(__file__))) as observation:
-            frame = build_mart(mart, settings)
-            path = write_table(settings, contract, frame)
-            refresh_warehouse_views(settings, [contract])
-            observation.add_output(mart.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
-            results = list(evaluate(contract, settings, run_id=run_id, partition_keys=None))
-            observation.add_check_results(mart.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "path": dg.MetadataValue.path(str(path))})
-        yield from results
+    def build(run: TableRun) -> Written:
+        frame = build_mart(mart, run.settings)
+        path = write_table(run.settings, contract, frame)
+        return Written(rows=frame.height, bytes=path.stat().st_size, files=1,
+                       metadata={"path": dg.MetadataValue.path(str(path))})
 
-    return python_mart
+    return table_asset([mart.qualified_name], build, group="marts", kinds={"duckdb", "python", "parquet"},
+                       inputs=mart.inputs, source_path=str(Path(__file__)))
 
 
 def build_python_mart_assets() -> list[dg.AssetsDefinition]:

@@ -6,19 +6,18 @@ from pathlib import Path
 from typing import Callable
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
 from assets.feeds import FEEDS, Feed
-from assets.models import build_model, discover_models
-from assets.resources import ShukuWarehouse
-from lineage.observe import observe
+from assets.models.incremental import build_model
+from assets.models.sql_model import discover_models
+from assets.table_asset import TableRun, Written, table_asset
 from schemas.model import contract_for
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.library import Library
 from warehouse.privacy.consent import CONSENT_TABLE, sync_from_patron_export
 from warehouse.privacy.erasure import ErasureHooks, LandingRewriter
 from warehouse.privacy.retention import RETENTION_LOG, sweep
 from warehouse.settings import Settings
-from warehouse.storage import refresh_warehouse_views
 
 CONSENT_KEY = dg.AssetKey(["meta", "consent"])
 SWEEP_KEY = dg.AssetKey(["meta", "retention_sweep"])
@@ -87,34 +86,26 @@ def erasure_hooks(library: Library) -> ErasureHooks:
 
 # --- assets ------------------------------------------------------------------------------------
 
-@dg.asset(key=CONSENT_KEY, deps=[dg.AssetKey(["staging", "patron"])], group_name="privacy",
-          description=contract_for(CONSENT_TABLE).description, kinds={"parquet", "duckdb"},
-          owners=[f"team:{contract_for(CONSENT_TABLE).owner}"])
-def consent_registry(context: AssetExecutionContext, shuku: ShukuWarehouse):
+def _record_consent(run: TableRun) -> Written:
     """Record the consent changes the loaded patron export brings (append-only)."""
-    settings = shuku.settings()
-    with observe(settings, job=CONSENT_TABLE, run_id=context.run.run_id, inputs=["staging.patron"],
-                 outputs=[CONSENT_TABLE], source_path=__file__) as observation:
-        recorded = sync_from_patron_export(settings)
-        refresh_warehouse_views(settings, [contract_for(CONSENT_TABLE)])
-        observation.add_output(CONSENT_TABLE, rows=recorded, bytes=0, files=1 if recorded else 0)
-    context.log.info(f"{recorded} consent change(s) recorded from the patron export")
-    return dg.MaterializeResult(metadata={"changes_recorded": recorded})
+    recorded = sync_from_patron_export(run.settings)
+    run.context.log.info(f"{recorded} consent change(s) recorded from the patron export")
+    return Written(rows=recorded, bytes=0, files=1 if recorded else 0, metadata={"changes_recorded": recorded})
 
 
-@dg.asset(key=SWEEP_KEY, group_name="privacy", kinds={"parquet"},
-          description="Enforce each contract's retention: delete landing files past it, de-link reader ids "
-                      "from older staging and core rows (the rows kept), log it in meta.retention_log.")
-def retention_sweep(context: AssetExecutionContext, shuku: ShukuWarehouse):
-    settings = shuku.settings()
-    with observe(settings, job="meta.retention_sweep", run_id=context.run.run_id, inputs=[],
-                 outputs=[RETENTION_LOG], source_path=__file__) as observation:
-        outcome = sweep(settings, FEEDS)
-        observation.add_output(RETENTION_LOG, rows=len(outcome.rows), bytes=0, files=1)
-    context.log.info(outcome.summary())
-    return dg.MaterializeResult(metadata={"landing_files_deleted": outcome.files_deleted,
-                                          "rows_delinked": outcome.rows_delinked,
-                                          "cutoffs": dg.MetadataValue.json(outcome.cutoffs)})
+def _sweep(run: TableRun) -> Written:
+    outcome = sweep(run.settings, FEEDS)     # refreshes the views of what it changed
+    run.context.log.info(outcome.summary())
+    return Written(rows=len(outcome.rows), bytes=0, files=1, published=False,
+                   metadata={"landing_files_deleted": outcome.files_deleted, "rows_delinked": outcome.rows_delinked,
+                             "cutoffs": dg.MetadataValue.json(outcome.cutoffs)})
 
+
+consent_registry = table_asset([CONSENT_TABLE], _record_consent, group="privacy", kinds={"parquet", "duckdb"},
+                               inputs=["staging.patron"], source_path=__file__)
+retention_sweep = table_asset(
+    [RETENTION_LOG], _sweep, key=SWEEP_KEY.path, group="privacy", kinds={"parquet"}, source_path=__file__,
+    description="Enforce each contract's retention: delete landing files past it, de-link reader ids "
+                "from older staging and core rows (the rows kept), log it in meta.retention_log.")
 
 privacy_assets = [consent_registry, retention_sweep]

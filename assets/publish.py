@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS
 from assets.resources import ShukuWarehouse
 from warehouse.access import publish

@@ -6,20 +6,16 @@ read the library's settings from these tables, so a setting reaches a figure thr
 
 import re
 from pathlib import Path
-
-import yaml
+from typing import Callable
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import polars as pl
+import yaml
 
-from assets.metadata import asset_tags, definition_metadata
-from assets.resources import ShukuWarehouse
-from lineage.observe import observe
-from quality.checks import check_specs, evaluate
+from assets.table_asset import TableRun, Written, table_asset
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import write_table_if_changed
 from warehouse.library import Library
-from warehouse.storage import refresh_warehouse_views, write_table_if_changed
 
 
 def dim_date_frame(library: Library) -> pl.DataFrame:
@@ -168,29 +164,16 @@ def source_file(table: str, library: Library) -> Path:
             "dim_eresource_cost": costs_file(library)}.get(table, Path(library.source))
 
 
-def _reference_asset(table: str, build) -> dg.AssetsDefinition:
+def _reference_asset(table: str, frame_of: Callable[[Library], pl.DataFrame]) -> dg.AssetsDefinition:
     contract = contract_for(f"core.{table}")
 
-    @dg.asset(key=["core", table], description=contract.description, group_name="library",
-              metadata=definition_metadata(contract), tags=asset_tags(contract),
-              owners=[f"team:{contract.owner}"] if contract.owner else None, kinds={"polars", "parquet"},
-              check_specs=check_specs(contract) or None)
-    def reference(context: AssetExecutionContext, shuku: ShukuWarehouse):
-        settings = shuku.settings()
-        library = shuku.library()
-        with observe(settings, job=contract.qualified_name, run_id=context.run.run_id, inputs=[],
-                     outputs=[contract.qualified_name],
-                     source_path=str(source_file(table, library))) as observation:
-            frame = conform(build(library), contract)
-            path, written = write_table_if_changed(settings, contract, frame)
-            refresh_warehouse_views(settings, [contract])
-            observation.add_output(contract.qualified_name, rows=frame.height, bytes=path.stat().st_size, files=1)
-            results = list(evaluate(contract, settings, run_id=context.run.run_id, partition_keys=None))
-            observation.add_check_results(contract.qualified_name, results)
-        yield dg.MaterializeResult(metadata={"dagster/row_count": frame.height, "rewritten": written})
-        yield from results
+    def build(run: TableRun) -> Written:
+        frame = conform(frame_of(run.library), contract)
+        path, written = write_table_if_changed(run.settings, contract, frame)
+        return Written(rows=frame.height, bytes=path.stat().st_size, files=1, metadata={"rewritten": written})
 
-    return reference
+    return table_asset([contract.qualified_name], build, group="library", kinds={"polars", "parquet"},
+                       source_path=lambda library: str(source_file(table, library)))
 
 
 def build_reference_assets() -> list[dg.AssetsDefinition]:

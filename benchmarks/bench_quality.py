@@ -33,9 +33,9 @@ from quality.plan import SWITCH  # noqa: E402
 from quality.suites import contract_expectations  # noqa: E402
 from schemas.model import load_contracts  # noqa: E402
 from schemas.vocabulary import DATA_LAYERS, DAY  # noqa: E402
+from warehouse.lake.views import compute_connection  # noqa: E402
 from warehouse.library import load_library  # noqa: E402
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings  # noqa: E402
-from warehouse.storage import compute_connection  # noqa: E402
 
 
 def floor_sql(contract, rows: str) -> str | None:

@@ -34,8 +34,8 @@ MARTS = ("key_figures", "circulation_top_monthly", "space_utilisation", "eresour
 
 
 def _published(home: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+    from warehouse.lake.views import compute_connection
     from warehouse.settings import Settings
-    from warehouse.storage import compute_connection
 
     con = compute_connection(Settings(home))
     try:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from lineage.events import RunState, build_event
 from lineage.transport import emitter_for
-from schemas.model import contract_for
 from warehouse.settings import Settings
 
 
@@ -38,29 +37,11 @@ class Observation:
     def add_output(self, table: str, rows: int, bytes: int | None = None, files: int | None = None) -> None:
         self.output_stats[table] = {"rows": rows, "bytes": bytes, "files": files}
 
-    def add_check_results(self, table: str, results: Iterable) -> None:
-        """The checks run on ``table`` (Dagster ``AssetCheckResult``s), one assertion each."""
-        # The rule lists are plain data: reading them does not import GX.
-        from quality.plan import planned_checks
-        from quality.rules import rules_for
-        from quality.suites import contract_expectations
-
-        contract = contract_for(table)
-        rules = {rule.name: rule for rule in contract_expectations(contract)}
-        sql_rules = {rule.name for rule in rules_for(contract)}
-        described = {check.name: check.description for check in planned_checks(contract)}
-        for result in results:
-            name = result.check_name
-            rule = rules.get(name)
-            observed, partitions = result.metadata.get("observed"), result.metadata.get("partitions")
-            self.assertions.setdefault(table, []).append({
-                # What kind of test: the contract rule's kind, custom_sql, else the check's own name (freshness).
-                "assertion": rule.kind if rule else "custom_sql" if name in sql_rules else name, "name": name,
-                "success": bool(result.passed), "column": rule.column if rule else None,
-                "severity": result.severity.value.lower(), "description": described.get(name),
-                "actual": str(observed.value) if observed is not None else None,
-                "params": {"columns": list(rule.columns) if rule else [],
-                           "partitions": partitions.value if partitions is not None else "all"}})
+    def add_assertions(self, table: str, assertions: list[dict]) -> None:
+        """The checks run on ``table``, one OpenLineage data-quality assertion each (made by the
+        asset factory, `assets.table_asset`, which knows the checks)."""
+        if assertions:
+            self.assertions.setdefault(table, []).extend(assertions)
 
 
 @contextmanager

@@ -19,8 +19,9 @@ import polars as pl
 
 from lineage.transport import events_path
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings
-from warehouse.storage import refresh_warehouse_views, write_table
 
 log = logging.getLogger("shuku.lineage")
 

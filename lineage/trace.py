@@ -21,8 +21,8 @@ import duckdb
 from lineage.columns import sql_lineage
 from lineage.store import LANDING_NAMESPACE, dataset_path
 from schemas.model import ContractError, contract_for, load_contracts
+from warehouse.lake.views import compute_connection
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import compute_connection
 
 
 class TraceError(ValueError):

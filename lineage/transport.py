@@ -15,8 +15,9 @@ from pathlib import Path
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 
+from warehouse.lake.files import storage_error
+from warehouse.lake.locks import table_lock
 from warehouse.settings import Settings
-from warehouse.storage import storage_error, table_lock
 
 log = logging.getLogger("shuku.lineage")
 

@@ -102,7 +102,7 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
         err.print(f"{', '.join(kept)}: the newest export is loaded already; not loaded again "
                   "(--reload-snapshots to load it anyway)")
     checked_library(settings)
-    from warehouse.storage import StorageError, check_home_writable, sweep_temp_files
+    from warehouse.lake.files import StorageError, check_home_writable, sweep_temp_files
     try:
         check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
     except StorageError as exc:
@@ -209,7 +209,7 @@ def sql(query: str, fmt: str, role: str | None) -> None:
     """Query the warehouse (every layer, as views over the lake), or as a role through the guard."""
     import duckdb
 
-    from warehouse.storage import compute_connection
+    from warehouse.lake.views import compute_connection
 
     if role is not None:
         names, rows = _guarded_sql(query, role)

@@ -97,6 +97,7 @@ def repair(check: bool) -> None:
     Exit 0 when every file is whole (or was rebuilt), 1 when damage remains (or, with --check, was found).
     """
     from warehouse.integrity import move_aside, verify
+    from warehouse.lake.paths import damaged_dir
 
     settings = prepared_settings()
     problems, checked = verify(settings)
@@ -148,5 +149,5 @@ def repair(check: bool) -> None:
                   soft_wrap=True, highlight=False, markup=False)
     if remaining:
         raise Failed(f"{len(remaining)} damaged file(s) remain; see above. The damaged copies are under "
-                     f"{settings.home / 'damaged'}.")
-    out.print(f"every damaged file was rebuilt; the damaged copies are kept under {settings.home / 'damaged'}.")
+                     f"{damaged_dir(settings)}.")
+    out.print(f"every damaged file was rebuilt; the damaged copies are kept under {damaged_dir(settings)}.")

@@ -118,8 +118,8 @@ def _rows(con, sql: str) -> list[tuple]:
 
 def render_library_report(settings) -> str:
     """The page, as one HTML string."""
+    from warehouse.lake.views import compute_connection
     from warehouse.library import load_library
-    from warehouse.storage import compute_connection
 
     library = load_library(settings.library_config)
     con = compute_connection(settings)

@@ -41,7 +41,7 @@ class Unusable(click.ClickException):
 
 def prepared_settings() -> Settings:
     """The home folder of a command that writes, created if it is not there yet."""
-    from warehouse.storage import storage_error
+    from warehouse.lake.files import storage_error
 
     settings = Settings.from_env()
     try:

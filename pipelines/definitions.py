@@ -15,7 +15,7 @@ import dagster as dg
 
 from assets.feeds import FEEDS
 from assets.marts_python import build_python_mart_assets
-from assets.models import build_model_assets
+from assets.models.model_assets import build_model_assets
 from assets.privacy_assets import privacy_assets
 from assets.publish import role_databases
 from assets.reference import build_reference_assets

@@ -18,8 +18,8 @@ from quality.freshness import check_freshness, freshness_rule, library_today
 from quality.plan import checks_enabled
 from schemas.model import load_contracts
 from schemas.vocabulary import DATA_LAYERS
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 SENSOR = "freshness_checks"
 

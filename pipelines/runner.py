@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.feeds import FEEDS, Feed
-from assets.ingest import snapshot_is_loaded
+from assets.ingest_log import snapshot_is_loaded
 from pipelines.jobs import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
 from schemas.vocabulary import DAY, MONTH
 from warehouse.settings import REPO_ROOT, Settings

@@ -10,8 +10,8 @@ from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
 from schemas.model import load_contracts
 from schemas.vocabulary import DATA_LAYERS, QUARANTINE, STAGING
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 
 def latest_runs(settings: Settings, limit: int = 10) -> list[dict]:

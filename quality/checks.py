@@ -28,10 +28,10 @@ from quality.rules import (PSEUDONYM, SAFE_PII, library, locator_columns, rule_c
 from quality.suites import ERROR, ContractExpectation, ExpectationResult, contract_expectations, validate_frame, within
 from schemas.model import Contract, contract_for
 from schemas.vocabulary import DATA_LAYERS
+from warehouse.lake.paths import partition_date, partition_file, partition_files
+from warehouse.lake.views import compute_connection, create_views, partition_filter, sql_string
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, compute_connection, create_views, partition_date, partition_filter, sql_string,
-                               table_dir)
 
 SAMPLE_SIZE = 5
 
@@ -77,16 +77,15 @@ def partition_rows(settings: Settings, contract: Contract, partition_keys: list[
     """
     import pyarrow.parquet as pq
 
-    base, part = table_dir(settings, contract), contract.partition_column
+    part = contract.partition_column
     if pending:
         return {f"{part.name}={partition_days(contract, [key])[0]}": pq.read_metadata(path).num_rows
                 for key, path in pending.items()}
     if partition_keys:
-        folders = [base / f"{part.name}={day}" for day in partition_days(contract, partition_keys)]
+        files = {day: partition_file(settings, contract, day) for day in partition_days(contract, partition_keys)}
     else:
-        folders = sorted(base.glob(f"{part.name}=*"))
-    return {folder.name: pq.read_metadata(folder / PART_FILE).num_rows
-            for folder in folders if (folder / PART_FILE).exists()}
+        files = partition_files(settings, contract)
+    return {f"{part.name}={day}": pq.read_metadata(path).num_rows for day, path in files.items() if path.exists()}
 
 
 def _row_count_outcome(settings: Settings, contract: Contract, result: ExpectationResult,

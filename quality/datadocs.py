@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from quality.plan import planned_checks
 from quality.report import latest_results
 from schemas.model import contract_for
+from warehouse.lake.files import write_text_atomic
 from warehouse.settings import Settings
 
 FIELDS = ("check_name", "severity", "success", "observed_value", "unexpected_count", "sample", "checked_at", "run_id")
@@ -41,15 +40,6 @@ def index_path(settings: Settings) -> Path:
 
 def _state_path(settings: Settings, table: str) -> Path:
     return docs_dir(settings) / "data" / f"{table}.json"
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically, so a reader never sees half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _load(settings: Settings, table: str) -> dict[str, dict[str, dict]]:
@@ -99,11 +89,11 @@ def _publish(settings: Settings, states: dict[str, dict], every_table: bool = Fa
     summaries_path = folder / "index.json"
     summaries = {} if every_table or not summaries_path.exists() else json.loads(summaries_path.read_text("utf-8"))
     for table, state in states.items():
-        _write(_state_path(settings, table), json.dumps(state, ensure_ascii=False, sort_keys=True))
-        _write(folder / f"{table}.html", _table_page(table, state))
+        write_text_atomic(_state_path(settings, table), json.dumps(state, ensure_ascii=False, sort_keys=True))
+        write_text_atomic(folder / f"{table}.html", _table_page(table, state))
         summaries[table] = _summary(state)
-    _write(summaries_path, json.dumps(summaries, ensure_ascii=False, sort_keys=True))
-    _write(index_path(settings), _index_page(summaries))
+    write_text_atomic(summaries_path, json.dumps(summaries, ensure_ascii=False, sort_keys=True))
+    write_text_atomic(index_path(settings), _index_page(summaries))
     return index_path(settings)
 
 

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from schemas.model import contract_for
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, table_dir
 
 # The latest result of each check on each partition (range) a run checked.
 LATEST_SQL = """

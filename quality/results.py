@@ -14,8 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from schemas.model import conform, contract_for
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.paths import run_file, table_dir
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings
-from warehouse.storage import refresh_warehouse_views, write_parquet_atomic
 
 RESULTS_TABLE = "meta.quality_results"
 
@@ -36,11 +38,11 @@ class CheckOutcome:
 
 
 def results_dir(settings: Settings) -> Path:
-    return settings.lake / "meta" / "quality_results"
+    return table_dir(settings, RESULTS_TABLE)
 
 
 def results_path(settings: Settings, table_name: str, run_id: str) -> Path:
-    return results_dir(settings) / table_name / f"run-{run_id}.parquet"
+    return run_file(results_dir(settings) / table_name, run_id)
 
 
 def partition_label(partition_keys: list[str] | None) -> str:

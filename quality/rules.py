@@ -19,10 +19,10 @@ from quality import reconciliation
 from quality.suites import ERROR, WARN
 from schemas.model import Contract, contract_for
 from warehouse import pseudonym
+from warehouse.lake.views import create_views, sql_string
 from warehouse.library import Library, load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import create_views, sql_string
 
 SAFE_PII = ("none",)
 PSEUDONYM = "patron_pid"

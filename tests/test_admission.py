@@ -8,10 +8,11 @@ from assets.feeds import feed_named
 from assets.ingest import ingest_partition
 from quality.checks import audit
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import discard_partition, publish_partition, stage_partition, write_partition
+from warehouse.lake.paths import checksum_record_path
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import (checksum_record_path, compute_connection, discard_partition, publish_partition,
-                               stage_partition, write_partition)
 
 DAY = "2025-09-02"
 HEADER = "time,gate,direction,card,result"

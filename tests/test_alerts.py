@@ -24,8 +24,8 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
 from schemas.model import contract_for
+from warehouse.lake.partitions import write_partition
 from warehouse.settings import Settings
-from warehouse.storage import write_partition
 
 DAY = "2025-09-02"
 CARD = "2022170001"

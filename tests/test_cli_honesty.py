@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from warehouse.lake.locks import LockTimeout, table_lock
+from warehouse.lake.paths import lock_path
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import LockTimeout, lock_path, table_lock
 
 TURNSTILE_HEADER = "time,gate,direction,card,result"
 
@@ -84,7 +85,7 @@ def test_parse_of_a_file_whose_structure_was_not_recognised_exits_1(tmp_path):
 
 def _hold_lock(settings: Settings, name: str) -> subprocess.Popen:
     """Another process holding a table's write lock until it is killed."""
-    code = ("import sys, time\nfrom warehouse.settings import Settings\nfrom warehouse.storage import table_lock\n"
+    code = ("import sys, time\nfrom warehouse.settings import Settings\nfrom warehouse.lake.locks import table_lock\n"
             f"with table_lock(Settings.from_env(), {name!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "SHUKU_HOME": str(settings.home)})

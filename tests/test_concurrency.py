@@ -23,9 +23,13 @@ import pytest
 from assets.feeds import feed_named
 from generator import generate
 from schemas.model import conform, contract_for
+from warehouse.lake.files import temp_path
+from warehouse.lake.locks import table_lock
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import TMP_PREFIX, lock_path
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import TMP_PREFIX, compute_connection, lock_path, table_lock, temp_path, write_partition
 
 DAY = "2025-09-01"
 KEYS = {"a": "a1" * 32, "b": "b2" * 32}
@@ -47,8 +51,8 @@ WRITER = textwrap.dedent("""
 
 READER = textwrap.dedent("""
     import hashlib, json, sys, pathlib
+    from warehouse.lake.views import compute_connection
     from warehouse.settings import Settings
-    from warehouse.storage import compute_connection
     settings = Settings.from_env()
     stop, out = pathlib.Path(sys.argv[1]), open(sys.argv[2], "w")
     while not stop.exists():
@@ -132,8 +136,8 @@ def test_a_file_being_written_is_not_read_by_the_views(_home):
 def test_a_table_lock_excludes_another_process_until_released(_home):
     settings = Settings(_home).ensure()
     probe = textwrap.dedent("""
+        from warehouse.lake.locks import table_lock
         from warehouse.settings import Settings
-        from warehouse.storage import table_lock
         with table_lock(Settings.from_env(), "staging.gate_event"):
             print("got it")
     """)
@@ -150,8 +154,8 @@ def test_a_lock_held_by_a_killed_process_is_free_again(_home):
     settings = Settings(_home).ensure()
     holder = _script(textwrap.dedent("""
         import time
+        from warehouse.lake.locks import table_lock
         from warehouse.settings import Settings
-        from warehouse.storage import table_lock
         with table_lock(Settings.from_env(), "core.fact_loan"):
             print("held", flush=True)
             time.sleep(600)

@@ -20,8 +20,8 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from schemas.model import contract_for
+from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings
-from warehouse.storage import refresh_warehouse_views
 
 pytestmark = pytest.mark.slow
 

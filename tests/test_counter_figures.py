@@ -19,14 +19,15 @@ import generator.core as generator_core
 import generator.counter as generator_counter
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import dim_eresource_cost_frame
 from generator import generate, vocab
 from generator.counter import platform_slug
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_table
 
 MODELS = {m.qualified_name: m for m in discover_models()}
 SEPTEMBER = dt.date(2025, 9, 1)

@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from pipelines.cli import main
 from schemas.export import EXPORTED_LAYERS
 from schemas.model import _odcs_validator, contract_for, load_contracts
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.views import compute_connection
 from warehouse.lake_contracts import export_contracts
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import compute_connection, write_partition
 
 from tests.published import published_home
 

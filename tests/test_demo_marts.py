@@ -13,11 +13,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from assets.models import compute_connection
 from generator import generate, vocab
 from generator.core import catalogue_of
-from warehouse.settings import Settings
 from tests.published import run_every_stage
+from warehouse.lake.views import compute_connection
+from warehouse.settings import Settings
 
 pytestmark = pytest.mark.slow
 

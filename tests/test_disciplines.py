@@ -5,12 +5,13 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from assets.models import check_result_columns, discover_models
+from assets.models.sql_model import check_result_columns, discover_models
 from assets.opac.marc import parse
 from assets.reference import BUILDERS, class_key, discipline_map_frame
 from schemas.model import conform, contract_for
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_table
 
 
 def test_the_22_clc_top_classes_with_both_names(library):

@@ -18,8 +18,10 @@ import polars as pl
 import pytest
 
 from schemas.model import conform, contract_for
+from warehouse.lake.files import StorageError
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import TMP_PREFIX, checksum_record_path
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import TMP_PREFIX, StorageError, checksum_record_path, write_partition
 
 DAY = "2025-09-01"
 
@@ -94,7 +96,8 @@ def test_a_read_only_home_fails_the_write_clearly_and_keeps_the_stored_partition
 
 
 def test_a_day_partitioned_model_on_a_full_disk_fails_clearly_and_keeps_its_partitions(disk):
-    from warehouse.storage import compute_connection, write_query_partitions
+    from warehouse.lake.partitions import write_query_partitions
+    from warehouse.lake.views import compute_connection
 
     settings = Settings(disk / "home").ensure()
     contract = contract_for("core.fact_search")

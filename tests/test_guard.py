@@ -13,7 +13,7 @@ from pipelines.cli import main
 from tests.published import published_home
 from warehouse.guard import ALLOWED_FUNCTIONS, guard
 from warehouse.guarded import QueryRefused, run_guarded
-from warehouse.storage import compute_connection
+from warehouse.lake.views import compute_connection
 
 A, P, DL, AU, PO = "analyst", "public", "data_librarian", "auditor", "privacy_officer"
 OK = "allowed"

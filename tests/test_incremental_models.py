@@ -14,7 +14,8 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, run_stage
 from tests.published import pipeline_home
-from warehouse.storage import PART_FILE, write_parquet_atomic
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.paths import PART_FILE
 
 
 def _models_run(settings) -> dict[str, dict]:
@@ -71,8 +72,8 @@ def _day_stamps(settings, table: str) -> dict[str, int]:
 
 def _whole_build(settings, table: str) -> pl.DataFrame:
     """The model's SQL run once over every day, as a whole-table build would."""
-    from assets.models import discover_models
-    from warehouse.storage import compute_connection
+    from assets.models.sql_model import discover_models
+    from warehouse.lake.views import compute_connection
 
     model = next(m for m in discover_models() if m.qualified_name == table)
     con = compute_connection(settings)
@@ -83,7 +84,7 @@ def _whole_build(settings, table: str) -> pl.DataFrame:
 
 
 def _lake_rows(settings, table: str) -> pl.DataFrame:
-    from warehouse.storage import compute_connection
+    from warehouse.lake.views import compute_connection
 
     con = compute_connection(settings, [table])
     try:

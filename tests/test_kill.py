@@ -17,8 +17,8 @@ import pytest
 
 from lineage.store import read_events
 from warehouse.integrity import verify
+from warehouse.lake.paths import TMP_PREFIX
 from warehouse.settings import REPO_ROOT, Settings
-from warehouse.storage import TMP_PREFIX
 
 KILLS = 4
 SEED = 10
@@ -81,7 +81,7 @@ def test_a_run_killed_at_random_points_leaves_every_file_whole_and_the_next_run_
 
 
 def test_temporary_files_of_dead_writers_are_removed_when_a_run_starts(_home):
-    from warehouse.storage import sweep_temp_files, temp_path
+    from warehouse.lake.files import sweep_temp_files, temp_path
 
     settings = Settings(_home).ensure()
     folder = settings.lake / "staging" / "gate_event" / "event_date=2025-09-01"

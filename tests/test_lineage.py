@@ -22,8 +22,9 @@ from sqlglot import exp
 
 from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, COSTS_FILE, DISCIPLINES_FILE
+from assets.table_asset import lineage_assertions
 from lineage.columns import sql_lineage
 from lineage.events import run_uuid
 from lineage.mappings import DERIVED, REFERENCE
@@ -36,12 +37,14 @@ from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
 from quality.checks import evaluate
 from quality.plan import planned_checks
+from schemas.model import contract_for, load_contracts
 from tests.browser import dump_dom
 from tests.privacy import find_personal_data
-from schemas.model import contract_for, load_contracts
 from tests.published import copied_home, shared_home
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, table_dir, write_partition
 
 SPECS = Path(__file__).parent / "data" / "openlineage"
 
@@ -256,7 +259,7 @@ def test_a_failed_check_is_a_failed_assertion_of_the_complete_event(built, tmp_p
     with observe(settings, job="ingest_turnstile", run_id="check-run", inputs=[], outputs=["staging.gate_event"],
                  partition_keys=["2025-09-02"]) as observation:
         results = list(evaluate(contract, settings, run_id="check-run", partition_keys=["2025-09-02"]))
-        observation.add_check_results("staging.gate_event", results)
+        observation.add_assertions("staging.gate_event", lineage_assertions(contract, results))
     start, complete = read_events(settings)[before:]
     assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE") and _assertions(start) == {}
     # Blocking failures only: the copied demo data is old, so freshness warns as well.

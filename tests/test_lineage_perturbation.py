@@ -27,12 +27,12 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from lineage.columns import sql_lineage
 from lineage.store import load_events
 from lineage.trace import trace
 from schemas.model import contract_for
-from warehouse.storage import compute_connection
+from warehouse.lake.views import compute_connection
 
 from tests.published import copied_home, published_home
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from assets.forecast import MODEL, NAIVE, backtest, calendar_from
 from assets.marts_python import TABLES as PYTHON_TABLES, build_python_mart_assets
-from assets.models import discover_models
+from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, dim_date_frame
 from assets.resources import ShukuWarehouse
 from generator.clock import _BUILDING, day_season
@@ -25,8 +25,9 @@ from tests.browser import dump_dom
 from tests.published import copied_home, week_home
 from schemas.model import conform, contract_for
 from warehouse.disclosure import suppress
+from warehouse.lake.partitions import write_table
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_table
 
 MODELS = {m.qualified_name: m for m in discover_models()}
 SQL_MARTS = {m.name: m for m in MODELS.values() if m.layer == "marts"}

@@ -26,7 +26,7 @@ import duckdb
 import pytest
 import yaml
 
-from assets.models import check_result_columns, discover_models
+from assets.models.sql_model import check_result_columns, discover_models
 from schemas.model import contract_for
 
 CASES_DIR = Path(__file__).parent / "models"

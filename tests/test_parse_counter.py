@@ -17,11 +17,12 @@ from polars.testing import assert_frame_equal
 from assets.eresources.counter import COUNTER_SCHEMA, parse
 from assets.eresources.reports import report_rows
 from assets.feeds import feed_named
-from assets.ingest import file_checksum, ingest_partition
+from assets.ingest import ingest_partition
 from tests.generated import generated_files
+from warehouse.lake.files import sha256_of
+from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 from warehouse.textio import LandingFileError
 
 
@@ -262,7 +263,7 @@ def test_xlsx_and_json_load_with_their_header_rows(tmp_path, data_dir, library):
     assert [(r[0], r[2:]) for r in rows] == [
         ("counter/2022-01/Platform1_TR_2022-01.json", ("TR", "Platform 1", "2022-12-31", 0)),
         ("counter/2022-01/Platform1_TR_2022-01.xlsx", ("TR", "Platform 1", "2022-12-31", 0))]
-    assert [r[1] for r in rows] == [file_checksum(folder / Path(r[0]).name)[0] for r in rows]
+    assert [r[1] for r in rows] == [sha256_of(folder / Path(r[0]).name)[0] for r in rows]
     assert months == [(dt.date(2022, 1, 1),)]           # the other months of the sample go to quarantine
     # the two deliveries of one report give the same rows: loaded once, counted as duplicates
     assert outcome.duplicates == outcome.rows_loaded["counter_usage"] > 0

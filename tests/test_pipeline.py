@@ -13,8 +13,8 @@ from pipelines.definitions import build_definitions
 from schemas.model import load_contracts
 from tests.privacy import find_personal_data
 from tests.published import WEEK_DAYS, copied_home, run_every_stage, week_home
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 
 
 def _counts(settings: Settings) -> dict[str, int]:

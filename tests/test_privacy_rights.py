@@ -26,13 +26,13 @@ from pipelines.runner import Stage, plan, run_stage
 from schemas.model import contract_for
 from warehouse.audit import verify as audit_verify
 from warehouse.guarded import QueryRefused, run_guarded
+from warehouse.lake.views import compute_connection
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
 from warehouse.privacy.erasure import ErasureInterrupted, erase, verify
 from warehouse.privacy.erasure_journal import pending
 from warehouse.privacy.retention import recent_sweeps, sweep
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 from warehouse.textio import read_text
 
 # A three-day home with a persistent Dagster instance, built for this module alone (about a

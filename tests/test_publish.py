@@ -12,7 +12,9 @@ from schemas.model import load_contracts
 from schemas.roles import level, load_roles, visible_columns
 from tests.published import copied_home, published_home
 from warehouse.access import publish_afresh_next_time, publish_role, role_database
-from warehouse.storage import PART_FILE, compute_connection, table_dir, write_parquet_atomic
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.paths import PART_FILE, table_dir
+from warehouse.lake.views import compute_connection
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,11 @@ from quality.rules import RULES, rule_context, run_rule
 from quality.suites import build_suite, contract_expectations
 from schemas.model import contract_for, load_contract
 from tests.published import copied_home, shared_home
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.views import compute_connection
 from warehouse.library import load_library
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_partition
 
 CARD = "2024030006"
 
@@ -407,7 +408,7 @@ def test_a_long_unpartitioned_table_is_streamed_in_row_chunks_with_the_same_outc
     row-by-row rules, while its uniqueness rule still sees the whole key: a duplicate split across
     two chunks is found, and every verdict and count is the one of a single batch."""
     import quality.checks as checks
-    from warehouse.storage import write_query_table
+    from warehouse.lake.partitions import write_query_table
 
     settings = _copy_home(built[0], tmp_path, monkeypatch)
     contract = contract_for("core.fact_loan")

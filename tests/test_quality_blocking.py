@@ -18,8 +18,9 @@ from pipelines.jobs import MODELS_JOB
 from pipelines.runner import QUIET_LOGS, Stage, dagster_instance, plan, run_stage
 from schemas.model import contract_for
 from tests.published import copied_home
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, write_partition
 
 START = dt.date(2025, 9, 1)
 DAY = "2025-09-02"

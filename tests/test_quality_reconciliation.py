@@ -9,8 +9,8 @@ import pytest
 from quality.reconciliation import gate_tolerance, pr_dr_tolerance
 from quality.rules import PHYSICAL_LIMIT_PER_SEAT, RULES, run_rule
 from schemas.model import contract_for
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 
 DAY = dt.date(2025, 9, 2)
 

@@ -11,8 +11,11 @@ from polars.testing import assert_frame_equal
 from pipelines.cli import main
 from schemas.model import conform, contract_for
 from warehouse.integrity import ALTERED, TRUNCATED, verify
+from warehouse.lake.files import sha256_of
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import checksum_record_path
+from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
-from warehouse.storage import checksum_record_path, compute_connection, sha256_of, write_partition
 
 
 def _truncate(path, keep: float = 0.6) -> None:

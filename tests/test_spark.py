@@ -17,11 +17,11 @@ import pytest
 import sqlglot
 from polars.testing import assert_frame_equal
 
-from assets.models import SqlModel, discover_models
+from assets.models.sql_model import SqlModel, discover_models
 from schemas.model import contract_for
-from warehouse.spark import register_lake, spark_schema_problems
-from warehouse.storage import compute_connection, has_data, table_dir
 from tests.published import pipeline_home
+from warehouse.lake.views import compute_connection, has_data
+from warehouse.spark import register_lake, spark_schema_problems
 
 MODELS = discover_models()
 
@@ -133,9 +133,9 @@ def test_models_on_spark_match_duckdb(spark, lake, tmp_path):
 
 @pytest.mark.slow  # a Spark session and a 14-day pipeline: about 100 s
 def test_a_table_spark_reads_differently_from_its_contract_is_named(spark, tmp_path):
+    from warehouse.lake.partitions import write_table
     from warehouse.settings import Settings
     from warehouse.spark import register_table
-    from warehouse.storage import write_table
 
     settings = Settings(tmp_path / "odd").ensure()
     contract = contract_for("staging.item")

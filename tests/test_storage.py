@@ -7,9 +7,10 @@ import polars as pl
 import pytest
 
 from schemas.model import load_contracts
+from warehouse.lake.partitions import write_partition
+from warehouse.lake.paths import TMP_PREFIX, table_dir
+from warehouse.lake.views import compute_connection, refresh_warehouse_views
 from warehouse.settings import Settings
-from warehouse.storage import (TMP_PREFIX, compute_connection, refresh_warehouse_views, table_dir,
-                               write_partition)
 
 
 def _gate_counts(day: dt.date, totals: list[int]) -> pl.DataFrame:

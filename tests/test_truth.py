@@ -14,9 +14,9 @@ import pytest
 
 from generator import generate
 from generator import expected
-from warehouse.settings import Settings
-from warehouse.storage import compute_connection
 from tests.published import run_every_stage
+from warehouse.lake.views import compute_connection
+from warehouse.settings import Settings
 
 
 SEED, START, DAYS = 11, dt.date(2025, 10, 25), 9          # October and November

@@ -24,8 +24,10 @@ from quality.checks import run_checks
 from quality.plan import planned_checks
 from schemas.model import contract_for
 from tests.published import copied_home
+from warehouse.lake.files import sha256_of
+from warehouse.lake.paths import checksum_record_path
+from warehouse.lake.views import compute_connection
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG, Settings
-from warehouse.storage import checksum_record_path, compute_connection, sha256_of
 
 START = dt.date(2025, 9, 1)
 DAY = "2025-09-02"

@@ -28,9 +28,11 @@ from pathlib import Path
 from schemas.model import Contract, load_contracts
 from schemas.roles import load_roles, role_named, visible_columns
 from warehouse.disclosure import protects, suppress
+from warehouse.lake.files import flush, put_in_place, write_text_atomic
+from warehouse.lake.locks import table_lock
+from warehouse.lake.partitions import files_digest, partition_stamps
+from warehouse.lake.views import compute_connection, partition_filter, sql_string
 from warehouse.settings import Settings
-from warehouse.storage import (compute_connection, files_digest, fsync_dir, partition_filter, partition_stamps,
-                               sql_string, table_lock, write_text_atomic)
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,7 @@ def _link_to(settings: Settings, role: str, final: Path, tmp: Path, other: Publi
     os.link(other.path, tmp)
     state = sources_path(settings, role)
     state.unlink(missing_ok=True)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+    put_in_place(tmp, final)
     shutil.copyfile(sources_path(settings, other.role), state)
     return PublishedRole(role=role, path=final, tables=other.tables, bytes=final.stat().st_size,
                          suppressed=other.suppressed, copied=other.copied, partitions=other.partitions,
@@ -181,12 +182,10 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
     finally:
         if own:
             con.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    flush(tmp)
     state = sources_path(settings, role)
     state.unlink(missing_ok=True)     # until the new one is written, the new file matches no record
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+    put_in_place(tmp, final)
     write_text_atomic(state, json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
                                          "suppressed": suppressed}, indent=1))
     return PublishedRole(role=role, path=final, tables=tables, bytes=final.stat().st_size, suppressed=suppressed,

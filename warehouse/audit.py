@@ -27,8 +27,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
-import os
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +35,9 @@ from typing import Iterator
 import polars as pl
 
 from schemas.model import conform, contract_for
+from warehouse.lake.files import write_parquet_atomic, write_text_atomic
+from warehouse.lake.paths import data_files, table_dir
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX, write_parquet_atomic
 
 CHAINED = ("meta.access_log", "meta.consent", "meta.erasure_ledger", "meta.ingest_log")
 CHAIN_COLUMNS = ("entry_seq", "prev_hash", "entry_hash")
@@ -53,8 +52,7 @@ class AuditError(ValueError):
 
 
 def log_dir(settings: Settings, table: str) -> Path:
-    layer, name = table.split(".")
-    return settings.lake / layer / name
+    return table_dir(settings, table)
 
 
 def _plain(value):
@@ -94,10 +92,8 @@ def _stored_head(settings: Settings, table: str) -> tuple[int, str] | None:
 
 
 def _write_head(settings: Settings, table: str, seq: int, digest: str) -> None:
-    folder = log_dir(settings, table)
-    tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}.json"
-    tmp.write_text(json.dumps({"log": table, "entry_seq": seq, "entry_hash": digest}) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / HEAD_FILE)
+    write_text_atomic(log_dir(settings, table) / HEAD_FILE,
+                      json.dumps({"log": table, "entry_seq": seq, "entry_hash": digest}) + "\n")
 
 
 def append_chained(settings: Settings, table: str, frame: pl.DataFrame, path: Path) -> Path:
@@ -134,16 +130,12 @@ class Entry:
 
 def entries(settings: Settings, table: str) -> list[Entry]:
     """Every stored entry of a log, ordered by position (then file), as the files hold them."""
-    folder = log_dir(settings, table)
     found = []
-    if folder.exists():
-        for path in sorted(folder.rglob("*.parquet")):
-            if path.name.startswith(TMP_PREFIX):
-                continue
-            frame = pl.read_parquet(path, hive_partitioning=False)
-            for i, row in enumerate(frame.to_dicts(), 1):
-                found.append(Entry(row.get("entry_seq"), row.get("prev_hash"), row.get("entry_hash"), row,
-                                   str(path.relative_to(settings.home)), i))
+    for path in sorted(data_files(settings, table)):
+        frame = pl.read_parquet(path, hive_partitioning=False)
+        for i, row in enumerate(frame.to_dicts(), 1):
+            found.append(Entry(row.get("entry_seq"), row.get("prev_hash"), row.get("entry_hash"), row,
+                               str(path.relative_to(settings.home)), i))
     return sorted(found, key=lambda e: (e.seq is None, e.seq or 0, e.file, e.line))
 
 

@@ -8,7 +8,6 @@ import getpass
 import hashlib
 import re
 import threading
-import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +15,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from schemas.model import contract_for
 from schemas.roles import role_named
 from warehouse.access import role_database
 from warehouse.audit import append_chained
 from warehouse.guard import GuardDecision, guard
+from warehouse.lake.paths import log_file
 from warehouse.library import load_library
 from warehouse.settings import Settings
 
@@ -74,7 +73,6 @@ def _card_regex_of(config: Path, mtime_ns: int) -> re.Pattern[str]:
 def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: GuardDecision,
                outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
     """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
-    contract = contract_for(ACCESS_LOG)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     # A card number typed into a query must not land in the log; the hash still identifies the query.
     logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
@@ -84,8 +82,7 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
         "objects": [list(decision.objects)], "outcome": [outcome], "reason": [reason or decision.reason],
         "rows_returned": [rows_returned],
     }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
-    folder = settings.lake / contract.layer / contract.table / now.date().isoformat()
-    append_chained(settings, ACCESS_LOG, frame, folder / f"{uuid.uuid4().hex}.parquet")
+    append_chained(settings, ACCESS_LOG, frame, log_file(settings, ACCESS_LOG, now))
 
 
 def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnection:

@@ -16,8 +16,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from warehouse.lake.files import sha256_of
+from warehouse.lake.paths import PART_FILE, TMP_PREFIX, checksums_root, damaged_dir, describe_file
 from warehouse.settings import Settings
-from warehouse.storage import PART_FILE, TMP_PREFIX, checksums_root, describe_file, sha256_of
 
 TRUNCATED, ALTERED, MISSING, UNREADABLE = "truncated", "altered", "missing", "unreadable"
 
@@ -108,7 +109,7 @@ def move_aside(settings: Settings, problem: FileProblem, stamp: str | None = Non
     if not path.exists():
         return None
     stamp = stamp or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = settings.home / "damaged" / stamp / problem.file_path
+    target = damaged_dir(settings) / stamp / problem.file_path
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
     return target

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from schemas.export import document_text, export_document, exported
 from schemas.model import Contract, load_contracts
+from warehouse.lake.files import write_text_atomic
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import has_data
 from warehouse.settings import Settings
-from warehouse.storage import has_data, table_dir, write_text_atomic
 
 
 @dataclass(frozen=True)

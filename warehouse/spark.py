@@ -15,8 +15,9 @@ from sqlglot import exp
 
 from schemas.model import Contract, load_contracts
 from schemas.vocabulary import DATA_LAYERS, META
+from warehouse.lake.paths import table_dir
+from warehouse.lake.views import has_data, view_sql
 from warehouse.settings import Settings
-from warehouse.storage import has_data, table_dir, view_sql
 
 SPARK_LAYERS = (*DATA_LAYERS, META)   # quarantine keys are text that looks like dates
 

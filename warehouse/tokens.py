@@ -13,16 +13,15 @@ import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 from schemas.roles import role_named
+from warehouse.lake.files import write_text_atomic
 from warehouse.settings import Settings
 
 TOKENS_FILE = "api_tokens.json"
@@ -80,13 +79,7 @@ def _editing(settings: Settings) -> Iterator[list[ApiToken]]:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         tokens = load_tokens(settings)
         yield tokens
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"tokens": [asdict(t) for t in tokens]}, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps({"tokens": [asdict(t) for t in tokens]}, indent=1), mode=0o600)
 
 
 def create_token(settings: Settings, role: str, name: str) -> tuple[ApiToken, str]:

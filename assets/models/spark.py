@@ -11,7 +11,7 @@ from __future__ import annotations
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from assets.models import SqlModel, discover_models
+from assets.models.sql_model import SqlModel, discover_models
 from warehouse.spark import drop_table, location_literal
 
 

@@ -9,16 +9,16 @@ registry and the erasure ledger are also hash-chained (warehouse/audit.py).
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 
 import polars as pl
 
 from schemas.model import conform, contract_for
 from warehouse.audit import CHAINED, append_chained
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.paths import log_file
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
-from warehouse.storage import write_parquet_atomic
 
 
 def utc_now() -> dt.datetime:
@@ -36,7 +36,7 @@ def append_rows(settings: Settings, table: str, rows: list[dict], when: dt.datet
         return None
     contract = contract_for(table)
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema(), orient="row"), contract)
-    path = settings.lake / contract.layer / contract.table / when.date().isoformat() / f"{uuid.uuid4().hex}.parquet"
+    path = log_file(settings, table, when)
     if table in CHAINED:
         return append_chained(settings, table, frame, path)
     write_parquet_atomic(frame, path)

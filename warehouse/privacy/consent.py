@@ -15,9 +15,9 @@ import datetime as dt
 import polars as pl
 
 from schemas.model import contract_for
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 CONSENT_TABLE = "meta.consent"
 FROM_EXPORT, FROM_CLI, FROM_ERASURE = "patron_export", "shuku consent set", "erasure"

@@ -25,8 +25,6 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -36,13 +34,16 @@ import polars as pl
 
 from warehouse.access import publish
 from warehouse.audit import CHAINED, ERASED_COLUMN
+from warehouse.lake.files import write_bytes_atomic, write_parquet_atomic
+from warehouse.lake.partitions import record_checksum
+from warehouse.lake.paths import TMP_PREFIX, data_files, table_dir, table_of_file
+from warehouse.lake.views import refresh_warehouse_views, sql_string
 from warehouse.library import load_library
 from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
 from warehouse.privacy.erasure_journal import STEPS, ErasureError, Reader, pending, start, write_journal
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX, record_checksum, refresh_warehouse_views, sql_string, write_parquet_atomic
 
 LEDGER_TABLE = "meta.erasure_ledger"
 
@@ -67,28 +68,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _replace_bytes(path: Path, data: bytes) -> None:
-    """Replace a file's bytes atomically, keeping its mode."""
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _table_of(settings: Settings, path: Path) -> str:
     """``layer.table`` of a lake or quarantine file; the restricted area's files by folder."""
-    if settings.lake in path.parents:
-        layer, table = path.relative_to(settings.lake).parts[:2]
-        return f"{layer}.{table}"
-    if settings.quarantine in path.parents:
-        return f"quarantine.{path.relative_to(settings.quarantine).parts[0]}"
-    return "restricted/" + "/".join(path.relative_to(settings.restricted).parts[:2])
+    return table_of_file(settings, path) or "restricted/" + "/".join(path.relative_to(settings.restricted).parts[:2])
 
 
 class Erasure:
@@ -132,19 +114,15 @@ class Erasure:
             if not removed:
                 continue
             out = gzip.compress(new, mtime=0) if zipped else new
-            _replace_bytes(path, out)
+            write_bytes_atomic(path, out, mode=path.stat().st_mode & 0o777)     # its mode kept
             done.append({"file": str(path.relative_to(self.settings.landing)), "lines_removed": removed,
                          "sha256_before": _sha256(raw), "sha256_after": _sha256(out)})
             self._save()
 
     def _parquet_files(self) -> list[Path]:
-        consent = self.settings.lake / "meta" / CONSENT_TABLE.split(".")[1]
-        files = []
-        for root in (self.settings.lake, self.settings.quarantine, self.settings.restricted):
-            if root.exists():
-                files += [p for p in root.rglob("*.parquet")
-                          if not p.name.startswith(TMP_PREFIX) and consent not in p.parents]
-        return sorted(files)
+        s, consent = self.settings, table_dir(self.settings, CONSENT_TABLE)
+        return sorted(p for root in (s.lake, s.quarantine, s.restricted) if root.exists()
+                      for p in root.rglob("*.parquet") if not p.name.startswith(TMP_PREFIX) and consent not in p.parents)
 
     def _step_lake(self) -> None:
         result = self._result("lake")
@@ -215,11 +193,8 @@ class Erasure:
 
     def _step_consent(self) -> None:
         result = self._result("consent")
-        folder = self.settings.lake / "meta" / CONSENT_TABLE.split(".")[1]
         removed = result.get("rows_removed", 0)
-        for path in sorted(folder.rglob("*.parquet")) if folder.exists() else []:
-            if path.name.startswith(TMP_PREFIX):
-                continue
+        for path in sorted(data_files(self.settings, CONSENT_TABLE)):
             frame = pl.read_parquet(path, hive_partitioning=False)
             keep = (frame.get_column("patron_pid") != self.reader.pid).fill_null(True)
             if keep.all():
@@ -262,7 +237,8 @@ class Erasure:
             lines = text.splitlines(keepends=True)
             changed = [self.reader.redact(line, self.card_pattern) for line in lines]
             count = sum(1 for a, b in zip(lines, changed) if a != b)
-            _replace_bytes(path, "".join(changed).encode("utf-8", errors="surrogateescape"))
+            data = "".join(changed).encode("utf-8", errors="surrogateescape")
+            write_bytes_atomic(path, data, mode=path.stat().st_mode & 0o777)
             files.append({"file": str(path.relative_to(self.settings.home)), "lines_redacted": count})
             self._save()
 

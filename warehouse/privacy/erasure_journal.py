@@ -15,14 +15,13 @@ import json
 import os
 import re
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from warehouse.lake.files import write_text_atomic
 from warehouse.privacy import pseudonymiser, utc_now
 from warehouse.settings import Settings
-from warehouse.storage import TMP_PREFIX
 
 SALT_FILE = "erasure.salt"
 JOURNAL_DIR = "erasure"
@@ -99,14 +98,7 @@ def pending(settings: Settings) -> list[Path]:
 
 def write_journal(path: Path, data: dict) -> None:
     """Write a journal atomically, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, default=str), mode=0o600)
 
 
 def start(settings: Settings, *, card: str | None = None, pid: str | None = None,

@@ -23,10 +23,12 @@ import polars as pl
 from schemas.model import Contract, contract_for, load_contracts
 from schemas.vocabulary import DATA_LAYERS
 from warehouse.access import publish_afresh_next_time
+from warehouse.lake.files import write_parquet_atomic
+from warehouse.lake.partitions import record_checksum
+from warehouse.lake.paths import partition_files, table_file
+from warehouse.lake.views import compute_connection, refresh_warehouse_views
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
-from warehouse.storage import (PART_FILE, compute_connection, record_checksum, refresh_warehouse_views, table_dir,
-                               write_parquet_atomic)
 
 RETENTION_LOG = "meta.retention_log"
 DAYS_PER_UNIT = {"d": 1, "day": 1, "days": 1, "m": 30, "month": 30, "months": 30, "y": 365, "year": 365, "years": 365}
@@ -130,13 +132,9 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
             continue
         cutoff = today - dt.timedelta(days=days)
         outcome.cutoffs[contract.qualified_name] = cutoff.isoformat()
-        base = table_dir(settings, contract)
-        part = contract.partition_column
-        if part is not None:
-            for folder in sorted(base.glob(f"{part.name}=*")) if base.exists() else []:
-                key = folder.name.split("=", 1)[1]
-                path = folder / PART_FILE
-                if _last_day(key[:10]) >= cutoff or not path.exists():
+        if contract.partition_column is not None:
+            for key, path in partition_files(settings, contract).items():
+                if _last_day(key[:10]) >= cutoff:
                     continue
                 if changed := _delink(path, None, cutoff):
                     record_checksum(settings, path)
@@ -144,7 +142,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
                     touched.append(contract)
         else:
             dated = next((c.name for c in contract.columns if c.physical_type == "DATE"), None)
-            path = base / PART_FILE
+            path = table_file(settings, contract)
             if dated is None or not path.exists():
                 continue     # no date to judge a row's age by (dim_patron: the reader's current attributes)
             if changed := _delink(path, dated, cutoff):

@@ -14,8 +14,8 @@ from typing import Iterable
 
 import duckdb
 
+from warehouse.lake.views import sql_string
 from warehouse.settings import Settings
-from warehouse.storage import sql_string
 
 # Authors are public bibliographic data and may share a reader's name.
 IGNORED_COLUMNS = ("author",)

@@ -16,11 +16,11 @@ from markdown_it import MarkdownIt
 
 from schemas.model import Contract, load_contracts
 from warehouse.guarded import ACCESS_LOG
+from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG, retention_days
 from warehouse.settings import Settings
-from warehouse.storage import compute_connection, has_data
 
 PRIVACY_CHECKS = ("no_card_numbers", "no_email_addresses", "no_phone_numbers")
 QUALITY_RESULTS = "meta.quality_results"
