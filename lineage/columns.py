@@ -15,8 +15,6 @@ Results are cached per SQL text, so a process parses each model once.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -294,7 +292,9 @@ def _row_edges(model: _Model, column: str, path: list[Node]) -> list[Edge]:
         top = aggregate_kind(aggregate)
         regrouped = {id(node.source) for node in path[start + 1:]
                      if top is not None and aggregate_kind(node.expression) is top}
-        rows_of(scope, branches, found, set(), regrouped=regrouped)
+        # One group's value, unless a window above ranks or sums groups against each other.
+        per_group = not any(node.expression.find(exp.Window) for node in path[:start + 1])
+        rows_of(scope, branches, found, set(), regrouped=regrouped, per_group=per_group)
     return [Edge(column, table, input_column, INDIRECT, subtype, f"decides the rows {shown} summarises")
             for (table, input_column), subtype in sorted(found.items())]
 
@@ -386,28 +386,3 @@ def sql_lineage(sql: str) -> ModelLineage:
         fields[column] = tuple(edges.values())
         expressions[column] = tuple(dict.fromkeys(shown))
     return ModelLineage(fields=fields, dataset=tuple(_dataset_edges(tree)), expressions=expressions)
-
-
-_worker: ThreadPoolExecutor | None = None
-_pending: dict[str, Future] = {}
-_done: set[str] = set()
-_lock = threading.Lock()
-
-
-def prefetch_sql_lineage(sql: str) -> None:
-    """Start working out a model's lineage in a thread, while DuckDB (which releases the GIL) runs it."""
-    global _worker
-    with _lock:
-        if sql in _pending or sql in _done:
-            return
-        if _worker is None:
-            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shuku-lineage")
-        _pending[sql] = _worker.submit(sql_lineage, sql)
-
-
-def model_lineage(sql: str) -> ModelLineage:
-    """``sql_lineage``, waiting for a prefetch of the same SQL rather than parsing it twice."""
-    with _lock:
-        pending = _pending.pop(sql, None)
-        _done.add(sql)
-    return pending.result() if pending is not None else sql_lineage(sql)

@@ -37,7 +37,8 @@ from openlineage.client.facet_v2 import (
     tags_dataset,
 )
 
-from lineage.columns import Edge, model_lineage, prefetch_sql_lineage
+from lineage.columns import Edge
+from lineage.prefetch import model_lineage, prefetch_sql_lineage
 from lineage.mappings import REFERENCE, declared_edges
 from schemas.model import ContractError, contract_for
 from warehouse.settings import REPO_ROOT, Settings

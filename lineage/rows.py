@@ -8,6 +8,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
 from lineage.branches import union_leaves
+from schemas.model import load_contracts
 
 JOIN, FILTER, GROUP_BY = "JOIN", "FILTER", "GROUP_BY"
 
@@ -60,13 +61,72 @@ def aggregate_kind(expression: exp.Expression) -> type | None:
     return type(value) if isinstance(value, (exp.Sum, exp.Min, exp.Max)) else None
 
 
+def _grouped_outputs(scope: Scope) -> dict[int, frozenset[str]]:
+    """For each source of a grouping select, the output columns that every alias of it is grouped by."""
+    group = scope.expression.args.get("group") if isinstance(scope.expression, exp.Select) else None
+    if group is None:
+        return {}
+    keys = {(c.table, c.name) for c in group.expressions if isinstance(c, exp.Column)}
+    by_source: dict[int, list[frozenset[str]]] = {}
+    for alias, (_, source) in scope.selected_sources.items():
+        if isinstance(source, Scope):
+            by_source.setdefault(id(source), []).append(frozenset(n for t, n in keys if t == alias))
+    return {source: frozenset.intersection(*outputs) for source, outputs in by_source.items()}
+
+
+def _unique_on(source: Scope | exp.Table | None, names: list[str], depth: int = 0) -> bool:
+    """Whether ``source`` has at most one row per value of its columns ``names``: a table whose
+    contract's primary key they are, a select grouped by them, or a select of one source copying
+    them from columns of its own that are unique."""
+    if isinstance(source, exp.Table):
+        contract = load_contracts().get(f"{source.db}.{source.name}")
+        return contract is not None and bool(contract.primary_key) and set(contract.primary_key) <= set(names)
+    if not isinstance(source, Scope) or not isinstance(source.expression, exp.Select) or depth > 16:
+        return False
+    select = source.expression
+    picked = [select.selects[select.named_selects.index(n)] for n in names if n in select.named_selects]
+    values = [p.this if isinstance(p, exp.Alias) else p for p in picked]
+    if len(values) != len(names) or not all(isinstance(v, exp.Column) for v in values):
+        return False
+    group = select.args.get("group")
+    if group is not None:
+        return {e.sql() for e in group.expressions} <= {v.sql() for v in values}
+    if select.args.get("joins") or len({v.table for v in values}) != 1:
+        return False
+    return _unique_on(source.sources.get(values[0].table), [v.name for v in values], depth + 1)
+
+
+def _decides_whole_groups(scope: Scope, join: exp.Join, grouped: frozenset[str]) -> bool:
+    """Whether an inner join of ``scope`` keeps or drops whole groups of the select above: it
+    matches, one to one, columns that ``scope`` hands on unchanged as outputs that select groups
+    by. Which groups there are is then its doing (a dataset edge), not what a group sums."""
+    on, joined = join.args.get("on"), join.this.alias_or_name
+    if not grouped or join.side or on is None:
+        return False
+    equalities = list(on.flatten()) if isinstance(on, exp.And) else [on]
+    copied = {(v.table, v.name): p.alias_or_name for p in scope.expression.selects
+              for v in [p.this if isinstance(p, exp.Alias) else p] if isinstance(v, exp.Column)}
+    keys = []
+    for equality in equalities:
+        if not isinstance(equality, exp.EQ) or not all(isinstance(x, exp.Column) for x in (equality.left, equality.right)):
+            return False
+        sides = sorted((equality.left, equality.right), key=lambda c: c.table != joined)
+        if sides[0].table != joined or sides[1].table == joined or copied.get((sides[1].table, sides[1].name)) not in grouped:
+            return False
+        keys.append(sides[0].name)
+    return _unique_on(scope.sources.get(joined), keys)
+
+
 def rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str], seen: set[int],
-             top: bool = True, regrouped: set[int] = frozenset()) -> None:
+             top: bool = True, regrouped: set[int] = frozenset(), grouped: frozenset[str] = frozenset(),
+             per_group: bool = False) -> None:
     """Into ``found``, the columns that decide which rows ``scope`` has: its WHERE, HAVING,
     QUALIFY, GROUP BY (and a DISTINCT below the top) and join keys, and those of the scopes it
     reads rows from (of a UNION, only its ``branches`` when it has some). A LEFT JOIN of a source
     the path does not read adds columns, not rows (a left join that repeats rows is taken not to
-    be one), so it is left out."""
+    be one), so it is left out. For a value of one group (``per_group``: an aggregate, not a window
+    that ranks groups against each other), so is an inner join below that keeps or drops whole
+    groups (``grouped``: the outputs of a source that the aggregating select groups by)."""
     if id(scope) in seen:
         return
     seen.add(id(scope))
@@ -92,14 +152,19 @@ def rows_of(scope: Scope, branches: set[int], found: dict[tuple[str, str], str],
         if join.side == "LEFT" and not read and not (isinstance(source, exp.Table) and id(source) in branches):
             skipped.add(name)
             continue
+        if _decides_whole_groups(scope, join, grouped):
+            skipped.add(name)
+            continue
         parts.append((join.args.get("on"), JOIN))
     for part, subtype in parts:
         for ref in part.find_all(exp.Column) if part is not None else ():
             for key in resolve(scope, ref, branches=branches):
                 found.setdefault(key, subtype)
+    below = _grouped_outputs(scope) if top and per_group else {}
     for name, (_, source) in scope.selected_sources.items():
         if name not in skipped and isinstance(source, Scope):
-            rows_of(source, branches, found, seen, top=False, regrouped=regrouped)
+            rows_of(source, branches, found, seen, top=False, regrouped=regrouped,
+                    grouped=below.get(id(source), frozenset()))
 
 
 def keyed_by(scope: Scope, ref: exp.Column, depth: int = 0) -> bool:
