@@ -41,9 +41,11 @@ demo: $(STAMP)
 
 # The default suite (aim: under 4 minutes on 2 cores); CI also runs the slow tests.
 test: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
+	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
+	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ui: $(STAMP)

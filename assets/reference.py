@@ -47,8 +47,9 @@ def dim_zone_frame(library: Library) -> pl.DataFrame:
 def dim_gate_frame(library: Library) -> pl.DataFrame:
     rows = []
     for zone in library.zones:
-        rows += [{"device_code": g, "device_kind": "gate", "zone_code": zone.code, "branch_code": zone.branch_code} for g in zone.gates]
-        rows += [{"device_code": s, "device_kind": "sensor", "zone_code": zone.code, "branch_code": zone.branch_code} for s in zone.sensors]
+        for kind, devices in (("gate", zone.gates), ("sensor", zone.sensors)):
+            rows += [{"device_code": d, "device_kind": kind, "zone_code": zone.code, "branch_code": zone.branch_code}
+                     for d in devices]
     return pl.DataFrame(rows)
 
 

@@ -99,7 +99,8 @@ def write_month(folder: Path, month: dt.date, fraction: float, views: np.ndarray
                 if v == 0:
                     continue
                 tr_rows.append([journals.title[pi][t], p.publisher, f"ISNI:{p.publisher_isni}", p.name, doi,
-                                f"{slug}:{journals.code[pi][t]}", str(journals.isbn[pi][t]) if book[t] and journals.isbn[pi][t] else "",
+                                f"{slug}:{journals.code[pi][t]}",
+                                str(journals.isbn[pi][t]) if book[t] and journals.isbn[pi][t] else "",
                                 "" if book[t] else issn, "", f"https://{p.host}/", dtype, yop, access, "Regular",
                                 metric, str(v), str(v)])
                 pr[(dtype, metric)] = pr.get((dtype, metric), 0) + v

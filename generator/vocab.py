@@ -102,7 +102,8 @@ GENERAL_TOPICS_EN = ("General Science", "Military Theory", "Aviation", "Transpor
 
 TITLE_FORMS_ZH = ("{}导论", "{}概论", "{}教程", "{}研究", "{}原理", "{}实践", "{}史", "{}新论", "{}方法", "{}手册")
 SUBTITLES_ZH = ("理论与实践", "第2版", "第3版", "案例分析", "", "", "", "")
-TITLE_FORMS_EN = ("Introduction to {}", "{}: A Handbook", "Principles of {}", "Advances in {}", "{} in Practice", "Foundations of {}")
+TITLE_FORMS_EN = ("Introduction to {}", "{}: A Handbook", "Principles of {}", "Advances in {}", "{} in Practice",
+                  "Foundations of {}")
 SUBTITLES_EN = ("theory and practice", "second edition", "a critical introduction", "", "", "")
 
 PUBLISHERS_ZH = (("北京", "清华大学出版社"), ("北京", "高等教育出版社"), ("北京", "北京大学出版社"), ("上海", "上海人民出版社"),

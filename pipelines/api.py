@@ -320,7 +320,7 @@ def _error(request: Request, exc: Exception) -> Response:
         if token is None and status not in (401,):
             try:
                 token = api.tokens.find(request.headers.get("authorization", "").partition(" ")[2].strip())
-            except Exception:    # a broken token file is reported by the request itself
+            except Exception:    # noqa: BLE001 - a broken token file is reported by the request itself
                 token = None
         api.log(request, token, "refused", message)
     return json_response({"error": error, "message": message, **extra}, status=status, headers=headers)

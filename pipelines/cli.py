@@ -52,7 +52,9 @@ def generate(scale: str, seed: int, start: dt.datetime, days: int) -> None:
 
 def _print_generation(report, settings, seconds: float) -> None:
     table = Table(title=f"landing files written to {settings.landing} in {seconds:.1f} s")
-    table.add_column("source"); table.add_column("files", justify="right"); table.add_column("rows", justify="right")
+    table.add_column("source")
+    table.add_column("files", justify="right")
+    table.add_column("rows", justify="right")
     table.add_column("defects written (for quarantine and checks to find)")
     rows = report.rows_by_source()
     defects = report.defects_by_source()
@@ -181,7 +183,8 @@ def status() -> None:
         for col in ("swept (UTC)", "sweep", "landing files deleted", "rows de-linked"):
             swept.add_column(col)
         for s in sweeps:
-            swept.add_row(f"{s['swept_at']:%Y-%m-%d %H:%M}", s["sweep_id"][:8], str(s["files_deleted"]), f"{s['rows_delinked']:,}")
+            swept.add_row(f"{s['swept_at']:%Y-%m-%d %H:%M}", s["sweep_id"][:8], str(s["files_deleted"]),
+                          f"{s['rows_delinked']:,}")
         out.print(swept)
     failing = quality_failures(settings)
     if failing:
@@ -356,7 +359,8 @@ def demo(scale: str, days: int, seed: int) -> None:
     for col in ("table", "rows", "quarantined", "by reason"):
         summary.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
     for t in table_status(settings):
-        summary.add_row(t["table"], f"{t['rows']:,}", "" if t["quarantined"] is None else f"{t['quarantined']:,}", t["reasons"] or "")
+        quarantined = "" if t["quarantined"] is None else f"{t['quarantined']:,}"
+        summary.add_row(t["table"], f"{t['rows']:,}", quarantined, t["reasons"] or "")
     out.print(summary)
     out.print(f"""
 [bold]Where to look[/bold]

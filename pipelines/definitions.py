@@ -68,7 +68,8 @@ def build_definitions(settings: Settings | None = None, library: Library | None 
     jobs = build_jobs(library) + build_source_jobs() + [build_nightly_job(), retention_job]
     executor = dg.multiprocess_executor if os.environ.get("SHUKU_EXECUTOR") == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library), sensors=[landing_sensor(library), *alert_sensors(), freshness_sensor()],
+        assets=assets, jobs=jobs, schedules=build_schedules(jobs, library),
+        sensors=[landing_sensor(library), *alert_sensors(), freshness_sensor()],
         resources={"shuku": ShukuWarehouse(home=str(settings.home), library_config=str(settings.library_config))},
         executor=executor,
     )

@@ -84,7 +84,8 @@ def build_schedules(jobs: list, library: Library) -> list[dg.ScheduleDefinition]
 
 
 retention_job = dg.define_asset_job(RETENTION_JOB, selection=dg.AssetSelection.assets(SWEEP_KEY),
-                                    description="Enforce retention: landing files and reader ids past their contract's retention.")
+                                    description="Enforce retention: landing files and reader ids past their "
+                                                "contract's retention.")
 
 
 def retention_schedule(timezone: str) -> dg.ScheduleDefinition:

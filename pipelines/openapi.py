@@ -24,7 +24,8 @@ ERROR_CODES = {"401": "No token, or a malformed, unknown or revoked one.",
                "403": "Outside the token's role: `refused` names the columns or tables.",
                "404": "No such dataset.",
                "422": "A bad parameter or query, or over the time or result-size limit; `message` says which.",
-               "429": "Over the request rate (per token; one shared by requests without a valid token); retry after `Retry-After` seconds."}
+               "429": "Over the request rate (per token; one shared by requests without a valid token); "
+                      "retry after `Retry-After` seconds."}
 
 
 def filter_column(contract: Contract) -> str | None:
@@ -130,7 +131,8 @@ def openapi_document(contracts: dict[str, Contract], limits) -> dict:
                                   "content": {"application/json": {"schema": {
                                       "type": "object", "required": ["role", "datasets"],
                                       "properties": {"role": {"type": "string"},
-                                                     "datasets": {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}}}}}},
+                                                     "datasets": {"type": "array",
+                                                                  "items": {"$ref": "#/components/schemas/Dataset"}}}}}}},
                           **_errors("401", "429")}}},
         "/api/v1/datasets/{layer}/{table}": {"get": {
             "operationId": "get_dataset", "summary": "One dataset, with its ODCS contract",

@@ -269,7 +269,8 @@ RULES: tuple[SqlRule, ...] = (
             _counter_pairs([("Total_Item_Requests", "Total_Item_Investigations")])),
     SqlRule("counter_titles_within_items", COUNTER_TABLES,
             "For each item and month, Unique_Title_Requests ≤ Unique_Item_Requests and "
-            "Unique_Title_Investigations ≤ Unique_Item_Investigations (a title counted in a session had at least one of its items used).", ERROR,
+            "Unique_Title_Investigations ≤ Unique_Item_Investigations (a title counted in a session had at least one "
+            "of its items used).", ERROR,
             _counter_pairs([("Unique_Title_Requests", "Unique_Item_Requests"),
                             ("Unique_Title_Investigations", "Unique_Item_Investigations")])),
     SqlRule("counter_pr_matches_dr", COUNTER_TABLES,

@@ -15,7 +15,8 @@ from schemas.roles import load_roles, roles_seeing
 COLUMN_HEADERS = ("column", "type", "required", "classification", "pii", "masking", "roles that see it", "description")
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0 2em}"
          "td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eee}"
-         ".confidential{color:#a60}.restricted{color:#c00;font-weight:bold}dl{display:grid;grid-template-columns:max-content auto;gap:0 1em}")
+         ".confidential{color:#a60}.restricted{color:#c00;font-weight:bold}"
+         "dl{display:grid;grid-template-columns:max-content auto;gap:0 1em}")
 
 
 def _days(value: float | None) -> str:
@@ -32,7 +33,8 @@ def table_facts(contract: Contract) -> list[tuple[str, str]]:
         ("description", contract.description or "-"),
         ("owner", contract.owner or "-"),
         ("layer", contract.layer),
-        ("partitioning", f"by {contract.partitioning} on {part.name}" if part else (contract.partitioning or "none (whole table)")),
+        ("partitioning", f"by {contract.partitioning} on {part.name}" if part
+         else (contract.partitioning or "none (whole table)")),
         ("freshness", _days(contract.freshness_days)),
         ("retention", _years(contract.retention_years)),
         ("contract", f"schemas/{contract.layer}/{contract.path.name}"),

@@ -252,7 +252,8 @@ def load_library(path: Path) -> Library:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LibraryConfigError(f"{path}: library config not found; set SHUKU_LIBRARY_CONFIG or copy config/library.yaml.") from None
+        raise LibraryConfigError(f"{path}: library config not found; set SHUKU_LIBRARY_CONFIG "
+                                 "or copy config/library.yaml.") from None
     except yaml.YAMLError as exc:
         raise LibraryConfigError(f"{path}: not valid YAML: {exc}") from None
     tz = str(_need(data, "timezone", "", path))

@@ -72,7 +72,8 @@ class Pseudonymiser:
             version, hex_key = lines[-1].split(":", 1)
             return cls(key=bytes.fromhex(hex_key), version=int(version))
         except (IndexError, ValueError):
-            raise PseudonymKeyError(f"{path}: expected lines of the form VERSION:HEXKEY; the last line is the key in use.") from None
+            raise PseudonymKeyError(f"{path}: expected lines of the form VERSION:HEXKEY; "
+                                    "the last line is the key in use.") from None
 
     def pid(self, card_number: str) -> str:
         known = self._known.get(card_number)

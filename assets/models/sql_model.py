@@ -46,7 +46,8 @@ class SqlModel:
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         problems = []
         for table in tree.find_all(exp.Table):
-            if isinstance(table.this, exp.Func) or isinstance(table.this, exp.Identifier) and table.this.quoted and "." in table.name:
+            reads_file = isinstance(table.this, exp.Identifier) and table.this.quoted and "." in table.name
+            if isinstance(table.this, exp.Func) or reads_file:
                 problems.append(f"reads {table.this.sql('duckdb')}: read `layer.table` views, not files")
             elif not table.db and table.name not in ctes:
                 problems.append(f"reads {table.name} without its layer: write `layer.{table.name}`")

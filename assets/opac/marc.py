@@ -194,7 +194,7 @@ def _read_iso2709(data: bytes, cols: _Columns) -> None:
 def _read_marcxml(path: Path, data: bytes, cols: _Columns) -> None:
     try:
         records = parse_xml_to_array(io.BytesIO(data), strict=False)
-    except Exception as exc:  # the XML parser raises several types; all mean the same here
+    except Exception as exc:  # noqa: BLE001 - the XML parser raises several types; all mean the same here
         raise LandingFileError(f"{path}: is not well-formed MARCXML ({exc}); ask for the export again.") from None
     for number, record in enumerate(records, 1):
         try:
