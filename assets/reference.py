@@ -58,7 +58,6 @@ def dim_reader_category_frame(library: Library) -> pl.DataFrame:
 
 
 DISCIPLINES_FILE = Path(__file__).resolve().parent / "opac" / "disciplines.yaml"
-SCHEMES = ("clc", "lc", "dewey")
 
 
 def class_key(class_number: str) -> str:
@@ -79,8 +78,9 @@ def discipline_map_frame(library: Library) -> pl.DataFrame:
     """(scheme, class_prefix, discipline_code): CLC top classes map to themselves, LC and Dewey as listed."""
     data = _disciplines()
     codes = set(data["disciplines"])
-    rows = [{"scheme": "clc", "class_prefix": code, "discipline_code": code} for code in data["disciplines"]]
-    for scheme in SCHEMES[1:]:
+    clc, *others = contract_for("core.discipline_map").column("scheme").allowed_values
+    rows = [{"scheme": clc, "class_prefix": code, "discipline_code": code} for code in data["disciplines"]]
+    for scheme in others:
         for prefix, code in data[scheme].items():
             if code not in codes:
                 raise ValueError(f"{DISCIPLINES_FILE}: {scheme} class {prefix}: discipline {code!r} is not one of "

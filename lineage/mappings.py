@@ -142,6 +142,9 @@ FACTOR = "the kind of day's factor"
 BACKTEST = "forecast from each origin scored against the hourly peaks of the week after"
 KIND = ("term_name", "is_exam_week", "is_holiday", "weekday")
 OPEN = ("open_hour", "close_hour")
+DEMAND = ("occupancy_peak", "event_date", "event_hour", "zone_code")   # a branch's demand in an hour
+ZONED = "the zones summed into their branch"
+SCORED = ("date_key",) + OPEN      # the open hours of the week after each origin that are scored
 
 # Tables Python writes from other warehouse tables -> declared edges (input_table: the table read).
 DERIVED: dict[str, tuple[Edge, ...]] = {
@@ -149,26 +152,39 @@ DERIVED: dict[str, tuple[Edge, ...]] = {
         "patron_pid": ("patron_pid", ""),
         "profiling": ("profiling_consent", "a change in the patron export (staff changes have no landing file)"),
         "recommendations": ("profiling_consent", "a change in the patron export (staff changes have no landing file)")}),
-    # The seat demand model (assets/forecast.py): hourly peaks summed per branch, fitted per
-    # weekday-hour and kind of day. Its method and horizon are labels of the code, read from nothing.
+    # The seat demand model (assets/forecast.py): hourly peaks summed per branch (its zones, through
+    # core.dim_zone), fitted per weekday-hour and kind of day. Its method and horizon are labels of
+    # the code, read from nothing. Which branches, days and hours have rows is decided by the zones
+    # that map to a branch and the open hours of the days.
     "marts.seat_demand_forecast": _edges("marts.space_utilisation", {
-        "origin_date": ("event_date", "last day of data (future), a week before it (holdout)"),
-        "period": ("event_date", "future after the last day of data, holdout for its last week"),
-        "demand_forecast": ("occupancy_peak", FORECAST), "demand_lower": ("occupancy_peak", FORECAST),
-        "demand_upper": ("occupancy_peak", FORECAST), "actual_demand": ("occupancy_peak", "summed per branch")})
-    + _edges("core.dim_zone", {"branch_code": ("branch_code", ""), "seat_capacity": ("seat_capacity", "summed per branch")})
+        "origin_date": (("event_date", "zone_code"), "last day of data (future), a week before it (holdout)"),
+        "period": (("event_date", "zone_code"), "future after the last day of data, holdout for its last week"),
+        "branch_code": ("zone_code", ZONED), "event_hour": ("zone_code", ZONED), "forecast_date": ("zone_code", ZONED),
+        "demand_forecast": (DEMAND, FORECAST), "demand_lower": (DEMAND, FORECAST),
+        "demand_upper": (DEMAND, FORECAST), "actual_demand": (DEMAND, "summed per branch and hour")})
+    + _edges("core.dim_zone", {
+        "branch_code": (("branch_code", "zone_code"), ZONED), "seat_capacity": ("seat_capacity", "summed per branch"),
+        "origin_date": ("zone_code", ZONED), "period": ("zone_code", ZONED), "event_hour": ("zone_code", ZONED),
+        "forecast_date": ("zone_code", ZONED), "demand_forecast": ("zone_code", ZONED),
+        "demand_lower": ("zone_code", ZONED), "demand_upper": ("zone_code", ZONED), "actual_demand": ("zone_code", ZONED)})
     + _edges("core.dim_date", {
-        "forecast_date": ("date_key", "open days after the origin"), "event_hour": (OPEN, "open hours of the day"),
-        "day_kind": (KIND, "term, exam, vacation or holiday"), "demand_forecast": (KIND, FACTOR),
+        "forecast_date": (("date_key", "is_holiday"), "open days after the origin"),
+        "event_hour": (OPEN + ("is_holiday",), "open hours of the day"),
+        "branch_code": ("is_holiday", "a branch has rows on open days"), "period": ("is_holiday", "open days"),
+        "day_kind": (("term_name", "is_exam_week"), "term, exam or vacation"), "demand_forecast": (KIND, FACTOR),
         "demand_lower": (KIND, FACTOR), "demand_upper": (KIND, FACTOR)}),
     "marts.seat_demand_backtest": _edges("marts.space_utilisation", {
-        "origin_date": ("event_date", "every third day of the data"),
-        "hours_scored": ("occupancy_peak", "open hours with demand above zero"),
-        "mape": ("occupancy_peak", BACKTEST), "peak_error": ("occupancy_peak", BACKTEST),
-        "interval_coverage": ("occupancy_peak", BACKTEST)})
-    + _edges("core.dim_zone", {"branch_code": ("branch_code", "")})
-    + _edges("core.dim_date", {"hours_scored": (OPEN, "open hours of the day"), "mape": (KIND, FACTOR),
-                               "peak_error": (KIND, FACTOR), "interval_coverage": (KIND, FACTOR)}),
+        "origin_date": (("event_date", "zone_code"), "every third day of the data"),
+        "branch_code": ("zone_code", ZONED), "method": ("zone_code", ZONED),
+        "hours_scored": (DEMAND, "open hours with demand above zero"),
+        "mape": (DEMAND, BACKTEST), "peak_error": (DEMAND, BACKTEST), "interval_coverage": (DEMAND, BACKTEST)})
+    + _edges("core.dim_zone", {
+        "branch_code": (("branch_code", "zone_code"), ZONED), "origin_date": ("zone_code", ZONED),
+        "method": ("zone_code", ZONED), "hours_scored": ("zone_code", ZONED), "mape": ("zone_code", ZONED),
+        "peak_error": ("zone_code", ZONED), "interval_coverage": ("zone_code", ZONED)})
+    + _edges("core.dim_date", {"hours_scored": (OPEN + ("is_holiday",), "open hours of the day"),
+                               "mape": (KIND + SCORED, FACTOR), "peak_error": (KIND + SCORED, FACTOR),
+                               "interval_coverage": (KIND + SCORED, FACTOR)}),
 }
 
 

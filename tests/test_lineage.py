@@ -3,29 +3,21 @@ lineage from sqlglot and from the declared mappings, the transports, the meta.li
 tables, `shuku trace` from a published figure to its landing files, and the lineage page."""
 
 import hashlib
-import http.server
 import json
-import logging
-import socket
 
-import threading
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
-import sqlglot
 from click.testing import CliRunner
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from sqlglot import exp
+from referencing import Registry
 
 from assets.feeds import FEEDS, feed_named
 from assets.marts_python import TABLES as PYTHON_MART_TABLES
 from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS, COSTS_FILE, DISCIPLINES_FILE
 from assets.table_asset import lineage_assertions
-from lineage.columns import sql_lineage
 from lineage.events import run_uuid
 from lineage.mappings import DERIVED, REFERENCE
 from lineage.observe import observe
@@ -39,39 +31,17 @@ from quality.checks import evaluate
 from quality.plan import planned_checks
 from schemas.model import contract_for, load_contracts
 from tests.browser import dump_dom
+from tests.openlineage_schema import official_registry, schema_errors
 from tests.privacy import find_personal_data
 from tests.published import copied_home, shared_home
 from warehouse.lake.partitions import write_partition
 from warehouse.lake.paths import table_dir
 from warehouse.lake.views import compute_connection
-from warehouse.settings import Settings
-
-SPECS = Path(__file__).parent / "data" / "openlineage"
 
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    """Every vendored OpenLineage schema, by its `$id`."""
-    paths = [SPECS / "OpenLineage.json", *sorted((SPECS / "facets").glob("*.json"))]
-    resources = [Resource.from_contents(json.loads(p.read_text(encoding="utf-8"))) for p in paths]
-    return Registry().with_resources((r.id(), r) for r in resources)
-
-
-def schema_errors(event: dict, registry: Registry) -> list[str]:
-    """The event against its schemaURL, and every facet against its own `_schemaURL`."""
-    def check(instance: dict, url: str, where: str) -> list[str]:
-        validator = Draft202012Validator({"$ref": url}, registry=registry)
-        return [f"{where}: {e.message}" for e in validator.iter_errors(instance)]
-
-    errors = check(event, event["schemaURL"], event["job"]["name"])
-    groups = [("run", event["run"].get("facets")), ("job", event["job"].get("facets"))]
-    for dataset in event.get("inputs", []) + event.get("outputs", []):
-        for key in ("facets", "inputFacets", "outputFacets"):
-            groups.append((f"{dataset['name']} {key}", dataset.get(key)))
-    for where, facets in groups:
-        for name, facet in (facets or {}).items():
-            errors += check(facet, facet["_schemaURL"], f"{where}.{name}")
-    return errors
+    return official_registry()
 
 
 @pytest.fixture(scope="module")
@@ -142,81 +112,6 @@ def test_events_carry_run_job_and_dataset_facets(built):
     zone = events[("core.dim_zone", "COMPLETE")]
     config = [d for d in zone["inputs"] if d["name"].endswith(".yaml")]
     assert config and config[0]["facets"]["version"]["datasetVersion"]
-
-
-def _edges(model: str) -> set[tuple]:
-    sql = next(m.sql for m in discover_models() if m.qualified_name == model)
-    lineage = sql_lineage(sql)
-    return {(e.output_column, e.input_table, e.input_column, e.type, e.subtype) for e in lineage.edges()}
-
-
-@pytest.mark.parametrize("model, edge", [
-    ("marts.space_utilisation", ("seat_capacity", "core.dim_zone", "seat_capacity", "DIRECT", "IDENTITY")),
-    ("marts.space_utilisation", ("occupancy_peak", "core.fact_gate_event", "direction", "DIRECT", "AGGREGATION")),
-    ("marts.space_utilisation", ("occupancy_peak", "core.fact_gate_event", "event_at", "INDIRECT", "WINDOW")),
-    ("marts.space_utilisation", (None, "core.fact_gate_event", "result", "INDIRECT", "FILTER")),
-    ("marts.space_utilisation", (None, "core.fact_gate_event", "event_hour", "INDIRECT", "GROUP_BY")),
-    ("core.fact_loan", ("bib_id", "core.dim_item", "bib_id", "DIRECT", "IDENTITY")),
-    ("core.fact_loan", ("patron_pid", "staging.circulation_event", "patron_pid", "DIRECT", "IDENTITY")),
-    ("core.fact_loan", ("returned_at", "staging.circulation_event", "event_at", "DIRECT", "AGGREGATION")),
-    ("core.fact_loan", (None, "core.dim_item", "item_number", "INDIRECT", "JOIN")),
-    ("core.dim_item", ("barcode", "staging.item", "barcode", "DIRECT", "IDENTITY")),
-    ("core.dim_patron", ("enrolment_year", "staging.patron", "enrolment_year", "DIRECT", "TRANSFORMATION")),
-    ("core.dim_title", ("discipline_code", "core.discipline_map", "discipline_code", "DIRECT", "IDENTITY")),
-    ("core.dim_title", ("class_number", "staging.bib_record", "clc_class", "DIRECT", "IDENTITY")),
-    ("core.dim_title", ("class_number", "core.discipline_map", "class_prefix", "INDIRECT", "JOIN")),
-    ("core.fact_counter_usage", ("issn", "staging.counter_usage", "print_issn", "DIRECT", "TRANSFORMATION")),
-    ("core.fact_eresource_access", ("event_hour", "staging.ezproxy_access", "accessed_at", "DIRECT", "TRANSFORMATION")),
-    ("core.fact_eresource_access", (None, "staging.ezproxy_access", "is_static", "INDIRECT", "FILTER")),
-    ("core.fact_gate_count", ("zone_code", "core.dim_gate", "zone_code", "DIRECT", "IDENTITY")),
-    ("core.fact_gate_count", ("entries", "staging.gate_count", "counted_at", "INDIRECT", "WINDOW")),
-    ("core.fact_gate_event", ("branch_code", "core.dim_gate", "branch_code", "DIRECT", "IDENTITY")),
-    ("core.fact_gate_event", (None, "staging.gate_event", "gate_code", "INDIRECT", "JOIN")),
-    ("core.fact_search", ("query_normalised", "staging.search", "query_normalised", "DIRECT", "IDENTITY")),
-    ("core.dim_title", ("classification_scheme", "staging.bib_record", "lc_class", "INDIRECT", "CONDITIONAL")),
-])
-def test_sqlglot_column_lineage_of_each_model(model, edge):
-    assert edge in _edges(model)
-
-
-def test_every_model_has_lineage_for_every_output_column():
-    for model in discover_models():
-        lineage = sql_lineage(model.sql)
-        assert set(lineage.fields) == set(contract_for(model.qualified_name).column_names), model.qualified_name
-        # A column with no input is a value written in the SQL (a parameter): nothing it reads.
-        for column in [c for c, edges in lineage.fields.items() if not edges]:
-            innermost = sqlglot.parse_one(lineage.expressions[column][-1], dialect="duckdb")
-            assert not innermost.find(exp.Column), f"{model.qualified_name}.{column}"
-
-
-def test_a_literal_of_a_union_branch_is_decided_by_the_branch_condition():
-    lineage = sql_lineage(next(m.sql for m in discover_models() if m.name == "dim_title"))
-    edges = {(e.input_column, e.subtype, e.description) for e in lineage.fields["classification_scheme"]
-             if e.subtype != "JOIN"}
-    assert edges == {("clc_class", "CONDITIONAL", "decides 'clc' (the condition of its UNION branch)"),
-                     ("lc_class", "CONDITIONAL", "decides 'lc' (the condition of its UNION branch)"),
-                     ("dewey_class", "CONDITIONAL", "decides 'dewey' (the condition of its UNION branch)")}
-    assert lineage.expressions["classification_scheme"] == ("'clc'", "'lc'", "'dewey'")
-
-
-def test_a_count_star_reads_its_filters_and_groups_and_a_parameter_reads_nothing():
-    lineage = sql_lineage("""
-        select 'seated' as kind, 0.5 as ratio, count(*) as zones from core.dim_zone
-        where seat_capacity > 0 group by branch_code
-        union all
-        select 'standing', 0.5, count(*) from core.dim_zone where seat_capacity = 0 group by branch_code""")
-    edges = {c: {(e.input_column, e.type, e.subtype) for e in lineage.fields[c]} for c in lineage.fields}
-    assert edges["kind"] == {("seat_capacity", "INDIRECT", "CONDITIONAL")}
-    assert edges["zones"] == {("seat_capacity", "INDIRECT", "FILTER"), ("branch_code", "INDIRECT", "GROUP_BY")}
-    # The same in every branch: a value of the SQL itself, which `shuku trace` ends at.
-    assert edges["ratio"] == set() and lineage.expressions["ratio"] == ("0.5",)
-
-
-def test_a_hashed_key_is_masking_and_a_copy_is_not():
-    fact_loan = {(e.output_column, e.input_column): e.masking for e in sql_lineage(
-        next(m.sql for m in discover_models() if m.name == "fact_loan")).edges()}
-    assert fact_loan[("loan_id", "item_number")] is True
-    assert fact_loan[("patron_pid", "patron_pid")] is False
 
 
 def _assertions(event: dict) -> dict[str, list[dict]]:
@@ -411,67 +306,6 @@ def test_lineage_page_renders_the_graph_in_headless_chromium(built, cli, tmp_pat
     for table in ("staging.gate_event", "core.fact_gate_event", "marts.space_utilisation", "gates/turnstile_*.csv.gz"):
         assert f'id="table-{table}"' in dom, table
     assert "<svg" in dom and "core.fact_gate_event.direction" in dom
-
-
-class _Collector(http.server.BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):  # noqa: N802 - the name http.server calls
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.path, json.loads(body)))
-        self.send_response(201)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def _observe_one(settings: Settings, job: str = "core.dim_zone") -> None:
-    with observe(settings, job=job, run_id="7b0a2f0c-8d1e-4c57-9a3e-0f5a1c2d3e4f", inputs=[],
-                 outputs=["core.dim_zone"]) as observation:
-        observation.add_output("core.dim_zone", rows=6, bytes=1000, files=1)
-
-
-def test_http_transport_posts_every_event_and_the_file_keeps_them(tmp_path, monkeypatch):
-    _Collector.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        settings = Settings(tmp_path / "home").ensure()
-        _observe_one(settings)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert [(p, e["eventType"]) for p, e in _Collector.received] == [("/api/v1/lineage", "START"),
-                                                                    ("/api/v1/lineage", "COMPLETE")]
-    assert [e["eventType"] for e in read_events(settings)] == ["START", "COMPLETE"]
-
-
-def test_a_server_that_is_down_costs_a_warning_not_the_run(tmp_path, monkeypatch, caplog):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{port}")
-    settings = Settings(tmp_path / "home").ensure()
-    with caplog.at_level(logging.WARNING, logger="shuku.lineage"):
-        _observe_one(settings)
-    assert "did not take the event" in caplog.text and str(events_path(settings)) in caplog.text
-    assert [e["eventType"] for e in read_events(settings)] == ["START", "COMPLETE"]
-
-
-def test_an_exception_emits_fail_with_the_error_and_is_raised_again(tmp_path, registry):
-    settings = Settings(tmp_path / "home").ensure()
-    with pytest.raises(RuntimeError, match="zone table could not be written"):
-        with observe(settings, job="core.dim_zone", run_id="run-1", inputs=[], outputs=["core.dim_zone"]):
-            raise RuntimeError("zone table could not be written")
-    start, fail = read_events(settings)
-    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
-    error = fail["run"]["facets"]["errorMessage"]
-    assert error["message"] == "RuntimeError: zone table could not be written"
-    assert error["programmingLanguage"] == "python" and "Traceback" in error["stackTrace"]
-    assert schema_errors(fail, registry) == []
 
 
 def test_a_damaged_landing_file_fails_its_asset_with_a_fail_event(built, tmp_path):
