@@ -26,6 +26,10 @@ LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
 # Not loaded: the delivery failed its audit (too many lines quarantined, a blocking check), or
 # nothing of the file was understood (no row and no rejected line).
 REJECTED, UNRECOGNISED = "rejected", "unrecognised"
+# COUNTER files, which cover a range of months (assets/eresources/deliveries.py): an older delivery of
+# a report for the month; an answer that says the usage is not there yet, or holds only exceptions
+# (recorded in meta.counter_exceptions); a file that cannot be read at all (quarantined).
+SUPERSEDED, NOT_YET, EXCEPTIONS_ONLY, UNREADABLE = "superseded", "not_yet", "exceptions_only", "unreadable"
 SNAPSHOT = "all"      # the partition folder of a snapshot feed's log
 
 

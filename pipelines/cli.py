@@ -88,7 +88,7 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
 
 def _run(settings, start, end, select, models: bool, reload_snapshots: bool = False) -> bool:
     from pipelines.definitions import build_definitions
-    from pipelines.runner import dagster_instance, empty_range, feeds_named, plan, run_stage
+    from pipelines.runner import dagster_instance, empty_range, feeds_named, monthly_keys, plan, run_stage
 
     try:
         feeds = feeds_named(select)
@@ -97,6 +97,10 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
         raise click.UsageError(str(exc)) from None
     if (nothing := empty_range(settings, start, end, feeds)) is not None:
         raise Failed(nothing)
+    if outside := monthly_keys(settings, feeds)[1]:
+        err.print(f"COUNTER usage of {', '.join(outside[:12])}{' …' if len(outside) > 12 else ''} is not loaded: "
+                  "COUNTER months are kept from January 2019 (Release 5) to the last month that has ended "
+                  "(where a file also covers a kept month, these rows are in quarantine.counter as wrong_partition)", markup=False, highlight=False)
     planned = {key.path[-1] for stage in stages for key in stage.assets}
     kept = [f.name for f in feeds if f.partitioning is None and f.files(settings.landing)
             and not planned & set(f.tables)]

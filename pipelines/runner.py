@@ -69,15 +69,28 @@ def empty_range(settings: Settings, start: dt.date | None, end: dt.date | None, 
     first, last = start or dt.date.min, end or dt.date.max
     for feed in dated:
         for path in feed.files(settings.landing):
-            key = feed.key_of(path)
-            day = dt.date.fromisoformat(key if feed.partitioning == DAY else f"{key}-01")
-            upto = day if feed.partitioning == DAY else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-            if first <= day <= last or (feed.partitioning == MONTH and day <= last and first < upto):
-                return None
+            for key in feed.keys_of(path):
+                day = dt.date.fromisoformat(key if feed.partitioning == DAY else f"{key}-01")
+                upto = day if feed.partitioning == DAY else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                if first <= day <= last or (feed.partitioning == MONTH and day <= last and first < upto):
+                    return None
     folders = sorted({f"landing/{f.folder}" for f in dated})
     shown = f"{start or 'the first day'}..{end or 'the last day'}"
     return (f"no landing files for {shown} in {', '.join(folders)} (under {settings.home}); nothing was run. "
             "Check the dates (--from/--to) and that the exports for them were delivered.")
+
+
+def monthly_keys(settings: Settings, feeds: list[Feed]) -> tuple[list[str], list[str]]:
+    """The months the monthly feeds' landing files cover (a COUNTER report of a year covers twelve):
+    those that are month partitions, and those that are not (before the first, or not over yet)."""
+    from assets.partitions import month_range
+    from warehouse.library import load_library
+    covered = sorted({k for f in feeds if f.partitioning == MONTH for p in f.files(settings.landing)
+                      for k in f.keys_of(p)})
+    if not covered:
+        return [], []
+    first, last = month_range(load_library(settings.library_config))
+    return [m for m in covered if first <= m <= last], [m for m in covered if not first <= m <= last]
 
 
 def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
@@ -103,9 +116,8 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
         if daily:
             stages.append(Stage(f"daily feeds {start}..{end}", DAILY_JOB, daily, (start.isoformat(), end.isoformat())))
         monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
-        months_with_files = sorted({f.key_of(p) for f in feeds if f.partitioning == MONTH for p in f.files(settings.landing)})
         first, last = start.strftime("%Y-%m"), end.strftime("%Y-%m")
-        months = [m for m in months_with_files if first <= m <= last]
+        months = [m for m in monthly_keys(settings, feeds)[0] if first <= m <= last]
         if monthly and months:
             stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
     if models:

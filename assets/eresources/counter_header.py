@@ -45,6 +45,14 @@ def exceptions_from_json(items) -> list[dict]:
     return found
 
 
+def _canonical(name: str) -> str:
+    """A filter or attribute name as COUNTER spells it: some harvesters store `begin_date`, `yop`."""
+    name = clean_heading(name)
+    if name != name.lower():
+        return name
+    return "YOP" if name == "yop" else "_".join(part.capitalize() for part in name.split("_"))
+
+
 def _values(value, separators: str = "|") -> list[str]:
     """A header value as a list: a JSON list, or text with ``separators`` between the values."""
     if value is None:
@@ -66,7 +74,7 @@ def _name_values(raw) -> dict[str, list[str]]:
         pairs = raw.items()
     else:
         pairs = ()
-    return {clean_heading(str(name)): values for name, value in pairs if name and (values := _values(value))}
+    return {_canonical(str(name)): values for name, value in pairs if name and (values := _values(value))}
 
 
 def _institution_ids(raw) -> str | None:
