@@ -93,6 +93,30 @@ def monthly_keys(settings: Settings, feeds: list[Feed]) -> tuple[list[str], list
     return [m for m in covered if first <= m <= last], [m for m in covered if not first <= m <= last]
 
 
+def months_outside_message(months: list[str]) -> str:
+    shown = ", ".join(months[:12]) + (" …" if len(months) > 12 else "")
+    return (f"COUNTER usage of {shown} is not loaded: COUNTER months are kept from January 2019 (Release 5) to "
+            "the last month that has ended (where a file also covers a kept month, these rows are in "
+            "quarantine.counter as wrong_partition)")
+
+
+def not_loaded_lines(settings: Settings, run_ids: list[str]) -> list[str]:
+    """What the runs did not load and why, file by file (an unreadable or superseded report, a
+    queued answer …), for the summary after `shuku run`; the runs themselves do not fail for it."""
+    from assets.ingest_log import not_loaded
+    lines = []
+    for (source, status, other), months in not_loaded(settings, run_ids).items():
+        span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]} ({len(months)} months)"
+        why = {"superseded": f"superseded by the newer delivery landing/{other}",
+               "not_yet": "the platform says the usage is not ready yet (queued or busy): harvest it again later",
+               "exceptions_only": "an answer with exceptions only (meta.counter_exceptions)",
+               "unreadable": "unreadable, quarantined (quarantine.<source>, reason unreadable_file)",
+               "rejected": "mostly unreadable lines, quarantined",
+               "unrecognised": "structure not recognised"}.get(status, status)
+        lines.append(f"not loaded: landing/{source} for {span}: {why}")
+    return lines
+
+
 def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
          models: bool = True, reload_snapshots: bool = False) -> list[Stage]:
     """The runs that load ``feeds`` for the days start..end, then rebuild the models.

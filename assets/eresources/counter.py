@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -169,6 +170,17 @@ def _parse_tabular(path: Path, rows: Iterable[tuple[int, list[str]]], encoding: 
     return out.result(encoding, f"counter-r{release.replace('.', '')}-{kind}", metadata)
 
 
+def _json_text_of_json(text: str) -> bool:
+    """A SUSHI answer some harvesters store as a JSON string of its JSON text (a CSV may start with `"` too)."""
+    if text.lstrip()[:1] != '"':
+        return False
+    try:
+        inner = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(inner, str) and inner.lstrip()[:1] in ("{", "[")
+
+
 def parse(path: Path, library: Library) -> ParseResult:
     """Rows of one COUNTER report file, tabular, XLSX or JSON (recognised from the content)."""
     path = Path(path)
@@ -177,6 +189,6 @@ def parse(path: Path, library: Library) -> ParseResult:
         return _parse_tabular(path, _xlsx_rows(path, data), "utf-8", "xlsx", "\t")
     text, encoding = decode(data, path)
     text = text.lstrip("\ufeff")
-    if text.lstrip()[:1] in ("{", "["):
+    if text.lstrip()[:1] in ("{", "[") or _json_text_of_json(text):
         return parse_json(path, text, encoding)
     return _parse_text(path, text, encoding)

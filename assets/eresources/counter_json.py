@@ -63,7 +63,8 @@ def _root_exceptions(doc: dict) -> list:
 
 def _exceptions_only(encoding: str, exceptions: list, header: dict | None = None) -> ParseResult:
     meta = header_of_json(header) if header else {"release": None, "report_id": None, "header": {}}
-    meta["exceptions"] = meta.get("exceptions", []) + exceptions_from_json(exceptions)
+    found = meta.get("exceptions", [])
+    meta["exceptions"] = found + [e for e in exceptions_from_json(exceptions) if e not in found]
     release = (meta.get("release") or "").replace(".", "")
     return Rows().result(encoding, f"counter-r{release}-json" if release else "counter-sushi-json", meta)
 
@@ -94,7 +95,7 @@ def parse_json(path: Path, text: str, encoding: str) -> ParseResult:
                                "fetch the report again from the platform's SUSHI endpoint.")
     release, report_id = str(head.get("Release", "")), str(head.get("Report_ID", ""))
     metadata = header_of_json(head)
-    metadata["exceptions"] += exceptions_from_json(_root_exceptions(doc))
+    metadata["exceptions"] += [e for e in exceptions_from_json(_root_exceptions(doc)) if e not in metadata["exceptions"]]
     out = Rows()
     lines = without_usage = 0
     for number, item in enumerate(items, 1):
