@@ -158,6 +158,8 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
     for sha, source in ({} if spans else earlier or {}).items():
         first_with.setdefault(sha, source)
     fate_of = spans.fates(key_text, files) if spans else {}
+    # The deliveries loaded come first: a copy of one (same bytes elsewhere) is its duplicate_file.
+    files = sorted(files, key=lambda p: fate_of.get(p, (None,))[0] is not None)
     refusals: list[str] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))

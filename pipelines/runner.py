@@ -129,21 +129,27 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
                 and (reload_snapshots or not snapshot_is_loaded(settings, f)) for t in f.tables]
     if snapshot:
         stages.append(Stage("patron and catalogue snapshots", SNAPSHOT_JOB, snapshot, None))
-    if start is None or end is None:
+    if start and end and end < start:
+        raise ValueError(f"--to {end} is before --from {start}.")
+    # Days: the range asked for, else what the daily files cover, from the first daily partition on.
+    first_day, last_day = start, end
+    if first_day is None or last_day is None:
         found = landing_range(settings, feeds)
         if found:
-            start, end = start or found[0], end or found[1]
-    if start and end:
-        if end < start:
-            raise ValueError(f"--to {end} is before --from {start}.")
-        daily = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == DAY for t in f.tables]
-        if daily:
-            stages.append(Stage(f"daily feeds {start}..{end}", DAILY_JOB, daily, (start.isoformat(), end.isoformat())))
-        monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
-        first, last = start.strftime("%Y-%m"), end.strftime("%Y-%m")
-        months = [m for m in monthly_keys(settings, feeds)[0] if first <= m <= last]
-        if monthly and months:
-            stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
+            first_day, last_day = first_day or found[0], last_day or found[1]
+    daily = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == DAY for t in f.tables]
+    if daily and first_day and last_day:
+        from warehouse.library import load_library
+        first_day = max(first_day, load_library(settings.library_config).partitions_start)
+        if first_day <= last_day:
+            stages.append(Stage(f"daily feeds {first_day}..{last_day}", DAILY_JOB, daily,
+                                (first_day.isoformat(), last_day.isoformat())))
+    # Months: every month the COUNTER files cover (years of history at a first load), within the range asked for.
+    monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
+    first, last = (start.strftime("%Y-%m") if start else "0000-00"), (end.strftime("%Y-%m") if end else "9999-99")
+    months = [m for m in monthly_keys(settings, feeds)[0] if first <= m <= last]
+    if monthly and months:
+        stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
     if models:
         stages.append(Stage("core tables and marts", MODELS_JOB, [], None))
     return stages
