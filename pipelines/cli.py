@@ -22,7 +22,8 @@ from pipelines.cli_lineage import lineage, trace
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
-from pipelines.cli_shared import Failed, checked_library, err, existing_settings, out, prepared_settings
+from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, log_traceback, no_traceback, one_line,
+                                  out, prepared_settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,6 +75,7 @@ def _print_generation(report, settings, seconds: float) -> None:
 @click.option("--reload-snapshots", is_flag=True,
               help="Load the patron and catalogue exports even when the newest ones are loaded already "
                    "(after a contract or pseudonym-key change).")
+@no_traceback("run", "run")
 def run(start, end, select, no_models, reload_snapshots) -> None:
     """Load landing files into staging for a date range, then rebuild core and marts.
 
@@ -126,7 +128,8 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
             mark = "[green]ok[/green]" if result.success else "[red]failed[/red]"
             progress.console.print(f"{mark} {stage.label} (run {result.run_id[:8]})")
             if not result.success:
-                progress.console.print(f"   [red]{result.error}[/red]")
+                progress.console.print(f"   {one_line(result.error, 2000)}", style="red", markup=False,
+                                       highlight=False, soft_wrap=True)
             progress.advance(overall)
             if not result.success:
                 break
@@ -268,13 +271,15 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
 @main.command()
 @click.argument("source")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@no_traceback("parse", "file")
 def parse(source: str, file: Path) -> None:
     """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
 
     SOURCE is a landing source (circulation, holds, patrons, searches, marc, counter, ezproxy,
     gates: schemas/vocabulary.py lists them). Card numbers are pseudonymised as they would be in the
-    warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined, 2 when
-    the file cannot be read.
+    warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined or the file
+    is empty (no bytes, or a header and no rows), 2 when the file cannot be read. A failure is one
+    line on stderr; a parser's traceback goes to the home folder's logs/errors.log.
     """
     import importlib
 
@@ -294,7 +299,12 @@ def parse(source: str, file: Path) -> None:
     try:
         result = getattr(importlib.import_module(module), function)(file, library)
     except LandingFileError as exc:
-        err.print(f"[red]{exc}[/red]")
+        _say(one_line(exc))
+        sys.exit(2)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a parser's bug (polars' PanicException included): one line, traceback logged
+        _say(_parser_failed(settings, source, file, exc))
         sys.exit(2)
     pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
     rows = pseudonymiser.pseudonymise(result.rows)
@@ -304,6 +314,8 @@ def parse(source: str, file: Path) -> None:
     summary = {"file": str(file), "format": result.format, "encoding": result.encoding,
                "rows_read": result.rows_read, "rows_parsed": result.rows.height,
                "rejected": result.rejects.height, "rejected_by_reason": dict(reasons)}
+    if result.empty:
+        summary["empty"] = result.empty
     if source == "ezproxy":
         from assets.eresources.ezproxy import summarise
         summary["report"] = summarise(result)
@@ -315,7 +327,11 @@ def parse(source: str, file: Path) -> None:
     # One JSON line first, so scripts can read the summary; then the first rejects for people.
     sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
     for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
-        err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
+        _say(f"  line {line}: {reason}: {one_line(detail, 300)}")
+    if result.empty:
+        _say(f"{file}: empty ({result.empty}): a daily file without rows is usually a failed export; ask for it "
+             "again. `shuku run` would log it as empty and keep the stored partition.")
+        sys.exit(1)
     if source == "counter":
         for line in describe(result.metadata):
             err.print(line, markup=False, highlight=False)
@@ -331,6 +347,19 @@ def parse(source: str, file: Path) -> None:
         sys.exit(1)
     if result.rejects.height:
         sys.exit(1)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, as it is (no wrapping, no markup)."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _parser_failed(settings, source: str, file: Path, exc: BaseException) -> str:
+    from assets.admission import expected_of_source
+    where = log_traceback(settings, f"parse {source} {file}", exc)
+    return one_line(f"{file}: the {source} parser failed ({type(exc).__name__}) and read nothing: check that it is "
+                    f"a {expected_of_source(source)}, and report the failure with the file (the traceback is in "
+                    f"{where or 'no log: the home folder is not writable'}).")
 
 
 @main.command()
@@ -353,6 +382,7 @@ def ui(port: int) -> None:
 @click.option("--days", type=click.IntRange(1, 366), default=61, show_default=True,
               help="From 2025-09-01; the default covers September and October.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@no_traceback("demo", "run")
 def demo(scale: str, days: int, seed: int) -> None:
     """Generate a synthetic library (unless landing has files already), run everything, summarise."""
     from generator import generate as make

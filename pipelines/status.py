@@ -92,7 +92,7 @@ def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
 
 
 def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
-    """Landing files whose latest ingest was refused (`rejected`) or not understood (`unrecognised`),
+    """Landing files whose latest ingest was refused (`rejected`), not understood (`unrecognised`) or `empty`,
     newest first: the stored partitions do not hold them."""
     contract = load_contracts()["meta.ingest_log"]
     if not has_data(settings, contract):
@@ -104,7 +104,7 @@ def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
             "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
             "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
             "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
-            "WHERE l.file_status IN ('rejected', 'unrecognised') GROUP BY ALL "
+            "WHERE l.file_status IN ('rejected', 'unrecognised', 'empty') GROUP BY ALL "
             "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [limit]).fetchall()
     finally:
         con.close()

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from warehouse.limits import LandingLimits, LimitError, parse_limits
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
@@ -124,6 +126,8 @@ class Library:
     # A landing file with more than this share of its lines quarantined is refused whole: it is
     # most likely not the export it is named as, and the partition it would replace is kept.
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
+    # The longest line, the largest file and JSON answer read from landing (warehouse/limits.py).
+    landing_limits: LandingLimits = field(default_factory=LandingLimits)
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -240,6 +244,14 @@ def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str
     return default, folders, platforms
 
 
+def _landing_limits(data: dict, path: Path) -> LandingLimits:
+    from schemas.vocabulary import SOURCES
+    try:
+        return parse_limits(data.get("landing_limits"), SOURCES, path)
+    except LimitError as exc:
+        raise LibraryConfigError(str(exc)) from None
+
+
 def _share(value, key: str, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise LibraryConfigError(f"{path}: `{key}` = {value!r} must be a share between 0 and 1 (e.g. 0.5).")
@@ -318,5 +330,6 @@ def load_library(path: Path) -> Library:
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
+        landing_limits=_landing_limits(data, path),
         source=path,
     )

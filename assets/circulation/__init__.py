@@ -8,6 +8,6 @@ from pathlib import Path
 def parse(path: Path, library):
     """A circulation file of either system, told apart by its bytes: JSON is FOLIO, the rest Koha CSV."""
     from assets.circulation import folio, koha
-    from warehouse.textio import read_bytes
+    from assets.reading import sniff_text
 
-    return (folio if folio.looks_like_json(read_bytes(Path(path))[:4096]) else koha).parse(path, library)
+    return (folio if folio.looks_like_json(sniff_text(Path(path)).encode("utf-8")) else koha).parse(path, library)

@@ -25,6 +25,8 @@ from assets.cards import CardField, IsCard, LineCards
 from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from schemas.model import contract_for
 from warehouse.library import Library
+from assets.reading import (EMPTY, NO_BYTES, SHOWN, check_json_values, empty_result, load_json,
+                            read_landing_text)
 from warehouse.textio import LandingFileError, decode, read_bytes
 
 FORMAT_DOCUMENT = "folio-loans-json"
@@ -49,13 +51,14 @@ def _one_loan_per_line(first: str) -> bool:
     """Whether a file whose first line is ``first`` holds JSON lines of single loans (else one document)."""
     try:
         single = json.loads(first)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return isinstance(single, dict) and "loans" not in single
 
 
-def _records(path: Path, text: str) -> tuple[list[tuple[int, object]], str, dict]:
-    """(number, loan) pairs — position in ``loans`` or line number — the format, and file facts."""
+def _records(path: Path, text: str, limit: int | None = None) -> tuple[list[tuple[int, object]], str, dict]:
+    """(number, loan) pairs — position in ``loans`` or line number — the format, and file facts.
+    ``limit``: the longest line of JSON lines (longer ones are rejected unread)."""
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:
@@ -65,13 +68,19 @@ def _records(path: Path, text: str) -> tuple[list[tuple[int, object]], str, dict
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
+            if limit is not None and len(line.encode("utf-8")) > limit:
+                records.append((number, RowRejected(Reason.LINE_TOO_LONG, f"line of {len(line.encode('utf-8')):,} bytes, "
+                                                    f"over the limit of {limit:,} (landing_limits.max_line_bytes)")))
+                continue
             try:
                 records.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 records.append((number, RowRejected(Reason.MALFORMED_LINE, f"not a JSON object ({exc.msg}, column {exc.colno})")))
+            except RecursionError:
+                records.append((number, RowRejected(Reason.MALFORMED_LINE, "JSON nested too deeply to be a loan")))
         return records, FORMAT_LINES, {}
     try:
-        doc = json.loads(text)
+        doc = load_json(text, path)
     except json.JSONDecodeError as exc:
         raise LandingFileError(
             f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); the download was probably cut off. "
@@ -240,8 +249,14 @@ def _raw(loan) -> str:
 def parse(path: Path, library: Library) -> ParseResult:
     """Circulation events of one FOLIO loans file, and its rejected loans."""
     path = Path(path)
-    text, encoding = decode(read_bytes(path), path)
-    records, fmt, facts = _records(path, text)
+    landing = read_landing_text(path, "circulation", library, whole=True)
+    text, encoding = landing.text, landing.encoding
+    if landing.blank:
+        return empty_result(FORMAT_DOCUMENT, encoding, NO_BYTES, row_schema(TABLE))
+    records, fmt, facts = _records(path, text, landing.limit)
+    if fmt == FORMAT_DOCUMENT:
+        check_json_values(landing, "FOLIO loans answer")
+    lines = text.splitlines() if fmt == FORMAT_LINES else []
     points = _service_points(path)
     day = FILE_DAY.search(path.name)
     day = dt.date.fromisoformat(day.group(1)) if day else None
@@ -253,7 +268,8 @@ def parse(path: Path, library: Library) -> ParseResult:
                 raise loan
             events, undated = _events(loan, points, library)
         except RowRejected as exc:
-            raw = _raw(loan) if not isinstance(loan, RowRejected) else text.splitlines()[number - 1][:4096]
+            raw = _raw(loan) if not isinstance(loan, RowRejected) else lines[number - 1][
+                :SHOWN if exc.reason == Reason.LINE_TOO_LONG else 4096]
             rejects.append({"source_line": number, "raw_text": raw, "reason": exc.reason.value,
                             "detail": f"loan {number}: {exc.detail}"})
             continue
@@ -265,5 +281,7 @@ def parse(path: Path, library: Library) -> ParseResult:
     metadata = {**facts, "loans": len(records), "events_on_other_days": other_days,
                 "loans_without_events_on_file_day": loans_without_events,
                 "renewals_without_time": undated_renewals, "file_day": day.isoformat() if day else None}
+    if not records:
+        metadata[EMPTY] = "an answer without loans"
     return ParseResult(pl.DataFrame(rows, schema=row_schema(TABLE)), pl.DataFrame(rejects, schema=REJECT_SCHEMA),
                        encoding, fmt, metadata)

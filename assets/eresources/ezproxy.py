@@ -20,7 +20,8 @@ import yaml
 from assets.cards import CardField, LineCards
 from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import DEFAULT_LOG_FORMAT, Library
-from warehouse.textio import LandingFileError, decode, read_bytes
+from assets.reading import NO_BYTES, LandingText, empty_result, read_landing_text
+from warehouse.textio import LandingFileError
 
 PLATFORMS_FILE = Path(__file__).with_name("platforms.yaml")
 EZPROXY_SCHEMA = row_schema("ezproxy_access")
@@ -147,14 +148,13 @@ def _network(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def _lines(path: Path) -> tuple[pl.Series, str, bool]:
+def _lines(text: LandingText) -> tuple[pl.Series, str, bool]:
     """The lines, the encoding, and whether the last line was cut off (no final newline)."""
-    text, encoding = decode(read_bytes(path), path)
-    lines = text.split("\n")            # faster here than polars' str.split + explode
-    cut_off = bool(lines) and lines[-1] != ""
-    if not cut_off and lines:
+    lines = text.text.split("\n")       # faster here than polars' str.split + explode
+    cut_off = not text.ends_with_newline
+    if lines and lines[-1] == "":
         lines.pop()                       # the final newline ends a line, it adds none
-    return pl.Series("raw_text", lines, dtype=pl.Utf8).str.strip_suffix("\r"), encoding, cut_off
+    return pl.Series("raw_text", lines, dtype=pl.Utf8), text.encoding, cut_off
 
 
 def landing_folder(path: Path, library: Library) -> str | None:
@@ -211,8 +211,12 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         pattern = compile_log_format(log_format)
     except LogFormatError as exc:
         raise LandingFileError(f"{path}: {exc} Fix it: {fix}.") from None
-    raw, encoding, cut_off = _lines(path)
-    frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).with_columns(
+    text = read_landing_text(path, "ezproxy", library)
+    if text.blank:
+        return empty_result("ezproxy-log", text.encoding, NO_BYTES, EZPROXY_SCHEMA, {"log_format": log_format})
+    raw, encoding, cut_off = _lines(text)
+    frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).filter(
+        ~pl.col("source_line").is_in([x.number for x in text.long_lines])).with_columns(
         pl.col("source_line").cast(pl.Int64),
         pl.col("raw_text").str.extract_groups(pattern).alias("g"),
     ).unnest("g")
@@ -234,6 +238,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
             "source_line", "raw_text", reason=pl.lit(str(Reason.BAD_TIMESTAMP)),
             detail=pl.lit("%t: ") + pl.col("time").str.slice(0, 40)
             + pl.lit(" is not [dd/Mon/yyyy:HH:MM:SS ±hhmm]")),
+        text.rejects(),
     ]).select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA).sort("source_line")
 
     if "url" in names:

@@ -19,7 +19,8 @@ from pymarc.exceptions import FatalReaderError
 
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from warehouse.library import Library
-from warehouse.textio import UTF8_BOM, LandingFileError, read_bytes
+from assets.reading import EMPTY, NO_BYTES, empty_result, limits_of
+from warehouse.textio import UTF8_BOM, LandingFileError, bom_of, read_bytes
 
 BIB_SCHEMA = row_schema("bib_record")
 ITEM_SCHEMA = row_schema("item")
@@ -206,6 +207,10 @@ def _read_marcxml(path: Path, data: bytes, cols: _Columns) -> None:
 
 def sniff(data: bytes) -> str:
     """``"iso2709"``, ``"marcxml"`` or ``""`` (neither), from the first bytes."""
+    encoding, skip = bom_of(data[:4])
+    if encoding not in (None, "utf-8"):        # MARCXML saved as UTF-16: the XML parser reads its mark
+        start = data[skip:4096 + skip].decode(encoding, errors="ignore").lstrip()
+        return "marcxml" if start.startswith("<") and ("marc" in start.lower() or "<record" in start) else ""
     head = data[:512].removeprefix(UTF8_BOM).lstrip()
     if head.startswith(b"<"):
         return "marcxml" if b"marc" in data[:4096].lower() or b"<record" in data[:4096] else ""
@@ -217,7 +222,10 @@ def sniff(data: bytes) -> str:
 def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]:
     """Bib rows (with rejects) and the items frame from one catalogue file."""
     path = Path(path)
-    data = read_bytes(path)
+    data = read_bytes(path, limits_of(library).max_file_bytes)
+    if not data.strip(b"\r\n\t \x00\x1a" + UTF8_BOM):
+        result = empty_result("marc21", "utf-8", NO_BYTES, BIB_SCHEMA, {"items": pl.DataFrame(schema=ITEM_SCHEMA)})
+        return result, result.metadata["items"]
     kind = sniff(data)
     if not kind:
         raise LandingFileError(
@@ -238,6 +246,8 @@ def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]
     rejects = pl.DataFrame(cols.rejects, schema=REJECT_SCHEMA)
     result = ParseResult(rows=bibs, rejects=rejects, encoding="utf-8", format=f"marc21-{kind}",
                          metadata={"items": items, "records_read": bibs.height + rejects.height})
+    if not result.rows_read:
+        result.metadata[EMPTY] = "a catalogue export without records"
     return result, items
 
 
