@@ -195,11 +195,12 @@ def parse(path: Path, library: Library) -> ParseResult:
     if landing.blank:
         return empty_result("counter", encoding, NO_BYTES, COUNTER_SCHEMA)
     if whole and (text.lstrip()[:1] in ("{", "[") or _json_text_of_json(text)):
-        check_json_values(landing, "COUNTER report or SUSHI answer")
         try:
-            return _said_empty(parse_json(path, text, encoding))
+            result = parse_json(path, text, encoding)
         except RecursionError:
             raise too_deep(path) from None
+        check_json_values(landing, "COUNTER report or SUSHI answer")
+        return _said_empty(result)
     if whole:       # a CSV whose first cell is quoted: read again, line by line within bounds
         landing = read_landing_text(path, "counter", library)
         text = landing.text
