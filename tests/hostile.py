@@ -147,9 +147,19 @@ def write_ordinary(source: str, path: Path, size: int) -> int:
     return written
 
 
+# Peak memory is VmHWM, the high-water mark of this process's own memory since it started: unlike
+# ru_maxrss it does not carry the parent's size over (Linux folds the parent's into ru_maxrss at exec).
 PROBE = """
 import json, resource, sys, importlib
 from pathlib import Path
+
+def peak_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 source, path = sys.argv[1], Path(sys.argv[2])
 from assets.feeds import source_parser
 from warehouse.library import load_library
@@ -158,7 +168,7 @@ from warehouse.textio import LandingFileError
 module, function = source_parser(source).split(":")
 parser = getattr(importlib.import_module(module), function)
 library = load_library(DEFAULT_LIBRARY_CONFIG)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 try:
     result = parser(path, library)
     reasons = dict(result.rejects.group_by("reason").len().rows()) if result.rejects.height else {}
@@ -167,8 +177,8 @@ try:
                "encoding": result.encoding}
 except LandingFileError as exc:
     outcome = {"error": str(exc)}
-outcome["imports_mb"] = before / 1024
-outcome["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+outcome["imports_mb"] = before
+outcome["peak_mb"] = peak_mb()
 print(json.dumps(outcome))
 """
 
