@@ -18,6 +18,7 @@ import polars as pl
 import yaml
 
 from assets.cards import CardField, LineCards
+from assets.eresources.consultations import host_suffixes
 from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import DEFAULT_LOG_FORMAT, Library
 from warehouse.textio import LandingFileError, decode, read_bytes
@@ -59,7 +60,7 @@ _TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|([<>]?[a-zA-Z%]))")
 # (bracketed IPv6 or a name), the rest of the authority (port), then the path up to ? or #.
 # A relative URL ("/path") has no host here (the vhost field gives it) and its path whole.
 URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?:[^@/?#]*@)?(?P<url_host>\[[^\]]*\]|[^:/?#]+))?"
-             r"[^/?#]*(?P<url_path>[^?#]*)")
+             r"[^/?#]*(?P<url_path>[^?#]*)(?:[?#](?P<url_query>.*))?")
 
 
 class LogFormatError(ValueError):
@@ -116,23 +117,48 @@ def _literal(text: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def platform_suffixes(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
-    """(host suffix, platform), longest suffix first: platforms.yaml with ``extra`` (the library's) over it."""
+def platform_suffixes(extra: tuple[tuple[str, str], ...] = (), rules: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """(host suffix, platform), longest suffix first: platforms.yaml, the platform rules' hosts over
+    it, and ``extra`` (the library's) over both."""
     data = yaml.safe_load(PLATFORMS_FILE.read_text(encoding="utf-8")) or {}
     pairs = {s.lower().strip("."): name for name, suffixes in data.items() for s in suffixes}
+    pairs.update(host_suffixes(rules))
     pairs.update(extra)
     return tuple(sorted(pairs.items(), key=lambda p: -len(p[0])))
 
 
+def _owner(host: str, suffixes: tuple[tuple[str, str], ...]) -> str | None:
+    for suffix, name in suffixes:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return None
+
+
 def platform_of(host: str | None, library: Library | None = None) -> str | None:
-    """The platform a host belongs to (the library's `ezproxy.platforms` first); unknown hosts are their own."""
+    """The platform a host belongs to (the library's `ezproxy.platforms` first); unknown hosts are their own.
+
+    A host a proxy rewrote is recognised too: the platform's host with the proxy's name after it
+    (`journals.cambridge.org.gate1.inist.fr`) or with dashes for dots (`dl-acm-org.proxy.univ.edu`).
+    """
     if not host:
         return host
     extra = tuple(sorted(library.ezproxy_platforms.items())) if library is not None else ()
-    for suffix, name in platform_suffixes(extra):
-        if host == suffix or host.endswith("." + suffix):
-            return name
-    return host
+    suffixes = platform_suffixes(extra, library.ezproxy_rules if library is not None else None)
+    found = _owner(host, suffixes)
+    if found is None:
+        labels = host.split(".")
+        for cut in range(len(labels) - 1, 1, -1):        # the platform's host, the proxy's name after it
+            found = _owner(".".join(labels[:cut]), suffixes)
+            if found is not None:
+                break
+    first, _, rest = host.partition(".")
+    parts = first.split("-")
+    for cut in range(len(parts) - 1, 0, -1):             # www-thieme-connect.com, dl-acm-org.proxy.edu
+        if found is not None:
+            break
+        name = ".".join(parts[:cut]) + "." + "-".join(parts[cut:])
+        found = _owner(name, suffixes) or (_owner(f"{name}.{rest}", suffixes) if rest else None)
+    return found if found is not None else host
 
 
 def _network(address: str | None) -> str | None:
