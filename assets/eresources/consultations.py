@@ -217,3 +217,57 @@ def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame
         for (number,), part in rows.partition_by("__rule", as_dict=True).items():
             parts.append(_fields(part, platform.rules[number - 1]).cast({"__row": pl.UInt32}))
     return pl.concat(parts)
+
+
+# EZproxy's own pages (and those of proxies like it): logging in, the menu of databases, the
+# starting-point URLs that send a reader on to a platform.
+PROXY_PAGES = r"(?i)^/(?:login|logout|connect|menu|loggedin|public|limited|admin|status|cookie|userobject|form)(?:[/.]|$)"
+SKIP_REASONS = ("failed", "redirect", "static", "proxy", "unqualified")
+
+
+@lru_cache(maxsize=1)
+def robot_pattern() -> str:
+    """COUNTER's robots and machines (the `counter-robots` package's lists) as one expression."""
+    from importlib.resources import files
+
+    lines = []
+    for name in ("robot.txt", "machine.txt"):
+        text = (files("counter_robots") / "data" / name).read_text(encoding="utf-8")
+        lines += [line for line in text.splitlines() if line.strip()]
+    return "|".join(f"(?:{line})" for line in lines)
+
+
+def _robots(agents: pl.Series) -> dict[str, bool]:
+    """Which user agents are robots; each distinct agent is tested once."""
+    pattern = re.compile(robot_pattern())
+    return {agent: bool(pattern.search(agent)) for agent in agents.unique().drop_nulls().to_list()}
+
+
+def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None) -> pl.DataFrame:
+    """The consultation fields, ``is_consultation``, ``skip_reason`` and ``is_robot`` of parsed
+    requests (``host, path, query, platform, status, is_static``, and ``user_agent`` when the log has
+    it); ``known`` tells the rows whose host is a platform's."""
+    status = pl.col("status").fill_null(0)
+    known = known.fill_null(False)
+    proxy = ~known & pl.col("path").str.contains(PROXY_PAGES).fill_null(False)
+    frame = rows.with_row_index("__row").with_columns(
+        __skip=pl.when(status >= 400).then(pl.lit("failed"))
+        .when((status >= 300) & (status != 304)).then(pl.lit("redirect"))
+        .when(pl.col("is_static")).then(pl.lit("static"))
+        .when(proxy).then(pl.lit("proxy"))
+        .otherwise(pl.lit(None, pl.Utf8)))
+    candidates = frame.filter(pl.col("__skip").is_null() & known).select("__row", "platform", "host", "path", "query")
+    found = qualify(candidates, extra)
+    frame = frame.join(found, on="__row", how="left").sort("__row")
+    if "user_agent" in frame.columns:
+        robot = pl.col("user_agent").replace_strict(_robots(frame.get_column("user_agent")), default=False,
+                                                    return_dtype=pl.Boolean)
+    else:
+        robot = pl.lit(False)
+    return frame.with_columns(
+        is_consultation=pl.col("__skip").is_null() & pl.col("rtype").is_not_null(),
+        skip_reason=pl.when(pl.col("__skip").is_not_null()).then(pl.col("__skip"))
+        .when(pl.col("rtype").is_null()).then(pl.lit("unqualified")),
+        is_robot=robot.fill_null(False),
+        platform=pl.when(proxy).then(pl.lit(None, pl.Utf8)).otherwise(pl.col("platform")),
+    ).drop("__row", "__skip")
