@@ -10,8 +10,8 @@ folder the library config names (`ezproxy.rules`; a file there replaces the ship
 same platform). Each rule is tried in order on the requests of its platform; the first whose
 ``host``, ``path`` and ``query`` regular expressions all match wins. Named groups of those
 expressions fill the fields of the same name; ``params`` reads fields from query parameters;
-``set`` fills fields from templates (``"{name}"`` is a captured group or parameter). See
-docs/PLATFORM_RULES.md. Everything runs as polars expressions over all rows of a platform at once.
+``set`` fills fields from templates (``"{name}"`` is a captured group or parameter; README,
+"Consultations from proxy logs"). Everything runs as polars expressions over all rows of a platform at once.
 """
 
 from __future__ import annotations
@@ -269,5 +269,10 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None)
         skip_reason=pl.when(pl.col("__skip").is_not_null()).then(pl.col("__skip"))
         .when(pl.col("rtype").is_null()).then(pl.lit("unqualified")),
         is_robot=robot.fill_null(False),
+        # a year alone (as most URLs give it) is its 1 January
+        publication_date=pl.coalesce(
+            pl.col("publication_date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+            (pl.col("publication_date").str.extract(r"^((?:1[5-9]|20)\d\d)$", 1) + "-01-01").str.strptime(
+                pl.Date, "%Y-%m-%d", strict=False)),
         platform=pl.when(proxy).then(pl.lit(None, pl.Utf8)).otherwise(pl.col("platform")),
     ).drop("__row", "__skip")
