@@ -28,7 +28,7 @@ with_previous as (
     select
         *,
         lag(accessed_at) over (
-            partition by user_key, item_key, coalesce(mime, '') order by accessed_at, source_line
+            partition by user_key, item_key, coalesce(mime, '') order by accessed_at, url
         ) as previous_at
     from keyed
 ),
@@ -44,10 +44,10 @@ counted as (
 ranked as (
     select
         *,
-        row_number() over (partition by session_key, is_request, item_key order by accessed_at, source_line) as item_order,
+        row_number() over (partition by session_key, is_request, item_key order by accessed_at, url) as item_order,
         row_number() over (
             partition by session_key, is_request, coalesce(platform || '|' || title_id, item_key)
-            order by accessed_at, source_line
+            order by accessed_at, url
         ) as title_order
     from counted
 ),
