@@ -51,6 +51,7 @@ class Feed:
     # the function called as f(source_file, key, result, file_sha256) and returning the file's rows.
     meta_tables: tuple[tuple[str, str], ...] = ()
     export: str = ""             # what a file of the feed is, in the library's words ("turnstile export")
+    harvested_by: str | None = None   # the table whose asset fetches the feed's files (a run loads after it)
 
     @property
     def partitioning(self) -> str | None:
@@ -128,7 +129,8 @@ FEEDS: tuple[Feed, ...] = (
          r"[^/]*_(?P<key>\d{4}-\d{2})\.(tsv|csv|json|xlsx)(\.gz)?",
          "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).", export="COUNTER R5/R5.1 report",
          meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
-                      ("counter_reports", "assets.eresources.reports:report_rows"))),
+                      ("counter_reports", "assets.eresources.reports:report_rows")),
+         harvested_by="meta.counter_harvest"),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?",
          "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder.",
