@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,6 +74,7 @@ def _configure(tmp_path: Path, monkeypatch, base: str, reports: list[str]) -> Se
          "platform": "Platform 1", "reports": reports, "api_key_env": KEY_ENV}]}
     config = tmp_path / "library.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    shutil.copyfile(DEFAULT_LIBRARY_CONFIG.with_name("eresource_costs.yaml"), tmp_path / "eresource_costs.yaml")
     monkeypatch.setenv("SHUKU_LIBRARY_CONFIG", str(config))
     monkeypatch.setenv(KEY_ENV, KEY)
     return Settings(tmp_path / "home")
