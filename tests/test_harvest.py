@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from assets.eresources.coverage import stored
 from assets.eresources.harvest import harvest, months_between
 from pipelines.cli import main
+from pipelines.cli_report import _harvest_coverage
 from pipelines.definitions import build_definitions
 from tests.sushi_server import API_KEY, SushiServer
 from warehouse.lake.views import compute_connection
@@ -74,6 +75,9 @@ def test_queued_then_ready_is_retried_then_stored_partial_and_no_usage_recorded(
     assert json.loads(tr.read_bytes())["Report_Header"]["Report_ID"] == "TR"
     assert cells[("TR", JUL)]["usage_rows"] == 4
     assert stored(settings).height == 6
+    # The report page draws the matrix and says why the cells not harvested are so.
+    page = _harvest_coverage(settings)
+    assert '<td>TR</td><td>✓</td><td>✓</td>' in page and "logging failed on 3 days" in page
     _no_key_anywhere(settings.home)
 
 
