@@ -33,7 +33,7 @@ def _harvest(run: TableRun) -> Written:
 
 
 def build_harvest_asset(library: Library) -> dg.AssetsDefinition:
-    return table_asset([TABLE], _harvest, name="harvest_counter", group="counter", kinds={"python", "parquet"},
+    return table_asset([TABLE], _harvest, name="harvest_counter_reports", group="counter", kinds={"python", "parquet"},
                        description="Harvest the month's COUNTER reports from every platform in counter.platforms "
                                    "over COUNTER_SUSHI into landing/counter, and record the coverage.",
                        source_path="assets.eresources.harvest:harvest", partitions_def=monthly_partitions(library),
