@@ -52,6 +52,10 @@ class Feed:
     meta_tables: tuple[tuple[str, str], ...] = ()
     export: str = ""             # what a file of the feed is, in the library's words ("turnstile export")
     harvested_by: str | None = None   # the table whose asset fetches the feed's files (a run loads after it)
+    # "module:function" giving the partition keys a file belongs to, when a file may cover several
+    # (a COUNTER report of a year); then each key is loaded from every file that covers it, and a
+    # file's name only places it in a folder. Empty: a file belongs to the key in its name alone.
+    coverage: str = ""
 
     @property
     def partitioning(self) -> str | None:
@@ -90,6 +94,14 @@ class Feed:
             return None
         return re.fullmatch(fmt.pattern, path.name).groupdict().get("key") or ""
 
+    def keys_of(self, path: Path) -> tuple[str, ...]:
+        """Every partition key a landing file of this feed belongs to."""
+        if self.coverage:
+            module, function = self.coverage.split(":")
+            return tuple(getattr(importlib.import_module(module), function)(path))
+        key = self.key_of(path)
+        return () if key is None else (key,)
+
     def files(self, landing: Path) -> list[Path]:
         folder = landing / self.folder
         if not folder.exists():
@@ -101,7 +113,7 @@ class Feed:
         files = self.files(landing)
         if self.partitioning is None:
             return files[-1:] if files else []
-        return [p for p in files if self.key_of(p) == key]
+        return [p for p in files if key in self.keys_of(p)]
 
 
 FEEDS: tuple[Feed, ...] = (
@@ -130,7 +142,7 @@ FEEDS: tuple[Feed, ...] = (
          "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).", export="COUNTER R5/R5.1 report",
          meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
                       ("counter_reports", "assets.eresources.reports:report_rows")),
-         harvested_by="meta.counter_harvest"),
+         coverage="assets.eresources.deliveries:months_of", harvested_by="meta.counter_harvest"),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?",
          "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder.",

@@ -19,9 +19,10 @@ import polars as pl
 
 from assets.admission import refusal_for_file, unrecognised_message
 from assets.feeds import Feed
-from assets.ingest_log import (DUPLICATE_FILE, LOADED, REJECTED, SNAPSHOT, UNRECOGNISED, FileLog, delivered_elsewhere,
-                               write_ingest_log)
+from assets.ingest_log import (DUPLICATE_FILE, LOADED, REJECTED, SNAPSHOT, UNREADABLE, UNRECOGNISED, FileLog,
+                               delivered_elsewhere, write_ingest_log)
 from assets.parsing import REJECT_SCHEMA, Reason
+from assets.partitions import month_range
 from schemas.model import conform, contract_for
 from schemas.vocabulary import DAY
 from warehouse.lake.files import sha256_of, write_parquet_atomic
@@ -97,6 +98,19 @@ def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: s
     return (dates != partition_date(key, partitioning)).fill_null(True)
 
 
+def _unreadable(feed: Feed, relative: str, sha: str, size: int, error: str, rejects: list, log) -> FileLog:
+    """A file that cannot be read at all, of a feed of self-contained reports: quarantined with its reason."""
+    table = feed.tables[0]
+    flog = FileLog(relative, sha, size, "unreadable", "", file_status=UNREADABLE)
+    flog.rows_read[table] = flog.rows_quarantined[table] = 1
+    rejects.append(pl.DataFrame({"source_line": [0], "raw_text": [None], "reason": [Reason.UNREADABLE_FILE.value],
+                                 "detail": [error[:500]], "staging_table": [table], "source_file": [relative]},
+                                schema={**REJECT_SCHEMA, "staging_table": pl.Utf8, "source_file": pl.Utf8}))
+    if log:
+        log.warning(f"{error} Quarantined (meta.ingest_log: unreadable); the other files are loaded.")
+    return flog
+
+
 def _row_as_text(frame: pl.DataFrame) -> pl.Series:
     return pl.Series([json.dumps(r, default=str, ensure_ascii=False) for r in frame.iter_rows(named=True)],
                      dtype=pl.Utf8)
@@ -138,16 +152,27 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
     meta_frames = {t: [] for t, _ in feed.meta_tables}
     rejects: list[pl.DataFrame] = []
     logs: list[FileLog] = []
-    first_with = delivered_elsewhere(settings, feed, key_text or SNAPSHOT)
-    for sha, source in (earlier or {}).items():
+    # A feed whose files cover several partitions (COUNTER) loads a file in each: no duplicate across them.
+    spans = importlib.import_module(feed.coverage.split(":")[0]) if feed.coverage else None
+    first_with = {} if spans else delivered_elsewhere(settings, feed, key_text or SNAPSHOT)
+    for sha, source in ({} if spans else earlier or {}).items():
         first_with.setdefault(sha, source)
+    fate_of = spans.fates(key_text, files) if spans else {}
+    # The deliveries loaded come first: a copy of one (same bytes elsewhere) is its duplicate_file.
+    files = sorted(files, key=lambda p: fate_of.get(p, (None,))[0] is not None)
     refusals: list[str] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = sha256_of(path)
         original = first_with.setdefault(sha, relative)
+        fate, newer = fate_of.get(path, (None, None))
+        if spans and fate == spans.UNREADABLE:
+            logs.append(_unreadable(feed, relative, sha, size, spans.delivery(path).error, rejects, log))
+            continue
         try:
-            result = feed.parse(path, library)   # LandingFileError propagates: nothing written yet
+            # LandingFileError propagates (but for a feed of self-contained reports): nothing written yet
+            result = spans.for_month(spans.delivery(path), key_text, *month_range(library)) if spans else \
+                feed.parse(path, library)
         except LandingFileError:
             raise
         except (Exception, pl.exceptions.PanicException) as exc:
@@ -156,9 +181,12 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
                 f"{key_text or '(snapshot)'} was written and the file stays in landing. "
                 f"Check it with `shuku parse {feed.source} <file>` and report the failure with the file.") from exc
         flog = FileLog(relative, sha, size, result.format, result.encoding)
-        if original != relative:
-            # Same bytes as a file already delivered: counted, not loaded a second time.
+        if original != relative or (spans is not None and fate == spans.SUPERSEDED):
+            # Same bytes as a file already delivered, or an older delivery of the same report:
+            # counted, not loaded a second time.
             flog.file_status, flog.duplicate_of = DUPLICATE_FILE, original
+            if original == relative:
+                flog.file_status, flog.duplicate_of = fate, str(newer.relative_to(settings.landing))
             for table, frame in feed.split(result).items():
                 flog.rows_read[table] += frame.height
             flog.rows_read[feed.tables[0]] += result.rejects.height
@@ -166,9 +194,10 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
             logs.append(flog)
             if log:
                 log.warning(f"{relative}: same bytes (SHA-256) as {original}, delivered before; "
-                            "logged as duplicate_file and not loaded again.")
+                            "logged as duplicate_file and not loaded again." if original != relative else
+                            f"{relative}: {key_text} superseded by the newer delivery {flog.duplicate_of}.")
             continue
-        if not result.recognised:
+        if not (spans.delivery(path).result if spans else result).recognised:
             # Neither a row nor a rejected line: the parser did not understand the file.
             flog.file_status = UNRECOGNISED
             logs.append(flog)
@@ -176,10 +205,17 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
                 log.warning(unrecognised_message(feed, relative))
             continue
         for table, hook in feed.meta_tables:
-            module, function = hook.split(":")
-            hook_fn = getattr(importlib.import_module(module), function)
-            meta_frames[table].append(hook_fn(relative, key_text, result, sha))
+            if fate is None or table in spans.RECORDED_WHEN_HELD:
+                module, function = hook.split(":")
+                hook_fn = getattr(importlib.import_module(module), function)
+                meta_frames[table].append(hook_fn(relative, key_text, result, sha))
+        if fate is not None:
+            # An answer that says the usage is not there yet, or carries only exceptions: recorded, not loaded.
+            flog.file_status = fate
+            logs.append(flog)
+            continue
         file_rejects = [result.rejects.with_columns(pl.lit(feed.tables[0]).alias("staging_table"))]
+        file_frames: dict[str, pl.DataFrame] = {}
         for table, frame in feed.split(result).items():
             frame = frame.with_columns(pl.lit(relative).alias("source_file"))
             contract = contract_for(f"staging.{table}")
@@ -198,15 +234,25 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
                     }, schema={**REJECT_SCHEMA, "staging_table": pl.Utf8}))
                     frame = frame.filter(~wrong)
             flog.rows_read[table] += frame.height
-            tables[table].append(frame)
+            file_frames[table] = frame
         file_rejected = pl.concat(file_rejects, how="vertical")
         for table, count in Counter(file_rejected.get_column("staging_table").to_list()).items():
             flog.rows_read[table] += count
             flog.rows_quarantined[table] += count
         rejects.append(file_rejected.with_columns(pl.lit(relative).alias("source_file")))
         logs.append(flog)
-        refusal = refusal_for_file(feed, library, relative, sum(flog.rows_read.values()),
-                                   Counter(file_rejected.get_column("reason").to_list()))
+        whole = spans.delivery(path).result if spans else None     # a report is refused whole, once
+        refusal = refusal_for_file(
+            feed, library, relative, whole.rows_read if whole else sum(flog.rows_read.values()),
+            Counter((whole.rejects if whole else file_rejected).get_column("reason").to_list()))
+        if refusal is not None and spans:
+            # One unreadable report never stops the others: it alone is left out, its lines quarantined.
+            flog.file_status = REJECTED
+            if log:
+                log.warning(refusal)
+            continue
+        for table, frame in file_frames.items():
+            tables[table].append(frame)
         if refusal is not None:
             refusals.append(refusal)
 

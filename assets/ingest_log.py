@@ -26,6 +26,10 @@ LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
 # Not loaded: the delivery failed its audit (too many lines quarantined, a blocking check), or
 # nothing of the file was understood (no row and no rejected line).
 REJECTED, UNRECOGNISED = "rejected", "unrecognised"
+# COUNTER files, which cover a range of months (assets/eresources/deliveries.py): an older delivery of
+# a report for the month; an answer that says the usage is not there yet, or holds only exceptions
+# (recorded in meta.counter_exceptions); a file that cannot be read at all (quarantined).
+SUPERSEDED, NOT_YET, EXCEPTIONS_ONLY, UNREADABLE = "superseded", "not_yet", "exceptions_only", "unreadable"
 SNAPSHOT = "all"      # the partition folder of a snapshot feed's log
 
 
@@ -127,3 +131,18 @@ def write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileLo
             })
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
     append_chained(settings, INGEST_LOG, frame, run_file(_folder(settings, feed, key), run_id))
+
+
+def not_loaded(settings: Settings, run_ids: list[str]) -> dict[tuple[str, str, str | None], list[str]]:
+    """(file, status, the file loaded instead) → partition keys, for the files the runs logged but did not load."""
+    base = table_dir(settings, INGEST_LOG)
+    paths = [p for run_id in run_ids for p in base.glob(f"*/*/run-{run_id}.parquet")]
+    if not paths:
+        return {}
+    frame = pl.concat([pl.read_parquet(p).select("partition_key", "source_file", "file_status", "duplicate_of")
+                       for p in paths], how="vertical_relaxed")
+    frame = frame.filter(~pl.col("file_status").is_in([LOADED, DUPLICATE_FILE])).unique()
+    found: dict[tuple[str, str, str | None], list[str]] = {}
+    for key, source, status, other in frame.sort("partition_key").iter_rows():
+        found.setdefault((source, status, other), []).append(key)
+    return found

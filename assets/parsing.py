@@ -56,6 +56,7 @@ class Reason(StrEnum):
     MISSING_REQUIRED = "missing_required"    # a required field is empty
     BAD_RECORD = "bad_record"                # a binary record (MARC) that does not decode
     WRONG_PARTITION = "wrong_partition"      # a row dated outside the file's day or month
+    UNREADABLE_FILE = "unreadable_file"      # a whole file that cannot be read (a self-contained report)
 
 
 class RowRejected(ValueError):

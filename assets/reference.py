@@ -35,7 +35,8 @@ def dim_date_frame(library: Library) -> pl.DataFrame:
             "open_hour": None if holiday else hours.open.hour,
             "close_hour": None if holiday else hours.close.hour + (1 if hours.close.minute else 0),
         })
-    return pl.DataFrame(rows)
+    # Typed by the contract, not guessed from the first rows: days before the first term have no term name.
+    return pl.DataFrame(rows, schema=contract_for("core.dim_date").polars_schema())
 
 
 def dim_zone_frame(library: Library) -> pl.DataFrame:

@@ -89,7 +89,8 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
 
 def _run(settings, start, end, select, models: bool, reload_snapshots: bool = False) -> bool:
     from pipelines.definitions import build_definitions
-    from pipelines.runner import dagster_instance, empty_range, feeds_named, plan, run_stage
+    from pipelines.runner import (dagster_instance, empty_range, feeds_named, monthly_keys, months_outside_message,
+                                  not_loaded_lines, plan, run_stage)
 
     try:
         feeds = feeds_named(select)
@@ -98,6 +99,8 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
         raise click.UsageError(str(exc)) from None
     if (nothing := empty_range(settings, start, end, feeds)) is not None:
         raise Failed(nothing)
+    if outside := monthly_keys(settings, feeds)[1]:
+        err.print(months_outside_message(outside), markup=False, highlight=False)
     planned = {key.path[-1] for stage in stages for key in stage.assets}
     kept = [f.name for f in feeds if f.partitioning is None and f.files(settings.landing)
             and not planned & set(f.tables)]
@@ -128,6 +131,8 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
             progress.advance(overall)
             if not result.success:
                 break
+    for line in not_loaded_lines(settings, [r.run_id for r in results]):
+        err.print(line, markup=False, highlight=False)
     from pipelines.alerts import alert_after_runs
     if sent := alert_after_runs(settings, instance, [r.run_id for r in results]):
         err.print(f"{len(sent)} alert(s) sent (`shuku alerts` lists them)")
@@ -308,10 +313,20 @@ def parse(source: str, file: Path) -> None:
         summary["report"] = summarise(result)
     if source == "marc" and "items" in result.metadata:
         summary["items"] = result.metadata["items"].height
+    if source == "counter":
+        from assets.eresources.counter_header import describe
+        summary["header"] = {k: v for k, v in result.metadata.items() if k not in ("header", "months")}
     # One JSON line first, so scripts can read the summary; then the first rejects for people.
     sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
     for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
         err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
+    if source == "counter":
+        for line in describe(result.metadata):
+            err.print(line, markup=False, highlight=False)
+        if not result.rows.height and not result.metadata.get("exceptions"):
+            err.print(f"{file}: no usage row and no COUNTER exception: a report without usage must say so "
+                      "(3030); `shuku run` would load nothing from it.", markup=False, highlight=False)
+            sys.exit(1)
     if not result.recognised:
         from assets.admission import expected_of_source
         err.print(f"{file}: the file's structure was not recognised: no row was read from it and none was "

@@ -69,15 +69,52 @@ def empty_range(settings: Settings, start: dt.date | None, end: dt.date | None, 
     first, last = start or dt.date.min, end or dt.date.max
     for feed in dated:
         for path in feed.files(settings.landing):
-            key = feed.key_of(path)
-            day = dt.date.fromisoformat(key if feed.partitioning == DAY else f"{key}-01")
-            upto = day if feed.partitioning == DAY else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-            if first <= day <= last or (feed.partitioning == MONTH and day <= last and first < upto):
-                return None
+            for key in feed.keys_of(path):
+                day = dt.date.fromisoformat(key if feed.partitioning == DAY else f"{key}-01")
+                upto = day if feed.partitioning == DAY else (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                if first <= day <= last or (feed.partitioning == MONTH and day <= last and first < upto):
+                    return None
     folders = sorted({f"landing/{f.folder}" for f in dated})
     shown = f"{start or 'the first day'}..{end or 'the last day'}"
     return (f"no landing files for {shown} in {', '.join(folders)} (under {settings.home}); nothing was run. "
             "Check the dates (--from/--to) and that the exports for them were delivered.")
+
+
+def monthly_keys(settings: Settings, feeds: list[Feed]) -> tuple[list[str], list[str]]:
+    """The months the monthly feeds' landing files cover (a COUNTER report of a year covers twelve):
+    those that are month partitions, and those that are not (before the first, or not over yet)."""
+    from assets.partitions import month_range
+    from warehouse.library import load_library
+    covered = sorted({k for f in feeds if f.partitioning == MONTH for p in f.files(settings.landing)
+                      for k in f.keys_of(p)})
+    if not covered:
+        return [], []
+    first, last = month_range(load_library(settings.library_config))
+    return [m for m in covered if first <= m <= last], [m for m in covered if not first <= m <= last]
+
+
+def months_outside_message(months: list[str]) -> str:
+    shown = ", ".join(months[:12]) + (" …" if len(months) > 12 else "")
+    return (f"COUNTER usage of {shown} is not loaded: COUNTER months are kept from January 2019 (Release 5) to "
+            "the last month that has ended (where a file also covers a kept month, these rows are in "
+            "quarantine.counter as wrong_partition)")
+
+
+def not_loaded_lines(settings: Settings, run_ids: list[str]) -> list[str]:
+    """What the runs did not load and why, file by file (an unreadable or superseded report, a
+    queued answer …), for the summary after `shuku run`; the runs themselves do not fail for it."""
+    from assets.ingest_log import not_loaded
+    lines = []
+    for (source, status, other), months in not_loaded(settings, run_ids).items():
+        span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]} ({len(months)} months)"
+        why = {"superseded": f"superseded by the newer delivery landing/{other}",
+               "not_yet": "the platform says the usage is not ready yet (queued or busy): harvest it again later",
+               "exceptions_only": "an answer with exceptions only (meta.counter_exceptions)",
+               "unreadable": "unreadable, quarantined (quarantine.<source>, reason unreadable_file)",
+               "rejected": "mostly unreadable lines, quarantined",
+               "unrecognised": "structure not recognised"}.get(status, status)
+        lines.append(f"not loaded: landing/{source} for {span}: {why}")
+    return lines
 
 
 def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: list[Feed],
@@ -92,22 +129,27 @@ def plan(settings: Settings, start: dt.date | None, end: dt.date | None, feeds: 
                 and (reload_snapshots or not snapshot_is_loaded(settings, f)) for t in f.tables]
     if snapshot:
         stages.append(Stage("patron and catalogue snapshots", SNAPSHOT_JOB, snapshot, None))
-    if start is None or end is None:
+    if start and end and end < start:
+        raise ValueError(f"--to {end} is before --from {start}.")
+    # Days: the range asked for, else what the daily files cover, from the first daily partition on.
+    first_day, last_day = start, end
+    if first_day is None or last_day is None:
         found = landing_range(settings, feeds)
         if found:
-            start, end = start or found[0], end or found[1]
-    if start and end:
-        if end < start:
-            raise ValueError(f"--to {end} is before --from {start}.")
-        daily = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == DAY for t in f.tables]
-        if daily:
-            stages.append(Stage(f"daily feeds {start}..{end}", DAILY_JOB, daily, (start.isoformat(), end.isoformat())))
-        monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
-        months_with_files = sorted({f.key_of(p) for f in feeds if f.partitioning == MONTH for p in f.files(settings.landing)})
-        first, last = start.strftime("%Y-%m"), end.strftime("%Y-%m")
-        months = [m for m in months_with_files if first <= m <= last]
-        if monthly and months:
-            stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
+            first_day, last_day = first_day or found[0], last_day or found[1]
+    daily = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == DAY for t in f.tables]
+    if daily and first_day and last_day:
+        from warehouse.library import load_library
+        first_day = max(first_day, load_library(settings.library_config).partitions_start)
+        if first_day <= last_day:
+            stages.append(Stage(f"daily feeds {first_day}..{last_day}", DAILY_JOB, daily,
+                                (first_day.isoformat(), last_day.isoformat())))
+    # Months: every month the COUNTER files cover (years of history at a first load), within the range asked for.
+    monthly = [dg.AssetKey(["staging", t]) for f in feeds if f.partitioning == MONTH for t in f.tables]
+    first, last = (start.strftime("%Y-%m") if start else "0000-00"), (end.strftime("%Y-%m") if end else "9999-99")
+    months = [m for m in monthly_keys(settings, feeds)[0] if first <= m <= last]
+    if monthly and months:
+        stages.append(Stage(f"COUNTER months {months[0]}..{months[-1]}", MONTHLY_JOB, monthly, (months[0], months[-1])))
     if models:
         stages.append(Stage("core tables and marts", MODELS_JOB, [], None))
     return stages

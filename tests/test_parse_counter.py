@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import zipfile
@@ -14,7 +15,8 @@ import pytest
 from openpyxl import Workbook
 from polars.testing import assert_frame_equal
 
-from assets.eresources.counter import COUNTER_SCHEMA, parse
+from assets.eresources.counter import parse
+from assets.eresources.counter_rows import COUNTER_SCHEMA
 from assets.eresources.reports import report_rows
 from assets.feeds import feed_named
 from assets.ingest import ingest_partition
@@ -251,8 +253,9 @@ def test_xlsx_and_json_load_with_their_header_rows(tmp_path, data_dir, library):
     shutil.copy(_sample(data_dir, f"{COP5}.json"), folder / "Platform1_TR_2022-01.json")
     feed = feed_named("counter")
     assert [p.suffix for p in feed.files_for(settings.landing, "2022-01")] == [".json", ".xlsx"]
+    os.utime(folder / "Platform1_TR_2022-01.xlsx", ns=(1, 1))       # the JSON landed last
     outcome = ingest_partition(feed, "2022-01", settings, library, Pseudonymiser.load(settings.secrets_dir), "run-1")
-    assert outcome.meta_rows == {"counter_exceptions": 0, "counter_reports": 2}
+    assert outcome.meta_rows == {"counter_exceptions": 0, "counter_reports": 1}
     con = compute_connection(settings)
     try:
         rows = con.execute("SELECT source_file, file_sha256, report_id, platform, reporting_period_end, "
@@ -261,12 +264,13 @@ def test_xlsx_and_json_load_with_their_header_rows(tmp_path, data_dir, library):
     finally:
         con.close()
     assert [(r[0], r[2:]) for r in rows] == [
-        ("counter/2022-01/Platform1_TR_2022-01.json", ("TR", "Platform 1", "2022-12-31", 0)),
-        ("counter/2022-01/Platform1_TR_2022-01.xlsx", ("TR", "Platform 1", "2022-12-31", 0))]
+        ("counter/2022-01/Platform1_TR_2022-01.json", ("TR", "Platform 1", "2022-12-31", 0))]
     assert [r[1] for r in rows] == [sha256_of(folder / Path(r[0]).name)[0] for r in rows]
-    assert months == [(dt.date(2022, 1, 1),)]           # the other months of the sample go to quarantine
-    # the two deliveries of one report give the same rows: loaded once, counted as duplicates
-    assert outcome.duplicates == outcome.rows_loaded["counter_usage"] > 0
+    assert months == [(dt.date(2022, 1, 1),)]           # the other months are loaded with their own partitions
+    # two deliveries of one report: the newer is loaded, the older superseded, its rows counted as duplicates
+    xlsx = next(f for f in outcome.files if f.source_file.endswith(".xlsx"))
+    assert (xlsx.file_status, xlsx.duplicate_of) == ("superseded", "counter/2022-01/Platform1_TR_2022-01.json")
+    assert xlsx.rows_duplicate["counter_usage"] == outcome.rows_loaded["counter_usage"] > 0
 
 
 def test_a_zip_that_is_not_a_workbook_is_refused(tmp_path, library):

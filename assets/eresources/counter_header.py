@@ -45,6 +45,14 @@ def exceptions_from_json(items) -> list[dict]:
     return found
 
 
+def _canonical(name: str) -> str:
+    """A filter or attribute name as COUNTER spells it: some harvesters store `begin_date`, `yop`."""
+    name = clean_heading(name)
+    if name != name.lower():
+        return name
+    return "YOP" if name == "yop" else "_".join(part.capitalize() for part in name.split("_"))
+
+
 def _values(value, separators: str = "|") -> list[str]:
     """A header value as a list: a JSON list, or text with ``separators`` between the values."""
     if value is None:
@@ -66,7 +74,7 @@ def _name_values(raw) -> dict[str, list[str]]:
         pairs = raw.items()
     else:
         pairs = ()
-    return {clean_heading(str(name)): values for name, value in pairs if name and (values := _values(value))}
+    return {_canonical(str(name)): values for name, value in pairs if name and (values := _values(value))}
 
 
 def _institution_ids(raw) -> str | None:
@@ -122,3 +130,19 @@ def header_of_json(head: dict) -> dict:
         "exceptions": exceptions_from_json(head.get("Exceptions")),
         "header": head,
     }
+
+
+def describe(meta: dict) -> list[str]:
+    """The header and exceptions of a report, for a librarian checking a file (`shuku parse counter`)."""
+    period = meta.get("reporting_period") or {}
+    lines = [f"report: {meta.get('report_id') or '(none: an answer without a report)'}"
+             f" {meta.get('report_name') or ''}".rstrip() + f", release {meta.get('release') or '?'}",
+             f"period: {period.get('begin') or '?'} to {period.get('end') or '?'}; "
+             f"created {meta.get('created') or '?'} by {meta.get('created_by') or '?'}",
+             f"institution: {meta.get('institution_name') or '?'} ({meta.get('institution_id') or 'no id'})"]
+    for exc in meta.get("exceptions") or ():
+        data = f" ({exc['data']})" if exc.get("data") else ""
+        lines.append(f"exception {exc.get('code')}: {exc.get('message') or ''}{data}")
+    if not meta.get("exceptions"):
+        lines.append("exceptions: none")
+    return lines
