@@ -18,7 +18,7 @@ from pipelines.cli_alerts import alerts
 from pipelines.cli_api import serve, token
 from pipelines.cli_audit import audit
 from pipelines.cli_contracts import contracts, publish
-from pipelines.cli_harvest import harvest
+from pipelines.cli_harvest import harvest, print_coverage
 from pipelines.cli_lineage import lineage, trace
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
@@ -174,9 +174,7 @@ def status() -> None:
             shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
                           "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
         out.print(shown)
-    from pipelines.cli_harvest import coverage_tables
-    for shown in coverage_tables(settings):
-        out.print(shown)
+    print_coverage(settings)
     from pipelines.status import refused_files, retention_sweeps
     if refused := refused_files(settings):
         shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")

@@ -86,14 +86,14 @@ def harvest(names: tuple[str, ...], first: str | None, last: str | None, no_load
         raise Failed("; ".join(problems) + ".")
 
 
-def coverage_tables(settings) -> list[Table]:
-    """The harvest coverage matrix (latest 12 months) and the cells not harvested with their reasons."""
+def print_coverage(settings) -> None:
+    """Print the harvest coverage matrix (latest 12 months) and the cells not harvested with their reasons."""
     from assets.eresources.coverage import MARKS, matrix, problems, stored
 
     frame = stored(settings)
     months, rows = matrix(frame)
     if not rows:
-        return []
+        return
     legend = ", ".join(f"{mark} {status.replace('_', ' ')}" for status, mark in MARKS.items())
     shown = Table(title=f"COUNTER harvest coverage (meta.counter_harvest; {legend})")
     shown.add_column("platform")
@@ -102,7 +102,7 @@ def coverage_tables(settings) -> list[Table]:
         shown.add_column(month[2:], justify="center")
     for platform, report_id, marks in rows:
         shown.add_row(platform, report_id, *marks)
-    tables = [shown]
+    out.print(shown)
     if missing := problems(frame):
         why = Table(title="COUNTER harvest: cells not harvested (newest first)")
         for col in ("month", "platform", "report", "status", "code", "reason"):
@@ -110,5 +110,4 @@ def coverage_tables(settings) -> list[Table]:
         for p in missing:
             why.add_row(f"{p['usage_month']:%Y-%m}", p["platform"], p["report_id"], p["status"],
                         "-" if p["code"] is None else str(p["code"]), p["reason"] or "")
-        tables.append(why)
-    return tables
+        out.print(why)
