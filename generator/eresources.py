@@ -101,7 +101,7 @@ class EzproxyDay:
     downloads: np.ndarray
     searches: np.ndarray     # per platform
     # For the ground truth, per line: second, platform, reader, what was asked for (one
-    # number per URL), and whether it is an access (not a static file, not failed).
+    # number per URL), and whether it is a consultation (not a static file, redirect or failure).
     requests: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -185,5 +185,5 @@ def ezproxy_day(rng: np.random.Generator, day: Day, scale: Scale, library: Libra
         pl.col("status").cast(pl.Utf8), pl.col("bytes").cast(pl.Utf8)], df, sep=" ")
     target = np.where(k <= 1, j * 100_000 + article[idx], np.where(k == 2, query[idx], asset[idx]))
     requests = {"secs": secs, "platform": p, "reader": reader[s_of], "url": pk * (J * 100_000) + target,
-                "access": (k != 3) & (status[idx] < 400)}
+                "access": (k != 3) & ((status[idx] < 300) | (status[idx] == 304))}
     return EzproxyDay(lines, views, downloads, searches, requests)

@@ -67,8 +67,13 @@ STAGING: dict[str, tuple[Edge, ...]] = {
         "method": ("%r", "method of the request line"), "url": ("%r", "URL of the request line"),
         "host": (("%r", "%v"), "host of the URL, lower case"), "path": ("%r", "path of the URL"),
         "status": ("%s", INT), "bytes": ("%b", INT),
-        "platform": ("%r", "host looked up in platforms.yaml"), "is_static": ("%r", "path is a static file"),
-        "is_failed": ("%s", "status >= 400")}),
+        "platform": ("%r", "host looked up in platforms.yaml and the platform rules"),
+        **{name: ("%r", f"{name} by the platform's rules (assets/eresources/platform_rules)") for name in (
+            "rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")},
+        "is_consultation": (("%r", "%s"), "a success the platform's rules recognise, no static file or proxy page"),
+        "skip_reason": (("%r", "%s"), "failed, redirect, static, proxy or unqualified"),
+        "is_robot": ("%{User-Agent}i", "on COUNTER's list of robots and machines (counter-robots)"),
+        "is_static": ("%r", "path is a static file"), "is_failed": ("%s", "status >= 400")}),
     "staging.counter_usage": _edges("counter", {
         "usage_month": ("Reporting_Period", "month column of the report, one row per month"),
         "release": ("Release", ""), "report_id": ("Report_ID", ""), "platform": ("Platform", ""),

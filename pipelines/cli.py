@@ -18,11 +18,13 @@ from pipelines.cli_alerts import alerts
 from pipelines.cli_api import serve, token
 from pipelines.cli_audit import audit
 from pipelines.cli_contracts import contracts, publish
+from pipelines.cli_harvest import harvest, print_coverage
 from pipelines.cli_lineage import lineage, trace
+from pipelines.cli_parse import parse
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
-from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, log_traceback, no_traceback, one_line,
+from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, one_line,
                                   out, prepared_settings)
 
 
@@ -176,6 +178,7 @@ def status() -> None:
             shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
                           "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
         out.print(shown)
+    print_coverage(settings)
     from pipelines.status import refused_files, retention_sweeps
     if refused := refused_files(settings):
         shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")
@@ -269,100 +272,6 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
 
 
 @main.command()
-@click.argument("source")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@no_traceback("parse", "file")
-def parse(source: str, file: Path) -> None:
-    """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
-
-    SOURCE is a landing source (circulation, holds, patrons, searches, marc, counter, ezproxy,
-    gates: schemas/vocabulary.py lists them). Card numbers are pseudonymised as they would be in the
-    warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined or the file
-    is empty (no bytes, or a header and no rows), 2 when the file cannot be read. A failure is one
-    line on stderr; a parser's traceback goes to the home folder's logs/errors.log.
-    """
-    import importlib
-
-    from assets.feeds import source_parser
-    from schemas.vocabulary import SOURCES
-
-    # Checked here, not by click: the parsers behind them are too heavy to import for every `shuku --help`.
-    if source not in SOURCES:
-        raise click.BadParameter(f"{source!r} is not a landing source; use one of {', '.join(SOURCES)}.",
-                                 param_hint="SOURCE")
-    from warehouse.pseudonym import Pseudonymiser
-    from warehouse.textio import LandingFileError
-
-    settings = prepared_settings()
-    library = checked_library(settings)
-    module, function = source_parser(source).split(":")
-    try:
-        result = getattr(importlib.import_module(module), function)(file, library)
-    except LandingFileError as exc:
-        _say(one_line(exc))
-        sys.exit(2)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a parser's bug (polars' PanicException included): one line, traceback logged
-        _say(_parser_failed(settings, source, file, exc))
-        sys.exit(2)
-    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
-    rows = pseudonymiser.pseudonymise(result.rows)
-    for record in rows.iter_rows(named=True):
-        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
-    reasons = result.rejects.group_by("reason").len().sort("reason").rows() if result.rejects.height else []
-    summary = {"file": str(file), "format": result.format, "encoding": result.encoding,
-               "rows_read": result.rows_read, "rows_parsed": result.rows.height,
-               "rejected": result.rejects.height, "rejected_by_reason": dict(reasons)}
-    if result.empty:
-        summary["empty"] = result.empty
-    if source == "ezproxy":
-        from assets.eresources.ezproxy import summarise
-        summary["report"] = summarise(result)
-    if source == "marc" and "items" in result.metadata:
-        summary["items"] = result.metadata["items"].height
-    if source == "counter":
-        from assets.eresources.counter_header import describe
-        summary["header"] = {k: v for k, v in result.metadata.items() if k not in ("header", "months")}
-    # One JSON line first, so scripts can read the summary; then the first rejects for people.
-    sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
-    for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
-        _say(f"  line {line}: {reason}: {one_line(detail, 300)}")
-    if result.empty:
-        _say(f"{file}: empty ({result.empty}): a daily file without rows is usually a failed export; ask for it "
-             "again. `shuku run` would log it as empty and keep the stored partition.")
-        sys.exit(1)
-    if source == "counter":
-        for line in describe(result.metadata):
-            err.print(line, markup=False, highlight=False)
-        if not result.rows.height and not result.metadata.get("exceptions"):
-            err.print(f"{file}: no usage row and no COUNTER exception: a report without usage must say so "
-                      "(3030); `shuku run` would load nothing from it.", markup=False, highlight=False)
-            sys.exit(1)
-    if not result.recognised:
-        from assets.admission import expected_of_source
-        err.print(f"{file}: the file's structure was not recognised: no row was read from it and none was "
-                  f"rejected (expected a {expected_of_source(source)}). `shuku run` would log it as unrecognised "
-                  "and not load it.", markup=False, highlight=False)
-        sys.exit(1)
-    if result.rejects.height:
-        sys.exit(1)
-
-
-def _say(line: str) -> None:
-    """One line on stderr, as it is (no wrapping, no markup)."""
-    err.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _parser_failed(settings, source: str, file: Path, exc: BaseException) -> str:
-    from assets.admission import expected_of_source
-    where = log_traceback(settings, f"parse {source} {file}", exc)
-    return one_line(f"{file}: the {source} parser failed ({type(exc).__name__}) and read nothing: check that it is "
-                    f"a {expected_of_source(source)}, and report the failure with the file (the traceback is in "
-                    f"{where or 'no log: the home folder is not writable'}).")
-
-
-@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Start the Dagster UI on 127.0.0.1 for this home folder."""
@@ -419,8 +328,8 @@ def demo(scale: str, days: int, seed: int) -> None:
         raise Failed("the demo run failed; see above.")
 
 
-for command in (quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
-                repair):
+for command in (parse, quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
+                repair, harvest):
     main.add_command(command)
 
 

@@ -37,7 +37,7 @@ def _edges(model: str) -> set[tuple]:
     ("core.dim_title", ("class_number", "core.discipline_map", "class_prefix", "INDIRECT", "JOIN")),
     ("core.fact_counter_usage", ("issn", "staging.counter_usage", "print_issn", "DIRECT", "TRANSFORMATION")),
     ("core.fact_eresource_access", ("event_hour", "staging.ezproxy_access", "accessed_at", "DIRECT", "TRANSFORMATION")),
-    ("core.fact_eresource_access", (None, "staging.ezproxy_access", "is_static", "INDIRECT", "FILTER")),
+    ("core.fact_eresource_access", (None, "staging.ezproxy_access", "is_consultation", "INDIRECT", "FILTER")),
     ("core.fact_gate_count", ("zone_code", "core.dim_gate", "zone_code", "DIRECT", "IDENTITY")),
     ("core.fact_gate_count", ("entries", "staging.gate_count", "counted_at", "INDIRECT", "WINDOW")),
     ("core.fact_gate_event", ("branch_code", "core.dim_gate", "branch_code", "DIRECT", "IDENTITY")),

@@ -45,7 +45,8 @@ def test_ezpaarse_sample_parses_without_rejects(data_dir, library):
     assert (first["host"], first["path"], first["platform"]) == ("pdn.sciencedirect.com", "/science", "ScienceDirect")
     summary = summarise(result)
     assert summary["lines_read"] == 283 and summary["rejected"] == {}
-    assert summary["platforms"]["ScienceDirect"] == summary["accesses"] - summary["platforms"].get("gate1.inist.fr", 0)
+    assert summary["platforms"] == {"ScienceDirect": summary["consultations"]} and summary["consultations"] == 24
+    assert summary["not_consultations"]["redirect"] == 62 and summary["robots"] == 0
 
 
 def test_default_format_line(tmp_path, library):
@@ -69,6 +70,9 @@ def test_default_format_line(tmp_path, library):
         "status": [200, 200, 404],
         "bytes": [51234, 51234, 0],
         "platform": ["ScienceDirect"] * 3,
+        "rtype": ["ARTICLE", None, None], "mime": ["HTML", None, None], "unitid": ["S0001", None, None],
+        **{name: [None] * 3 for name in ("doi", "print_identifier", "online_identifier", "title_id", "publication_date")},
+        "is_consultation": [True, False, False], "skip_reason": [None, "static", "failed"], "is_robot": [False] * 3,
         "is_static": [False, True, False],
         "is_failed": [False, False, True],
         "source_line": [1, 2, 3],

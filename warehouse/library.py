@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from warehouse.counter_platforms import CounterConfigError, CounterSettings, counter_settings
 from warehouse.limits import LandingLimits, LimitError, parse_limits
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
 DEFAULT_LOG_FORMAT = '%h %l %u %t "%r" %s %b'
-EZPROXY_KEYS = ("log_format", "folders", "platforms")
+EZPROXY_KEYS = ("log_format", "folders", "platforms", "rules")
 _HOST_SUFFIX = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -119,6 +120,8 @@ class Library:
     ezproxy_folders: dict[str, str] = field(default_factory=dict)
     # Host suffix → platform name, laid over assets/eresources/platforms.yaml (these win).
     ezproxy_platforms: dict[str, str] = field(default_factory=dict)
+    # A folder of the library's own platform rules (YAML), laid over assets/eresources/platform_rules/.
+    ezproxy_rules: Path | None = None
     # Desk staffing: what one staff member handles in an hour (marts.desk_staffing).
     service_standard: ServiceStandard = field(default_factory=lambda: ServiceStandard())
     # CLC class prefixes never used for reader profiles or recommendations (religion, politics, medicine).
@@ -126,6 +129,8 @@ class Library:
     # A landing file with more than this share of its lines quarantined is refused whole: it is
     # most likely not the export it is named as, and the partition it would replace is kept.
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
+    # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
+    counter: CounterSettings = field(default_factory=CounterSettings)
     # The longest line, the largest file and JSON answer read from landing (warehouse/limits.py).
     landing_limits: LandingLimits = field(default_factory=LandingLimits)
     source: Path = field(default=Path("."), compare=False)
@@ -199,8 +204,9 @@ def _time(value, where: str, path: Path) -> dt.time:
         raise LibraryConfigError(f"{path}: `{where}` = {value!r} is not a time (HH:MM).") from None
 
 
-def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str]]:
-    """(default LogFormat, folder → LogFormat, host suffix → platform) from the `ezproxy` section."""
+def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str], Path | None]:
+    """(default LogFormat, folder → LogFormat, host suffix → platform, platform rules folder) from the
+    `ezproxy` section."""
     section = data.get("ezproxy") or {}
     if not isinstance(section, dict):
         raise LibraryConfigError(f"{path}: `ezproxy` must be a mapping with keys {', '.join(EZPROXY_KEYS)}.")
@@ -241,7 +247,16 @@ def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str
         if not isinstance(name, str) or not name.strip():
             raise LibraryConfigError(f"{path}: `{where}` = {name!r}: give the platform's name as text.")
         platforms[host] = name.strip()
-    return default, folders, platforms
+    rules = section.get("rules")
+    if rules is not None:
+        if not isinstance(rules, str) or not rules.strip():
+            raise LibraryConfigError(f"{path}: `ezproxy.rules` = {rules!r}: give the folder of your platform rules "
+                                     f"(YAML files), e.g. 'platform_rules'.")
+        rules = (path.parent / rules.strip()).resolve()
+        if not rules.is_dir():
+            raise LibraryConfigError(f"{path}: `ezproxy.rules`: {rules} is not a folder; create it or fix the path "
+                                     f"(relative to the library config).")
+    return default, folders, platforms, rules
 
 
 def _landing_limits(data: dict, path: Path) -> LandingLimits:
@@ -320,16 +335,21 @@ def load_library(path: Path) -> Library:
         re.compile(pattern)
     except re.error as exc:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
-    log_format, folders, platforms = _ezproxy(data, path)
+    log_format, folders, platforms, rules = _ezproxy(data, path)
+    try:
+        counter = counter_settings(data.get("counter"))
+    except CounterConfigError as exc:
+        raise LibraryConfigError(f"{path}: {exc}") from None
     return Library(
         name=str(_need(data, "name", "", path)), short_name=str(data.get("short_name", "")),
         timezone=tz, card_number_pattern=pattern, branches=tuple(branches), opening_hours=hours,
         terms=terms, holidays=holidays, loan_periods=dict(data.get("loan_periods", {})),
         ezproxy_log_format=log_format, ezproxy_folders=folders, ezproxy_platforms=platforms,
+        ezproxy_rules=rules,
         service_standard=_service_standard(data, path), sensitive_classes=_sensitive_classes(data, path),
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
         landing_limits=_landing_limits(data, path),
-        source=path,
+        counter=counter, source=path,
     )

@@ -18,6 +18,8 @@ import polars as pl
 import yaml
 
 from assets.cards import CardField, LineCards
+from assets.eresources.consultations import consultations, host_suffixes
+from assets.eresources.logformat import USER, LogFormatError, compile_log_format, is_squid
 from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import DEFAULT_LOG_FORMAT, Library
 from assets.reading import NO_BYTES, LandingText, empty_result, read_landing_text
@@ -25,115 +27,61 @@ from warehouse.textio import LandingFileError
 
 PLATFORMS_FILE = Path(__file__).with_name("platforms.yaml")
 EZPROXY_SCHEMA = row_schema("ezproxy_access")
-USER = "user"      # the group of `%u`, the reader's card number
 
 # Requests for page furniture, not for content.
 STATIC_PATH = r"(?i)\.(?:png|jpe?g|gif|bmp|ico|svg|webp|tiff?|css|js|mjs|map|woff2?|ttf|otf|eot)$"
-
-# Directive → (group name, pattern when unquoted, pattern inside quotes). `%r` is split
-# into method and URL right in the expression, so no second pass is needed.
-_DIRECTIVES = {
-    "h": ("client", r"\S+", r"[^\"]*"),
-    "a": ("client", r"\S+", r"[^\"]*"),
-    "l": (None, r"\S+", r"[^\"]*"),
-    "u": (USER, r"\S+", r"[^\"]*"),
-    "t": ("time", r"\[[^\]]*\]", r"\[[^\]]*\]"),
-    "r": ("request", r"(?P<method>[A-Za-z]+) (?P<url>\S+)(?: \S+)?", r"(?P<method>[A-Za-z]+) (?P<url>[^\" ]+)(?: [^\"]*)?"),
-    "s": ("status", r"\d{3}|-", r"\d{3}|-"),
-    ">s": ("status", r"\d{3}|-", r"\d{3}|-"),
-    "b": ("bytes", r"\d+|-", r"\d+|-"),
-    "B": ("bytes", r"\d+", r"\d+"),
-    "U": ("url_path", r"\S+", r"[^\"]*"),
-    "q": ("query", r"\S*", r"[^\"]*"),
-    "v": ("vhost", r"\S+", r"[^\"]*"),
-    "T": (None, r"\d+|-", r"\d+|-"),
-}
-_HEADERS = {"ezproxy-session": "session", "ezproxy-groups": None}
-# Directives EZproxy (or Apache, whose syntax it follows) writes that we read past.
-_SKIPPED = set("ADfHkLmpPRVXIOS") | {"<s"}
-# `%{name}X`: request header (i), expression (e), cookie (c, C), note (n), response header (o) …
-_BRACED = set("ieocCnxtTpP")
-_TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|([<>]?[a-zA-Z%]))")
-
 
 # Host and path of a request's URL in one pass: optional scheme, optional userinfo, the host
 # (bracketed IPv6 or a name), the rest of the authority (port), then the path up to ? or #.
 # A relative URL ("/path") has no host here (the vhost field gives it) and its path whole.
 URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?:[^@/?#]*@)?(?P<url_host>\[[^\]]*\]|[^:/?#]+))?"
-             r"[^/?#]*(?P<url_path>[^?#]*)")
-
-
-class LogFormatError(ValueError):
-    """The LogFormat string cannot be compiled."""
-
-
-@lru_cache(maxsize=16)
-def compile_log_format(log_format: str) -> str:
-    """One anchored regular expression with named groups for a LogFormat string."""
-    parts, used, pos = ["^"], set(), 0
-    for m in _TOKEN.finditer(log_format):
-        parts.append(_literal(log_format[pos:m.start()]))
-        pos = m.end()
-        quoted = m.start() > 0 and log_format[m.start() - 1] == '"' and log_format[pos:pos + 1] == '"'
-        header, kind, simple = m.group(1), m.group(2), m.group(3)
-        if simple == "%":
-            parts.append("%")
-            continue
-        if header is not None:
-            if kind not in _BRACED:
-                raise LogFormatError(f"LogFormat {log_format!r}: %{{{header}}}{kind} is not a LogFormat directive.")
-            name = _HEADERS.get(header.lower(), f"hdr_{re.sub(r'[^0-9a-zA-Z]', '_', header).lower()}")
-            if kind != "i":
-                name = None
-            unquoted, inside = r"\S*", r"[^\"]*"
-        elif simple in _DIRECTIVES:
-            name, unquoted, inside = _DIRECTIVES[simple]
-        elif simple in _SKIPPED:
-            name, unquoted, inside = None, r"\S+", r"[^\"]*"   # a directive we do not keep
-        else:
-            raise LogFormatError(f"LogFormat {log_format!r}: %{simple} is not a LogFormat directive.")
-        pattern = inside if quoted else unquoted
-        if name == "request" and "request" in used:
-            pattern = re.sub(r"\(\?P<\w+>", "(?:", pattern)
-        if name is None or name in used:
-            parts.append(f"(?:{pattern})")
-        elif name == "request":
-            parts.append(pattern)
-        else:
-            parts.append(f"(?P<{name}>{pattern})")
-        used.add(name)
-    parts.append(_literal(log_format[pos:]))
-    parts.append(r"\s*$")
-    if "time" not in used:
-        raise LogFormatError(f"LogFormat {log_format!r} has no %t; an access without a time cannot be used.")
-    if "request" not in used and "url_path" not in used:
-        raise LogFormatError(f"LogFormat {log_format!r} has neither %r nor %U; there is no URL to read.")
-    return "".join(parts)
-
-
-def _literal(text: str) -> str:
-    # Any run of spaces in the format matches one or more spaces in the line.
-    return r" +".join(re.escape(chunk) for chunk in re.split(r" +", text))
+             r"[^/?#]*(?P<url_path>[^?#]*)(?:[?#](?P<url_query>.*))?")
+REVERSE_PROXY = r"^/https?/(?P<rp_host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?(?P<rp_path>/.*)?$"
 
 
 @lru_cache(maxsize=8)
-def platform_suffixes(extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
-    """(host suffix, platform), longest suffix first: platforms.yaml with ``extra`` (the library's) over it."""
+def platform_suffixes(extra: tuple[tuple[str, str], ...] = (), rules: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """(host suffix, platform), longest suffix first: platforms.yaml, the platform rules' hosts over
+    it, and ``extra`` (the library's) over both."""
     data = yaml.safe_load(PLATFORMS_FILE.read_text(encoding="utf-8")) or {}
     pairs = {s.lower().strip("."): name for name, suffixes in data.items() for s in suffixes}
+    pairs.update(host_suffixes(rules))
     pairs.update(extra)
     return tuple(sorted(pairs.items(), key=lambda p: -len(p[0])))
 
 
+def _owner(host: str, suffixes: tuple[tuple[str, str], ...]) -> str | None:
+    for suffix, name in suffixes:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return None
+
+
 def platform_of(host: str | None, library: Library | None = None) -> str | None:
-    """The platform a host belongs to (the library's `ezproxy.platforms` first); unknown hosts are their own."""
+    """The platform a host belongs to (the library's `ezproxy.platforms` first); unknown hosts are their own.
+
+    A host a proxy rewrote is recognised too: the platform's host with the proxy's name after it
+    (`journals.cambridge.org.gate1.inist.fr`) or with dashes for dots (`dl-acm-org.proxy.univ.edu`).
+    """
     if not host:
         return host
     extra = tuple(sorted(library.ezproxy_platforms.items())) if library is not None else ()
-    for suffix, name in platform_suffixes(extra):
-        if host == suffix or host.endswith("." + suffix):
-            return name
-    return host
+    suffixes = platform_suffixes(extra, library.ezproxy_rules if library is not None else None)
+    found = _owner(host, suffixes)
+    if found is None:
+        labels = host.split(".")
+        for cut in range(len(labels) - 1, 1, -1):        # the platform's host, the proxy's name after it
+            found = _owner(".".join(labels[:cut]), suffixes)
+            if found is not None:
+                break
+    first, _, rest = host.partition(".")
+    parts = first.split("-")
+    for cut in range(len(parts) - 1, 0, -1):             # www-thieme-connect.com, dl-acm-org.proxy.edu
+        if found is not None:
+            break
+        name = ".".join(parts[:cut]) + "." + "-".join(parts[cut:])
+        found = _owner(name, suffixes) or (_owner(f"{name}.{rest}", suffixes) if rest else None)
+    return found if found is not None else host
 
 
 def _network(address: str | None) -> str | None:
@@ -222,8 +170,13 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     ).unnest("g")
     names = set(frame.columns)
     matched = pl.col("time").is_not_null()
-    stamp = pl.col("time").str.strip_chars("[]").str.strptime(
-        pl.Datetime("us", "UTC"), "%d/%b/%Y:%H:%M:%S %z", strict=False)
+    squid = is_squid(log_format)
+    if squid:   # seconds since the epoch, with milliseconds
+        stamp = pl.from_epoch((pl.col("time").cast(pl.Float64, strict=False) * 1e6).cast(pl.Int64),
+                              time_unit="us").dt.replace_time_zone("UTC")
+    else:
+        stamp = pl.col("time").str.strip_chars("[]").str.strptime(
+            pl.Datetime("us", "UTC"), "%d/%b/%Y:%H:%M:%S %z", strict=False)
     frame = frame.with_columns(accessed_at=stamp)
     good = frame.filter(matched & pl.col("accessed_at").is_not_null())
     rejects = pl.concat([
@@ -237,7 +190,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         frame.filter(matched & pl.col("accessed_at").is_null()).select(
             "source_line", "raw_text", reason=pl.lit(str(Reason.BAD_TIMESTAMP)),
             detail=pl.lit("%t: ") + pl.col("time").str.slice(0, 40)
-            + pl.lit(" is not [dd/Mon/yyyy:HH:MM:SS ±hhmm]")),
+            + pl.lit(" is not seconds since 1970" if squid else " is not [dd/Mon/yyyy:HH:MM:SS ±hhmm]")),
         text.rejects(),
     ]).select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA).sort("source_line")
 
@@ -247,8 +200,16 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         url = pl.col("url_path") + (pl.col("query") if "query" in names else pl.lit(""))
         method = pl.lit(None, pl.Utf8)
     host_from_url = pl.col("url_parts").struct.field("url_host")
-    if "vhost" in names:
-        host_from_url = pl.when(url.str.starts_with("/")).then(pl.col("vhost")).otherwise(host_from_url)
+    if "vhost" in names:   # `%v` may carry the port: host:port is the host
+        host_from_url = pl.when(url.str.starts_with("/")).then(
+            pl.col("vhost").str.replace(r":\d+$", "")).otherwise(host_from_url)
+    # A reverse proxy (Apache's mod_proxy, as some libraries run instead of EZproxy) writes the
+    # platform's URL in the path: /http/host/path or /https/host:port/path.
+    reverse = pl.col("url_parts").struct.field("url_path").str.extract_groups(REVERSE_PROXY)
+    host_from_url = pl.when(reverse.struct.field("rp_host").is_not_null()).then(
+        reverse.struct.field("rp_host")).otherwise(host_from_url)
+    path_of_url = pl.when(reverse.struct.field("rp_host").is_not_null()).then(
+        reverse.struct.field("rp_path").fill_null("/")).otherwise(pl.col("url_parts").struct.field("url_path"))
     client = pl.col("client") if "client" in names else pl.lit(None, pl.Utf8)
     ipv4_net = client.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
     rows = good.with_columns(url_parts=url.str.extract_groups(URL_PARTS)).with_columns(
@@ -268,13 +229,17 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         .otherwise(pl.lit(None, pl.Utf8)),
     ).with_columns(
         event_date=pl.col("accessed_at").dt.date(),
-        path=pl.col("url_parts").struct.field("url_path").replace("", "/"),
+        path=path_of_url.replace("", "/"),
+        query=pl.col("url_parts").struct.field("url_query").fill_null(""),
         is_failed=pl.col("status").fill_null(0) >= 400,
     ).with_columns(
         is_static=pl.col("path").str.contains(STATIC_PATH).fill_null(False),
     )
     hosts = rows.get_column("host").unique().drop_nulls().to_list()
-    rows = rows.with_columns(platform=pl.col("host").replace({h: platform_of(h, library) for h in hosts}))
+    owners = {h: platform_of(h, library) for h in hosts}
+    rows = rows.with_columns(platform=pl.col("host").replace_strict(owners, default=None, return_dtype=pl.Utf8))
+    known = pl.col("host").is_in([h for h, name in owners.items() if name != h])
+    rows = consultations(rows, known, library.ezproxy_rules)
     rows = rows.select([pl.col(c).cast(t) for c, t in EZPROXY_SCHEMA.items()])
     if rows.height == 0 and rejects.height > 0 and rejects.height == raw.len() and raw.len() >= 1:
         # Not one line fits: the file is not this log, or the LogFormat is wrong.
@@ -285,17 +250,20 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
 
 
 def summarise(result: ParseResult) -> dict:
-    """Figures for the `shuku parse ezproxy` report (no card numbers in it)."""
+    """Figures for the `shuku parse ezproxy` report (no card numbers in it): requests, consultation
+    events (robots apart, before the 30-second rule), why the rest are none, and per platform."""
     rows = result.rows
-    accesses = rows.filter(~pl.col("is_static") & ~pl.col("is_failed"))
-    platforms = (accesses.group_by("platform").len().sort(["len", "platform"], descending=[True, False]))
+    counted = rows.filter(pl.col("is_consultation") & ~pl.col("is_robot"))
+    platforms = counted.group_by("platform").len().sort(["len", "platform"], descending=[True, False])
     return {
         "lines_read": result.rows_read,
         "requests": rows.height,
-        "accesses": accesses.height,
-        "static": int(rows.get_column("is_static").sum()),
-        "failed": int(rows.get_column("is_failed").sum()),
+        "consultations": counted.height,
+        "robots": int(rows.filter(pl.col("is_consultation")).get_column("is_robot").sum()),
+        "not_consultations": dict(rows.group_by("skip_reason").len().drop_nulls("skip_reason").sort("skip_reason")
+                                  .iter_rows()),
         "rejected": dict(result.rejects.group_by("reason").len().sort("reason").iter_rows()),
         "distinct_users": rows.get_column(CARD_NUMBER).drop_nulls().n_unique(),
         "platforms": dict(platforms.iter_rows()),
+        "kinds": dict(counted.group_by("rtype").len().sort(["len", "rtype"], descending=[True, False]).iter_rows()),
     }

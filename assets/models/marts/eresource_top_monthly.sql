@@ -4,7 +4,10 @@
 -- TR, IR; the order is explained there). Databases: the Database Report (DR, else its
 -- standard view DR_D1). Titles: the Title Report (TR, else its largest standard view, TR_J3,
 -- TR_B1…). Access_Method Regular only (TDM is kept apart, as in the standard views). EZproxy
--- accesses sit beside the platforms; cost per use is a month's share of the yearly cost
+-- consultations (core.fact_eresource_access, robots left out and counted apart) sit beside the
+-- platforms, and rank titles (ezproxy_title: the platform's title id) and articles or chapters
+-- (ezproxy_item: the DOI, else the platform's unitid) by the same COUNTER metrics computed from
+-- the proxy log (basis_report EZproxy). Cost per use is a month's share of the yearly cost
 -- (core.dim_eresource_cost, from the library's eresource_costs.yaml).
 with usage as (
     select
@@ -21,6 +24,21 @@ with usage as (
         usage_count
     from core.fact_counter_usage
     where coalesce(access_method, 'Regular') = 'Regular'
+),
+
+proxy_items as (
+    -- the proxy's consultations of titles and of items, robots left out (investigations: every
+    -- consultation but a search)
+    select
+        cast(date_trunc('month', event_date) as date) as usage_month,
+        level.level,
+        case when level.level = 'ezproxy_title' then title_id else coalesce(doi, unitid) end as name,
+        platform,
+        is_request,
+        is_unique_item
+    from core.fact_eresource_access
+    cross join (values ('ezproxy_title'), ('ezproxy_item')) as level(level)
+    where not is_robot and rtype <> 'SEARCH'
 ),
 
 reports as (
@@ -89,6 +107,19 @@ monthly as (
         coalesce(total_item_investigations, 0),
         coalesce(unique_item_requests, 0)
     from marts.eresource_platform_monthly
+    union all
+    select
+        usage_month,
+        level,
+        name,
+        platform,
+        'EZproxy',
+        sum(case when is_request then 1 else 0 end),
+        count(*),
+        sum(case when is_unique_item then 1 else 0 end)
+    from proxy_items
+    where name is not null
+    group by usage_month, level, name, platform
 ),
 
 ranked as (
@@ -102,7 +133,11 @@ ranked as (
 ),
 
 proxy as (
-    select cast(date_trunc('month', event_date) as date) as usage_month, platform, count(*) as accesses
+    select
+        cast(date_trunc('month', event_date) as date) as usage_month,
+        platform,
+        sum(case when is_robot then 0 else 1 end) as accesses,
+        sum(case when is_robot then 1 else 0 end) as robots
     from core.fact_eresource_access
     where platform is not null
     group by cast(date_trunc('month', event_date) as date), platform
@@ -120,6 +155,7 @@ final as (
         cast(ranked.total_item_investigations as bigint) as total_item_investigations,
         cast(ranked.unique_item_requests as bigint) as unique_item_requests,
         cast(case when ranked.level = 'platform' then coalesce(proxy.accesses, 0) end as bigint) as ezproxy_accesses,
+        cast(case when ranked.level = 'platform' then coalesce(proxy.robots, 0) end as bigint) as ezproxy_robots,
         cast(costs.cost / 12 as double) as cost,
         cast(costs.cost / 12 / nullif(ranked.total_item_requests, 0) as double) as cost_per_use
     from ranked

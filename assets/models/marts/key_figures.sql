@@ -12,7 +12,7 @@ with activity as (
     union all
     select issue_date, 'loan', patron_pid, 1 from core.fact_loan
     union all
-    select event_date, 'ezproxy_access', null, 1 from core.fact_eresource_access
+    select event_date, 'ezproxy_access', null, 1 from core.fact_eresource_access where not is_robot
     union all
     select event_date, case when zero_hit then 'zero_hit_search' else 'search' end, null, 1
     from core.fact_search

@@ -40,6 +40,7 @@ accesses as (
     select access.patron_pid, access.platform, access.session_key
     from core.fact_eresource_access as access
     inner join consenting on consenting.patron_pid = access.patron_pid
+    where not access.is_robot
 ),
 
 session_totals as (

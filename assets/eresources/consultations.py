@@ -1,0 +1,278 @@
+"""Consultation events from proxied requests, by platform rules kept as data.
+
+A request is a consultation (ezPAARSE's "consultation event") when it succeeded (2xx or 304),
+is no static file, no page of the proxy itself, no robot's, and a rule of its platform says what
+was consulted: the kind of resource (`rtype`), its format (`mime`) and, where the URL shows them,
+the platform's id of the item (`unitid`), DOI, ISSN/ISBN, title id and publication date.
+
+The rules are YAML files, one per platform, in ``platform_rules/`` beside this module and in the
+folder the library config names (`ezproxy.rules`; a file there replaces the shipped file of the
+same platform). Each rule is tried in order on the requests of its platform; the first whose
+``host``, ``path`` and ``query`` regular expressions all match wins. Named groups of those
+expressions fill the fields of the same name; ``params`` reads fields from query parameters;
+``set`` fills fields from templates (``"{name}"`` is a captured group or parameter; README,
+"Consultations from proxy logs"). Everything runs as polars expressions over all rows of a platform at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+RULES_FOLDER = Path(__file__).with_name("platform_rules")
+# ezPAARSE's names for what a consultation is and where it points.
+FIELDS = ("rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")
+RULE_KEYS = {"host", "path", "query", "params", "set", "rtype", "mime", "note"}
+FILE_KEYS = {"platform", "hosts", "rules", "note"}
+# "{name}" or "{name:filter}": issn writes 8 characters as NNNN-NNNN; upper, lower change the case.
+_TEMPLATE = re.compile(r"\{(\w+)(?::(issn|upper|lower))?\}")
+# Escapes a platform's URL puts in an identifier (a DOI in a query parameter above all).
+_PERCENT = {"%2F": "/", "%2f": "/", "%3A": ":", "%3a": ":", "%28": "(", "%29": ")", "%3B": ";", "%3b": ";",
+            "%3C": "<", "%3c": "<", "%3E": ">", "%3e": ">", "%2C": ",", "%2c": ",", "%20": " ", "%2B": "+",
+            "%2b": "+", "%253A": ":", "%252F": "/", "%5B": "[", "%5D": "]"}
+
+
+class PlatformRulesError(ValueError):
+    """A platform rules file cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    host: str | None
+    path: str | None
+    query: str | None
+    params: tuple[tuple[str, str], ...]
+    templates: tuple[tuple[str, str], ...]
+    where: str                      # file and rule number, for messages
+
+    def groups(self) -> set[str]:
+        names: set[str] = set()
+        for pattern in (self.host, self.path, self.query):
+            names |= set(re.compile(_python_syntax(pattern)).groupindex) if pattern else set()
+        return names | {name for name, _ in self.params}
+
+
+@dataclass(frozen=True)
+class PlatformRules:
+    platform: str
+    hosts: tuple[str, ...]
+    rules: tuple[Rule, ...] = field(default=())
+    source: str = ""
+
+
+def _python_syntax(pattern: str) -> str:
+    return pattern.replace("(?<", "(?P<") if "(?<=" not in pattern and "(?<!" not in pattern else pattern
+
+
+def _check_regex(pattern, where: str) -> str:
+    if not isinstance(pattern, str) or not pattern:
+        raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression (write it as a quoted string).")
+    try:
+        pl.Series([""]).str.contains(pattern)
+        re.compile(_python_syntax(pattern))
+    except Exception as exc:  # noqa: BLE001 - polars and re raise several kinds; all mean the same here
+        raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression polars can run: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    return pattern
+
+
+def _rule(raw, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise PlatformRulesError(f"{where}: a rule is a mapping (path:, query:, rtype:, mime: …), not {raw!r}.")
+    unknown = set(raw) - RULE_KEYS
+    if unknown:
+        raise PlatformRulesError(f"{where}: {', '.join(sorted(unknown))} is not a rule key; use "
+                                 f"{', '.join(sorted(RULE_KEYS))}.")
+    if not any(raw.get(k) for k in ("host", "path", "query")):
+        raise PlatformRulesError(f"{where}: give at least one of host:, path:, query: to match.")
+    params = raw.get("params") or {}
+    templates = dict(raw.get("set") or {})
+    for name in ("rtype", "mime"):
+        if raw.get(name) is not None:
+            templates[name] = str(raw[name])
+    for key, mapping in (("params", params), ("set", templates)):
+        if not isinstance(mapping, dict) or any(k not in FIELDS and key == "set" for k in mapping):
+            raise PlatformRulesError(f"{where}: `{key}` must map fields ({', '.join(FIELDS)}) to "
+                                     f"{'query parameter names' if key == 'params' else 'templates'}.")
+    rule = Rule(host=_check_regex(raw["host"], f"{where} host") if raw.get("host") else None,
+                path=_check_regex(raw["path"], f"{where} path") if raw.get("path") else None,
+                query=_check_regex(raw["query"], f"{where} query") if raw.get("query") else None,
+                params=tuple((str(k), str(v)) for k, v in params.items()),
+                templates=tuple((k, str(v)) for k, v in templates.items()), where=where)
+    known = rule.groups()
+    for name, template in rule.templates:
+        missing = {name for name, _ in _TEMPLATE.findall(template)} - known
+        if missing:
+            raise PlatformRulesError(f"{where}: `{name}: {template}` names {', '.join(sorted(missing))}, "
+                                     f"which no group or parameter of the rule captures.")
+    return rule
+
+
+def load_file(path: Path) -> PlatformRules:
+    """One platform's rules; every mistake is told with the file, the rule and what to write."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PlatformRulesError(f"{path}: not a YAML file: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("platform"), str) or not data["platform"].strip():
+        raise PlatformRulesError(f"{path}: start with `platform: <name>`, then `hosts:` and `rules:`.")
+    unknown = set(data) - FILE_KEYS
+    if unknown:
+        raise PlatformRulesError(f"{path}: {', '.join(sorted(unknown))} is not a key; use {', '.join(sorted(FILE_KEYS))}.")
+    hosts = data.get("hosts") or []
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h.strip(". ") for h in hosts):
+        raise PlatformRulesError(f"{path}: `hosts` must list the platform's host name suffixes (e.g. [sciencedirect.com]).")
+    rules = data.get("rules") or []
+    if not isinstance(rules, list):
+        raise PlatformRulesError(f"{path}: `rules` must be a list of rules.")
+    return PlatformRules(platform=data["platform"].strip(), hosts=tuple(h.strip(". ").lower() for h in hosts),
+                         rules=tuple(_rule(r, f"{path}: rule {i}") for i, r in enumerate(rules, start=1)),
+                         source=str(path))
+
+
+@lru_cache(maxsize=8)
+def knowledge_base(extra: Path | None = None) -> tuple[PlatformRules, ...]:
+    """The shipped rules, with a library's own folder over them (a file of the same platform replaces)."""
+    by_platform: dict[str, PlatformRules] = {}
+    folders = [RULES_FOLDER] + ([extra] if extra is not None else [])
+    for folder in folders:
+        if not folder.is_dir():
+            raise PlatformRulesError(f"{folder}: the platform rules folder does not exist; create it or fix "
+                                     f"`ezproxy.rules` in the library config.")
+        for path in sorted(folder.glob("*.yaml")):
+            rules = load_file(path)
+            by_platform[rules.platform] = rules
+    return tuple(by_platform.values())
+
+
+def host_suffixes(extra: Path | None = None) -> dict[str, str]:
+    """Host suffix → platform, from the rules files."""
+    return {host: p.platform for p in knowledge_base(extra) for host in p.hosts}
+
+
+def _decode(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_many(list(_PERCENT), list(_PERCENT.values()))
+
+
+def _filtered(expr: pl.Expr, name: str | None) -> pl.Expr:
+    if name == "issn":
+        return expr.str.slice(0, 4) + pl.lit("-") + expr.str.slice(4, 4)
+    if name == "upper":
+        return expr.str.to_uppercase()
+    return expr.str.to_lowercase() if name == "lower" else expr
+
+
+def _param(name: str) -> pl.Expr:
+    return _decode(pl.col("query").str.extract(rf"(?:^|[&#!?;]){re.escape(name)}=([^&#]*)", 1).replace("", None))
+
+
+def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
+    """The fields one rule gives the rows it matched."""
+    captured: dict[str, pl.Expr] = {}
+    for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
+        if pattern:
+            for name, index in re.compile(_python_syntax(pattern)).groupindex.items():
+                captured.setdefault(name, _decode(pl.col(column).str.extract(pattern, index)))
+    for name, parameter in rule.params:
+        captured.setdefault(name, _param(parameter))
+    out = {name: expr for name, expr in captured.items() if name in FIELDS}
+    for name, template in rule.templates:
+        pieces = _TEMPLATE.split(template)      # text, name, filter, text, name, filter, … text
+        parts = []
+        for i in range(0, len(pieces), 3):
+            if pieces[i]:
+                parts.append(pl.lit(pieces[i]))
+            if i + 1 < len(pieces):
+                parts.append(_filtered(pl.col(f"__{pieces[i + 1]}"), pieces[i + 2]))
+        out[name] = pl.concat_str(parts) if len(parts) > 1 else parts[0]
+    staged = frame.with_columns(**{f"__{k}": v for k, v in captured.items()})
+    return staged.select("__row", *[out.get(f, pl.lit(None, pl.Utf8)).cast(pl.Utf8).replace("", None).alias(f)
+                                    for f in FIELDS])
+
+
+def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame:
+    """``__row`` and the consultation fields for the rows (``__row, platform, host, path, query``)
+    a rule matches; rows no rule matches are left out."""
+    empty = pl.DataFrame(schema={"__row": pl.UInt32, **{f: pl.Utf8 for f in FIELDS}})
+    parts = [empty]
+    present = set(candidates.get_column("platform").unique().drop_nulls().to_list())
+    for platform in knowledge_base(extra):
+        if platform.platform not in present or not platform.rules:
+            continue
+        rows = candidates.filter(pl.col("platform") == platform.platform)
+        which = pl.lit(None, pl.Int32)
+        for number in range(len(platform.rules), 0, -1):     # built inside out: the first rule wins
+            rule = platform.rules[number - 1]
+            test = pl.lit(True)
+            for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
+                if pattern:
+                    test = test & pl.col(column).str.contains(pattern).fill_null(False)
+            which = pl.when(test).then(pl.lit(number, pl.Int32)).otherwise(which)
+        rows = rows.with_columns(__rule=which).filter(pl.col("__rule").is_not_null())
+        for (number,), part in rows.partition_by("__rule", as_dict=True).items():
+            parts.append(_fields(part, platform.rules[number - 1]).cast({"__row": pl.UInt32}))
+    return pl.concat(parts)
+
+
+# EZproxy's own pages (and those of proxies like it): logging in, the menu of databases, the
+# starting-point URLs that send a reader on to a platform.
+PROXY_PAGES = r"(?i)^/(?:login|logout|connect|menu|loggedin|public|limited|admin|status|cookie|userobject|form)(?:[/.]|$)"
+SKIP_REASONS = ("failed", "redirect", "static", "proxy", "unqualified")
+
+
+@lru_cache(maxsize=1)
+def robot_pattern() -> str:
+    """COUNTER's robots and machines (the `counter-robots` package's lists) as one expression."""
+    from importlib.resources import files
+
+    lines = []
+    for name in ("robot.txt", "machine.txt"):
+        text = (files("counter_robots") / "data" / name).read_text(encoding="utf-8")
+        lines += [line for line in text.splitlines() if line.strip()]
+    return "|".join(f"(?:{line})" for line in lines)
+
+
+def _robots(agents: pl.Series) -> dict[str, bool]:
+    """Which user agents are robots; each distinct agent is tested once."""
+    pattern = re.compile(robot_pattern())
+    return {agent: bool(pattern.search(agent)) for agent in agents.unique().drop_nulls().to_list()}
+
+
+def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None) -> pl.DataFrame:
+    """The consultation fields, ``is_consultation``, ``skip_reason`` and ``is_robot`` of parsed
+    requests (``host, path, query, platform, status, is_static``, and ``user_agent`` when the log has
+    it); ``known`` tells the rows whose host is a platform's."""
+    status = pl.col("status").fill_null(0)
+    known = known.fill_null(False)
+    proxy = ~known & pl.col("path").str.contains(PROXY_PAGES).fill_null(False)
+    frame = rows.with_row_index("__row").with_columns(
+        __skip=pl.when(status >= 400).then(pl.lit("failed"))
+        .when((status >= 300) & (status != 304)).then(pl.lit("redirect"))
+        .when(pl.col("is_static")).then(pl.lit("static"))
+        .when(proxy).then(pl.lit("proxy"))
+        .otherwise(pl.lit(None, pl.Utf8)))
+    candidates = frame.filter(pl.col("__skip").is_null() & known).select("__row", "platform", "host", "path", "query")
+    found = qualify(candidates, extra)
+    frame = frame.join(found, on="__row", how="left").sort("__row")
+    if "user_agent" in frame.columns:
+        robot = pl.col("user_agent").replace_strict(_robots(frame.get_column("user_agent")), default=False,
+                                                    return_dtype=pl.Boolean)
+    else:
+        robot = pl.lit(False)
+    return frame.with_columns(
+        is_consultation=pl.col("__skip").is_null() & pl.col("rtype").is_not_null(),
+        skip_reason=pl.when(pl.col("__skip").is_not_null()).then(pl.col("__skip"))
+        .when(pl.col("rtype").is_null()).then(pl.lit("unqualified")),
+        is_robot=robot.fill_null(False),
+        # a year alone (as most URLs give it) is its 1 January
+        publication_date=pl.coalesce(
+            pl.col("publication_date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+            (pl.col("publication_date").str.extract(r"^((?:1[5-9]|20)\d\d)$", 1) + "-01-01").str.strptime(
+                pl.Date, "%Y-%m-%d", strict=False)),
+        platform=pl.when(proxy).then(pl.lit(None, pl.Utf8)).otherwise(pl.col("platform")),
+    ).drop("__row", "__skip")

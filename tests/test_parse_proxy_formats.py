@@ -1,0 +1,140 @@
+"""Consultation events from proxy logs: ezPAARSE's count on its own sample, other log formats
+(Apache with a reverse proxy, a last field with spaces, Squid), the proxy's pages, robots, and
+the library's own platform rules."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from assets.eresources import consultations
+from assets.eresources.consultations import PlatformRulesError, knowledge_base, load_file
+from assets.eresources.ezproxy import parse
+
+SAMPLE = "ezpaarse__sd.2012-11-30.300.log"
+FACT_SQL = Path(__file__).resolve().parent.parent / "assets" / "models" / "core" / "fact_eresource_access.sql"
+
+
+def _fact(rows: pl.DataFrame) -> pl.DataFrame:
+    """core.fact_eresource_access's own SQL over parsed rows (the card number standing in for the pseudonym)."""
+    con = duckdb.connect()
+    con.execute("create schema staging")
+    staged = rows.rename({"card_number": "patron_pid"})   # noqa: F841 - read by DuckDB by name
+    con.execute("create table staging.ezproxy_access as select * from staged")
+    return con.sql(FACT_SQL.read_text(encoding="utf-8")).pl()
+
+
+def test_ezpaarse_sample_counts_as_ezpaarse_does(data_dir, library):
+    """ezPAARSE finds 22 consultations in its ScienceDirect test log; Shuku must be within 2."""
+    rows = parse(data_dir / "samples" / SAMPLE, library).rows
+    fact = _fact(rows)
+    assert abs(fact.height - 22) <= 2, fact.select("accessed_at", "rtype", "mime", "unitid")
+    reasons = dict(rows.group_by("skip_reason").len().iter_rows())
+    assert reasons["redirect"] == 62 and reasons["static"] == 8
+    # the proxy's own login host (gate1.inist.fr) is no platform, and its lines no consultation
+    assert "gate1.inist.fr" not in fact.get_column("platform").to_list()
+    assert rows.filter(pl.col("host") == "gate1.inist.fr").get_column("is_consultation").sum() == 0
+    article = fact.filter(pl.col("unitid") == "S1360138512001719").row(0, named=True)
+    assert (article["rtype"], article["mime"], article["print_identifier"]) == ("ARTICLE", "HTML", "1360-1385")
+
+
+def _log(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "ezproxy_2025-03-14.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+APACHE = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+
+
+def test_apache_combined_with_reverse_proxy_paths_and_robots(tmp_path, library):
+    lines = [
+        '10.1.2.3 - 2023104512 [14/Mar/2025:10:02:03 +0800] "GET /https/onlinelibrary.wiley.com/doi/pdf/10.1002/anie.201209878 '
+        'HTTP/1.1" 200 51234 "https://proxy.univ.edu/menu" "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"',
+        '10.1.2.4 - - [14/Mar/2025:10:02:04 +0800] "GET /http/www.jstor.org:80/stable/pdf/10.2307/1234567.pdf HTTP/1.1" 200 9 '
+        '"-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"',
+        '10.1.2.5 - - [14/Mar/2025:10:02:05 +0800] "GET /login?url=https://www.jstor.org/ HTTP/1.1" 200 90 "-" '
+        '"say \\"hi\\" agent"',
+    ]
+    result = parse(_log(tmp_path, lines), library, log_format=APACHE)
+    assert result.rejects.height == 0
+    rows = result.rows.to_dicts()
+    assert (rows[0]["host"], rows[0]["platform"], rows[0]["path"]) == (
+        "onlinelibrary.wiley.com", "Wiley Online Library", "/doi/pdf/10.1002/anie.201209878")
+    assert (rows[0]["rtype"], rows[0]["mime"], rows[0]["doi"], rows[0]["is_robot"]) == (
+        "ARTICLE", "PDF", "10.1002/anie.201209878", False)
+    assert (rows[1]["host"], rows[1]["platform"], rows[1]["is_robot"], rows[1]["is_consultation"]) == (
+        "www.jstor.org", "JSTOR", True, True)
+    # the proxy's own login page: no platform, no consultation
+    assert (rows[2]["platform"], rows[2]["skip_reason"], rows[2]["is_consultation"]) == (None, "proxy", False)
+
+
+def test_last_field_with_spaces_and_host_with_port(tmp_path, library):
+    log_format = '%h %l %u %t "%r" %s %b %v %{User-Agent}i'
+    line = ('10.1.2.3 - - [14/Mar/2025:10:02:03 +0800] "GET /science/article/pii/S0167527311001239 HTTP/1.1" 200 5 '
+            'www.sciencedirect.com:443 Mozilla/5.0 (Windows NT 10.0; Win64; x64)')
+    rows = parse(_log(tmp_path, [line]), library, log_format=log_format).rows.to_dicts()
+    assert (rows[0]["host"], rows[0]["platform"], rows[0]["unitid"], rows[0]["is_robot"]) == (
+        "www.sciencedirect.com", "ScienceDirect", "S0167527311001239", False)
+
+
+def test_squid_native_log(tmp_path, library):
+    lines = ["1741917723.586    921 10.1.2.3 TCP_MISS/200 50712 GET https://link.springer.com/article/10.1007/"
+             "s10696-011-9117-0 - HIER_DIRECT/151.101.0.95 text/html",
+             "1741917724.100      3 10.1.2.3 TCP_MISS/304 0 GET https://link.springer.com/static/app.css - "
+             "HIER_DIRECT/151.101.0.95 text/css"]
+    result = parse(_log(tmp_path, lines), library, log_format="squid")
+    rows = result.rows.to_dicts()
+    assert result.rejects.height == 0 and len(rows) == 2
+    assert str(rows[0]["accessed_at"]) == "2025-03-14 10:02:03.586000"     # Asia/Shanghai
+    assert (rows[0]["platform"], rows[0]["rtype"], rows[0]["doi"]) == ("SpringerLink", "ARTICLE", "10.1007/s10696-011-9117-0")
+    assert rows[1]["skip_reason"] == "static"
+
+
+def test_squid_is_configured_by_folder(tmp_path, library):
+    folder = tmp_path / "landing" / "ezproxy" / "squid"
+    folder.mkdir(parents=True)
+    path = folder / "ezproxy_2025-03-14.log"
+    path.write_text("1741917723.586 921 10.1.2.3 TCP_MISS/200 5 GET https://www.jstor.org/stable/1234567 - "
+                    "HIER_DIRECT/1.2.3.4 text/html\n", encoding="utf-8")
+    configured = dataclasses.replace(library, ezproxy_folders={"ezproxy/squid": "squid"})
+    rows = parse(path, configured).rows
+    assert rows.get_column("platform").to_list() == ["JSTOR"]
+
+
+def test_a_library_adds_and_replaces_platform_rules(tmp_path, library):
+    own = tmp_path / "rules"
+    own.mkdir()
+    (own / "catalogue.yaml").write_text(
+        "platform: Local Theses\nhosts: [theses.univ.edu]\nrules:\n"
+        "- path: ^/thesis/(?P<unitid>\\d+)/pdf$\n  rtype: PHD_THESIS\n  mime: PDF\n", encoding="utf-8")
+    configured = dataclasses.replace(library, ezproxy_rules=own)
+    line = '10.1.2.3 - - [14/Mar/2025:10:02:03 +0800] "GET https://theses.univ.edu/thesis/42/pdf HTTP/1.1" 200 5'
+    rows = parse(_log(tmp_path, [line]), configured).rows.to_dicts()
+    assert (rows[0]["platform"], rows[0]["rtype"], rows[0]["unitid"]) == ("Local Theses", "PHD_THESIS", "42")
+    assert len(knowledge_base(own)) == len(knowledge_base()) + 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("hosts: [a.org]\n", "start with `platform: <name>`"),
+    ("platform: X\nhosts: [a.org]\nrules:\n- path: '^/(?P<unitid>'\n", "is not a regular expression polars can run"),
+    ("platform: X\nhosts: [a.org]\nrules:\n- path: ^/a\n  sett: {}\n", "sett is not a rule key"),
+    ("platform: X\nhosts: [a.org]\nrules:\n- path: ^/a\n  set: {doi: '10.1/{code}'}\n", "names code, which no group"),
+    ("platform: X\nrules: []\n", "`hosts` must list"),
+])
+def test_rule_file_mistakes_name_the_file_and_rule(tmp_path, text, message):
+    path = tmp_path / "x.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PlatformRulesError, match=message) as caught:
+        load_file(path)
+    assert str(path) in str(caught.value)
+
+
+def test_shipped_rules_cover_the_peer_platforms():
+    names = {p.platform for p in knowledge_base()}
+    assert len(names) >= 40 and {"ScienceDirect", "CNKI", "Duxiu", "JSTOR", "Web of Science"} <= names
+    assert consultations.RULES_FOLDER.is_dir()
