@@ -69,9 +69,13 @@ class Requests:
         item = self.items.resolve(request, item_id) if item_id else None
         if item:
             self.resolutions.append(item.resolution)
+        # FOLIO indexes a request by its item's call number: the one to read where the item's is unknown.
+        index = request.get("searchIndex") if isinstance(request.get("searchIndex"), dict) else {}
+        components = index.get("callNumberComponents") if isinstance(index.get("callNumberComponents"), dict) else {}
         return [{"placed_at": placed_at, "event_date": placed_at.date(), "reserve_id": reserve_id,
                  "pickup_branch_code": pickup, "bib_id": None, "item_number": item and item.item_number,
-                 "item_id": item_id, "item_barcode": item and item.barcode, "call_number": item and item.call_number,
+                 "item_id": item_id, "item_barcode": item and item.barcode,
+                 "call_number": (item and item.call_number) or components.get("callNumber"),
                  "item_resolution": item and item.resolution, "instance_id": instance_id,
                  "request_type": request["requestType"], CARD_NUMBER: card_of(request)}]
 
