@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from warehouse.counter_platforms import CounterConfigError, CounterSettings, counter_settings
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
@@ -131,6 +132,8 @@ class Library:
     folio_service_points: dict[str, str] = field(default_factory=dict)
     # The branch of a FOLIO record that names no service point (loans from before FOLIO had them).
     folio_default_branch: str | None = None
+    # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
+    counter: CounterSettings = field(default_factory=CounterSettings)
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -345,6 +348,10 @@ def load_library(path: Path) -> Library:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
     log_format, folders, platforms, rules = _ezproxy(data, path)
     folio_points, folio_default = _folio(data, path, {b.code for b in branches})
+    try:
+        counter = counter_settings(data.get("counter"))
+    except CounterConfigError as exc:
+        raise LibraryConfigError(f"{path}: {exc}") from None
     return Library(
         name=str(_need(data, "name", "", path)), short_name=str(data.get("short_name", "")),
         timezone=tz, card_number_pattern=pattern, branches=tuple(branches), opening_hours=hours,
@@ -355,5 +362,5 @@ def load_library(path: Path) -> Library:
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
-        folio_service_points=folio_points, folio_default_branch=folio_default, source=path,
+        folio_service_points=folio_points, folio_default_branch=folio_default, counter=counter, source=path,
     )
