@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -77,11 +78,8 @@ def loaded(tmp_path_factory, data_dir):
 
 
 def _query(settings: Settings, sql: str) -> list[tuple]:
-    con = compute_connection(settings)
-    try:
+    with closing(compute_connection(settings)) as con:
         return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_loans_land_in_fact_loan_keyed_by_item_uuid_with_their_local_dates(loaded):

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from assets.circulation import folio_json as fj
 from assets.circulation.folio_items import ItemsExport, wanted_items
-from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
+from assets.parsing import CARD_NUMBER, ParseResult, Reason, RowRejected
 from schemas.model import contract_for
 from warehouse.library import Library
 
-FORMAT_DOCUMENT = "folio-loans-json"
-FORMAT_LINES = "folio-loans-jsonl"
 TABLE = "circulation_event"
 # An anonymised loan (closed, its reader removed as FOLIO's anonymisation does) keeps its events.
 REQUIRED = ("id", "itemId", "loanDate", "action")
@@ -73,7 +69,12 @@ class Loans:
         self.undated_renewals = self.undated_returns = 0
         self.resolutions: list[str] = []
 
-    def events(self, loan: dict) -> list[dict]:
+    def facts(self, found: fj.Records, parsed: fj.Parsed) -> dict:
+        with_events = {r["source_line"] for r in parsed.rows}
+        return {"loans_without_events_on_file_day": len(found.records) - len(parsed.rejects) - len(with_events),
+                "renewals_without_time": self.undated_renewals, "closed_without_return_time": self.undated_returns}
+
+    def rows(self, loan: dict) -> list[dict]:
         """The loan's events (without ``source_line``); RowRejected when the loan cannot be used."""
         fj.required(loan, REQUIRED)
         status = loan.get("status") if isinstance(loan.get("status"), dict) else {}
@@ -115,17 +116,4 @@ class Loans:
 
 def parse(path: Path, library: Library) -> ParseResult:
     """Circulation events of one FOLIO loans file, and its rejected loans."""
-    path = Path(path)
-    found, text, encoding = fj.read_answer(path, fj.LOANS)
-    loans = Loans(path, found, library)
-    day = fj.file_day(path)
-    parsed = fj.parse_records(found, text, loans.events, "event_date", day)
-    lines_with_events = {r["source_line"] for r in parsed.rows}
-    metadata = {"total_records": found.total_records, "shape": found.shape, "loans": len(found.records),
-                "events_on_other_days": parsed.other_days,
-                "loans_without_events_on_file_day": len(found.records) - len(parsed.rejects) - len(lines_with_events),
-                "renewals_without_time": loans.undated_renewals, "closed_without_return_time": loans.undated_returns,
-                "file_day": day.isoformat() if day else None, **loans.items.facts(loans.resolutions)}
-    return ParseResult(pl.DataFrame(parsed.rows, schema=row_schema(TABLE)),
-                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), encoding,
-                       FORMAT_LINES if found.shape == "lines" else FORMAT_DOCUMENT, metadata)
+    return fj.parse_answer(path, library, fj.LOANS, Loans, TABLE, "event_date")

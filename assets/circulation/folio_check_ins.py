@@ -16,16 +16,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import polars as pl
-
 from assets.circulation import folio_json as fj
 from assets.circulation.folio_items import ItemsExport, wanted_items
-from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
+from assets.parsing import CARD_NUMBER, ParseResult, Reason, RowRejected
 from warehouse.library import Library
 
 TABLE = "circulation_event"
-FORMAT_DOCUMENT = "folio-check-ins-json"
-FORMAT_LINES = "folio-check-ins-jsonl"
 REQUIRED = ("id", "occurredDateTime", "itemId", "itemStatusPriorToCheckIn")
 # Statuses of an item on loan: checking it in ends the loan.
 ON_LOAN = ("Checked out", "Declared lost", "Aged to lost", "Claimed returned", "Lost and paid")
@@ -51,7 +47,10 @@ class CheckIns:
             return "localuse"
         return None
 
-    def events(self, check_in: dict) -> list[dict]:
+    def facts(self, found: fj.Records, parsed: fj.Parsed) -> dict:
+        return {"check_ins_not_circulation": dict(self.not_circulation)}
+
+    def rows(self, check_in: dict) -> list[dict]:
         fj.required(check_in, REQUIRED)
         queue = check_in.get("requestQueueSize")
         if queue is not None and (not isinstance(queue, int) or queue < 0):
@@ -74,15 +73,4 @@ class CheckIns:
 
 def parse(path: Path, library: Library) -> ParseResult:
     """Returns and in-house use of one FOLIO check-ins file, and its rejected records."""
-    path = Path(path)
-    found, text, encoding = fj.read_answer(path, fj.CHECK_INS)
-    check_ins = CheckIns(path, found, library)
-    day = fj.file_day(path)
-    parsed = fj.parse_records(found, text, check_ins.events, "event_date", day)
-    metadata = {"total_records": found.total_records, "shape": found.shape, "check_ins": len(found.records),
-                "events_on_other_days": parsed.other_days,
-                "check_ins_not_circulation": dict(check_ins.not_circulation),
-                "file_day": day.isoformat() if day else None, **check_ins.items.facts(check_ins.resolutions)}
-    return ParseResult(pl.DataFrame(parsed.rows, schema=row_schema(TABLE)),
-                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), encoding,
-                       FORMAT_LINES if found.shape == "lines" else FORMAT_DOCUMENT, metadata)
+    return fj.parse_answer(path, library, fj.CHECK_INS, CheckIns, TABLE, "event_date")

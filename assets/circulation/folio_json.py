@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from assets.cards import CardField, IsCard, LineCards
-from assets.parsing import Reason, RowRejected
+import polars as pl
+
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from warehouse.library import Library
 from warehouse.textio import LandingFileError, decode, read_bytes
 
@@ -298,3 +300,23 @@ def uuid(record: dict, field: str) -> str | None:
     if not UUID.fullmatch(str(value)):
         raise RowRejected(Reason.UNKNOWN_CODE, f"{field}: {str(value)[:40]!r} is not a UUID")
     return str(value)
+
+
+def parse_answer(path: Path, library: Library, answer: Answer, reader, table: str, day_column: str) -> ParseResult:
+    """The rows of one FOLIO answer file for ``staging.<table>``, its rejected records and facts.
+
+    ``reader(path, records, library)`` turns a record into rows (``rows``) and states what the
+    file's records said without a row (``facts``); its ``items`` and ``resolutions`` say how
+    the records' items were resolved."""
+    path = Path(path)
+    found, text, encoding = read_answer(path, answer)
+    records = reader(path, found, library)
+    day = file_day(path)
+    parsed = parse_records(found, text, records.rows, day_column, day)
+    metadata = {"total_records": found.total_records, "shape": found.shape,
+                answer.noun.replace("-", "_"): len(found.records), "events_on_other_days": parsed.other_days,
+                **records.facts(found, parsed), "file_day": day.isoformat() if day else None,
+                **records.items.facts(records.resolutions)}
+    return ParseResult(pl.DataFrame(parsed.rows, schema=row_schema(table)),
+                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), encoding,
+                       f"folio-{answer.noun}-json{'l' if found.shape == 'lines' else ''}", metadata)

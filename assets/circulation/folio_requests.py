@@ -15,17 +15,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
-
 from assets.circulation import folio_json as fj
 from assets.circulation.folio_items import ItemsExport, wanted_items
-from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
+from assets.parsing import CARD_NUMBER, ParseResult, Reason, RowRejected
 from schemas.model import contract_for
 from warehouse.library import Library
 
 TABLE = "hold"
-FORMAT_DOCUMENT = "folio-requests-json"
-FORMAT_LINES = "folio-requests-jsonl"
 REQUIRED = ("id", "requestDate", "requestType")
 DELIVERY = "Delivery"
 
@@ -49,7 +45,10 @@ class Requests:
         self.resolutions: list[str] = []
         self.without_pickup = 0
 
-    def holds(self, request: dict) -> list[dict]:
+    def facts(self, found: fj.Records, parsed: fj.Parsed) -> dict:
+        return {"holds_without_pickup_branch": self.without_pickup}
+
+    def rows(self, request: dict) -> list[dict]:
         fj.required(request, REQUIRED)
         # A closed request may have been anonymised (its requester removed); an open one is someone's.
         if not card_of(request) and not str(request.get("status", "")).startswith("Closed"):
@@ -82,14 +81,4 @@ class Requests:
 
 def parse(path: Path, library: Library) -> ParseResult:
     """Holds of one FOLIO requests file, and its rejected requests."""
-    path = Path(path)
-    found, text, encoding = fj.read_answer(path, fj.REQUESTS)
-    requests = Requests(path, found, library)
-    day = fj.file_day(path)
-    parsed = fj.parse_records(found, text, requests.holds, "event_date", day)
-    metadata = {"total_records": found.total_records, "shape": found.shape, "requests": len(found.records),
-                "events_on_other_days": parsed.other_days, "holds_without_pickup_branch": requests.without_pickup,
-                "file_day": day.isoformat() if day else None, **requests.items.facts(requests.resolutions)}
-    return ParseResult(pl.DataFrame(parsed.rows, schema=row_schema(TABLE)),
-                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), encoding,
-                       FORMAT_LINES if found.shape == "lines" else FORMAT_DOCUMENT, metadata)
+    return fj.parse_answer(path, library, fj.REQUESTS, Requests, TABLE, "event_date")
