@@ -20,6 +20,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EZPROXY_FOLDER = "ezproxy"
 DEFAULT_LOG_FORMAT = '%h %l %u %t "%r" %s %b'
 EZPROXY_KEYS = ("log_format", "folders", "platforms", "rules")
+FOLIO_KEYS = ("service_points", "default_branch")
 _HOST_SUFFIX = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -127,6 +128,10 @@ class Library:
     # A landing file with more than this share of its lines quarantined is refused whole: it is
     # most likely not the export it is named as, and the partition it would replace is kept.
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
+    # FOLIO service point (its code or UUID) → branch code, where the two are not the same code.
+    folio_service_points: dict[str, str] = field(default_factory=dict)
+    # The branch of a FOLIO record that names no service point (loans from before FOLIO had them).
+    folio_default_branch: str | None = None
     # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
     counter: CounterSettings = field(default_factory=CounterSettings)
     source: Path = field(default=Path("."), compare=False)
@@ -198,6 +203,24 @@ def _time(value, where: str, path: Path) -> dt.time:
         return dt.time.fromisoformat(str(value))
     except ValueError:
         raise LibraryConfigError(f"{path}: `{where}` = {value!r} is not a time (HH:MM).") from None
+
+
+def _folio(data: dict, path: Path, branch_codes: set[str]) -> tuple[dict[str, str], str | None]:
+    """(service point → branch, default branch) from the `folio` section; every value a branch code."""
+    section = data.get("folio") or {}
+    if not isinstance(section, dict) or any(key not in FOLIO_KEYS for key in section):
+        raise LibraryConfigError(f"{path}: `folio` must be a mapping with keys {', '.join(FOLIO_KEYS)}.")
+    points = section.get("service_points") or {}
+    if not isinstance(points, dict):
+        raise LibraryConfigError(f"{path}: `folio.service_points` must map FOLIO service point codes to branch codes.")
+    default = section.get("default_branch")
+    named = {f"folio.service_points[{k!r}]": v for k, v in points.items()}
+    if default is not None:
+        named["folio.default_branch"] = default
+    for where, code in named.items():
+        if str(code) not in branch_codes:
+            raise LibraryConfigError(f"{path}: `{where}` = {code!r} is not a branch code ({', '.join(sorted(branch_codes))}).")
+    return {str(k): str(v) for k, v in points.items()}, None if default is None else str(default)
 
 
 def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str], Path | None]:
@@ -324,6 +347,7 @@ def load_library(path: Path) -> Library:
     except re.error as exc:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
     log_format, folders, platforms, rules = _ezproxy(data, path)
+    folio_points, folio_default = _folio(data, path, {b.code for b in branches})
     try:
         counter = counter_settings(data.get("counter"))
     except CounterConfigError as exc:
@@ -338,5 +362,5 @@ def load_library(path: Path) -> Library:
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
-        counter=counter, source=path,
+        folio_service_points=folio_points, folio_default_branch=folio_default, counter=counter, source=path,
     )
