@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-all install clean-home ui
+.PHONY: demo test test-all install clean-home ui prism
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,16 +35,28 @@ $(DC_STAMP): requirements-datacontract.lock
 	$(DC_VENV)/bin/python -m pip check --quiet
 	@touch $(DC_STAMP)
 
+# Prism (npm, in the ignored .prism/), which serves the official COUNTER_SUSHI API description on 127.0.0.1 for
+# the harvester's tests (tests/test_harvest_prism.py). Install scripts off: one of its dependencies would call home.
+PRISM_VERSION := 5.16.0
+PRISM := .prism/node_modules/.bin/prism
+NPM := $(shell command -v npm 2>/dev/null)
+$(PRISM):
+	@mkdir -p .prism
+	SCARF_ANALYTICS=false npm install --prefix .prism --ignore-scripts --no-audit --no-fund --silent \
+		@stoplight/prism-cli@$(PRISM_VERSION)
+
+prism: $(PRISM)
+
 # Generate a small synthetic library, run every asset on it, print where to look.
 demo: $(STAMP)
 	$(VENV)/bin/shuku demo
 
 # The default suite (aim: under 4 minutes on 2 cores); CI also runs the slow tests.
-test: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
+test: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP)) $(if $(and $(CI),$(NPM)),$(PRISM))
 	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q $(if $(CI),,-m "not slow") $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP))
+test-all: $(STAMP) $(DC_STAMP) $(if $(JAVA),$(SPARK_STAMP)) $(if $(NPM),$(PRISM))
 	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -19,6 +19,7 @@ def pipeline_tables() -> set[str]:
     tables = {f"staging.{t}" for feed in FEEDS for t in feed.tables}
     tables |= {f"quarantine.{feed.source}" for feed in FEEDS}
     tables |= {f"meta.{t}" for feed in FEEDS for t, _ in feed.meta_tables}
+    tables |= {feed.harvested_by for feed in FEEDS if feed.harvested_by}
     tables |= {m.qualified_name for m in discover_models()}
     tables |= {f"core.{t}" for t in BUILDERS}
     tables |= set(PYTHON_MARTS)

@@ -51,6 +51,7 @@ class Feed:
     # the function called as f(source_file, key, result, file_sha256) and returning the file's rows.
     meta_tables: tuple[tuple[str, str], ...] = ()
     export: str = ""             # what a file of the feed is, in the library's words ("turnstile export")
+    harvested_by: str | None = None   # the table whose asset fetches the feed's files (a run loads after it)
     # "module:function" giving the partition keys a file belongs to, when a file may cover several
     # (a COUNTER report of a year); then each key is loaded from every file that covers it, and a
     # file's name only places it in a folder. Empty: a file belongs to the key in its name alone.
@@ -141,7 +142,7 @@ FEEDS: tuple[Feed, ...] = (
          "assets.eresources.counter:parse", "COUNTER R5/R5.1 reports (TR, DR, PR, IR).", export="COUNTER R5/R5.1 report",
          meta_tables=(("counter_exceptions", "assets.eresources.exceptions:exception_rows"),
                       ("counter_reports", "assets.eresources.reports:report_rows")),
-         coverage="assets.eresources.deliveries:months_of"),
+         coverage="assets.eresources.deliveries:months_of", harvested_by="meta.counter_harvest"),
     Feed("ezproxy", "ezproxy", ("ezproxy_access",), EZPROXY_FOLDER,
          r"ezproxy_(?P<key>\d{4}-\d{2}-\d{2})\.log(\.gz)?",
          "assets.eresources.ezproxy:parse", "EZproxy logs in the LogFormat of their landing folder.",

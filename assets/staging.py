@@ -86,6 +86,7 @@ def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
     return table_asset([f"staging.{t}" for t in feed.tables], lambda run: _load(feed, run),
                        name=f"ingest_{feed.name}", group=feed.source, kinds={"polars", "parquet", "duckdb"},
                        description=f"Load {feed.description}", source_path=feed.parser,
+                       deps=[feed.harvested_by] if feed.harvested_by else None,
                        partitions_def=partitions_for(feed.partitioning, library), pool=f"ingest_{feed.name}")
 
 

@@ -18,6 +18,7 @@ from pipelines.cli_alerts import alerts
 from pipelines.cli_api import serve, token
 from pipelines.cli_audit import audit
 from pipelines.cli_contracts import contracts, publish
+from pipelines.cli_harvest import harvest, print_coverage
 from pipelines.cli_lineage import lineage, trace
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
@@ -173,6 +174,7 @@ def status() -> None:
             shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
                           "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
         out.print(shown)
+    print_coverage(settings)
     from pipelines.status import refused_files, retention_sweeps
     if refused := refused_files(settings):
         shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")
@@ -390,7 +392,7 @@ def demo(scale: str, days: int, seed: int) -> None:
 
 
 for command in (quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
-                repair):
+                repair, harvest):
     main.add_command(command)
 
 

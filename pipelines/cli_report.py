@@ -116,6 +116,23 @@ def _rows(con, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
 
+def _harvest_coverage(settings) -> str:
+    """The coverage matrix of the COUNTER_SUSHI harvest (meta.counter_harvest), and why cells are missing."""
+    from assets.eresources.coverage import MARKS, matrix, problems, stored
+
+    frame = stored(settings)
+    months, rows = matrix(frame)
+    if not rows:
+        return "<p>No COUNTER report was harvested over COUNTER_SUSHI (counter.platforms in the library config).</p>"
+    legend = ", ".join(f"{mark} {status.replace('_', ' ')}" for status, mark in MARKS.items())
+    return (f"<p>{_e(legend)}</p>" + _table(["platform", "report", *months], [[p, r, *marks] for p, r, marks in rows],
+                                            "harvest-coverage")
+            + _table(["month", "platform", "report", "status", "code", "reason"],
+                     [[f"{p['usage_month']:%Y-%m}", p["platform"], p["report_id"], p["status"],
+                       "" if p["code"] is None else str(p["code"]), p["reason"] or ""] for p in problems(frame)],
+                     "harvest-problems"))
+
+
 def render_library_report(settings) -> str:
     """The page, as one HTML string."""
     from warehouse.lake.views import compute_connection
@@ -173,6 +190,8 @@ def render_library_report(settings) -> str:
         sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", bar_chart(
             "chart-eresource-top", "E-resource top 10", [r[0] for r in eres],
             {"COUNTER Total_Item_Requests": [r[1] for r in eres], "EZproxy accesses": [r[2] for r in eres]})))
+
+        sections.append(("COUNTER harvest coverage", _harvest_coverage(settings)))
 
         falling = _rows(con, "select discipline_code, loan_month, comparison, change, loans, baseline_loans, borrowers, "
                              "baseline_borrowers, new_titles, baseline_new_titles from marts.subject_borrowing_decline "

@@ -13,6 +13,7 @@ import os
 
 import dagster as dg
 
+from assets.eresources.harvest_asset import build_harvest_asset
 from assets.feeds import FEEDS
 from assets.marts_python import build_python_mart_assets
 from assets.models.model_assets import build_model_assets
@@ -23,7 +24,7 @@ from assets.resources import ShukuWarehouse
 from assets.staging import build_staging_assets
 from pipelines.alerts import alert_sensors
 from pipelines.freshness import freshness_sensor
-from pipelines.jobs import (DAILY_JOB, build_jobs, build_nightly_job, build_schedules, build_source_jobs,
+from pipelines.jobs import (DAILY_JOB, build_harvest_job, build_jobs, build_nightly_job, build_schedules, build_source_jobs,
                             retention_job)
 from schemas.vocabulary import DAY
 from warehouse.library import Library, load_library
@@ -63,9 +64,9 @@ def landing_sensor(library: Library) -> dg.SensorDefinition:
 def build_definitions(settings: Settings | None = None, library: Library | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     library = library or load_library(settings.library_config)
-    assets = [*build_staging_assets(library), *build_reference_assets(), *build_model_assets(),
+    assets = [*build_staging_assets(library), build_harvest_asset(library), *build_reference_assets(), *build_model_assets(),
               *build_python_mart_assets(), *privacy_assets, role_databases]
-    jobs = build_jobs(library) + build_source_jobs() + [build_nightly_job(), retention_job]
+    jobs = build_jobs(library) + build_source_jobs() + [build_nightly_job(), build_harvest_job(), retention_job]
     executor = dg.multiprocess_executor if os.environ.get("SHUKU_EXECUTOR") == "multiprocess" else dg.in_process_executor
     return dg.Definitions(
         assets=assets, jobs=jobs, schedules=build_schedules(jobs, library),

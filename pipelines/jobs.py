@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.eresources.harvest_asset import HARVEST_KEY
 from assets.feeds import FEEDS
 from assets.privacy_assets import CONSENT_KEY, SWEEP_KEY
 from schemas.vocabulary import DAY, MONTH, SOURCES
@@ -18,6 +19,7 @@ SNAPSHOT_JOB = "snapshot_ingest"
 MODELS_JOB = "build_models"
 NIGHTLY_JOB = "nightly_refresh"
 RETENTION_JOB = "retention_sweep"
+HARVEST_JOB = "harvest_counter"
 COUNTER_SOURCE = "counter"
 
 
@@ -58,11 +60,19 @@ def build_source_jobs() -> list:
     return jobs
 
 
+def build_harvest_job():
+    """The COUNTER harvest of a month, then the load of what it landed and everything built from it."""
+    return dg.define_asset_job(
+        HARVEST_JOB, selection=dg.AssetSelection.assets(HARVEST_KEY).downstream(),
+        description="Harvest a month of COUNTER reports over COUNTER_SUSHI (counter.platforms in the library "
+                    "config), load them, then rebuild the core tables, marts and role databases built from them.")
+
+
 def build_nightly_job():
     """Every asset but the monthly COUNTER load (a run holds one kind of partition) and the retention sweep
     (its own schedule): the daily feeds for a day, the snapshots, then core, marts and role databases."""
     return dg.define_asset_job(
-        NIGHTLY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*_staging_keys(MONTH), SWEEP_KEY),
+        NIGHTLY_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*_staging_keys(MONTH), SWEEP_KEY, HARVEST_KEY),
         description="Load a day of every daily feed and the latest snapshots, then rebuild everything built "
                     "from them (COUNTER months have their own job, load_counter).")
 
@@ -79,6 +89,11 @@ def build_schedules(jobs: list, library: Library) -> list[dg.ScheduleDefinition]
             by_name[source_job_name(COUNTER_SOURCE)], day_of_month=28, hour_of_day=4, minute_of_hour=0,
             name="monthly_counter",
             description="On the 28th at 04:00 library time, load the previous month's COUNTER reports."),
+        # Report providers must have a month's reports ready by the 28th of the month after.
+        dg.build_schedule_from_partitioned_job(
+            by_name[HARVEST_JOB], day_of_month=28, hour_of_day=3, minute_of_hour=0, name="monthly_harvest",
+            description="On the 28th at 03:00 library time, harvest the previous month's COUNTER reports from "
+                        "every configured platform, then load them and rebuild what reads them."),
         retention_schedule(library.timezone),
     ]
 

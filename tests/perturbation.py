@@ -40,9 +40,16 @@ FAST = ("marts.key_figures",)
 # days away (every row, or every other row, so the copies differ from the originals), with every
 # date and time moved. A second week repeats each weekday (desk staffing takes a peak over the
 # days of a weekday); an August borrowed twice as busily as September makes September a fall (the
-# borrowing decline compares loans per open day with the month before); holds spread over six
-# weeks reach past the 30-day hold window and three holds per copy. The SQL under test is unchanged.
+# borrowing decline compares loans per open day with the month before), each August day by other
+# readers, so that which month a loan falls in decides who borrowed then; holds spread over six
+# weeks reach past the 30-day hold window, six in it for every hold, so that a title of two copies
+# is held at three holds per copy and one copy fewer changes the copies to buy. The SQL under test
+# is unchanged.
 AUGUST = tuple((-day, 1) for day in range(1, 32))
+AUGUST_READERS = tuple((-day, 1, pl.col("patron_pid") + f"~{day}") for day in range(1, 32))
+# September's title reports again as a standard view of every other row (TR_B1): a platform
+# whose title report is renamed away leaves its view, so the platform decides which report counts.
+SEPTEMBER_VIEW = ((0, 2, pl.col("report_id").replace({"TR": "TR_B1"})),)
 # Visits and loans again in the exam week of January 2026 (the reader profiles' exam-season share).
 EXAMS = ((126, 2),)
 # An August of COUNTER views without their master reports: the largest view is the basis there.
@@ -56,9 +63,9 @@ MORE_ROWS: dict[str, dict[str, tuple[tuple, ...]]] = {
     "marts.eresource_top_monthly": {"core.fact_counter_usage": VIEWS},
     "marts.reader_profile": {"core.fact_loan": EXAMS, "core.fact_gate_event": EXAMS},
     "marts.desk_staffing": {"core.fact_loan": ((7, 2),), "core.fact_gate_event": ((7, 2),)},
-    "marts.subject_borrowing_decline": {"core.fact_loan": AUGUST, "core.fact_search": AUGUST,
-                                        "core.fact_counter_usage": ((-31, 1),)},
-    "marts.acquisition_demand": {"core.fact_hold": ((-10, 1), (-20, 1), (-40, 1))},
+    "marts.subject_borrowing_decline": {"core.fact_loan": AUGUST_READERS, "core.fact_search": AUGUST,
+                                        "core.fact_counter_usage": ((-31, 1), *SEPTEMBER_VIEW)},
+    "marts.acquisition_demand": {"core.fact_hold": tuple((-days, 1) for days in (5, 10, 15, 20, 25, 40))},
 }
 # Backgrounds tried per model (each a perturbation of one named input, under which every
 # perturbation of a not yet shown input runs): a bound on the search, not on the verdict (an
@@ -123,13 +130,12 @@ def _perturbations(series: pl.Series, literals: tuple[str, ...] = ()) -> list[tu
     return out
 
 
-def _moved(frame: pl.DataFrame, days: int, every: int, report: pl.Expr | None = None) -> pl.DataFrame:
-    """Every ``every``-th row of ``frame`` with its dates and times ``days`` later (and, for
-    COUNTER rows, their report renamed by ``report``)."""
+def _moved(frame: pl.DataFrame, days: int, every: int, *changes: pl.Expr) -> pl.DataFrame:
+    """Every ``every``-th row of ``frame`` with its dates and times ``days`` later, and ``changes``
+    applied (a COUNTER report renamed, a reader made another)."""
     shifted = [pl.col(c) + dt.timedelta(days=days) for c, t in frame.schema.items()
                if t == pl.Date or isinstance(t, pl.Datetime)]
-    moved = frame.gather_every(every).with_columns(shifted)
-    return moved if report is None else moved.with_columns(report.alias("report_id"))
+    return frame.gather_every(every).with_columns(shifted).with_columns(*changes)
 
 
 def grown(name: str, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

@@ -61,11 +61,6 @@ def home(tmp_path_factory, library):
 # what the tiny home's data cannot show even with MORE_ROWS (tests/perturbation.py). The engine is
 # not known to be wrong on them: these are claims no perturbation has yet been able to test.
 NOT_YET_COVERED = {
-    "marts.desk_staffing": "too few returns on two tiny days for returned_at to move staff_needed",
-    "marts.acquisition_demand": "every search has a session (patron_pid never counts); no held title's copies "
-                                "move with dim_item.bib_id",
-    "marts.subject_borrowing_decline": "one title report per platform and month (platform moves no request); "
-                                       "August's borrowers are September's",
     "marts.eresource_top_monthly": "every report is Regular and of one release; no two platforms tie on requests",
 }
 

@@ -71,7 +71,7 @@ def test_the_nightly_job_covers_every_asset_but_the_monthly_load_and_the_sweep(t
     defs = build_definitions(Settings(tmp_path).ensure(), library)
     every = {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
     nightly = _job_assets(defs, "nightly_refresh")
-    assert every - nightly == {"staging/counter_usage", "meta/retention_sweep"}
+    assert every - nightly == {"staging/counter_usage", "meta/counter_harvest", "meta/retention_sweep"}
     assert defs.resolve_job_def("nightly_refresh").partitions_def.timezone == "Asia/Shanghai"
     assert defs.resolve_schedule_def("nightly_ingest").job_name == "nightly_refresh"
 
@@ -80,7 +80,8 @@ def test_every_schedule_runs_in_the_library_time_zone(tmp_path, library):
     config = tmp_path / "library.yaml"
     config.write_text(DEFAULT_LIBRARY_CONFIG.read_text(encoding="utf-8").replace("Asia/Shanghai", "Europe/Berlin"), encoding="utf-8")
     defs = build_definitions(Settings(tmp_path).ensure(), load_library(config))
-    schedules = {n: defs.resolve_schedule_def(n) for n in ("nightly_ingest", "monthly_counter", "daily_retention_sweep")}
+    schedules = {n: defs.resolve_schedule_def(n) for n in ("nightly_ingest", "monthly_counter", "monthly_harvest",
+                                                             "daily_retention_sweep")}
     assert {s.execution_timezone for s in schedules.values()} == {"Europe/Berlin"}
     counter = schedules["monthly_counter"]
     assert counter.cron_schedule == "0 4 28 * *"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from warehouse.counter_platforms import CounterConfigError, CounterSettings, counter_settings
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
@@ -128,6 +129,8 @@ class Library:
     # A landing file with more than this share of its lines quarantined is refused whole: it is
     # most likely not the export it is named as, and the partition it would replace is kept.
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
+    # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
+    counter: CounterSettings = field(default_factory=CounterSettings)
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -334,6 +337,10 @@ def load_library(path: Path) -> Library:
     except re.error as exc:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
     log_format, folders, platforms, rules, proxy_hosts = _ezproxy(data, path)
+    try:
+        counter = counter_settings(data.get("counter"))
+    except CounterConfigError as exc:
+        raise LibraryConfigError(f"{path}: {exc}") from None
     return Library(
         name=str(_need(data, "name", "", path)), short_name=str(data.get("short_name", "")),
         timezone=tz, card_number_pattern=pattern, branches=tuple(branches), opening_hours=hours,
@@ -344,5 +351,5 @@ def load_library(path: Path) -> Library:
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
-        source=path,
+        counter=counter, source=path,
     )
