@@ -119,14 +119,18 @@ class Feed:
 FEEDS: tuple[Feed, ...] = (
     Feed("circulation", "circulation", ("circulation_event",), "circulation",
          r"statistics_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
-         "assets.circulation.koha:parse", "Koha statistics export and FOLIO loans (issue, return, renew, local use).",
-         export="Koha statistics export or FOLIO loans file",
+         "assets.circulation.koha:parse", "Koha statistics export, FOLIO loans and check-ins (issue, return, renew, local use).",
+         export="Koha statistics export or FOLIO loans or check-ins file",
          more_formats=(FileFormat(r"folio_loans_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
-                                  "assets.circulation.folio:parse"),)),
+                                  "assets.circulation.folio:parse"),
+                       FileFormat(r"folio_check_ins_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
+                                  "assets.circulation.folio_check_ins:parse"))),
     Feed("holds", "holds", ("hold",), "circulation",
          r"holds_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
-         "assets.circulation.holds:parse", "Koha holds (reserves) export: the holds placed each day.",
-         export="Koha holds (reserves) export"),
+         "assets.circulation.holds:parse", "Koha holds (reserves) export and FOLIO requests: the holds placed each day.",
+         export="Koha holds (reserves) export or FOLIO requests file",
+         more_formats=(FileFormat(r"folio_requests_(?P<key>\d{4}-\d{2}-\d{2})\.json(l)?(\.gz)?",
+                                  "assets.circulation.folio_requests:parse"),)),
     Feed("patrons", "patrons", ("patron",), "patrons",
          r"patrons_(?P<key>\d{4}-\d{2}-\d{2})\.csv(\.gz)?",
          "assets.patrons.ils:parse", "ILS patron export (latest snapshot).", export="ILS patron export"),
@@ -174,6 +178,8 @@ def source_parser(source: str) -> str:
         return "assets.gates.exports:parse"
     if source == "circulation":
         return "assets.circulation:parse"
+    if source == "holds":
+        return "assets.circulation:parse_holds"
     for feed in FEEDS:
         if feed.source == source:
             return feed.parser

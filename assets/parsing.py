@@ -108,4 +108,4 @@ class ParseResult:
 
 
 # ParseResult.metadata keys that are content, not description: a file holding only these was understood.
-CONTENT_METADATA = ("exceptions", "item_lines_without_usage")
+CONTENT_METADATA = ("exceptions", "item_lines_without_usage", "events_on_other_days", "check_ins_not_circulation")

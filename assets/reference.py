@@ -161,9 +161,11 @@ BUILDERS = {
 
 
 def source_file(table: str, library: Library) -> Path:
-    """The file a reference table is built from (for lineage): the library config, unless named here."""
+    """The file a reference table is built from (for lineage): the library config, unless named here
+    (the cost table when the library keeps one: without it the costs are empty by the config's say)."""
+    costs = costs_file(library)
     return {"dim_discipline": DISCIPLINES_FILE, "discipline_map": DISCIPLINES_FILE,
-            "dim_eresource_cost": costs_file(library)}.get(table, Path(library.source))
+            "dim_eresource_cost": costs if costs.exists() else Path(library.source)}.get(table, Path(library.source))
 
 
 def _reference_asset(table: str, frame_of: Callable[[Library], pl.DataFrame]) -> dg.AssetsDefinition:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_ingest import EZPROXY_REGEX, _peak_mb  # noqa: E402
 
 EZPAARSE_LINES_PER_S = 3_019
+_REQUEST_URL = re.compile(r'(?<=")([A-Z]+ \S+) ')
 START = dt.date(2025, 9, 1)
 
 
@@ -59,11 +60,13 @@ def build_log(home: Path, lines: int, per_day: int, seed: int) -> int:
     written, day = 0, 0
     while written < lines:
         # Every line moved to the file's day (a line of another day is quarantined, rightly), and
-        # each repeat of the sample made distinct by a path prefix (else it is a duplicate).
+        # each repeat of the sample made distinct by a query parameter (else it is a duplicate) that
+        # leaves the platform rules seeing the platforms' own paths.
         date = START + dt.timedelta(days=day)
         dated = re.sub(r"\[\d\d/[A-Za-z]{3}/\d{4}:", f"[{date:%d/%b/%Y}:", block)
         count = min(per_day, lines - written)
-        copies = [dated if k == 0 else dated.replace(":443/", f":443/c{k}/") for k in range(-(-count // len(source)))]
+        copies = [dated if k == 0 else _REQUEST_URL.sub(lambda m, k=k: f"{m[1]}{'&' if '?' in m[1] else '?'}copy={k} ", dated)
+                  for k in range(-(-count // len(source)))]
         body = "\n".join("".join(copies).split("\n")[:count]) + "\n"
         (folder / f"ezproxy_{date}.log").write_text(body, encoding="utf-8")
         written, day = written + count, day + 1

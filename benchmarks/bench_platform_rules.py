@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assets.eresources.consultations import FIELDS, qualify  # noqa: E402
-from assets.eresources.ezproxy import URL_PARTS, platform_of  # noqa: E402
+from assets.eresources.ezproxy import platform_of, url_parts  # noqa: E402
 
 # ../shared beside the repository (a worktree may sit a level deeper)
 _TABLES = Path("shared", "peers", "ezpaarse-platforms")
@@ -62,15 +62,14 @@ def read_tables(folder: Path) -> pl.DataFrame:
 
 def ours(frame: pl.DataFrame) -> pl.DataFrame:
     """Shuku's fields for each URL, found as the EZproxy parser finds them."""
-    parts = frame.with_row_index("__row").with_columns(parts=pl.col("url").str.extract_groups(URL_PARTS)).with_columns(
-        host=pl.col("parts").struct.field("url_host").str.to_lowercase(),
-        path=pl.col("parts").struct.field("url_path").replace("", "/"),
-        query=pl.col("parts").struct.field("url_query").fill_null(""))
+    parts = url_parts(frame.with_row_index("__row")).with_columns(
+        host=pl.col("url_host").str.to_lowercase(), path=pl.col("url_path").replace("", "/"),
+        query=pl.col("url_query").fill_null(""))
     hosts = parts.get_column("host").unique().drop_nulls().to_list()
     owner = {h: platform_of(h) for h in hosts}
     parts = parts.with_columns(platform=pl.col("host").replace_strict(owner, default=None, return_dtype=pl.Utf8))
     found = qualify(parts.select("__row", "platform", "host", "path", "query"))
-    return parts.join(found, on="__row", how="left").drop("__row", "parts")
+    return parts.join(found, on="__row", how="left").drop("__row", "url_host", "url_path", "url_query")
 
 
 def _norm(column: str, field: str) -> pl.Expr:

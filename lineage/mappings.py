@@ -34,17 +34,26 @@ TS = "parsed as a local timestamp"
 DAY = "date of the timestamp"
 INT = "parsed as a whole number"
 
+# A FOLIO record's item UUID, and what the items export beside it (folio_items.json) resolves it to.
+FOLIO_ITEM = {
+    "item_id": ("itemId", ""),
+    "item_barcode": ("barcode", "the barcode of the item whose id is itemId, in the items export"),
+    "call_number": ("effectiveCallNumberComponents", "the effective call number of the item whose id is itemId"),
+    "item_resolution": ("itemId", "found in the items export, embedded, or not"),
+}
+
 # staging table -> declared edges; input_table is the landing feed's folder.
 STAGING: dict[str, tuple[Edge, ...]] = {
     "staging.circulation_event": _edges("circulation", {
         "event_at": ("datetime", TS), "event_date": ("datetime", DAY), "branch_code": ("branch", ""),
         "event_type": ("type", ""), "item_number": ("itemnumber", INT), "item_type": ("itemtype", ""),
         "location": ("location", ""), "collection_code": ("ccode", ""), "category_code": ("categorycode", ""),
-        "patron_pid": ("cardnumber", PSEUDONYM, True)}),
+        "patron_pid": ("cardnumber", PSEUDONYM, True), **FOLIO_ITEM}),
     "staging.hold": _edges("circulation", {
         "placed_at": ("timestamp", TS), "event_date": ("timestamp", DAY), "reserve_id": ("reserve_id", INT),
         "pickup_branch_code": ("branchcode", ""), "bib_id": ("biblionumber", "white space trimmed"),
-        "item_number": ("itemnumber", INT), "patron_pid": ("cardnumber", PSEUDONYM, True)}),
+        "item_number": ("itemnumber", INT), "patron_pid": ("cardnumber", PSEUDONYM, True), **FOLIO_ITEM,
+        "instance_id": ("instanceId", ""), "request_type": ("requestType", "")}),
     "staging.patron": _edges("patrons", {
         "patron_pid": ("cardnumber", PSEUDONYM, True), "category_code": ("categorycode", ""),
         "college": ("college", ""), "department": ("department", ""), "enrolment_year": ("enrolment_year", INT),

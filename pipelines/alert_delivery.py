@@ -32,13 +32,14 @@ RUN_FAILURE = "run_failure"
 CHECK_FAILURE = "check_failure"
 DELIVERY_FAILED = "delivery_failed"
 UNRECOGNISED_FILE = "unrecognised_file"
+HARVEST_FAILURE = "harvest_failure"
 ERROR_CHARS = 600
 TIMEOUT_SECONDS = 10
 
 
 @dataclass
 class Alert:
-    kind: str                       # RUN_FAILURE, CHECK_FAILURE or UNRECOGNISED_FILE
+    kind: str                       # RUN_FAILURE, CHECK_FAILURE, UNRECOGNISED_FILE or HARVEST_FAILURE
     key: str                        # one alert per key: the run, or the run, table and check
     summary: str                    # one line: the e-mail subject
     run_id: str

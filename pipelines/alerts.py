@@ -1,4 +1,5 @@
-"""Alerts: what a failed run, a failed check or an unrecognised landing file says, read from
+"""Alerts: what a failed run, a failed check, an unrecognised landing file or a COUNTER report that
+could not be harvested says, read from
 Dagster's event log, and the two sensors that send them.
 
 An alert names the run, job, partition, table, check or error and the command that shows more.
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import dagster as dg
 
 from assets.resources import ShukuWarehouse
+from assets.eresources.coverage import FAILED_CELLS
 from assets.staging import EMPTY_FILES, UNRECOGNISED_FILES
-from pipelines.alert_delivery import (CHECK_FAILURE, RUN_FAILURE, UNRECOGNISED_FILE, Alert, configured_channels,
-                                      send)
+from pipelines.alert_delivery import (CHECK_FAILURE, HARVEST_FAILURE, RUN_FAILURE, UNRECOGNISED_FILE, Alert,
+                                      configured_channels, send)
 from pipelines.runner import error_message
 from warehouse.settings import Settings
 
@@ -103,36 +106,62 @@ def check_failure_alerts(instance: dg.DagsterInstance, run_id: str, warnings: bo
     return alerts
 
 
+def _materialized(instance: dg.DagsterInstance, run_id: str, entry: str):
+    """(table, each item of the metadata ``entry``) of every materialization of a run that has one."""
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.dagster_event.event_specific_data.materialization
+        value = materialization.metadata.get(entry)
+        for item in (getattr(value, "value", value) or []):
+            yield _asset_name(materialization.asset_key), item
+
+
 def unrecognised_file_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
     """One alert per landing file of which a run understood nothing (logged `unrecognised`, not loaded),
     or that was empty (logged `empty`: usually a failed export)."""
     run = instance.get_run_by_id(run_id)
     alerts, seen = [], set()
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.dagster_event.event_specific_data.materialization
-        found = [(f, "unrecognised") for f in _listed(materialization.metadata.get(UNRECOGNISED_FILES))]
-        for source_file, status in found + [(f, "empty") for f in _listed(materialization.metadata.get(EMPTY_FILES))]:
-            if source_file in seen:
-                continue
-            seen.add(source_file)
-            table = _asset_name(materialization.asset_key)
-            alerts.append(Alert(
-                kind=UNRECOGNISED_FILE, key=f"{UNRECOGNISED_FILE}:{run_id}:{source_file}", run_id=run_id,
-                job=run.job_name if run else "-", partition=run and _run_partition(run), table=table,
-                summary=f"[shuku] landing file {'empty' if status == 'empty' else 'not recognised'}, not loaded: "
-                        f"landing/{source_file}",
-                error=(f"landing/{source_file}: empty (no bytes, or a header and no rows), usually a failed export; "
-                       "ask for it again (meta.ingest_log: empty). The run loaded the other files." if status == "empty"
-                       else f"landing/{source_file}: no row was read from it and none was rejected; its structure was "
-                       f"not recognised as a file of {table} (meta.ingest_log: unrecognised). The run loaded the "
-                       "other files."),
-                see=[f"shuku parse SOURCE {source_file}",
-                     f"shuku sql \"select * from meta.ingest_log where file_status = '{status}'\""]))
+    found = [(t, f, "unrecognised") for t, f in _materialized(instance, run_id, UNRECOGNISED_FILES)]
+    for table, source_file, status in found + [(t, f, "empty") for t, f in _materialized(instance, run_id, EMPTY_FILES)]:
+        if source_file in seen:
+            continue
+        seen.add(source_file)
+        alerts.append(Alert(
+            kind=UNRECOGNISED_FILE, key=f"{UNRECOGNISED_FILE}:{run_id}:{source_file}", run_id=run_id,
+            job=run.job_name if run else "-", partition=run and _run_partition(run), table=table,
+            summary=f"[shuku] landing file {'empty' if status == 'empty' else 'not recognised'}, not loaded: "
+                    f"landing/{source_file}",
+            error=(f"landing/{source_file}: empty (no bytes, or a header and no rows), usually a failed export; "
+                   "ask for it again (meta.ingest_log: empty). The run loaded the other files." if status == "empty"
+                   else f"landing/{source_file}: no row was read from it and none was rejected; its structure was "
+                   f"not recognised as a file of {table} (meta.ingest_log: unrecognised). The run loaded the "
+                   "other files."),
+            see=[f"shuku parse SOURCE {source_file}",
+                 f"shuku sql \"select * from meta.ingest_log where file_status = '{status}'\""]))
     return alerts
 
 
-def _listed(value) -> list[str]:
-    return list(getattr(value, "value", value) or [])
+def harvest_failure_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
+    """One alert per platform and report a harvest could not get (credentials refused, a report the
+    platform does not support, an answer that could not be loaded): the other platforms went on."""
+    run = instance.get_run_by_id(run_id)
+    alerts = []
+    for table, cell in _materialized(instance, run_id, FAILED_CELLS):
+        months = cell["months"]
+        span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+        alerts.append(Alert(
+            kind=HARVEST_FAILURE, key=f"{HARVEST_FAILURE}:{run_id}:{cell['platform']}:{cell['report_id']}:{span}",
+            run_id=run_id, job=run.job_name if run else "-", partition=span, table=table,
+            summary=f"[shuku] COUNTER report not harvested: {cell['platform']} {cell['report_id']} {span}",
+            error=f"{cell['reason']}" + (f" (COUNTER exception {cell['code']})" if cell.get("code") else ""),
+            see=[f"shuku harvest --platform {shlex.quote(cell['platform'])} --from {months[0]} --to {months[-1]}",
+                 "shuku status (the coverage matrix)"]))
+    return alerts
+
+
+def _finished_run_alerts(instance: dg.DagsterInstance, run_id: str, warnings: bool) -> list[Alert]:
+    """What a finished run found besides its own failure: failed checks, unrecognised files, failed harvests."""
+    return [*check_failure_alerts(instance, run_id, warnings), *unrecognised_file_alerts(instance, run_id),
+            *harvest_failure_alerts(instance, run_id)]
 
 
 def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: list[str]) -> list[Alert]:
@@ -145,8 +174,7 @@ def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: 
             continue
         if run.status == dg.DagsterRunStatus.FAILURE:
             alerts.append(run_failure_alert(instance, run))
-        alerts += check_failure_alerts(instance, run_id, channels.warnings)
-        alerts += unrecognised_file_alerts(instance, run_id)
+        alerts += _finished_run_alerts(instance, run_id, channels.warnings)
     return send(settings, alerts, None if problem else channels)
 
 
@@ -190,8 +218,7 @@ def check_failure_alerts_sensor() -> dg.SensorDefinition:
             if records:
                 cursor[event_type.value] = records[-1].storage_id
         channels, problem = configured_channels()
-        alerts = [a for run_id in run_ids for a in [*check_failure_alerts(instance, run_id, channels.warnings),
-                                                     *unrecognised_file_alerts(instance, run_id)]]
+        alerts = [a for run_id in run_ids for a in _finished_run_alerts(instance, run_id, channels.warnings)]
         sent = send(shuku.settings(), alerts, None if problem else channels)
         context.update_cursor(json.dumps(cursor))
         if not sent:

@@ -182,11 +182,11 @@ def status() -> None:
     from pipelines.status import refused_files, retention_sweeps
     if refused := refused_files(settings):
         shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")
-        for col in ("file", "partition", "status", "lines read", "quarantined", "run", "when (UTC)"):
+        for col in ("file", "partition", "status", "what it means", "lines read", "quarantined", "run", "when (UTC)"):
             shown.add_column(col, justify="right" if col in ("lines read", "quarantined") else "left")
         for r in refused:
-            colour = "red" if r["status"] == "rejected" else "yellow"
-            shown.add_row(f"landing/{r['file']}", r["partition"], f"[{colour}]{r['status']}[/{colour}]",
+            colour = "yellow" if r["status"] == "not_yet" else "red"
+            shown.add_row(f"landing/{r['file']}", r["partition"], f"[{colour}]{r['status']}[/{colour}]", r["meaning"],
                           f"{r['read']:,}", f"{r['quarantined']:,}", r["run_id"][:8], f"{r['at']:%Y-%m-%d %H:%M}")
         out.print(shown)
     if sweeps := retention_sweeps(settings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-
+from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
 from pipelines.runner import dagster_instance
 from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
@@ -91,9 +91,17 @@ def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
     return recent_sweeps(settings, limit) if has_data(settings, load_contracts()["meta.retention_log"]) else []
 
 
+# What a delivery not loaded means, for the librarian reading `shuku status`.
+NOT_LOADED = {REJECTED: "refused: too many bad lines (shuku parse SOURCE FILE shows them)",
+              UNRECOGNISED: "not understood as a file of its source (shuku parse SOURCE FILE)",
+              EMPTY: "empty (no bytes, or a header and no rows): usually a failed export; ask for it again",
+              UNREADABLE: "cannot be read (shuku parse counter FILE names why)",
+              NOT_YET: "the platform said the usage is not ready yet (1010, 1011, 1020, 3031): deliver it again later"}
+
+
 def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
-    """Landing files whose latest ingest was refused (`rejected`), not understood (`unrecognised`) or `empty`,
-    newest first: the stored partitions do not hold them."""
+    """Landing files whose latest ingest did not load them (``NOT_LOADED``), newest first: the stored
+    partitions do not hold them."""
     contract = load_contracts()["meta.ingest_log"]
     if not has_data(settings, contract):
         return []
@@ -104,8 +112,9 @@ def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
             "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
             "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
             "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
-            "WHERE l.file_status IN ('rejected', 'unrecognised', 'empty') GROUP BY ALL "
-            "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [limit]).fetchall()
+            f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
+            "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit]).fetchall()
     finally:
         con.close()
-    return [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]
+    return [{**dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)),
+             "meaning": NOT_LOADED[r[2]]} for r in rows]

@@ -22,6 +22,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.jobs import MODELS_JOB
 from pipelines.runner import Stage, plan, run_stage
+from pipelines.status import refused_files
 from warehouse.lake.views import compute_connection
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.settings import Settings
@@ -153,6 +154,10 @@ def test_answers_without_usage_are_recorded_and_replace_nothing(settings, librar
     assert log["Platform1_TR_2022-02.json"][0] == "loaded" and outcome.rows_loaded["counter_usage"] > 0
     codes = _query(settings, "select code, report_id from meta.counter_exceptions order by code")
     assert codes == [(1011, None), (3031, "TR")]
+    # `shuku status` lists both as not loaded yet, with what to do
+    waiting = {r["file"]: r for r in refused_files(settings)}
+    assert set(waiting) == {"counter/2022-02/Platform1_PR_2022-02.json", "counter/2022-02/Platform1b_TR_2022-02.json"}
+    assert all(r["status"] == "not_yet" and "deliver it again later" in r["meaning"] for r in waiting.values())
     # partial data is loaded, and recorded in the month it names
     partial = _tr_json(data_dir, "2022-03", "2022-04", "2023-05-01", 1)
     partial["Report_Header"]["Exceptions"] = [{"Code": 3040, "Message": "Partial Data Returned", "Data": "2022-04"}]

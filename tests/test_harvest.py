@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from assets.eresources.coverage import stored
 from assets.eresources.harvest import harvest, months_between
 from pipelines.cli import main
+from pipelines.alerts import harvest_failure_alerts
 from pipelines.cli_report import _harvest_coverage
 from pipelines.definitions import build_definitions
 from tests.sushi_server import API_KEY, SushiServer
@@ -178,3 +179,22 @@ def test_the_monthly_asset_harvests_then_loads_its_month(tmp_path, monkeypatch):
     staged = pl.read_parquet(next((settings.lake / "staging" / "counter_usage").rglob("*.parquet")))
     assert staged.get_column("usage_count").sum() == 37
     assert months_between(JUL, SEP) == [JUL, AUG, SEP]
+
+
+def test_a_refused_key_in_the_monthly_asset_raises_an_alert_without_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "not-the-key")
+    settings = Settings(tmp_path / "home").ensure()
+    instance = dg.DagsterInstance.ephemeral()
+    with SushiServer() as server:
+        config = _config(tmp_path, [_platform(server, reports=["TR", "DR"])])
+        monkeypatch.setenv("SHUKU_LIBRARY_CONFIG", str(config))
+        job = build_definitions(settings, load_library(config)).resolve_job_def("harvest_counter")
+        result = job.execute_in_process(instance=instance, partition_key="2025-08",
+                                        asset_selection=[dg.AssetKey(["meta", "counter_harvest"])])
+    assert result.success                              # the run goes on; the alert says what failed
+    alerts = harvest_failure_alerts(instance, result.run_id)
+    assert sorted(a.summary for a in alerts) == ["[shuku] COUNTER report not harvested: Test Platform DR 2025-08",
+                                                 "[shuku] COUNTER report not harvested: Test Platform TR 2025-08"]
+    assert all("2020" in a.error and "credentials refused" in a.error for a in alerts), [a.error for a in alerts]
+    assert all("not-the-key" not in a.text() for a in alerts)
+    assert alerts[0].see[0] == "shuku harvest --platform 'Test Platform' --from 2025-08 --to 2025-08"

@@ -41,12 +41,16 @@ def test_loans_become_events_of_the_file_day(data_dir, library):
         (dt.datetime(2025, 3, 14, 9, 12, 45), "issue", "MAIN", 100234, "2023104512", 1),        # borrower barcode
         (dt.datetime(2025, 3, 14, 11, 0), "renew", "MAIN", 100240, "3c1e9f0b-5a2d-4c7e-8f10-aa0000000002", 2),
         (dt.datetime(2025, 3, 14, 14, 30), "return", "EAST", 100300, "3c1e9f0b-5a2d-4c7e-8f10-aa0000000003", 3),
+        (dt.datetime(2025, 3, 14, 10, 0), "issue", "MAIN", None, "3c1e9f0b-5a2d-4c7e-8f10-aa0000000004", 4),  # bare storage loan
         (dt.datetime(2025, 3, 14, 1, 30), "issue", "EAST", 100301, "3c1e9f0b-5a2d-4c7e-8f10-aa0000000005", 5),  # 17:30 UTC the 13th
     ]
     first = result.rows.row(0, named=True)
     assert (first["item_type"], first["location"], first["category_code"]) == ("BK", "STACKS", "UG")
-    assert dict(zip(result.rejects["source_line"], result.rejects["reason"])) == {4: "bad_number", 6: "bad_timestamp"}
-    assert "export through /circulation/loans" in result.rejects["detail"][0]
+    # The storage loan names its item by UUID alone, and no items export is beside it: loaded, keyed and flagged.
+    assert result.rows.select("item_id", "item_resolution").row(3) == ("b2a6d0f4-8e3c-4b1a-9d22-ff0000000004",
+                                                                      "no_items_export")
+    assert set(result.rows["item_resolution"].to_list()) == {"embedded", "no_items_export"}
+    assert dict(zip(result.rejects["source_line"], result.rejects["reason"])) == {6: "bad_timestamp"}
     # The older loans' issues belong to their own days' files; one of two renewals has no time.
     assert result.metadata["events_on_other_days"] == 2
     assert result.metadata["renewals_without_time"] == 1
@@ -79,6 +83,11 @@ def test_rejected_loans_leave_reader_names_behind(tmp_path, library):
     assert result.rejects.select("reason").item() == "bad_timestamp"
     raw = result.rejects["raw_text"][0]
     assert "Reader" not in raw and "borrower" not in raw and "7d3f5c2a" in raw
+    assert loan_reader_uuid() not in raw and '"userId": "(withheld)"' in raw
+
+
+def loan_reader_uuid() -> str:
+    return _loan()["userId"]
 
 
 def test_unknown_service_point_and_patron_group_are_rejected(tmp_path, library):
@@ -89,6 +98,7 @@ def test_unknown_service_point_and_patron_group_are_rejected(tmp_path, library):
     result = folio.parse(path, library)
     assert result.rejects["reason"].to_list() == ["unknown_code", "unknown_code"]
     assert "deliver folio_service_points.json" in result.rejects["detail"][0]
+    assert "folio.service_points" in result.rejects["detail"][0]
     assert "'faculty' is not one of UG" in result.rejects["detail"][1]
 
 
@@ -126,12 +136,12 @@ def test_koha_and_folio_files_load_into_one_partition(tmp_path, data_dir, librar
     shutil.copy(data_dir / "folio" / folio.SERVICE_POINTS_FILE, folder)
     outcome = ingest_partition(feed_named("circulation"), "2025-03-14", settings, library,
                                Pseudonymiser.load(settings.secrets_dir), "run-1")
-    assert outcome.rows_loaded == {"circulation_event": 5}
-    assert outcome.quarantined_by_reason == {"bad_number": 1, "bad_timestamp": 1}
+    assert outcome.rows_loaded == {"circulation_event": 6}
+    assert outcome.quarantined_by_reason == {"bad_timestamp": 1}
     stored = pl.read_parquet(settings.lake / "staging" / "circulation_event" / "event_date=2025-03-14" / "part-0.parquet")
     assert sorted(stored["source_file"].unique()) == ["circulation/folio_loans_2025-03-14.json",
                                                      "circulation/statistics_2025-03-14.csv"]
-    assert stored["patron_pid"].str.len_chars().to_list() == [64] * 5
+    assert stored["patron_pid"].str.len_chars().to_list() == [64] * 6
     formats = duckdb.sql(f"select file_format from read_parquet('{settings.lake}/meta/ingest_log/**/*.parquet') "
                          "order by 1").fetchall()
     assert formats == [("folio-loans-json",), ("koha-statistics-csv",)]

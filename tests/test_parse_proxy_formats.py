@@ -95,6 +95,61 @@ def test_squid_native_log(tmp_path, library):
     assert rows[1]["skip_reason"] == "static"
 
 
+def test_squid_aborted_request_is_a_failed_request(tmp_path, library):
+    """Squid writes status 000 when the client went away before an answer: a request, failed."""
+    line = ("1741917723.586  60012 10.1.2.3 TCP_MISS_ABORTED/000 0 GET https://link.springer.com/article/10.1007/"
+            "s10696-011-9117-0 - HIER_DIRECT/151.101.0.95 -")
+    result = parse(_log(tmp_path, [line]), library, log_format="squid")
+    assert result.rejects.height == 0
+    row = result.rows.row(0, named=True)
+    assert (row["status"], row["is_failed"], row["skip_reason"], row["is_consultation"]) == (0, True, "failed", False)
+
+
+def test_proxy_hosts_setting_names_the_proxys_own_pages(tmp_path, library):
+    configured = dataclasses.replace(library, ezproxy_proxy_hosts=("ezproxy.univ.edu",))
+    lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:0{i} +0800] "GET {url} HTTP/1.1" 200 5' for i, url in enumerate([
+        "https://ezproxy.univ.edu/databases/a-z",                                  # the proxy's own page
+        "https://login.ezproxy.univ.edu/sso/start",                                # a host under it
+        "https://www-sciencedirect-com.ezproxy.univ.edu/science/article/pii/S0167527311001239",   # a platform
+        "https://intranet.univ.edu/databases/a-z"])]                               # neither: its own name
+    rows = parse(_log(tmp_path, lines), configured).rows.to_dicts()
+    assert [(r["platform"], r["skip_reason"]) for r in rows] == [
+        (None, "proxy"), (None, "proxy"), ("ScienceDirect", None), ("intranet.univ.edu", "unqualified")]
+
+
+def test_library_config_refuses_a_proxy_host_that_is_no_host_name(tmp_path):
+    from warehouse.library import LibraryConfigError, load_library
+
+    config = tmp_path / "library.yaml"
+    text = (Path(__file__).resolve().parent.parent / "config" / "library.yaml").read_text(encoding="utf-8")
+    config.write_text(text.replace("ezproxy:\n", "ezproxy:\n  proxy_hosts: ['https://ezproxy.univ.edu/']\n", 1),
+                      encoding="utf-8")
+    with pytest.raises(LibraryConfigError, match=r"ezproxy.proxy_hosts\[0\]. = 'https://ezproxy.univ.edu/' is not a host"):
+        load_library(config)
+
+
+def test_general_rules_read_what_any_scholarly_url_shows(tmp_path, library):
+    """A platform without rules of its own (Gale) or a page its rules do not know: the general
+    rules read the DOI in path or query and the page kind around it."""
+    lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:0{i} +0800] "GET {url} HTTP/1.1" 200 5' for i, url in enumerate([
+        "https://go.gale.com/doi/pdf/10.1086/123456",
+        "https://go.gale.com/viewer/article?doi=10.1086%2F654321&src=pdf",
+        "https://go.gale.com/ps/advancedSearch.do?userGroupName=x",
+        "https://onlinelibrary.wiley.com/doi/epub/10.1002/anie.201209878",
+        "https://pubs.acs.org/doi/book/10.1021/9780841229105",
+        "https://www.tandfonline.com/journals/abc/report.pdf"])]
+    rows = parse(_log(tmp_path, lines), library).rows
+    got = rows.select("platform", "rtype", "mime", "unitid", "doi").rows()
+    assert got == [
+        ("Gale", "ARTICLE", "PDF", "123456", "10.1086/123456"),
+        ("Gale", "ARTICLE", "HTML", "654321", "10.1086/654321"),
+        ("Gale", "SEARCH", "HTML", None, None),
+        ("Wiley Online Library", "ARTICLE", "HTML", "anie.201209878", "10.1002/anie.201209878"),
+        ("ACS Publications", "TOC", "HTML", "9780841229105", "10.1021/9780841229105"),
+        ("Taylor & Francis Online", "ARTICLE", "PDF", "report", None),
+    ]
+
+
 def test_squid_is_configured_by_folder(tmp_path, library):
     folder = tmp_path / "landing" / "ezproxy" / "squid"
     folder.mkdir(parents=True)
@@ -135,6 +190,6 @@ def test_rule_file_mistakes_name_the_file_and_rule(tmp_path, text, message):
 
 
 def test_shipped_rules_cover_the_peer_platforms():
-    names = {p.platform for p in knowledge_base()}
+    names = {p.platform for p in knowledge_base() if p.hosts != (consultations.ANY_PLATFORM,)}
     assert len(names) >= 40 and {"ScienceDirect", "CNKI", "Duxiu", "JSTOR", "Web of Science"} <= names
     assert consultations.RULES_FOLDER.is_dir()

@@ -26,6 +26,7 @@ from pipelines.runner import Stage, plan, run_stage
 from schemas.model import contract_for
 from warehouse.audit import verify as audit_verify
 from warehouse.guarded import QueryRefused, run_guarded
+from warehouse.lake.paths import request_record
 from warehouse.lake.views import compute_connection
 from warehouse.privacy import pseudonymiser
 from warehouse.privacy.consent import LATEST_SQL
@@ -258,7 +259,11 @@ def test_retention_sweep_delinks_old_reader_data_and_deletes_old_landing_files(h
     loans = _sql(settings, "select count(*), count(patron_pid) from core.fact_loan")[0]
     # Gate events are kept a year (365 days): on 2026-09-02 the first day is past it, the second is not.
     assert list(settings.access_dir.glob(".*.sources.json"))
+    # a request record kept beside a landing file (as the COUNTER harvest keeps one) goes with the file
+    record = request_record(settings.landing / "ezproxy" / "ezproxy_2025-09-01.log.gz")
+    record.write_text("{}")
     outcome = sweep(settings, FEEDS, now=dt.datetime(2026, 9, 2, 12, 0))
+    assert not record.exists()
     # The published files are built afresh next time: a copy of the old one could keep the delinked ids.
     assert not list(settings.access_dir.glob(".*.sources.json"))
     assert _sql(settings, "select event_date, count(*), count(patron_pid), count(pid_key_version) from staging.gate_event "

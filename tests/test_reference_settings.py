@@ -4,13 +4,18 @@ desk service standard and the sensitive classes as the config states them."""
 
 from pathlib import Path
 
+import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
-from assets.reference import (CostTableError, dim_eresource_cost_frame, dim_sensitive_class_frame,
-                              dim_service_standard_frame)
+from assets.reference import (CostTableError, build_reference_assets, dim_eresource_cost_frame,
+                              dim_sensitive_class_frame, dim_service_standard_frame, source_file)
+from assets.resources import ShukuWarehouse
 from schemas.model import conform, contract_for
+from warehouse.lake.paths import table_file
 from warehouse.library import load_library
+from warehouse.settings import Settings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "library.yaml"
 
@@ -29,6 +34,17 @@ def test_no_cost_table_is_an_empty_typed_table(tmp_path):
     frame = dim_eresource_cost_frame(_library(tmp_path))
     assert frame.height == 0
     assert conform(frame, contract_for("core.dim_eresource_cost")).columns == ["level", "name", "cost_year", "cost"]
+
+
+def test_a_library_without_a_cost_table_builds_it_empty_and_traces_it_to_its_config(tmp_path):
+    library = _library(tmp_path)
+    settings = Settings(tmp_path / "home").ensure()
+    asset = next(a for a in build_reference_assets() if dg.AssetKey(["core", "dim_eresource_cost"]) in a.keys)
+    result = dg.materialize([asset], instance=dg.DagsterInstance.ephemeral(), resources={
+        "shuku": ShukuWarehouse(home=str(settings.home), library_config=str(library.source))})
+    assert result.success
+    assert pl.read_parquet(table_file(settings, contract_for("core.dim_eresource_cost"))).height == 0
+    assert source_file("dim_eresource_cost", library) == library.source
 
 
 def test_the_cost_table_is_read_as_written(tmp_path):

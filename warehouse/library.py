@@ -21,7 +21,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
 DEFAULT_LOG_FORMAT = '%h %l %u %t "%r" %s %b'
-EZPROXY_KEYS = ("log_format", "folders", "platforms", "rules")
+EZPROXY_KEYS = ("log_format", "folders", "platforms", "rules", "proxy_hosts")
+FOLIO_KEYS = ("service_points", "default_branch")
 _HOST_SUFFIX = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
@@ -122,6 +123,8 @@ class Library:
     ezproxy_platforms: dict[str, str] = field(default_factory=dict)
     # A folder of the library's own platform rules (YAML), laid over assets/eresources/platform_rules/.
     ezproxy_rules: Path | None = None
+    # Host names of the proxy itself (`ezproxy.univ.edu`): its login, menu and starting-point pages.
+    ezproxy_proxy_hosts: tuple[str, ...] = ()
     # Desk staffing: what one staff member handles in an hour (marts.desk_staffing).
     service_standard: ServiceStandard = field(default_factory=lambda: ServiceStandard())
     # CLC class prefixes never used for reader profiles or recommendations (religion, politics, medicine).
@@ -129,6 +132,10 @@ class Library:
     # A landing file with more than this share of its lines quarantined is refused whole: it is
     # most likely not the export it is named as, and the partition it would replace is kept.
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
+    # FOLIO service point (its code or UUID) → branch code, where the two are not the same code.
+    folio_service_points: dict[str, str] = field(default_factory=dict)
+    # The branch of a FOLIO record that names no service point (loans from before FOLIO had them).
+    folio_default_branch: str | None = None
     # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
     counter: CounterSettings = field(default_factory=CounterSettings)
     # The longest line, the largest file and JSON answer read from landing (warehouse/limits.py).
@@ -204,9 +211,27 @@ def _time(value, where: str, path: Path) -> dt.time:
         raise LibraryConfigError(f"{path}: `{where}` = {value!r} is not a time (HH:MM).") from None
 
 
-def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str], Path | None]:
-    """(default LogFormat, folder → LogFormat, host suffix → platform, platform rules folder) from the
-    `ezproxy` section."""
+def _folio(data: dict, path: Path, branch_codes: set[str]) -> tuple[dict[str, str], str | None]:
+    """(service point → branch, default branch) from the `folio` section; every value a branch code."""
+    section = data.get("folio") or {}
+    if not isinstance(section, dict) or any(key not in FOLIO_KEYS for key in section):
+        raise LibraryConfigError(f"{path}: `folio` must be a mapping with keys {', '.join(FOLIO_KEYS)}.")
+    points = section.get("service_points") or {}
+    if not isinstance(points, dict):
+        raise LibraryConfigError(f"{path}: `folio.service_points` must map FOLIO service point codes to branch codes.")
+    default = section.get("default_branch")
+    named = {f"folio.service_points[{k!r}]": v for k, v in points.items()}
+    if default is not None:
+        named["folio.default_branch"] = default
+    for where, code in named.items():
+        if str(code) not in branch_codes:
+            raise LibraryConfigError(f"{path}: `{where}` = {code!r} is not a branch code ({', '.join(sorted(branch_codes))}).")
+    return {str(k): str(v) for k, v in points.items()}, None if default is None else str(default)
+
+
+def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str], Path | None, tuple[str, ...]]:
+    """(default LogFormat, folder → LogFormat, host suffix → platform, platform rules folder, the
+    proxy's own host names) from the `ezproxy` section."""
     section = data.get("ezproxy") or {}
     if not isinstance(section, dict):
         raise LibraryConfigError(f"{path}: `ezproxy` must be a mapping with keys {', '.join(EZPROXY_KEYS)}.")
@@ -256,7 +281,18 @@ def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str
         if not rules.is_dir():
             raise LibraryConfigError(f"{path}: `ezproxy.rules`: {rules} is not a folder; create it or fix the path "
                                      f"(relative to the library config).")
-    return default, folders, platforms, rules
+    proxy_hosts = section.get("proxy_hosts") or []
+    if isinstance(proxy_hosts, str):
+        proxy_hosts = [proxy_hosts]
+    if not isinstance(proxy_hosts, list):
+        raise LibraryConfigError(f"{path}: `ezproxy.proxy_hosts` must list the proxy's host names "
+                                 f"(e.g. [ezproxy.univ.edu]), not {type(proxy_hosts).__name__}.")
+    for i, host in enumerate(proxy_hosts):
+        if not isinstance(host, str) or not _HOST_SUFFIX.fullmatch(host.strip().strip(".").lower()):
+            raise LibraryConfigError(f"{path}: `ezproxy.proxy_hosts[{i}]` = {host!r} is not a host name "
+                                     f"(e.g. 'ezproxy.univ.edu').")
+    hosts = tuple(h.strip().strip(".").lower() for h in proxy_hosts)
+    return default, folders, platforms, rules, hosts
 
 
 def _landing_limits(data: dict, path: Path) -> LandingLimits:
@@ -335,7 +371,8 @@ def load_library(path: Path) -> Library:
         re.compile(pattern)
     except re.error as exc:
         raise LibraryConfigError(f"{path}: `card_number_pattern` is not a regular expression: {exc}") from None
-    log_format, folders, platforms, rules = _ezproxy(data, path)
+    log_format, folders, platforms, rules, proxy_hosts = _ezproxy(data, path)
+    folio_points, folio_default = _folio(data, path, {b.code for b in branches})
     try:
         counter = counter_settings(data.get("counter"))
     except CounterConfigError as exc:
@@ -345,11 +382,11 @@ def load_library(path: Path) -> Library:
         timezone=tz, card_number_pattern=pattern, branches=tuple(branches), opening_hours=hours,
         terms=terms, holidays=holidays, loan_periods=dict(data.get("loan_periods", {})),
         ezproxy_log_format=log_format, ezproxy_folders=folders, ezproxy_platforms=platforms,
-        ezproxy_rules=rules,
+        ezproxy_rules=rules, ezproxy_proxy_hosts=proxy_hosts,
         service_standard=_service_standard(data, path), sensitive_classes=_sensitive_classes(data, path),
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
         landing_limits=_landing_limits(data, path),
-        counter=counter, source=path,
+        folio_service_points=folio_points, folio_default_branch=folio_default, counter=counter, source=path,
     )

@@ -15,6 +15,7 @@ import polars as pl
 
 from assets import csvparse as cp
 from assets.cards import CsvCard
+from assets.circulation.koha import FOLIO_ONLY as FOLIO_ITEM
 from assets.parsing import CARD_NUMBER, ParseResult
 from warehouse.library import Library
 
@@ -27,6 +28,8 @@ LAYOUT = cp.CsvLayout(
     card="cardnumber",
 )
 CARDS = CsvCard(LAYOUT.card)
+# Columns only FOLIO requests fill.
+FOLIO_ONLY = (*FOLIO_ITEM, "instance_id", "request_type")
 
 
 def checks(library: Library) -> list[cp.Check]:
@@ -53,6 +56,7 @@ def row_columns() -> dict[str, pl.Expr]:
         "pickup_branch_code": pl.col("branchcode"),
         "bib_id": pl.col("biblionumber").str.strip_chars(),
         "item_number": cp.parse_integer("itemnumber"),
+        **{column: pl.lit(None) for column in FOLIO_ONLY},
         CARD_NUMBER: cp.null_if_empty(LAYOUT.card),
     }
 

@@ -27,6 +27,8 @@ LAYOUT = cp.CsvLayout(
 )
 CARDS = CsvCard(LAYOUT.card)
 
+# Columns of FOLIO's item UUIDs: a Koha export names the item by its number alone.
+FOLIO_ONLY = ("item_id", "item_barcode", "call_number", "item_resolution")
 # A loan or renewal belongs to a reader; a return may come anonymised, local use has none.
 CARD_REQUIRED_FOR = ("issue", "renew")
 
@@ -57,6 +59,7 @@ def row_columns() -> dict[str, pl.Expr]:
         "branch_code": pl.col("branch"),
         "event_type": pl.col("type"),
         "item_number": cp.parse_integer("itemnumber"),
+        **{column: pl.lit(None) for column in FOLIO_ONLY},
         "item_type": cp.null_if_empty("itemtype"),
         "location": cp.null_if_empty("location"),
         "collection_code": cp.null_if_empty("ccode"),

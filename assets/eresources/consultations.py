@@ -27,6 +27,7 @@ import yaml
 RULES_FOLDER = Path(__file__).with_name("platform_rules")
 # ezPAARSE's names for what a consultation is and where it points.
 FIELDS = ("rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")
+ANY_PLATFORM = "*"      # `hosts: ["*"]`: rules for every platform, after its own
 RULE_KEYS = {"host", "path", "query", "params", "set", "rtype", "mime", "note"}
 FILE_KEYS = {"platform", "hosts", "rules", "note"}
 # "{name}" or "{name:filter}": issn writes 8 characters as NNNN-NNNN; upper, lower change the case.
@@ -130,7 +131,8 @@ def load_file(path: Path) -> PlatformRules:
     rules = data.get("rules") or []
     if not isinstance(rules, list):
         raise PlatformRulesError(f"{path}: `rules` must be a list of rules.")
-    return PlatformRules(platform=data["platform"].strip(), hosts=tuple(h.strip(". ").lower() for h in hosts),
+    return PlatformRules(platform=data["platform"].strip(),
+                         hosts=tuple(h if h == ANY_PLATFORM else h.strip(". ").lower() for h in hosts),
                          rules=tuple(_rule(r, f"{path}: rule {i}") for i, r in enumerate(rules, start=1)),
                          source=str(path))
 
@@ -152,7 +154,7 @@ def knowledge_base(extra: Path | None = None) -> tuple[PlatformRules, ...]:
 
 def host_suffixes(extra: Path | None = None) -> dict[str, str]:
     """Host suffix → platform, from the rules files."""
-    return {host: p.platform for p in knowledge_base(extra) for host in p.hosts}
+    return {host: p.platform for p in knowledge_base(extra) for host in p.hosts if host != ANY_PLATFORM}
 
 
 def _decode(expr: pl.Expr) -> pl.Expr:
@@ -195,27 +197,38 @@ def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
                                     for f in FIELDS])
 
 
+def _matching_rule(rules: tuple[Rule, ...]) -> pl.Expr:
+    """The number (1-based) of the first rule whose expressions all match, else null."""
+    which = pl.lit(None, pl.Int32)
+    for number in range(len(rules), 0, -1):       # built inside out: the first rule wins
+        rule = rules[number - 1]
+        test = pl.lit(True)
+        for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
+            if pattern:
+                test = test & pl.col(column).str.contains(pattern).fill_null(False)
+        which = pl.when(test).then(pl.lit(number, pl.Int32)).otherwise(which)
+    return which
+
+
 def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame:
     """``__row`` and the consultation fields for the rows (``__row, platform, host, path, query``)
-    a rule matches; rows no rule matches are left out."""
+    a rule matches; rows no rule matches are left out. A platform's own rules come first, then
+    those true of any scholarly platform (the rules file whose hosts are ``["*"]``)."""
     empty = pl.DataFrame(schema={"__row": pl.UInt32, **{f: pl.Utf8 for f in FIELDS}})
     parts = [empty]
-    present = set(candidates.get_column("platform").unique().drop_nulls().to_list())
-    for platform in knowledge_base(extra):
-        if platform.platform not in present or not platform.rules:
-            continue
-        rows = candidates.filter(pl.col("platform") == platform.platform)
-        which = pl.lit(None, pl.Int32)
-        for number in range(len(platform.rules), 0, -1):     # built inside out: the first rule wins
-            rule = platform.rules[number - 1]
-            test = pl.lit(True)
-            for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
-                if pattern:
-                    test = test & pl.col(column).str.contains(pattern).fill_null(False)
-            which = pl.when(test).then(pl.lit(number, pl.Int32)).otherwise(which)
-        rows = rows.with_columns(__rule=which).filter(pl.col("__rule").is_not_null())
-        for (number,), part in rows.partition_by("__rule", as_dict=True).items():
-            parts.append(_fields(part, platform.rules[number - 1]).cast({"__row": pl.UInt32}))
+    known = knowledge_base(extra)
+    general = tuple(r for p in known if p.hosts == (ANY_PLATFORM,) for r in p.rules)
+    own = {p.platform: p.rules for p in known if p.hosts != (ANY_PLATFORM,)}
+    for (platform,), rows in candidates.filter(pl.col("platform").is_not_null()).partition_by(
+            "platform", as_dict=True).items():
+        for rules in (own.get(platform, ()), general):   # the general rules only on what is left
+            if not rules or rows.height == 0:
+                continue
+            rows = rows.with_columns(__rule=_matching_rule(rules))
+            matched = rows.filter(pl.col("__rule").is_not_null())
+            for (number,), part in matched.partition_by("__rule", as_dict=True).items():
+                parts.append(_fields(part, rules[number - 1]).cast({"__row": pl.UInt32}))
+            rows = rows.filter(pl.col("__rule").is_null()).drop("__rule")
     return pl.concat(parts)
 
 
@@ -243,21 +256,29 @@ def _robots(agents: pl.Series) -> dict[str, bool]:
     return {agent: bool(pattern.search(agent)) for agent in agents.unique().drop_nulls().to_list()}
 
 
-def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None) -> pl.DataFrame:
+def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
+                  proxy_hosts: list[str] | None = None) -> pl.DataFrame:
     """The consultation fields, ``is_consultation``, ``skip_reason`` and ``is_robot`` of parsed
     requests (``host, path, query, platform, status, is_static``, and ``user_agent`` when the log has
-    it); ``known`` tells the rows whose host is a platform's."""
-    status = pl.col("status").fill_null(0)
+    it); ``known`` tells the rows whose host is a platform's, ``proxy_hosts`` the hosts that are the
+    proxy's own (`ezproxy.proxy_hosts`): every page of those is the proxy's, not only its login and
+    menu pages."""
+    status = pl.col("status").fill_null(200)        # a log without %s: taken as answered
     known = known.fill_null(False)
-    proxy = ~known & pl.col("path").str.contains(PROXY_PAGES).fill_null(False)
+    proxy = ~known & (pl.col("path").str.contains(PROXY_PAGES).fill_null(False)
+                      | pl.col("host").is_in(proxy_hosts or []).fill_null(False))
     frame = rows.with_row_index("__row").with_columns(
-        __skip=pl.when(status >= 400).then(pl.lit("failed"))
+        __skip=pl.when((status >= 400) | (status < 100)).then(pl.lit("failed"))
         .when((status >= 300) & (status != 304)).then(pl.lit("redirect"))
         .when(pl.col("is_static")).then(pl.lit("static"))
         .when(proxy).then(pl.lit("proxy"))
         .otherwise(pl.lit(None, pl.Utf8)))
-    candidates = frame.filter(pl.col("__skip").is_null() & known).select("__row", "platform", "host", "path", "query")
-    found = qualify(candidates, extra)
+    # The rules run once per distinct URL (a log asks for the same pages again and again).
+    urls = frame.filter(pl.col("__skip").is_null() & known).group_by("platform", "host", "path", "query").agg(
+        pl.col("__row").alias("__rows")).with_row_index("__url")
+    found = qualify(urls.select(pl.col("__url").alias("__row"), "platform", "host", "path", "query"), extra).join(
+        urls.select("__url", "__rows"), left_on="__row", right_on="__url").explode("__rows").drop("__row").rename(
+        {"__rows": "__row"})
     frame = frame.join(found, on="__row", how="left").sort("__row")
     if "user_agent" in frame.columns:
         robot = pl.col("user_agent").replace_strict(_robots(frame.get_column("user_agent")), default=False,

@@ -21,6 +21,9 @@ TABLE = "meta.counter_harvest"
 HARVESTED, PARTIAL, NO_USAGE, PENDING, FAILED = "harvested", "partial", "no_usage", "pending", "failed"
 STATUSES = (HARVESTED, PARTIAL, NO_USAGE, PENDING, FAILED)
 KEY = ["platform", "report_id", "usage_month"]
+# The harvest asset's metadata entry listing its failed cells (each one alert: credentials refused,
+# a report the platform does not support, an answer that could not be loaded).
+FAILED_CELLS = "failed_cells"
 # One mark per status, for the matrix in a terminal and on the report page.
 MARKS = {HARVESTED: "✓", PARTIAL: "◐", NO_USAGE: "0", PENDING: "…", FAILED: "✗"}
 
@@ -69,3 +72,14 @@ def problems(frame: pl.DataFrame, limit: int = 20) -> list[dict]:
     rows = (frame.filter(pl.col("status") != HARVESTED)
             .sort(["usage_month", "platform", "report_id"], descending=[True, False, False]).head(limit))
     return rows.select("platform", "report_id", "usage_month", "status", "code", "reason").to_dicts()
+
+
+def failed_cells(cells: list[dict]) -> list[dict]:
+    """The failed cells of a harvest, one per platform, report and reason, with the months they cover."""
+    grouped: dict[tuple, list[str]] = {}
+    for c in cells:
+        if c["status"] == FAILED:
+            grouped.setdefault((c["platform"], c["report_id"], c["code"], c["reason"]), []).append(
+                c["usage_month"].strftime("%Y-%m"))
+    return [{"platform": p, "report_id": r, "code": code, "reason": reason, "months": sorted(months)}
+            for (p, r, code, reason), months in grouped.items()]

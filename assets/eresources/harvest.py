@@ -26,12 +26,12 @@ from assets.eresources.coverage import FAILED, HARVESTED, NO_USAGE, PARTIAL, PEN
 from assets.eresources.sushi import RETRY_CODES, RETRY_HTTP, Answer, SushiClient, describe
 from warehouse.counter_platforms import CounterConfigError, SushiPlatform
 from warehouse.lake.files import sha256_of, write_bytes_atomic, write_text_atomic
+from warehouse.lake.paths import request_record
 from warehouse.library import Library
 from warehouse.settings import Settings
 from warehouse.textio import LandingFileError
 
 FOLDER = "counter"
-REQUEST_SUFFIX = ".request.json"   # not a COUNTER file name: the feed does not load it
 FIRST_MONTH = dt.date(2019, 1, 1)  # COUNTER Release 5 reports begin in 2019
 NO_USAGE_CODE, NOT_READY, NO_LONGER_AVAILABLE, PARTIAL_DATA = 3030, 3031, 3032, 3040
 
@@ -178,7 +178,7 @@ class _Platform:
         record = {**answer.record(), "platform": self.platform.name, "report_id": report_id,
                   "begin_date": piece[0].strftime("%Y-%m"), "end_date": piece[-1].strftime("%Y-%m"),
                   "file": name, "sha256": sha}
-        write_text_atomic(path.with_name(path.name + REQUEST_SUFFIX), json.dumps(record, indent=2) + "\n")
+        write_text_atomic(request_record(path), json.dumps(record, indent=2) + "\n")
         self.out.landed.append(name)
         codes = answer.codes
         for month in piece:

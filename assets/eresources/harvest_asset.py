@@ -8,7 +8,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.eresources.coverage import FAILED, HARVESTED, NO_USAGE, PARTIAL, PENDING, TABLE
+from assets.eresources.coverage import FAILED, FAILED_CELLS, HARVESTED, NO_USAGE, PARTIAL, PENDING, TABLE, failed_cells
 from assets.partitions import monthly_partitions
 from assets.table_asset import TableRun, Written, table_asset
 from warehouse.library import Library
@@ -29,7 +29,8 @@ def _harvest(run: TableRun) -> Written:
     counts = {s: done.count(s) for s in (HARVESTED, PARTIAL, NO_USAGE, PENDING, FAILED)}
     return Written(rows=len(done.cells), metadata={
         "platforms": len(run.library.counter.platforms), **{f"cells_{s}": n for s, n in counts.items()},
-        "landed_files": dg.MetadataValue.json(done.landed[:200]), "notes": dg.MetadataValue.json(done.notes[:50])})
+        "landed_files": dg.MetadataValue.json(done.landed[:200]), "notes": dg.MetadataValue.json(done.notes[:50]),
+        FAILED_CELLS: dg.MetadataValue.json(failed_cells(done.cells)[:200])})
 
 
 def build_harvest_asset(library: Library) -> dg.AssetsDefinition:

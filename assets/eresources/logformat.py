@@ -15,6 +15,8 @@ USER = "user"      # the group of `%u`, the reader's card number
 SQUID = "squid"    # the `ezproxy.folders` value for Squid's native access log
 
 _QUOTED = r'(?:[^"\\]|\\.)*'
+
+
 # Directive → (group name, pattern when unquoted, pattern inside quotes). `%r` is split
 # into method and URL right in the expression, so no second pass is needed.
 _DIRECTIVES = {
@@ -29,13 +31,13 @@ _DIRECTIVES = {
     ">s": ("status", r"\d{3}|-", r"\d{3}|-"),
     "b": ("bytes", r"\d+|-", r"\d+|-"),
     "B": ("bytes", r"\d+", r"\d+"),
-    "U": ("url_path", r"\S+", _QUOTED),
+    "U": ("path_only", r"\S+", _QUOTED),
     "q": ("query", r"\S*", _QUOTED),
     "v": ("vhost", r"\S+", _QUOTED),
     "T": (None, r"\d+|-", r"\d+|-"),
 }
 # Fields whose text may hold spaces when they end the line unquoted.
-_TEXT = {"client", USER, "url_path", "vhost", None}
+_TEXT = {"client", USER, "path_only", "vhost", None}
 _HEADERS = {"ezproxy-session": "session", "ezproxy-groups": None, "user-agent": "user_agent"}
 # Directives EZproxy (or Apache, whose syntax it follows) writes that we read past.
 _SKIPPED = set("ADfHkLmpPRVXIOS") | {"<s"}
@@ -44,8 +46,9 @@ _BRACED = set("ieocCnxtTpP")
 _TOKEN = re.compile(r"%(?:\{([^}]*)\}([a-zA-Z])|([<>]?[a-zA-Z%]))")
 
 # Squid's native format: time.ms elapsed client code/status bytes method URL user hierarchy/peer type
-SQUID_PATTERN = (r"^(?P<time>\d{9,11}(?:\.\d+)?) +\d+ +(?P<client>\S+) +[A-Z_]+/(?P<status>[1-5]\d\d) +"
-                 r"(?P<bytes>\d+) +(?P<method>[A-Za-z_]+) +(?P<url>\S+) +(?P<user>\S+) +\S+ +\S+\s*$")
+# (status 000: the request was aborted before an answer; it loads as a failed request)
+SQUID_PATTERN = (r"^(?P<time>\d{9,11}(?:\.\d+)?) +\d+ +(?P<client>\S+) +[A-Z_]+/(?P<status>[1-5]\d\d|000) +"
+                 r"(?P<bytes>\d+) +(?P<method>[A-Za-z_]+) +" r"(?P<url>\S+) +(?P<user>\S+) +\S+ +\S+\s*$")
 
 
 class LogFormatError(ValueError):
@@ -101,7 +104,7 @@ def compile_log_format(log_format: str) -> str:
     parts.append(r"\s*$")
     if "time" not in used:
         raise LogFormatError(f"LogFormat {log_format!r} has no %t; an access without a time cannot be used.")
-    if "request" not in used and "url_path" not in used:
+    if "request" not in used and "path_only" not in used:
         raise LogFormatError(f"LogFormat {log_format!r} has neither %r nor %U; there is no URL to read.")
     return "".join(parts)
 

@@ -21,12 +21,20 @@ from schemas.vocabulary import DAY, QUARANTINE
 from warehouse.settings import Settings
 
 PART_FILE = "part-0.parquet"
+# A record kept beside a landing file, named after it (the harvest's request, without secrets): it goes
+# where the file goes (deleted with it by a retention sweep). Not a file of any source.
+REQUEST_RECORD_SUFFIX = ".request.json"
 TMP_PREFIX = ".tmp-"
 # The SHA-256 and size of each partition file, one small record file per data file, at the data
 # file's own path below this table's folder (lake/meta/file_checksums/lake/staging/…/part-0.parquet).
 CHECKSUMS_TABLE = "meta.file_checksums"
 # What each SQL model was last built from (lake/meta/model_inputs/<layer.table>.json).
 MODEL_INPUTS = "meta.model_inputs"
+
+
+def request_record(path: Path) -> Path:
+    """The record of the request that brought a landing file."""
+    return path.with_name(path.name + REQUEST_RECORD_SUFFIX)
 
 
 def relative(settings: Settings, path: Path | str) -> str:

@@ -25,7 +25,7 @@ from schemas.vocabulary import DATA_LAYERS
 from warehouse.access import publish_afresh_next_time
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.partitions import record_checksum
-from warehouse.lake.paths import partition_files, table_file
+from warehouse.lake.paths import partition_files, request_record, table_file
 from warehouse.lake.views import compute_connection, refresh_warehouse_views
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
@@ -121,6 +121,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
             if path in in_use or not key or _last_day(key) >= cutoff:
                 continue
             path.unlink()
+            request_record(path).unlink(missing_ok=True)
             outcome.rows.append(_row(outcome, "landing_file_deleted", str(path.relative_to(settings.landing)),
                                      key, cutoff, days, None))
     touched = []

@@ -11,6 +11,12 @@ final as (
         pickup_branch_code,
         bib_id,
         item_number,
+        item_id,
+        item_barcode,
+        call_number,
+        item_resolution,
+        instance_id,
+        request_type,
         patron_pid
     from holds
 )
