@@ -1,12 +1,13 @@
 """Who may act as which role: operating-system accounts and groups mapped to roles in the home's
 access configuration, ``<home>/access.yaml``.
 
-The file is trusted only when the home's owner (the service account) owns it and nobody else may
-write it: anyone who could edit it could grant themselves any role. Without the file, only the
-service account holds every role, the full view (`shuku sql` without ``--role``) and token
-administration; every other account is refused. The account is the process's real user
+The file is trusted only when the home's owner owns it and nobody else may write it: anyone who
+could edit it could grant themselves any role. The service account (the home's owner, or the one
+the file names) holds every role, the full view (`shuku sql` without ``--role``) and token
+administration; without the file, every other account is refused. The account is the process's real user
 (``os.getuid``), never ``$USER`` or ``$LOGNAME``, which a caller sets as they like.
 
+    service_account: shuku        # optional: else the home's owner
     service_group: shuku          # optional: the group the home belongs to (mode 0750)
     full_view: {accounts: [shuku]}                  # `shuku sql` without --role: every layer, unguarded
     token_admins: [privacy_officer]                 # holders of these roles may create and revoke tokens
@@ -34,7 +35,7 @@ from warehouse.settings import Settings
 
 ACCESS_CONFIG = "access.yaml"
 FULL_VIEW = "(full view)"
-KEYS = {"service_group", "full_view", "token_admins", "roles"}
+KEYS = {"service_account", "service_group", "full_view", "token_admins", "roles"}
 GRANT_KEYS = {"accounts", "groups", "file_group"}
 
 
@@ -133,15 +134,15 @@ def _grant(path: Path, where: str, value) -> Grant:
 
 def load_access(settings: Settings) -> AccessConfig:
     """The home's access configuration; raises AccessConfigError when it cannot be trusted."""
-    service = _owner(settings.home) if settings.home.exists() else current_account().name
+    owner = _owner(settings.home) if settings.home.exists() else current_account().name
     path = settings.home / ACCESS_CONFIG
     if not path.exists():
-        return AccessConfig(service)
+        return AccessConfig(owner)
     info = path.stat()
-    if _owner(path) != service or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if _owner(path) != owner or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise AccessConfigError(f"{path}: owned by {_owner(path)} with mode {info.st_mode & 0o777:o}; it must belong "
-                                f"to the service account {service} and be writable by it alone "
-                                f"(`chown {service} {path}; chmod 640 {path}`). No role is granted until then.")
+                                f"to the home's owner {owner} and be writable by it alone "
+                                f"(`chown {owner} {path}; chmod 640 {path}`). No role is granted until then.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -163,9 +164,11 @@ def load_access(settings: Settings) -> AccessConfig:
             role_named(role)
         except ValueError as exc:
             raise AccessConfigError(f"{path}: token_admins: {exc}") from None
-    group = data.get("service_group")
+    group, service = data.get("service_group"), data.get("service_account", owner)
     if group is not None and not isinstance(group, str):
         raise AccessConfigError(f"{path}: service_group: expected one group name.")
+    if not isinstance(service, str) or not service:
+        raise AccessConfigError(f"{path}: service_account: expected one account name.")
     return AccessConfig(service, group, {r: _grant(path, f"roles.{r}", g or {}) for r, g in roles.items()},
                         _grant(path, "full_view", data.get("full_view") or {}), admins, path)
 
