@@ -178,38 +178,43 @@ def _where(config: AccessConfig) -> str:
             f"the service account {config.service_account} can grant it in an access.yaml in the home")
 
 
+def _require(settings: Settings, account: Account | None, allowed, refusal) -> Account:
+    """The calling account when ``allowed(config, account)``; else RoleNotGranted with ``refusal(config, account)``."""
+    account = account or current_account()
+    config = load_access(settings)
+    if not allowed(config, account):
+        raise RoleNotGranted(refusal(config, account))
+    return account
+
+
 def require_role(settings: Settings, role: str, account: Account | None = None) -> Account:
     """The calling account, when it may act as ``role``; else RoleNotGranted naming the fix."""
     role_named(role)
-    account = account or current_account()
-    config = load_access(settings)
-    if role not in config.roles_of(account):
-        raise RoleNotGranted(f"account {account.name} may not act as role {role}; {_where(config)} "
-                             f"(roles.{role}.accounts or .groups).")
-    return account
+    return _require(settings, account, lambda config, who: role in config.roles_of(who),
+                    lambda config, who: f"account {who.name} may not act as role {role}; {_where(config)} "
+                                        f"(roles.{role}.accounts or .groups).")
+
+
+def _no_full_view(config: AccessConfig, who: Account) -> str:
+    granted = config.roles_of(who)
+    hint = f"use --role {granted[0]}" if granted else "ask for a role"
+    return (f"account {who.name} may not query the unguarded full view; {hint} "
+            f"(or {_where(config).replace('grant it', 'grant full_view')}).")
 
 
 def require_full_view(settings: Settings, account: Account | None = None) -> Account:
     """The calling account, when it may query every layer unguarded (`shuku sql` without --role)."""
-    account = account or current_account()
-    config = load_access(settings)
-    if not (config.is_service(account) or config.full_view.covers(account)):
-        granted = config.roles_of(account)
-        hint = f"use --role {granted[0]}" if granted else "ask for a role"
-        raise RoleNotGranted(f"account {account.name} may not query the unguarded full view; {hint} "
-                             f"(or {_where(config).replace('grant it', 'grant full_view')}).")
-    return account
+    return _require(settings, account, lambda config, who: config.is_service(who) or config.full_view.covers(who),
+                    _no_full_view)
 
 
 def require_token_admin(settings: Settings, account: Account | None = None) -> Account:
     """The calling account, when it may create and revoke API tokens."""
-    account = account or current_account()
-    config = load_access(settings)
-    if not (config.is_service(account) or config.token_admins & set(config.roles_of(account))):
-        raise RoleNotGranted(f"account {account.name} may not create or revoke API tokens: that takes one of the "
-                             f"roles in token_admins ({', '.join(sorted(config.token_admins)) or 'none listed'}); "
-                             f"{_where(config)}.")
-    return account
+    return _require(settings, account,
+                    lambda config, who: config.is_service(who) or bool(config.token_admins & set(config.roles_of(who))),
+                    lambda config, who: f"account {who.name} may not create or revoke API tokens: that takes one of "
+                                        f"the roles in token_admins ({', '.join(sorted(config.token_admins)) or 'none listed'}); "
+                                        f"{_where(config)}.")
 
 
 def apply_service_group(settings: Settings) -> None:
