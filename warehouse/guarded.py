@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from warehouse.audit import append_chained
 from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
+from warehouse.log_redaction import logged_digest, redact_logged
 from warehouse.settings import Settings
 
 ACCESS_LOG = "meta.access_log"
@@ -74,12 +74,13 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
                outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
     """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    # A card number typed into a query must not land in the log; the hash still identifies the query.
-    logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
+    # A card number or pseudonym typed into a query must not land in the log (warehouse.log_redaction).
+    card = _card_regex(settings.library_config)
+    logged_text = redact_logged(sql, card)
     frame = pl.DataFrame({
         "logged_at": [now], "role": [role], "user_name": [user],
-        "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
-        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [reason or decision.reason],
+        "sql_sha256": [logged_digest(logged_text)], "sql_text": [logged_text],
+        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [redact_logged(reason or decision.reason, card)],
         "rows_returned": [rows_returned],
     }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
     append_chained(settings, ACCESS_LOG, frame, log_file(settings, ACCESS_LOG, now))
