@@ -229,3 +229,21 @@ def test_an_erasure_keeps_the_chains_verifiable_and_lists_what_it_took(tmp_path)
     kept = next(e for e in entries(settings, "meta.consent") if e.row["patron_pid"] == other)
     _rewrite(settings, kept, lambda f, i: f.with_columns(pl.lit(True).alias("profiling")))
     assert _report(settings, "meta.consent").problem.startswith(f"changed: entry {kept.seq} ")
+
+
+def test_the_auditor_reads_the_live_access_log(built):
+    """Queries made since the last publish are in the auditor's answer, not only in the lake."""
+    from warehouse.guarded import open_role_database
+    con = open_role_database(built, "auditor")
+    try:
+        published = con.execute("SELECT count(*) FROM meta.access_log").fetchone()[0]
+    finally:
+        con.close()
+    stored = len(entries(built, "meta.access_log"))
+    assert stored >= published + 3
+    live = run_guarded(built, "SELECT count(*) AS n, max(l.entry_seq) AS last FROM meta.access_log AS l "
+                              "WHERE l.user_name = 'audit-test'", "auditor", "auditor-1")
+    assert live.rows == [(3, max(e.seq for e in entries(built, "meta.access_log") if e.row["user_name"] == "audit-test"))]
+    joined = run_guarded(built, "SELECT count(*) FROM meta.access_log JOIN meta.access_log AS b USING (entry_seq)",
+                         "auditor", "auditor-1")
+    assert joined.rows == [(stored + 1,)]      # the first auditor query is logged by now

@@ -20,6 +20,7 @@ from warehouse.audit import append_chained
 from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
+from warehouse.live_log import with_live_log
 from warehouse.log_redaction import logged_digest, redact_logged
 from warehouse.settings import Settings
 
@@ -116,7 +117,7 @@ def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None
         try:
             if timer:
                 timer.start()
-            cursor = con.execute(decision.normalised)
+            cursor = con.execute(with_live_log(con, settings, role, decision, ACCESS_LOG))
             columns = [d[0] for d in cursor.description] if cursor.description else []
             if not columns:
                 rows = []
