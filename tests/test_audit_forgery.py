@@ -114,40 +114,35 @@ def test_a_log_cut_back_with_its_head_deleted_is_named(home):
 
 
 def test_an_old_head_replayed_over_a_cut_log_is_caught_by_the_anchor_a_run_published(home):
-    old_head = (log_dir(home, LOG) / HEAD_FILE).read_text()
-    anchors = current_anchors(home)
-    home.alerts_log.parent.mkdir(parents=True, exist_ok=True)
-    home.alerts_log.write_text(json.dumps({"kind": ANCHOR_ALERT, "at": "2026-01-01T00:00:00",
-                                           "see": anchor_commands(anchors)}) + "\n")
+    old_head = (log_dir(home, LOG) / HEAD_FILE).read_text()        # genuine, keyed, at entry 5
     for n in range(5, 8):
         _query(home, n)
-    held = entries(home, LOG)
-    # Back to five entries with the genuine head of then, whose head_mac is valid.
-    old_head_now = json.loads(old_head)
-    for entry in held[5:]:
-        (home.home / entry.file).unlink()
-    (log_dir(home, LOG) / HEAD_FILE).write_text(old_head)
-    assert _problem(home) is None           # nothing published since: the cut is not seen
-    assert old_head_now["entry_seq"] == 5
-    (log_dir(home, LOG) / HEAD_FILE).write_text(old_head)
-    # Now a run publishes the head at 8 before the cut: the cut is caught.
+
+    def cut_back_to_five() -> None:
+        for entry in entries(home, LOG)[5:]:
+            (home.home / entry.file).unlink()
+        (log_dir(home, LOG) / HEAD_FILE).write_text(old_head)
+
+    cut_back_to_five()
+    assert _problem(home) is None           # nothing published after entry 5: the cut is not seen
     for n in range(8, 11):
-        _query(home, n)
-    published = current_anchors(home)
-    with home.alerts_log.open("a") as fh:
-        fh.write(json.dumps({"kind": ANCHOR_ALERT, "at": "2026-01-02T00:00:00", "see": anchor_commands(published)}) + "\n")
-    for entry in entries(home, LOG)[5:]:
-        (home.home / entry.file).unlink()
-    (log_dir(home, LOG) / HEAD_FILE).write_text(old_head)
-    assert _problem(home).startswith("rewritten: the anchor published in alerts/alerts.jsonl line 2 "
+        _query(home, n)                     # entries 6 to 8; a run then publishes the head
+    home.alerts_log.parent.mkdir(parents=True, exist_ok=True)
+    home.alerts_log.write_text(json.dumps({"kind": ANCHOR_ALERT, "at": "2026-01-02T00:00:00",
+                                           "see": anchor_commands(current_anchors(home))}) + "\n")
+    cut_back_to_five()
+    assert _problem(home).startswith("rewritten: the anchor published in alerts/alerts.jsonl line 1 "
                                      "(2026-01-02T00:00:00) says entry 8 has hash")
 
 
-def test_an_entry_replayed_from_another_log_is_named(home):
-    """Replay across logs: a genuine ingest-log-shaped copy of an access entry under another log's name fails."""
+def test_an_entry_replayed_in_another_log_is_named(home):
+    """A genuine access-log entry copied into the ingest log: its hash is keyed to its log's name."""
     victim = entries(home, LOG)[0]
-    forged = entry_hash("meta.consent", victim.seq, victim.prev_hash, victim.row)
-    assert forged != victim.entry_hash
+    target = log_dir(home, "meta.ingest_log") / "2026-01-01" / "replayed.parquet"
+    target.parent.mkdir(parents=True)
+    shutil.copy(home.home / victim.file, target)
+    report = {r.log: r for r in verify_trail(home)}["meta.ingest_log"]
+    assert report.problem.startswith("changed: entry 1 (lake/meta/ingest_log/2026-01-01/replayed.parquet row 1) ")
 
 
 def test_an_unkeyed_trail_is_refused_then_rekeyed(tmp_path):
