@@ -382,6 +382,7 @@ def _quarantine_frame(feed: Feed, key: str, rejects: list[pl.DataFrame], setting
             write_parquet_atomic(frame, path)
         frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("raw_text"))
     else:
-        frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("raw_text"), library.card_number_pattern))
+        frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("raw_text"), library.card_number_pattern,
+                                                       cut_tail=True))
     frame = frame.with_columns(pseudonymiser.scrub(frame.get_column("detail"), library.card_number_pattern))
     return conform(frame, contract)

@@ -21,6 +21,7 @@ from assets.staging import EMPTY_FILES, UNRECOGNISED_FILES
 from pipelines.alert_delivery import (CHECK_FAILURE, HARVEST_FAILURE, RUN_FAILURE, UNRECOGNISED_FILE, Alert,
                                       configured_channels, send)
 from pipelines.runner import error_message
+from warehouse.audit_anchor import ANCHOR_ALERT, UNKEYED_ALERT, anchor_commands, current_anchors
 from warehouse.settings import Settings
 
 
@@ -164,6 +165,21 @@ def _finished_run_alerts(instance: dg.DagsterInstance, run_id: str, warnings: bo
             *harvest_failure_alerts(instance, run_id)]
 
 
+def anchor_alerts(settings: Settings, run_ids: list[str]) -> list[Alert]:
+    """The audit trail's heads after these runs, to publish (one alert per set of heads), or, while the
+    trail has no key, the command that keys it (once)."""
+    if not run_ids:
+        return []
+    anchors = current_anchors(settings)
+    if anchors is None:
+        return [Alert(kind=UNKEYED_ALERT, key=UNKEYED_ALERT, run_id=run_ids[-1], job="-",
+                      summary="[shuku] the audit trail has no key: anyone who can write the lake could rewrite it",
+                      see=["shuku audit rekey"])]
+    return [Alert(kind=ANCHOR_ALERT, key=f"{ANCHOR_ALERT}:{' '.join(anchors)}", run_id=run_ids[-1], job="-",
+                  summary=f"[shuku] audit trail heads after run {run_ids[-1][:8]}: keep them to check the trail later",
+                  see=anchor_commands(anchors))]
+
+
 def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: list[str]) -> list[Alert]:
     """What the sensors would send about these runs, for runs made without the daemon (`shuku run`)."""
     channels, problem = configured_channels()
@@ -175,6 +191,7 @@ def alert_after_runs(settings: Settings, instance: dg.DagsterInstance, run_ids: 
         if run.status == dg.DagsterRunStatus.FAILURE:
             alerts.append(run_failure_alert(instance, run))
         alerts += _finished_run_alerts(instance, run_id, channels.warnings)
+    alerts += anchor_alerts(settings, [r for r in run_ids if instance.get_run_by_id(r) is not None])
     return send(settings, alerts, None if problem else channels)
 
 
@@ -219,6 +236,7 @@ def check_failure_alerts_sensor() -> dg.SensorDefinition:
                 cursor[event_type.value] = records[-1].storage_id
         channels, problem = configured_channels()
         alerts = [a for run_id in run_ids for a in _finished_run_alerts(instance, run_id, channels.warnings)]
+        alerts += anchor_alerts(shuku.settings(), run_ids)
         sent = send(shuku.settings(), alerts, None if problem else channels)
         context.update_cursor(json.dumps(cursor))
         if not sent:

@@ -1,4 +1,4 @@
-"""`shuku audit verify|anchor`: the hash-chained logs (access, erasure, consent, ingest) checked."""
+"""`shuku audit verify|anchor|rekey`: the keyed hash-chained logs (access, erasure, consent, ingest) checked."""
 
 from __future__ import annotations
 
@@ -15,17 +15,21 @@ def audit() -> None:
 
 
 def _reports(anchors: tuple[str, ...]):
-    from warehouse.audit import AuditError, verify
+    from warehouse.audit import AuditError, UnkeyedTrail
+    from warehouse.audit_anchor import verify_trail
 
     try:
-        return verify(prepared_settings(), list(anchors))
+        return verify_trail(prepared_settings(), list(anchors))
+    except UnkeyedTrail as exc:
+        raise Failed(str(exc)) from None
     except AuditError as exc:
         raise click.UsageError(str(exc)) from None
 
 
 @audit.command("verify")
 @click.option("--anchor", "anchors", multiple=True, metavar="LOG:ENTRY:HASH",
-              help="A head published earlier (`shuku audit anchor`); the log must still hold it. Repeatable.")
+              help="A head published earlier (`shuku audit anchor`); the log must still hold it. Repeatable. "
+                   "The heads each run published in the alerts log are checked too.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify_command(anchors: tuple[str, ...], fmt: str) -> None:
     """Recompute every chain; name the first entry changed, removed or inserted, per log. Exits 1 if any."""
@@ -59,3 +63,21 @@ def anchor_command() -> None:
     broken = [r.log for r in reports if not r.ok]
     if broken:
         raise Failed(f"{', '.join(broken)} does not verify (`shuku audit verify`); do not publish its head.")
+
+
+@audit.command("rekey")
+@click.option("--anchor", "anchors", multiple=True, metavar="LOG:ENTRY:HASH",
+              help="A head published before keying; the old trail must still hold it. Repeatable.")
+def rekey_command(anchors: tuple[str, ...]) -> None:
+    """Key a trail chained before keys: check it with its old hashes, then hash every entry again under
+    a new audit key (secrets/audit.key). Refuses (exit 1) a trail that does not verify or is keyed already."""
+    from warehouse.audit import AuditError
+    from warehouse.audit_rekey import rekey
+
+    try:
+        counts = rekey(prepared_settings(), list(anchors))
+    except AuditError as exc:
+        raise Failed(str(exc)) from None
+    for log, count in counts.items():
+        click.echo(f"keyed    {log}: {count:,} entries")
+    click.echo("Publish the new heads (`shuku audit anchor`): anchors published before name the old hashes.")

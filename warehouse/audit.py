@@ -1,24 +1,31 @@
-"""The audit trail: append-only meta logs, hash-chained so that no entry can be quietly rewritten.
+"""The audit trail: append-only meta logs, hash-chained and keyed, so that no entry can be quietly
+rewritten by anyone who does not hold the audit key.
 
 Every entry of the chained logs carries three columns:
   entry_seq    its position in the log, from 1
   prev_hash    the entry_hash of the entry before it (64 zeros for the first)
-  entry_hash   SHA-256 of the log's name, entry_seq, prev_hash and the entry's other columns
-               as canonical JSON (sorted keys, timestamps in ISO 8601)
+  entry_hash   HMAC-SHA256, under the audit key, of the log's name, entry_seq, prev_hash and the
+               entry's other columns as canonical JSON (sorted keys, timestamps in ISO 8601)
 
-Appends take an exclusive lock (``.chain.lock`` in the log's folder, ``flock``, so processes
-and threads queue) and keep the head in ``.chain-head.json`` beside it, so an append never
-reads the whole log. ``verify`` recomputes every hash from the stored rows and names the first
-entry that was changed, removed or inserted; it never trusts the head file, only compares
-with it (a removed tail shows there). The hashes are plain SHA-256, so anyone can recompute
-them: an attacker who rewrites every entry after the one they change keeps the chain
-consistent, and that is what ``anchor`` is for: the head printed there, published or
-countersigned elsewhere, is checked by ``verify --anchor``.
+The audit key lives outside the lake, like the pseudonym key (``warehouse.audit_key``): whoever
+can write the lake but not read the key cannot make an entry that verifies, not even with
+Shuku's own code. Appends take an exclusive lock (``.chain.lock`` in the log's folder, ``flock``,
+so processes and threads queue) and keep the head in ``.chain-head.json`` beside it, keyed too
+(``head_mac``), so an append never reads the whole log and a log cut back together with a head
+written for the shorter log is caught. ``verify`` recomputes every hash from the stored rows and
+names the first entry that was changed, removed or inserted; it compares with the head file and
+with every anchor published (``warehouse.audit_anchor``: each run appends the heads to the alerts
+log, and ``--anchor`` names heads kept elsewhere), which catches an old head file put back over a
+log cut back to it.
 
 An erasure (the right to be forgotten) legitimately removes a reader's consent entries and
 redacts query text naming the reader. It lists each entry it removed or redacted, by
 position and hash, in its own erasure ledger row (``log_entries_erased``), itself chained;
 ``verify`` accepts exactly those entries and reports how many there were.
+
+A trail chained before keys (plain SHA-256) is refused by ``verify`` until ``shuku audit rekey``
+(``warehouse.audit_rekey``) has checked it with its old hashes and keyed it; until then appends
+go on unkeyed, so the pipeline and the SQL guard keep working.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import hmac
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ from typing import Iterator
 import polars as pl
 
 from schemas.model import conform, contract_for
+from warehouse.audit_key import audit_key
 from warehouse.lake.files import write_parquet_atomic, write_text_atomic
 from warehouse.lake.paths import data_files, table_dir
 from warehouse.settings import Settings
@@ -51,6 +60,10 @@ class AuditError(ValueError):
     """A bad anchor or log name; the message says what was expected."""
 
 
+class UnkeyedTrail(AuditError):
+    """The trail was chained without a key; the message gives the command that keys it."""
+
+
 def log_dir(settings: Settings, table: str) -> Path:
     return table_dir(settings, table)
 
@@ -63,11 +76,45 @@ def _plain(value):
     return value
 
 
-def entry_hash(table: str, seq: int, prev_hash: str, row: dict) -> str:
+def _digest(key: bytes | None, message: str) -> str:
+    """HMAC-SHA256 under the audit key; plain SHA-256 for a trail chained before keys."""
+    data = message.encode("utf-8")
+    return hmac.new(key, data, "sha256").hexdigest() if key else hashlib.sha256(data).hexdigest()
+
+
+def entry_hash(table: str, seq: int, prev_hash: str, row: dict, key: bytes | None = None) -> str:
     """The hash an entry must carry: of the log, its position, its predecessor and its content."""
     content = {k: _plain(v) for k, v in row.items() if k not in CHAIN_COLUMNS}
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{table}\n{seq}\n{prev_hash}\n{text}".encode("utf-8")).hexdigest()
+    return _digest(key, f"{table}\n{seq}\n{prev_hash}\n{text}")
+
+
+def head_mac(key: bytes | None, table: str, seq: int, digest: str) -> str | None:
+    return _digest(key, f"head\n{table}\n{seq}\n{digest}") if key else None
+
+
+def trail_started(settings: Settings) -> bool:
+    """Whether any chained log holds an entry or a head (a trail exists to be kept)."""
+    return any((log_dir(settings, t) / HEAD_FILE).exists() or next(data_files(settings, t), None) for t in CHAINED)
+
+
+def append_key(settings: Settings) -> bytes | None:
+    """The key to chain new entries with: made on the first entry of a new trail; None (plain
+    SHA-256) while a trail chained before keys waits for `shuku audit rekey`."""
+    key = audit_key(settings, create=False)
+    if key is None and not trail_started(settings):
+        key = audit_key(settings, create=True)
+    return key
+
+
+def verify_key(settings: Settings) -> bytes | None:
+    """The key to verify with; refuses a trail chained before keys, naming the command that keys it."""
+    key = audit_key(settings, create=False)
+    if key is None and trail_started(settings):
+        raise UnkeyedTrail(f"the audit trail under {settings.home} was chained without a key (before Shuku keyed "
+                           "it), so anyone who can write the lake could rewrite it; run `shuku audit rekey` "
+                           "(with --anchor for each head you published) to check it with its old hashes and key it.")
+    return key
 
 
 @contextmanager
@@ -82,18 +129,31 @@ def _locked(settings: Settings, table: str) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _stored_head(settings: Settings, table: str) -> tuple[int, str] | None:
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    digest: str
+    keyed: bool        # its head_mac is the one the audit key gives
+
+
+def stored_head(settings: Settings, table: str, key: bytes | None) -> Head | None:
+    """The head file of a log (None when absent or unreadable)."""
     path = log_dir(settings, table) / HEAD_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return int(data["entry_seq"]), str(data["entry_hash"])
+        seq, digest = int(data["entry_seq"]), str(data["entry_hash"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
+    mac = data.get("head_mac")
+    keyed = key is None or (isinstance(mac, str) and hmac.compare_digest(mac, head_mac(key, table, seq, digest)))
+    return Head(seq, digest, keyed)
 
 
-def _write_head(settings: Settings, table: str, seq: int, digest: str) -> None:
-    write_text_atomic(log_dir(settings, table) / HEAD_FILE,
-                      json.dumps({"log": table, "entry_seq": seq, "entry_hash": digest}) + "\n")
+def _write_head(settings: Settings, table: str, seq: int, digest: str, key: bytes | None) -> None:
+    head = {"log": table, "entry_seq": seq, "entry_hash": digest}
+    if key:
+        head["head_mac"] = head_mac(key, table, seq, digest)
+    write_text_atomic(log_dir(settings, table) / HEAD_FILE, json.dumps(head) + "\n")
 
 
 def append_chained(settings: Settings, table: str, frame: pl.DataFrame, path: Path) -> Path:
@@ -101,10 +161,9 @@ def append_chained(settings: Settings, table: str, frame: pl.DataFrame, path: Pa
     file ``path``, each row chained to the one before. Returns ``path``."""
     contract = contract_for(table)
     with _locked(settings, table):
-        head = _stored_head(settings, table)
-        if head is None:
-            head = _head_from_entries(settings, table)
-        seq, prev = head
+        key = append_key(settings)
+        head = stored_head(settings, table, key)
+        seq, prev = (head.seq, head.digest) if head is not None and head.keyed else _head_from_entries(settings, table)
         base = frame.drop([c for c in CHAIN_COLUMNS if c in frame.columns])
         base = base.with_columns(pl.lit(None, pl.Int64).alias("entry_seq"), pl.lit(None, pl.Utf8).alias("prev_hash"),
                                  pl.lit(None, pl.Utf8).alias("entry_hash"))
@@ -112,9 +171,9 @@ def append_chained(settings: Settings, table: str, frame: pl.DataFrame, path: Pa
         for row in rows:
             seq += 1
             row["entry_seq"], row["prev_hash"] = seq, prev
-            row["entry_hash"] = prev = entry_hash(table, seq, row["prev_hash"], row)
+            row["entry_hash"] = prev = entry_hash(table, seq, row["prev_hash"], row, key)
         write_parquet_atomic(conform(pl.DataFrame(rows, schema=contract.polars_schema(), orient="row"), contract), path)
-        _write_head(settings, table, seq, prev)
+        _write_head(settings, table, seq, prev, key)
     return path
 
 
@@ -169,22 +228,27 @@ def _where(entry: Entry) -> str:
     return f"{entry.file} row {entry.line}"
 
 
-def _sound(table: str, entry: Entry) -> bool:
-    return entry.entry_hash == entry_hash(table, entry.seq, entry.prev_hash, entry.row)
+def _sound(table: str, entry: Entry, key: bytes | None) -> bool:
+    return hmac.compare_digest(entry.entry_hash, entry_hash(table, entry.seq, entry.prev_hash, entry.row, key))
 
 
-def erased_entries(settings: Settings) -> dict[str, dict[int, str]]:
-    """``{log: {entry_seq: entry_hash}}`` of the entries erasures removed or redacted."""
+def erased_entries(settings: Settings, upto: int | None = None) -> dict[str, dict[int, str]]:
+    """``{log: {entry_seq: entry_hash}}`` of the entries erasures removed or redacted, as the ledger's
+    entries up to ``upto`` (those that verified) list them."""
     listed: dict[str, dict[int, str]] = {}
     for entry in entries(settings, "meta.erasure_ledger"):
+        if upto is not None and (entry.seq is None or entry.seq > upto):
+            continue
         for item in entry.row.get(ERASED_COLUMN) or ():
             log, seq, digest = item.split(":")
             listed.setdefault(log, {})[int(seq)] = digest
     return listed
 
 
-def verify_log(settings: Settings, table: str, erased: dict[int, str] | None = None) -> ChainReport:
-    """Recompute one log's chain; the report names the first entry changed, removed or inserted."""
+def verify_log(settings: Settings, table: str, erased: dict[int, str] | None = None,
+               key: bytes | None = None) -> ChainReport:
+    """Recompute one log's chain under ``key``; the report names the first entry changed, removed or
+    inserted, or a head file that the key did not write or that the log no longer reaches."""
     erased = erased or {}
     stored = entries(settings, table)
 
@@ -199,11 +263,13 @@ def verify_log(settings: Settings, table: str, erased: dict[int, str] | None = N
                           "it was not appended through Shuku.", expected - 1, prev, bridged)
         by_seq.setdefault(entry.seq, []).append(entry)
     last = max(by_seq, default=0)
+    hashes = {0: GENESIS}
     while expected <= max(last, max(erased, default=0)):
         group = by_seq.get(expected, [])
         if not group:
             if expected in erased:
-                prev, expected, bridged = erased[expected], expected + 1, bridged + 1
+                prev = hashes[expected] = erased[expected]
+                expected, bridged = expected + 1, bridged + 1
                 continue
             if expected > last:
                 break
@@ -211,27 +277,45 @@ def verify_log(settings: Settings, table: str, erased: dict[int, str] | None = N
             return report(f"removed: entry {expected} is missing (the log goes from entry {expected - 1} to entry "
                           f"{after}, {_where(by_seq[after][0])}).", expected - 1, prev, bridged)
         if len(group) > 1:
-            genuine = [e for e in group if e.prev_hash == prev and (_sound(table, e) or erased.get(expected) == e.entry_hash)]
+            genuine = [e for e in group if e.prev_hash == prev
+                       and (_sound(table, e, key) or erased.get(expected) == e.entry_hash)]
             intruder = next((e for e in group if e not in genuine[:1]), group[-1])
             return report(f"inserted: {_where(intruder)} claims position {expected}, which "
                           f"{_where(genuine[0]) if genuine else 'another entry'} holds.", expected - 1, prev, bridged)
         entry = group[0]
-        if not _sound(table, entry):
+        if not _sound(table, entry, key):
             if erased.get(expected) == entry.entry_hash:
                 bridged += 1
             else:
-                return report(f"changed: entry {expected} ({_where(entry)}) no longer matches its entry_hash.",
-                              expected - 1, prev, bridged)
+                return report(f"changed: entry {expected} ({_where(entry)}) does not carry the hash the audit key "
+                              "gives it: it was edited, or written without the key.", expected - 1, prev, bridged)
         if entry.prev_hash != prev:
             return report(f"inserted or replaced: entry {expected} ({_where(entry)}) does not follow entry "
                           f"{expected - 1} (its prev_hash is not that entry's hash).", expected - 1, prev, bridged)
-        prev, expected = entry.entry_hash, expected + 1
+        prev = hashes[expected] = entry.entry_hash
+        expected += 1
     head_seq = expected - 1
-    recorded = _stored_head(settings, table)
-    if recorded is not None and recorded[0] > head_seq:
-        return report(f"removed: the log ends at entry {head_seq} but was appended up to entry {recorded[0]} "
-                      f"({log_dir(settings, table).relative_to(settings.home)}/{HEAD_FILE}).", head_seq, prev, bridged)
-    return report(None, head_seq, prev, bridged)
+    problem = _head_problem(settings, table, key, head_seq, hashes)
+    return report(problem, head_seq, prev, bridged)
+
+
+def _head_problem(settings: Settings, table: str, key: bytes | None, last: int, hashes: dict[int, str]) -> str | None:
+    """What is wrong with a log's head file, given the chain verified up to entry ``last``."""
+    where = f"{log_dir(settings, table).relative_to(settings.home)}/{HEAD_FILE}"
+    head = stored_head(settings, table, key)
+    if head is None:
+        if last and key is not None:
+            return (f"removed: {where} is missing while the log holds {last} entries; the head was deleted, and "
+                    "entries after the last one present may have gone with it (compare with the published anchors).")
+        return None
+    if not head.keyed:
+        return (f"changed: {where} was not written with the audit key (its head_mac does not match); the log "
+                "may have been cut back and the head rewritten to match.")
+    if head.seq > last:
+        return f"removed: the log ends at entry {last} but was appended up to entry {head.seq} ({where})."
+    if hashes.get(head.seq) != head.digest:
+        return f"rewritten: {where} names entry {head.seq} with a hash the log's entry {head.seq} does not carry."
+    return None
 
 
 def parse_anchor(text: str) -> tuple[str, int, str]:
@@ -243,29 +327,36 @@ def parse_anchor(text: str) -> tuple[str, int, str]:
     return parts[0], int(parts[1]), parts[2].lower()
 
 
-def verify(settings: Settings, anchors: list[str] = ()) -> list[ChainReport]:
+def verify(settings: Settings, anchors: list[str] = (), published: list[tuple[str, str]] = (),
+           legacy: bool = False) -> list[ChainReport]:
     """Verify every chained log (the erasure ledger first: its rows explain erased entries), and
-    that each published ``anchor`` is still an entry of its log."""
-    wanted: dict[str, list[tuple[int, str]]] = {}
+    that each anchor is still an entry of its log: ``anchors`` given by the user, ``published``
+    as (anchor, where it was published). ``legacy``: check the plain SHA-256 of a trail chained
+    before keys (`shuku audit rekey` does, before keying it)."""
+    key = None if legacy else verify_key(settings)
+    wanted: dict[str, list[tuple[int, str, str]]] = {}
     for text in anchors:
         log, seq, digest = parse_anchor(text)
-        wanted.setdefault(log, []).append((seq, digest))
-    ledger = verify_log(settings, "meta.erasure_ledger")
-    erased = erased_entries(settings)
+        wanted.setdefault(log, []).append((seq, digest, "the published anchor"))
+    for text, where in published:
+        log, seq, digest = parse_anchor(text)
+        wanted.setdefault(log, []).append((seq, digest, f"the anchor published in {where}"))
+    ledger = verify_log(settings, "meta.erasure_ledger", key=key)
+    erased = erased_entries(settings, upto=ledger.head_seq)
     reports = {"meta.erasure_ledger": ledger}
     for table in CHAINED:
         if table not in reports:
-            reports[table] = verify_log(settings, table, erased.get(table))
-    for log, published in wanted.items():
+            reports[table] = verify_log(settings, table, erased.get(table), key)
+    for log, listed in wanted.items():
         report = reports[log]
         if not report.ok:
             continue
-        held = {0: GENESIS} | {e.seq: e.entry_hash for e in entries(settings, log)}
-        for seq, digest in published:
+        held = {0: GENESIS} | erased.get(log, {}) | {e.seq: e.entry_hash for e in entries(settings, log)}
+        for seq, digest, source in listed:
             if held.get(seq) != digest:
                 now = "is missing" if seq not in held else f"has hash {held[seq][:16]}…"
-                problem = (f"rewritten: the published anchor says entry {seq} has hash {digest[:16]}…, the log's entry "
-                           f"{seq} {now}; the log was rewritten at or before entry {seq}.")
+                problem = (f"rewritten: {source} says entry {seq} has hash {digest[:16]}…, the log's entry "
+                           f"{seq} {now}; the log was rewritten or cut back at or before entry {seq}.")
                 reports[log] = ChainReport(log, report.entries, report.head_seq, report.head_hash, report.erased, problem)
                 break
     return [reports[t] for t in CHAINED]

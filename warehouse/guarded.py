@@ -4,7 +4,6 @@ meta.access_log, and what is allowed runs on the role's published database withi
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from warehouse.grants import Account, AccessConfigError, RoleNotGranted, current
 from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
+from warehouse.live_log import with_live_log
+from warehouse.log_redaction import logged_digest, redact_logged
 from warehouse.settings import Settings
 
 ACCESS_LOG = "meta.access_log"
@@ -74,14 +75,15 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
                outcome: str, rows_returned: int | None, reason: str | None = None) -> None:
     """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    # A card number typed into a query must not land in the log; the hash still identifies the query.
+    # A card number or pseudonym typed into a query must not land in the log (warehouse.log_redaction).
     # Text that is not valid UTF-8 (a lone surrogate) is logged with it escaped, never dropped.
     sql = sql.encode("utf-8", "backslashreplace").decode("utf-8")
-    logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
+    card = _card_regex(settings.library_config)
+    logged_text = redact_logged(sql, card)
     frame = pl.DataFrame({
         "logged_at": [now], "role": [role], "user_name": [user],
-        "sql_sha256": [hashlib.sha256(sql.encode("utf-8")).hexdigest()], "sql_text": [logged_text],
-        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [reason or decision.reason],
+        "sql_sha256": [logged_digest(logged_text)], "sql_text": [logged_text],
+        "objects": [list(decision.objects)], "outcome": [outcome], "reason": [redact_logged(reason or decision.reason, card)],
         "rows_returned": [rows_returned],
     }, schema_overrides={"objects": pl.List(pl.Utf8), "rows_returned": pl.Int64})
     append_chained(settings, ACCESS_LOG, frame, log_file(settings, ACCESS_LOG, now))
@@ -128,7 +130,7 @@ def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None
         try:
             if timer:
                 timer.start()
-            cursor = con.execute(decision.normalised)
+            cursor = con.execute(with_live_log(con, settings, role, decision, ACCESS_LOG))
             columns = [d[0] for d in cursor.description] if cursor.description else []
             if not columns:
                 rows = []

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hmac
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+
+from warehouse.keys import KeyFileError, create_key_file, read_key_file
 
 KEY_FILE = "pseudonym.key"
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -49,31 +50,12 @@ class Pseudonymiser:
                 raise PseudonymKeyError("SHUKU_PSEUDONYM_KEY is not hexadecimal; set it to 64 hex characters.") from None
             return cls(key=key, version=int(env.get("SHUKU_PSEUDONYM_KEY_VERSION", "1")))
         path = Path(secrets_dir) / KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            # Written whole under another name, then linked into place: a run killed here leaves
-            # no empty key file, and of two runs creating it at once the first one's key wins.
-            tmp = path.parent / f".key-{os.getpid()}-{secrets.token_hex(4)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(f"1:{secrets.token_hex(32)}\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    pass
-            finally:
-                tmp.unlink(missing_ok=True)
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        create_key_file(path)
         try:
-            version, hex_key = lines[-1].split(":", 1)
-            return cls(key=bytes.fromhex(hex_key), version=int(version))
-        except (IndexError, ValueError):
-            raise PseudonymKeyError(f"{path}: expected lines of the form VERSION:HEXKEY; "
-                                    "the last line is the key in use.") from None
+            version, key = read_key_file(path)
+        except KeyFileError as exc:
+            raise PseudonymKeyError(str(exc)) from None
+        return cls(key=key, version=version)
 
     def pid(self, card_number: str) -> str:
         known = self._known.get(card_number)
@@ -104,8 +86,9 @@ class Pseudonymiser:
         ordered[position:position] = ["patron_pid", "pid_key_version"]
         return joined.select(ordered)
 
-    def scrub(self, texts: pl.Series, card_pattern: str) -> pl.Series:
-        """Raw text safe to keep: card numbers → ``pid:<pseudonym>``, e-mails and mobiles redacted."""
+    def scrub(self, texts: pl.Series, card_pattern: str, cut_tail: bool = False) -> pl.Series:
+        """Raw text safe to keep: card numbers → ``pid:<pseudonym>``, e-mails and mobiles redacted.
+        ``cut_tail`` (lines that may have been cut off): the start of a card number at the end goes too."""
         card = re.compile(card_pattern)
 
         def clean(text: str | None) -> str | None:
@@ -113,6 +96,26 @@ class Pseudonymiser:
                 return None
             text = card.sub(lambda m: f"pid:{self.pid(m.group(0))}", text)
             text = EMAIL.sub("[email]", text)
-            return MOBILE.sub("[phone]", text)
+            text = MOBILE.sub("[phone]", text)
+            return cut_card_tail(text, card) if cut_tail else text
 
         return texts.map_elements(clean, return_dtype=pl.Utf8)
+
+
+CARD_CUT = "[card cut]"
+TAIL = 64                   # characters at the end of a line that may hold the start of a card number
+FILLERS = "09Aa"            # what a cut-off card number may have gone on with
+
+
+def cut_card_tail(text: str, card: re.Pattern[str]) -> str:
+    """``text`` without a card number's beginning at its end: a line cut off mid-card keeps a prefix
+    that can single out a reader. A card match that would straddle the end, were the line completed
+    with digits or letters, is cut at its start."""
+    start = max(0, len(text) - TAIL)
+    tail = text[start:]
+    for filler in FILLERS:
+        for extra in range(1, TAIL // 2 + 1):
+            for match in card.finditer(tail + filler * extra):
+                if match.start() < len(tail) < match.end():
+                    return text[:start + match.start()] + CARD_CUT
+    return text

@@ -12,8 +12,10 @@ Steps, in order, each recorded in a journal in the restricted area as it complet
               redacted (events name files and tables, not readers, so normally nothing changes)
   models      core tables and marts downstream of a rewritten table recomputed from their SQL
   publish     the per-role databases rebuilt, the warehouse views refreshed
-  ledger      one hash-only row in meta.erasure_ledger, listing the hash-chained log entries
-              removed or redacted (so `shuku audit verify` accepts them); the journal is then deleted
+  ledger      one hash-only row in meta.erasure_ledger: counts per table and per kind of file
+              (digits masked, so no dated file name dates the reader's visits), one salted digest
+              of the landing files' names and hashes, and the hash-chained log entries removed or
+              redacted (so `shuku audit verify` accepts them); the journal is then deleted
 
 There is no stored pseudonym mapping to erase: ``patron_pid`` is an HMAC of the card number,
 recomputed when needed. The request, its journal and its salted hash: erasure_journal.py.
@@ -24,7 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import hmac
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,11 +45,12 @@ from warehouse.lake.views import refresh_warehouse_views, sql_string
 from warehouse.library import load_library
 from warehouse.privacy import append_rows, pseudonymiser, utc_now
 from warehouse.privacy.consent import CONSENT_TABLE, FROM_ERASURE
-from warehouse.privacy.erasure_journal import STEPS, ErasureError, Reader, pending, start, write_journal
+from warehouse.privacy.erasure_journal import STEPS, ErasureError, Reader, home_salt, pending, start, write_journal
 from warehouse.privacy.scan import find_values
 from warehouse.settings import Settings
 
 LEDGER_TABLE = "meta.erasure_ledger"
+DIGIT = re.compile(r"[0-9]")
 
 # (landing file, its decompressed bytes, is-this-card-the-reader) → (new bytes, lines removed)
 LandingRewriter = Callable[[Path, bytes, Callable[[str], bool]], tuple[bytes, int]]
@@ -262,20 +267,48 @@ class Erasure:
             removed["restricted"] = restricted
         if self._result("consent").get("rows_removed"):
             removed[CONSENT_TABLE] = self._result("consent")["rows_removed"]
-        partitions = list(lake.get("files", [])) + [f["file"] for f in self._result("text").get("files", [])]
+        rewritten = [_table_of(self.settings, self.settings.home / p) for p in lake.get("files", [])]
+        rewritten = [t if "/" not in t else undated(t) for t in rewritten]
+        rewritten += [undated(f["file"]) for f in self._result("text").get("files", [])]
         now = utc_now()
         row = {"erased_at": now, "started_at": dt.datetime.fromisoformat(self.state["started_at"]),
                "request_hash": self.state["request_hash"], "requested_by": self.state["requested_by"],
                "requested_with": self.state["requested_with"],
-               "tables_rewritten": sorted(t for t in set(removed) | {_table_of(self.settings, self.settings.home / p)
-                                                                     for p in lake.get("files", [])}
-                                          if not t.startswith("restricted")),
-               "partitions_rewritten": partitions, "models_rebuilt": self._result("models").get("rebuilt", []),
+               "tables_rewritten": sorted(t for t in set(removed) | set(rewritten) if not t.startswith("restricted")
+                                          and "/" not in t),
+               "partitions_rewritten": _counted(rewritten), "models_rebuilt": self._result("models").get("rebuilt", []),
                "rows_removed": json.dumps(removed, sort_keys=True), "rows_removed_count": sum(removed.values()),
-               "landing_files": json.dumps(landing.get("files", [])), "landing_files_count": len(landing.get("files", [])),
+               "landing_files": json.dumps(landing_proof(self.settings, landing.get("files", [])), sort_keys=True),
+               "landing_files_count": len(landing.get("files", [])),
                ERASED_COLUMN: sorted(self.state.get("log_entries_erased", []))}
         append_rows(self.settings, LEDGER_TABLE, [row], now)
         self.state["ledger_row"] = row
+
+
+def undated(path: str) -> str:
+    """A file's name with every digit as ``#``: what kind of file it is, not which day it holds."""
+    return DIGIT.sub("#", path)
+
+
+def _counted(names: list[str]) -> list[str]:
+    """``name (N files)`` per distinct name, sorted."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return [f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in sorted(counts.items())]
+
+
+def landing_proof(settings: Settings, files: list[dict]) -> dict:
+    """What the ledger keeps of the landing files rewritten: per kind of file (digits masked) how many
+    files and lines, and one digest of every file's name and SHA-256 before and after, under the home's
+    secret salt. The list itself would date the reader's visits; the digest still commits to it."""
+    kinds: dict[str, dict[str, int]] = {}
+    for f in files:
+        kind = kinds.setdefault(undated(f["file"]), {"files": 0, "lines_removed": 0})
+        kind["files"] += 1
+        kind["lines_removed"] += f["lines_removed"]
+    listing = "\n".join(sorted(f"{f['file']}\t{f['sha256_before']}\t{f['sha256_after']}" for f in files))
+    return {"kinds": kinds, "digest": hmac.new(home_salt(settings), listing.encode("utf-8"), "sha256").hexdigest()}
 
 
 def erase(settings: Settings, hooks: ErasureHooks, *, card: str | None = None, pid: str | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from schemas.model import Contract, load_contracts
+from warehouse.audit_anchor import current_anchors
 from warehouse.guarded import ACCESS_LOG
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
@@ -143,7 +144,7 @@ def transparency_report(settings: Settings, year: int) -> Report:
           f"{len(erasures)} erasure(s) in {year}. The ledger keeps a salted hash of each request, never the card "
           "number or the pseudonym.\n",
           _table(["date", "request (hash prefix)", "requested by", "named by", "rows removed", "landing files rewritten",
-                  "files rewritten", "tables recomputed"], [list(r) for r in erasures]),
+                  "kinds of files rewritten", "tables recomputed"], [list(r) for r in erasures]),
           "## Retention sweeps\n",
           f"{len(sweeps)} sweep(s) in {year}; landing files past their retention deleted, older rows de-linked from "
           "their reader (the row kept, the reader removed).\n",
@@ -151,9 +152,23 @@ def transparency_report(settings: Settings, year: int) -> Report:
           "## Checks that guard privacy\n",
           ("All passed at their latest run.\n" if checks and not failed else
            f"{len(failed)} failed at their latest run.\n" if failed else "No results recorded yet.\n"),
-          _table(["check", "table", "passed", "rows found", "latest run (UTC)"], [list(r) for r in checks])]
+          _table(["check", "table", "passed", "rows found", "latest run (UTC)"], [list(r) for r in checks]),
+          *_anchor_section(settings)]
     markdown = "\n".join(md)
     return Report(markdown, to_html(markdown, f"Transparency report {year}"))
+
+
+def _anchor_section(settings: Settings) -> list[str]:
+    """The audit trail's heads as this report is made: keep them to check later that no access,
+    consent, erasure or ingest entry was rewritten (`shuku audit verify --anchor HEAD`)."""
+    anchors = current_anchors(settings)
+    if anchors is None:
+        return ["## Audit trail\n", "The audit trail has no key yet (`shuku audit rekey`): its heads prove nothing.\n"]
+    return ["## Audit trail\n",
+            "The heads of the keyed, hash-chained logs when this report was made. Anyone who keeps them can later ask "
+            "the library to run `shuku audit verify --anchor HEAD`: a log rewritten or cut back since no longer "
+            "holds its head.\n",
+            _table(["log", "entries", "head"], [[a.split(":")[0], a.split(":")[1], a.split(":")[2]] for a in anchors])]
 
 
 def write_report(report: Report, out_dir: Path, stem: str) -> tuple[Path, Path]:
