@@ -273,13 +273,22 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
         .when(pl.col("is_static")).then(pl.lit("static"))
         .when(proxy).then(pl.lit("proxy"))
         .otherwise(pl.lit(None, pl.Utf8)))
-    # The rules run once per distinct URL (a log asks for the same pages again and again).
-    urls = frame.filter(pl.col("__skip").is_null() & known).group_by("platform", "host", "path", "query").agg(
-        pl.col("__row").alias("__rows")).with_row_index("__url")
-    found = qualify(urls.select(pl.col("__url").alias("__row"), "platform", "host", "path", "query"), extra).join(
-        urls.select("__url", "__rows"), left_on="__row", right_on="__url").explode("__rows").drop("__row").rename(
-        {"__rows": "__row"})
-    frame = frame.join(found, on="__row", how="left").sort("__row")
+    # The rules run once per distinct URL (a log asks for the same pages again and again): each row
+    # points at the first row of its URL, found by a hash of the URL's columns and confirmed by
+    # comparing them (a row whose hash another URL shares stands for itself).
+    url = ["platform", "host", "path", "query"]
+    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(
+        pl.reduce(lambda acc, h: acc * 1_000_003 + h, [pl.col(c).hash() for c in url])))
+    first = pl.col("__row").first().over("__key")
+    same = pl.all_horizontal([pl.col(c).gather(first).eq_missing(pl.col(c)) for c in url])
+    frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
+                               .when(same).then(first).otherwise(pl.col("__row")))
+    found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra)
+    # each row takes the fields of its URL's first row by position (a gather, several times faster than a join)
+    where = pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).scatter(
+        found.get_column("__row"), pl.int_range(found.height, dtype=pl.UInt32, eager=True))
+    fields = found.drop("__row").select(pl.all().gather(where.gather(frame.get_column("__rep"))))
+    frame = pl.concat([frame.drop("__key", "__rep"), fields], how="horizontal")
     if "user_agent" in frame.columns:
         robot = pl.col("user_agent").replace_strict(_robots(frame.get_column("user_agent")), default=False,
                                                     return_dtype=pl.Boolean)
