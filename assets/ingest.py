@@ -278,7 +278,7 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
                 by_file[source].rows_duplicate[table] += count
             duplicates += int(duplicate.sum())
             frame = frame.filter(~duplicate)
-        for source, count in Counter(frame.get_column("source_file").to_list()).items():
+        for source, count in frame.group_by("source_file").len().iter_rows():   # not 1 M Python strings
             by_file[source].rows_loaded[table] += count
         staged[table] = conform(frame, contract)
         loaded[table] = frame.height

@@ -176,13 +176,16 @@ def _param(name: str) -> pl.Expr:
 def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
     """The fields one rule gives the rows it matched."""
     captured: dict[str, pl.Expr] = {}
+    matches: dict[str, pl.Expr] = {}         # one match per expression, whatever the number of its groups
     for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
-        if pattern:
-            for name, index in re.compile(_python_syntax(pattern)).groupindex.items():
-                captured.setdefault(name, _decode(pl.col(column).str.extract(pattern, index)))
+        names = re.compile(_python_syntax(pattern)).groupindex if pattern else {}
+        if names:
+            matches[f"__m_{column}"] = pl.col(column).str.extract_groups(pattern)
+            for name in names:
+                captured.setdefault(name, _decode(pl.col(f"__m_{column}").struct.field(name)))
     for name, parameter in rule.params:
         captured.setdefault(name, _param(parameter))
-    out = {name: expr for name, expr in captured.items() if name in FIELDS}
+    out = {name: pl.col(f"__{name}") for name in captured if name in FIELDS}
     for name, template in rule.templates:
         pieces = _TEMPLATE.split(template)      # text, name, filter, text, name, filter, … text
         parts = []
@@ -192,7 +195,7 @@ def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
             if i + 1 < len(pieces):
                 parts.append(_filtered(pl.col(f"__{pieces[i + 1]}"), pieces[i + 2]))
         out[name] = pl.concat_str(parts) if len(parts) > 1 else parts[0]
-    staged = frame.with_columns(**{f"__{k}": v for k, v in captured.items()})
+    staged = frame.with_columns(**matches).with_columns(**{f"__{k}": v for k, v in captured.items()})
     return staged.select("__row", *[out.get(f, pl.lit(None, pl.Utf8)).cast(pl.Utf8).replace("", None).alias(f)
                                     for f in FIELDS])
 

@@ -37,7 +37,7 @@ URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://(?P<url_host>\[[^\]]*\]|[^\[:/?#@][
              r"(?P<url_path>/[^?#]*)?(?:[?#](?P<url_query>.*))?$")
 ANY_URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?:[^@/?#]*@)?(?P<url_host>\[[^\]]*\]|[^:/?#]+))?"
                  r"[^/?#]*(?P<url_path>[^?#]*)(?:[?#](?P<url_query>.*))?")
-REVERSE_PROXY = r"^/https?/(?P<rp_host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?(?P<rp_path>/.*)?$"
+REVERSE_PROXY = r"^/https?/(?P<rp_host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?(?P<rp_path>/.*)?$"
 
 
 @lru_cache(maxsize=8)
@@ -225,7 +225,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     host_from_url = pl.col("url_host")
     if "vhost" in names:   # `%v` may carry the port: host:port is the host
         host_from_url = pl.when(url.str.starts_with("/")).then(
-            pl.col("vhost").str.replace(r":\d+$", "")).otherwise(host_from_url)
+            pl.col("vhost").str.replace(r":[0-9]+$", "")).otherwise(host_from_url)
     # A reverse proxy (Apache's mod_proxy, as some libraries run instead of EZproxy) writes the
     # platform's URL in the path: /http/host/path or /https/host:port/path.
     reverse = pl.col("url_path").str.extract_groups(REVERSE_PROXY)
@@ -234,7 +234,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     path_of_url = pl.when(reverse.struct.field("rp_host").is_not_null()).then(
         reverse.struct.field("rp_path").fill_null("/")).otherwise(pl.col("url_path"))
     client = pl.col("client") if "client" in names else pl.lit(None, pl.Utf8)
-    ipv4_net = client.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
+    ipv4_net = client.str.extract(r"^([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.[0-9]{1,3}$", 1)
     rows = parts.with_columns(
         accessed_at=pl.col("accessed_at").dt.convert_time_zone(library.timezone).dt.replace_time_zone(None),
         **{CARD_NUMBER: pl.col(USER).replace("-", None) if USER in names else pl.lit(None, pl.Utf8)},
