@@ -200,17 +200,13 @@ def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
                                     for f in FIELDS])
 
 
-def _matching_rule(rules: tuple[Rule, ...]) -> pl.Expr:
-    """The number (1-based) of the first rule whose expressions all match, else null."""
-    which = pl.lit(None, pl.Int32)
-    for number in range(len(rules), 0, -1):       # built inside out: the first rule wins
-        rule = rules[number - 1]
-        test = pl.lit(True)
-        for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
-            if pattern:
-                test = test & pl.col(column).str.contains(pattern).fill_null(False)
-        which = pl.when(test).then(pl.lit(number, pl.Int32)).otherwise(which)
-    return which
+def _matches(rule: Rule) -> pl.Expr:
+    """Whether all of a rule's expressions match."""
+    test = pl.lit(True)
+    for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
+        if pattern:
+            test = test & pl.col(column).str.contains(pattern).fill_null(False)
+    return test
 
 
 def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame:
@@ -227,11 +223,13 @@ def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame
         for rules in (own.get(platform, ()), general):   # the general rules only on what is left
             if not rules or rows.height == 0:
                 continue
-            rows = rows.with_columns(__rule=_matching_rule(rules))
-            matched = rows.filter(pl.col("__rule").is_not_null())
-            for (number,), part in matched.partition_by("__rule", as_dict=True).items():
-                parts.append(_fields(part, rules[number - 1]).cast({"__row": pl.UInt32}))
-            rows = rows.filter(pl.col("__rule").is_null()).drop("__rule")
+            for rule in rules:          # in order, each on what the rules before it left: the first wins
+                hit = rows.select(_matches(rule)).to_series()
+                if hit.any():
+                    parts.append(_fields(rows.filter(hit), rule).cast({"__row": pl.UInt32}))
+                    rows = rows.filter(~hit)
+                    if rows.height == 0:
+                        break
     return pl.concat(parts)
 
 
@@ -282,10 +280,10 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
     url = ["platform", "host", "path", "query"]
     frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(
         pl.reduce(lambda acc, h: acc * 1_000_003 + h, [pl.col(c).hash() for c in url])))
-    first = pl.col("__row").first().over("__key")
-    same = pl.all_horizontal([pl.col(c).gather(first).eq_missing(pl.col(c)) for c in url])
+    frame = frame.with_columns(__rep=pl.col("__row").first().over("__key"))
+    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in url])
     frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
-                               .when(same).then(first).otherwise(pl.col("__row")))
+                               .when(same).then(pl.col("__rep")).otherwise(pl.col("__row")))
     found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra)
     # each row takes the fields of its URL's first row by position (a gather, several times faster than a join)
     where = pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).scatter(
