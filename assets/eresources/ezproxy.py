@@ -103,13 +103,18 @@ def _network(address: str | None) -> str | None:
 
 
 def url_parts(frame: pl.DataFrame) -> pl.DataFrame:
-    """``url_host``, ``url_path``, ``url_query`` of the frame's ``url``."""
-    frame = frame.with_columns(pl.col("url").str.extract_groups(URL_PARTS).alias("__parts")).unnest("__parts")
-    odd = frame.get_column("url_path").is_null() & frame.get_column("url_host").is_null()
-    if odd.any():
-        loose = pl.col("url").str.extract_groups(ANY_URL_PARTS)
-        frame = frame.with_columns(**{name: pl.when(pl.lit(odd)).then(loose.struct.field(name)).otherwise(pl.col(name))
-                                      for name in ("url_host", "url_path", "url_query")})
+    """``url_host``, ``url_path``, ``url_query`` of the frame's ``url``, where the log's own
+    expression has not split it already."""
+    names = ("url_host", "url_path", "url_query")
+    if "url_host" not in frame.columns:
+        frame = frame.with_columns(**{name: pl.lit(None, pl.Utf8) for name in names})
+    for pattern in (URL_PARTS, ANY_URL_PARTS):      # the usual forms, then any
+        todo = frame.get_column("url_path").is_null() & frame.get_column("url_host").is_null()
+        if not todo.any():
+            break
+        frame = frame.with_columns(__parts=pl.when(pl.lit(todo)).then(pl.col("url")).str.extract_groups(pattern))
+        frame = frame.with_columns(**{name: pl.when(pl.lit(todo)).then(pl.col("__parts").struct.field(name))
+                                      .otherwise(pl.col(name)) for name in names}).drop("__parts")
     return frame.with_columns(pl.col("url_path").fill_null(""))
 
 
@@ -186,10 +191,17 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     except LogFormatError as exc:
         raise LandingFileError(f"{path}: {exc} Fix it: {fix}.") from None
     raw, encoding, cut_off = _lines(path)
+    split = compile_log_format(log_format, split_url=True)     # the URL's parts in the same pass
     frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).with_columns(
         pl.col("source_line").cast(pl.Int64),
-        pl.col("raw_text").str.extract_groups(pattern).alias("g"),
+        pl.col("raw_text").str.extract_groups(split).alias("g"),
     ).unnest("g")
+    if split != pattern:    # a URL of another form (or none): the line is read with the plain expression
+        missed = pl.col("time").is_null() | (pl.col("url") == "")
+        frame = frame.with_columns(__plain=pl.when(missed).then(pl.col("raw_text")).str.extract_groups(pattern))
+        frame = frame.with_columns(**{name: pl.when(missed).then(pl.col("__plain").struct.field(name))
+                                      .otherwise(pl.col(name)) for name in re.compile(pattern).groupindex}
+                                   ).drop("__plain")
     names = set(frame.columns)
     matched = pl.col("time").is_not_null()
     squid = is_squid(log_format)

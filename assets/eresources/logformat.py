@@ -53,6 +53,12 @@ SQUID_PATTERN = (r"^(?P<time>[0-9]{9,11}(?:\.[0-9]+)?) +[0-9]+ +(?P<client>\S+) 
                  r"(?P<bytes>[0-9]+) +(?P<method>[A-Za-z_]+) +" r"(?P<url>\S+) +(?P<user>\S+) +\S+ +\S+\s*$")
 
 
+# The request's URL split into host, path and query in the same pass, for its usual forms
+# (scheme://host[:port]/path?query, /path?query); {x} is what the URL cannot hold in the field.
+_SPLIT_URL = (r"(?P<url>(?:[A-Za-z][A-Za-z0-9+.-]*://(?P<url_host>\[[^\]{x}]*\]|[^\[:/?#@{x}][^:/?#@{x}]*)"
+              r"(?::[0-9]*)?)?(?P<url_path>/[^?#{x}]*)?(?:[?#](?P<url_query>[^{x}]*))?)")
+
+
 class LogFormatError(ValueError):
     """The LogFormat string cannot be compiled."""
 
@@ -62,8 +68,12 @@ def is_squid(log_format: str) -> bool:
 
 
 @lru_cache(maxsize=16)
-def compile_log_format(log_format: str) -> str:
-    """One anchored regular expression with named groups for a LogFormat string (or ``squid``)."""
+def compile_log_format(log_format: str, split_url: bool = False) -> str:
+    """One anchored regular expression with named groups for a LogFormat string (or ``squid``).
+
+    ``split_url``: the URL of ``%r`` also as ``url_host``, ``url_path`` and ``url_query``, in its
+    usual forms only; a line whose URL has another form (or is empty) does not match that
+    expression and is read with the plain one."""
     if is_squid(log_format):
         return SQUID_PATTERN
     parts, used, pos = ["^"], set(), 0
@@ -95,6 +105,9 @@ def compile_log_format(log_format: str) -> str:
             pattern = r".*?"                         # the line's last field keeps its spaces
         if name == "request" and "request" in used:
             pattern = re.sub(r"\(\?P<\w+>", "(?:", pattern)
+        elif name == "request" and split_url:
+            url = _SPLIT_URL.format(x=r'" ' if quoted else r"\s")
+            pattern = pattern.replace(r'(?P<url>[^\" ]+)' if quoted else r"(?P<url>\S+)", url)
         if name is None or name in used:
             parts.append(f"(?:{pattern})")
         elif name == "request":
