@@ -141,7 +141,7 @@ final as (
         cast(null as bigint),
         cast(null as bigint),
         cast(held.copies as bigint),
-        cast(title_loans.loans as bigint),
+        cast(coalesce(title_loans.loans, 0) as bigint),     -- a title held but never lent: no loans
         cast(null as bigint),
         cast(held.holds as bigint),
         -- the fewest copies c with holds / c below the rule: floor(holds / rule) + 1, less those held
