@@ -12,12 +12,16 @@ import polars as pl
 _MIX = 1_000_003   # an odd multiplier, so the order of the columns counts in the combined hash
 
 
+def row_hash(columns: list[str]) -> pl.Expr:
+    """One 64-bit hash of the row's values in ``columns`` (equal rows, equal hashes; not the reverse)."""
+    return pl.reduce(lambda acc, h: acc * _MIX + h, [pl.col(c).hash() for c in columns])
+
+
 def repeated_rows(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
     """True for each row equal in every one of ``columns`` to an earlier row of ``frame``."""
     if frame.height == 0 or not columns:
         return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).alias("repeat")
-    combined = pl.reduce(lambda acc, h: acc * _MIX + h, [pl.col(c).hash() for c in columns])
-    maybe = frame.select(combined.is_duplicated()).to_series()
+    maybe = frame.select(row_hash(columns).is_duplicated()).to_series()
     repeat = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).alias("repeat")
     if not maybe.any():
         return repeat

@@ -24,6 +24,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from assets.repeats import row_hash
+
 RULES_FOLDER = Path(__file__).with_name("platform_rules")
 # ezPAARSE's names for what a consultation is and where it points.
 FIELDS = ("rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")
@@ -278,8 +280,7 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
     # points at the first row of its URL, found by a hash of the URL's columns and confirmed by
     # comparing them (a row whose hash another URL shares stands for itself).
     url = ["platform", "host", "path", "query"]
-    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(
-        pl.reduce(lambda acc, h: acc * 1_000_003 + h, [pl.col(c).hash() for c in url])))
+    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(url)))
     frame = frame.with_columns(__rep=pl.col("__row").first().over("__key"))
     same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in url])
     frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
