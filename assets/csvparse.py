@@ -1,6 +1,9 @@
 """Splitting a landing CSV into typed rows and rejected lines, shared by every CSV parser.
 
-The main path is vectorised: polars reads the bytes twice with quoting off, once as whole
+Koha and the other systems write commas; a file saved from Excel as "Unicode text" (UTF-16
+with tabs) is read the same way, its separator told by its header line. Lines over the
+source's limit never reach the splitting: assets/reading.py empties them and they are
+rejected as ``line_too_long``. The main path is vectorised: polars reads the bytes twice with quoting off, once as whole
 lines and once as cells, so each row is exactly one physical line and lines with the
 expected number of fields are cut into columns without a Python loop. Only lines holding
 a double quote go through the ``csv`` module, one at a time, because a quoted field may
@@ -21,11 +24,13 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, typed
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, row_schema, typed
+from assets.reading import HEADER_ONLY, NO_BYTES, LandingText, empty_result, read_landing_text
 from warehouse.library import Library
-from warehouse.textio import UTF8_BOM, LandingFileError, decode, read_bytes
+from warehouse.textio import LandingFileError
 
 SEPARATOR = ","
+TAB = "\t"                       # Excel's "Unicode text" and "Text (tab delimited)" exports
 QUOTE = '"'
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
@@ -50,6 +55,7 @@ class CsvLayout:
     table: str                        # the staging table of its rows (their columns and types)
     card: str | None = None           # the reader's card number (None: the format names no reader)
     keep: tuple[str, ...] | None = None  # columns to cut out (None: all); others are never read
+    source: str = "default"           # the landing source (schemas/vocabulary.py), whose limits apply
 
     @property
     def kept(self) -> tuple[str, ...]:
@@ -61,16 +67,22 @@ class SplitFile:
     """A landing CSV cut into string columns: the lines with the right field count, and the rest."""
 
     fields: pl.DataFrame              # kept columns as Utf8 ("" when empty), source_line, raw_text
-    rejects: pl.DataFrame             # REJECT_SCHEMA: wrong field count, damaged quotes
+    rejects: pl.DataFrame             # REJECT_SCHEMA: wrong field count, damaged quotes, lines too long
     encoding: str
     metadata: dict = field(default_factory=dict)
 
 
 # --- header -------------------------------------------------------------------------
 
+def separator_of(header: str | None) -> str:
+    """Tab when the header line holds one (a tab-separated export), else comma."""
+    return TAB if header and TAB in header else SEPARATOR
+
+
 def header_names(line: str) -> list[str]:
     """Column names of a header line; stray spaces, a BOM and quotes are tolerated."""
-    names = next(csv.reader([line]), []) if QUOTE in line else line.split(SEPARATOR)
+    sep = separator_of(line)
+    names = next(csv.reader([line], delimiter=sep), []) if QUOTE in line else line.split(sep)
     return [n.strip().lstrip("\ufeff").strip().strip(QUOTE).strip().lower() for n in names]
 
 
@@ -83,6 +95,10 @@ def matches(line: str, layout: CsvLayout) -> bool:
 def check_header(line: str | None, layout: CsvLayout, path: Path) -> list[int]:
     """Position in the file of each kept column; LandingFileError when the header differs."""
     expected = ",".join(layout.columns)
+    if len(line or "") > 4 * 1024:
+        raise LandingFileError(
+            f"{path}: line 1: {len(line):,} characters where a header is expected: not the header of a "
+            f"{layout.title} ({expected!r}); check that the file belongs in this landing folder.")
     if line is None or not line.strip():
         raise LandingFileError(
             f"{path}: line 1: no header ({'the file is empty' if line is None else 'the line is blank'}). "
@@ -116,22 +132,12 @@ def check_header(line: str | None, layout: CsvLayout, path: Path) -> list[int]:
 
 # --- lines --------------------------------------------------------------------------
 
-def read_landing(path: Path) -> tuple[bytes, str]:
-    """A landing text file as UTF-8 bytes with \\n line endings, and the encoding it came in.
+def read_landing(path: Path, layout: CsvLayout, library: Library | None) -> LandingText:
+    """A landing CSV as UTF-8 bytes with \\n line endings, within its source's bounds (assets/reading.py).
 
-    Encoding and compression are recognised by warehouse.textio; the bytes are handed on
-    (not the decoded text) because polars reads bytes fastest.
+    The bytes are handed on (not the decoded text) because polars reads bytes fastest.
     """
-    data = read_bytes(path)
-    text, encoding = decode(data, path)
-    if encoding == "utf-8":
-        data = data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
-    else:
-        data = text.encode("utf-8")
-    # A lone \r ends a line too (textio.split_lines); polars only knows \n and \r\n.
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return data, encoding
+    return read_landing_text(Path(path), layout.source, library)
 
 
 def first_line(data: bytes) -> str | None:
@@ -142,7 +148,7 @@ def first_line(data: bytes) -> str | None:
     return (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
 
 
-def _cells(data: bytes, width: int) -> tuple[pl.Series, pl.DataFrame]:
+def _cells(data: bytes, width: int, sep: str) -> tuple[pl.Series, pl.DataFrame]:
     """Each physical line, and its first ``width`` comma-separated cells ("" when missing).
 
     Two multi-threaded polars reads with quoting off, so that a row is always exactly one
@@ -153,7 +159,7 @@ def _cells(data: bytes, width: int) -> tuple[pl.Series, pl.DataFrame]:
     if b"\x00" not in data:
         options = dict(has_header=False, quote_char=None, empty_string_is_null=False, truncate_ragged_lines=True)
         lines = pl.read_csv(data, separator="\x00", schema={RAW: pl.Utf8}, **options).to_series()
-        cells = pl.read_csv(data, schema=cell_schema, missing_columns="insert", **options)
+        cells = pl.read_csv(data, separator=sep, schema=cell_schema, missing_columns="insert", **options)
         if cells.height == lines.len():
             return lines, cells
     text = data.decode("utf-8")
@@ -161,21 +167,24 @@ def _cells(data: bytes, width: int) -> tuple[pl.Series, pl.DataFrame]:
     if text.endswith("\n"):
         parts.pop()       # a final newline adds no line
     lines = pl.Series(RAW, parts, dtype=pl.Utf8).str.strip_suffix("\r")
-    split = lines.str.split(SEPARATOR)
+    split = lines.str.split(sep)
     cells = pl.DataFrame({name: split.list.get(i, null_on_oob=True).fill_null("") for i, name in enumerate(cell_schema)})
     return lines, cells
 
 
-def split_csv(data: bytes, encoding: str, layout: CsvLayout, path: Path) -> SplitFile:
+def split_csv(text: LandingText, layout: CsvLayout) -> SplitFile:
     """Cut a landing CSV into the layout's columns; lines with the wrong field count are rejected.
 
     Blank lines are skipped and not counted. A last line with no newline and too few fields
     is ``truncated_line`` (the file was cut off); any other wrong count is ``malformed_line``.
     """
-    width = len(layout.columns)
-    positions = check_header(first_line(data), layout, path)
-    ended = data.endswith(b"\n")
-    lines, cells = _cells(data, width)
+    width, data, path = len(layout.columns), text.data, text.path
+    header = first_line(data)
+    with text.explained():
+        positions = check_header(header, layout, path)
+    sep = separator_of(header)
+    ended = text.ends_with_newline
+    lines, cells = _cells(data, width, sep)
     last_line = lines.len()
 
     # A line holds exactly `width` fields when its cells and separators add up to its length
@@ -200,15 +209,16 @@ def split_csv(data: bytes, encoding: str, layout: CsvLayout, path: Path) -> Spli
     # rechunk: polars 2.1 can panic evaluating when/then over the filtered slices
     wrong = others.filter(~blank & ~quoted).rechunk()
     if wrong.height:
-        found = wrong[RAW].str.count_matches(SEPARATOR, literal=True).cast(pl.Int64) + 1
+        found = wrong[RAW].str.count_matches(sep, literal=True).cast(pl.Int64) + 1
         rejects.append(_count_rejects(wrong.select(LINE, RAW).with_columns(fields_found=found), width, last_line, ended))
     if quoted.any():
-        quoted_fields, quoted_rejects = _split_quoted(others.filter(quoted & ~blank), layout, positions, last_line, ended)
+        quoted_fields, quoted_rejects = _split_quoted(others.filter(quoted & ~blank), layout, positions, last_line,
+                                                      ended, sep)
         fields = pl.concat([fields, quoted_fields]).sort(LINE)
         rejects.append(quoted_rejects)
-    blank_lines = int(blank.sum())
-
-    return SplitFile(fields=fields, rejects=pl.concat(rejects).sort(LINE), encoding=encoding,
+    blank_lines = int(blank.sum()) - len(text.long_lines)     # an over-long line is left empty
+    rejects.append(text.rejects())
+    return SplitFile(fields=fields, rejects=pl.concat(rejects).sort(LINE), encoding=text.encoding,
                      metadata={"blank_lines": blank_lines, "ends_with_newline": ended})
 
 
@@ -227,7 +237,7 @@ def _count_rejects(bad: pl.DataFrame, width: int, last_line: int, ended: bool) -
 
 
 def _split_quoted(quoted: pl.DataFrame, layout: CsvLayout, positions: list[int],
-                  last_line: int, ended: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+                  last_line: int, ended: bool, sep: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Lines holding a quote, read one by one with the csv module (there are few of them)."""
     width = len(layout.columns)
     kept: dict[str, list] = {name: [] for name in layout.kept}
@@ -235,7 +245,7 @@ def _split_quoted(quoted: pl.DataFrame, layout: CsvLayout, positions: list[int],
     rejects: dict[str, list] = {k: [] for k in REJECT_SCHEMA}
     for number, raw in zip(quoted[LINE].to_list(), quoted[RAW].to_list()):
         try:
-            values = next(csv.reader([raw], strict=True))
+            values = next(csv.reader([raw], delimiter=sep, strict=True))
         except csv.Error as exc:
             # An unclosed quote on the last, unended line is a cut-off file, not a bad export.
             cut = number == last_line and not ended and "end of data" in str(exc)
@@ -369,14 +379,19 @@ def duplicate_rows(rows: pl.DataFrame) -> int:
 
 
 def parse_csv(path: Path, layout: CsvLayout, checks: list[Check], rows: dict[str, pl.Expr], library: Library,
-              text: tuple[bytes, str] | None = None) -> ParseResult:
+              text: LandingText | None = None) -> ParseResult:
     """Read a landing CSV and return its typed rows and rejects (the whole of a simple parser).
 
     ``checks`` run in order (the first failed one gives the reason); ``rows`` are the output
-    columns. ``text`` is read_landing's (bytes, encoding) when the caller has already read the file.
+    columns. ``text`` is read_landing's when the caller has already read the file. A file with
+    no bytes, or a header and no rows, is an empty result that says so (``ParseResult.empty``).
     """
-    data, encoding = read_landing(Path(path)) if text is None else text
-    split = split_csv(data, encoding, layout, Path(path))
+    text = read_landing(Path(path), layout, library) if text is None else text
+    if text.blank:
+        return empty_result(layout.format, text.encoding, NO_BYTES, row_schema(layout.table))
+    split = split_csv(text, layout)
+    if split.fields.height == 0 and split.rejects.height == 0:
+        return empty_result(layout.format, text.encoding, HEADER_ONLY, row_schema(layout.table), split.metadata)
     good, bad = apply_checks(split.fields, checks, rows, library)
-    return ParseResult(rows=typed(good, layout.table), rejects=all_rejects(split.rejects, bad), encoding=encoding,
+    return ParseResult(rows=typed(good, layout.table), rejects=all_rejects(split.rejects, bad), encoding=text.encoding,
                        format=layout.format, metadata=dict(split.metadata))

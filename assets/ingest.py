@@ -19,7 +19,7 @@ import polars as pl
 
 from assets.admission import refusal_for_file, unrecognised_message
 from assets.feeds import Feed
-from assets.ingest_log import (DUPLICATE_FILE, LOADED, REJECTED, SNAPSHOT, UNREADABLE, UNRECOGNISED, FileLog,
+from assets.ingest_log import (DUPLICATE_FILE, EMPTY, LOADED, REJECTED, SNAPSHOT, UNREADABLE, UNRECOGNISED, FileLog,
                                delivered_elsewhere, write_ingest_log)
 from assets.parsing import REJECT_SCHEMA, Reason
 from assets.partitions import month_range
@@ -69,6 +69,10 @@ class PartitionOutcome:
     @property
     def unrecognised_files(self) -> list[str]:
         return [f.source_file for f in self.files if f.file_status == UNRECOGNISED]
+
+    @property
+    def empty_files(self) -> list[str]:
+        return [f.source_file for f in self.files if f.file_status == EMPTY]
 
     @property
     def duplicate_files(self) -> list[dict]:
@@ -198,6 +202,14 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
                             "logged as duplicate_file and not loaded again." if original != relative else
                             f"{relative}: {key_text} superseded by the newer delivery {flog.duplicate_of}.")
             continue
+        if why := (spans.delivery(path).result if spans else result).empty:
+            # No bytes, or a header and no rows: usually a failed export. The stored partition stays.
+            flog.file_status = EMPTY
+            logs.append(flog)
+            if log:
+                log.warning(f"landing/{relative}: {why}: usually a failed export. Not loaded (meta.ingest_log: "
+                            f"empty); ask for the file again, or check it with `shuku parse {feed.source} <file>`.")
+            continue
         if not (spans.delivery(path).result if spans else result).recognised:
             # Neither a row nor a rejected line: the parser did not understand the file.
             flog.file_status = UNRECOGNISED
@@ -257,7 +269,7 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
         if refusal is not None:
             refusals.append(refusal)
 
-    if logs and all(f.file_status == UNRECOGNISED for f in logs):
+    if logs and all(f.file_status in (UNRECOGNISED, EMPTY) for f in logs):
         # Nothing of the partition was understood: the stored partition stays; the log says why.
         outcome = PartitionOutcome(feed.name, key_text, logs, {}, {}, 0, written=False)
         outcome.staged = Staged({}, pl.DataFrame(), {}, logs)

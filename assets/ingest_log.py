@@ -26,6 +26,8 @@ LOADED, DUPLICATE_FILE = "loaded", "duplicate_file"
 # Not loaded: the delivery failed its audit (too many lines quarantined, a blocking check), or
 # nothing of the file was understood (no row and no rejected line).
 REJECTED, UNRECOGNISED = "rejected", "unrecognised"
+# Not loaded: no bytes, or a header and no rows (usually a failed export); the stored partition stays.
+EMPTY = "empty"
 # COUNTER files, which cover a range of months (assets/eresources/deliveries.py): an older delivery of
 # a report for the month; an answer that says the usage is not there yet, or holds only exceptions
 # (recorded in meta.counter_exceptions); a file that cannot be read at all (quarantined).
@@ -67,7 +69,7 @@ def _loaded_in(path: Path) -> list[tuple[str, str]] | None:
         frame = pl.read_parquet(path)
         refused = False
         if "file_status" in frame.columns:     # logs written before the column existed loaded every file
-            refused = frame.height > 0 and frame.get_column("file_status").is_in([REJECTED, UNRECOGNISED]).all()
+            refused = frame.height > 0 and frame.get_column("file_status").is_in([REJECTED, UNRECOGNISED, EMPTY]).all()
             frame = frame.filter(pl.col("file_status") == LOADED)
         cached = (stamp, None if refused else list(set(frame.select("file_sha256", "source_file").iter_rows())))
         _LOADED_CACHE[path] = cached

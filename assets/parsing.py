@@ -57,6 +57,7 @@ class Reason(StrEnum):
     BAD_RECORD = "bad_record"                # a binary record (MARC) that does not decode
     WRONG_PARTITION = "wrong_partition"      # a row dated outside the file's day or month
     UNREADABLE_FILE = "unreadable_file"      # a whole file that cannot be read (a self-contained report)
+    LINE_TOO_LONG = "line_too_long"          # a line over its source's limit: never read whole (assets/reading.py)
 
 
 class RowRejected(ValueError):
@@ -92,6 +93,11 @@ class ParseResult:
     @property
     def rows_read(self) -> int:
         return self.rows.height + self.rejects.height
+
+    @property
+    def empty(self) -> str | None:
+        """Why the file holds nothing to load (no bytes, a header and no rows), or None: usually a failed export."""
+        return self.metadata.get("empty")
 
     @property
     def recognised(self) -> bool:

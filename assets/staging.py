@@ -19,6 +19,7 @@ from warehouse.library import Library
 
 # Materialisation metadata: landing files of which nothing was understood (alerted on).
 UNRECOGNISED_FILES = "unrecognised_files"
+EMPTY_FILES = "empty_files"
 
 
 def _load(feed: Feed, run: TableRun) -> Build:
@@ -55,7 +56,7 @@ def _load(feed: Feed, run: TableRun) -> Build:
     reasons = Counter()
     for outcome in outcomes:
         reasons.update(outcome.quarantined_by_reason)
-    missing = [o.key for o in outcomes if not o.written and not o.unrecognised_files]
+    missing = [o.key for o in outcomes if not o.written and not o.unrecognised_files and not o.empty_files]
     unrecognised = [f for o in outcomes for f in o.unrecognised_files]
     written = any(o.written for o in outcomes)
     tables = {}
@@ -70,6 +71,7 @@ def _load(feed: Feed, run: TableRun) -> Build:
                 "partitions_written": sum(1 for o in outcomes if o.written),
                 "partitions_without_files": dg.MetadataValue.json(missing[:50]),
                 UNRECOGNISED_FILES: dg.MetadataValue.json(unrecognised[:200]),
+                EMPTY_FILES: dg.MetadataValue.json([f for o in outcomes for f in o.empty_files][:200]),
                 "quarantined": sum(reasons.values()),
                 "quarantined_by_reason": dg.MetadataValue.json(dict(sorted(reasons.items()))),
                 "duplicates_removed": sum(o.duplicates for o in outcomes),

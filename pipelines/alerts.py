@@ -16,8 +16,8 @@ import shlex
 import dagster as dg
 
 from assets.resources import ShukuWarehouse
-from assets.staging import UNRECOGNISED_FILES
 from assets.eresources.coverage import FAILED_CELLS
+from assets.staging import EMPTY_FILES, UNRECOGNISED_FILES
 from pipelines.alert_delivery import (CHECK_FAILURE, HARVEST_FAILURE, RUN_FAILURE, UNRECOGNISED_FILE, Alert,
                                       configured_channels, send)
 from pipelines.runner import error_message
@@ -116,22 +116,27 @@ def _materialized(instance: dg.DagsterInstance, run_id: str, entry: str):
 
 
 def unrecognised_file_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Alert]:
-    """One alert per landing file of which a run understood nothing (logged `unrecognised`, not loaded)."""
+    """One alert per landing file of which a run understood nothing (logged `unrecognised`, not loaded),
+    or that was empty (logged `empty`: usually a failed export)."""
     run = instance.get_run_by_id(run_id)
     alerts, seen = [], set()
-    for table, source_file in _materialized(instance, run_id, UNRECOGNISED_FILES):
+    found = [(t, f, "unrecognised") for t, f in _materialized(instance, run_id, UNRECOGNISED_FILES)]
+    for table, source_file, status in found + [(t, f, "empty") for t, f in _materialized(instance, run_id, EMPTY_FILES)]:
         if source_file in seen:
             continue
         seen.add(source_file)
         alerts.append(Alert(
             kind=UNRECOGNISED_FILE, key=f"{UNRECOGNISED_FILE}:{run_id}:{source_file}", run_id=run_id,
             job=run.job_name if run else "-", partition=run and _run_partition(run), table=table,
-            summary=f"[shuku] landing file not recognised, not loaded: landing/{source_file}",
-            error=f"landing/{source_file}: no row was read from it and none was rejected; its structure was "
-                  f"not recognised as a file of {table} (meta.ingest_log: unrecognised). The run loaded the "
-                  "other files.",
+            summary=f"[shuku] landing file {'empty' if status == 'empty' else 'not recognised'}, not loaded: "
+                    f"landing/{source_file}",
+            error=(f"landing/{source_file}: empty (no bytes, or a header and no rows), usually a failed export; "
+                   "ask for it again (meta.ingest_log: empty). The run loaded the other files." if status == "empty"
+                   else f"landing/{source_file}: no row was read from it and none was rejected; its structure was "
+                   f"not recognised as a file of {table} (meta.ingest_log: unrecognised). The run loaded the "
+                   "other files."),
             see=[f"shuku parse SOURCE {source_file}",
-                 "shuku sql \"select * from meta.ingest_log where file_status = 'unrecognised'\""]))
+                 f"shuku sql \"select * from meta.ingest_log where file_status = '{status}'\""]))
     return alerts
 
 

@@ -20,10 +20,12 @@ from pipelines.cli_audit import audit
 from pipelines.cli_contracts import contracts, publish
 from pipelines.cli_harvest import harvest, print_coverage
 from pipelines.cli_lineage import lineage, trace
+from pipelines.cli_parse import parse
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
-from pipelines.cli_shared import Failed, checked_library, err, existing_settings, out, prepared_settings
+from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, one_line,
+                                  out, prepared_settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +77,7 @@ def _print_generation(report, settings, seconds: float) -> None:
 @click.option("--reload-snapshots", is_flag=True,
               help="Load the patron and catalogue exports even when the newest ones are loaded already "
                    "(after a contract or pseudonym-key change).")
+@no_traceback("run", "run")
 def run(start, end, select, no_models, reload_snapshots) -> None:
     """Load landing files into staging for a date range, then rebuild core and marts.
 
@@ -127,7 +130,8 @@ def _run(settings, start, end, select, models: bool, reload_snapshots: bool = Fa
             mark = "[green]ok[/green]" if result.success else "[red]failed[/red]"
             progress.console.print(f"{mark} {stage.label} (run {result.run_id[:8]})")
             if not result.success:
-                progress.console.print(f"   [red]{result.error}[/red]")
+                progress.console.print(f"   {one_line(result.error, 2000)}", style="red", markup=False,
+                                       highlight=False, soft_wrap=True)
             progress.advance(overall)
             if not result.success:
                 break
@@ -268,74 +272,6 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
 
 
 @main.command()
-@click.argument("source")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def parse(source: str, file: Path) -> None:
-    """Parse one landing file without storing it: rows as JSON lines on stdout, rejects on stderr.
-
-    SOURCE is a landing source (circulation, holds, patrons, searches, marc, counter, ezproxy,
-    gates: schemas/vocabulary.py lists them). Card numbers are pseudonymised as they would be in the
-    warehouse. Exit code 0 when every row parsed, 1 when some rows would be quarantined, 2 when
-    the file cannot be read.
-    """
-    import importlib
-
-    from assets.feeds import source_parser
-    from schemas.vocabulary import SOURCES
-
-    # Checked here, not by click: the parsers behind them are too heavy to import for every `shuku --help`.
-    if source not in SOURCES:
-        raise click.BadParameter(f"{source!r} is not a landing source; use one of {', '.join(SOURCES)}.",
-                                 param_hint="SOURCE")
-    from warehouse.pseudonym import Pseudonymiser
-    from warehouse.textio import LandingFileError
-
-    settings = prepared_settings()
-    library = checked_library(settings)
-    module, function = source_parser(source).split(":")
-    try:
-        result = getattr(importlib.import_module(module), function)(file, library)
-    except LandingFileError as exc:
-        err.print(f"[red]{exc}[/red]")
-        sys.exit(2)
-    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
-    rows = pseudonymiser.pseudonymise(result.rows)
-    for record in rows.iter_rows(named=True):
-        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
-    reasons = result.rejects.group_by("reason").len().sort("reason").rows() if result.rejects.height else []
-    summary = {"file": str(file), "format": result.format, "encoding": result.encoding,
-               "rows_read": result.rows_read, "rows_parsed": result.rows.height,
-               "rejected": result.rejects.height, "rejected_by_reason": dict(reasons)}
-    if source == "ezproxy":
-        from assets.eresources.ezproxy import summarise
-        summary["report"] = summarise(result)
-    if source == "marc" and "items" in result.metadata:
-        summary["items"] = result.metadata["items"].height
-    if source == "counter":
-        from assets.eresources.counter_header import describe
-        summary["header"] = {k: v for k, v in result.metadata.items() if k not in ("header", "months")}
-    # One JSON line first, so scripts can read the summary; then the first rejects for people.
-    sys.stderr.write(json.dumps(summary, default=str, ensure_ascii=False) + "\n")
-    for line, reason, detail in result.rejects.select("source_line", "reason", "detail").head(20).iter_rows():
-        err.print(f"  line {line}: {reason}: {detail}", markup=False, highlight=False)
-    if source == "counter":
-        for line in describe(result.metadata):
-            err.print(line, markup=False, highlight=False)
-        if not result.rows.height and not result.metadata.get("exceptions"):
-            err.print(f"{file}: no usage row and no COUNTER exception: a report without usage must say so "
-                      "(3030); `shuku run` would load nothing from it.", markup=False, highlight=False)
-            sys.exit(1)
-    if not result.recognised:
-        from assets.admission import expected_of_source
-        err.print(f"{file}: the file's structure was not recognised: no row was read from it and none was "
-                  f"rejected (expected a {expected_of_source(source)}). `shuku run` would log it as unrecognised "
-                  "and not load it.", markup=False, highlight=False)
-        sys.exit(1)
-    if result.rejects.height:
-        sys.exit(1)
-
-
-@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Start the Dagster UI on 127.0.0.1 for this home folder."""
@@ -355,6 +291,7 @@ def ui(port: int) -> None:
 @click.option("--days", type=click.IntRange(1, 366), default=61, show_default=True,
               help="From 2025-09-01; the default covers September and October.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@no_traceback("demo", "run")
 def demo(scale: str, days: int, seed: int) -> None:
     """Generate a synthetic library (unless landing has files already), run everything, summarise."""
     from generator import generate as make
@@ -391,7 +328,7 @@ def demo(scale: str, days: int, seed: int) -> None:
         raise Failed("the demo run failed; see above.")
 
 
-for command in (quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
+for command in (parse, quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
                 repair, harvest):
     main.add_command(command)
 

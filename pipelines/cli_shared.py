@@ -9,8 +9,14 @@ that `shuku --help` and a mistyped command answer at once.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import os
+import re
 import sys
+import traceback
+
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -60,6 +66,54 @@ def existing_settings() -> Settings:
         raise Unusable(f"{named}: {settings.home} does not exist; nothing was created. Point SHUKU_HOME at a "
                        "Shuku home folder, or make one with `shuku generate` and `shuku run` (or `shuku demo`).")
     return settings
+
+
+def error_log(settings: Settings) -> Path:
+    """Where the tracebacks of failures go, for the developers (users see one line)."""
+    return settings.home / "logs" / "errors.log"
+
+
+def log_traceback(settings: Settings, command: str, exc: BaseException) -> Path | None:
+    """Append ``exc``'s traceback to the home's error log, card numbers masked; its path, or None if unwritable."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        text = re.sub(load_library(settings.library_config).card_number_pattern, "<card number>", text)
+    except (LibraryConfigError, OSError, re.error):
+        text = re.sub(r"\d{6,}", "<number>", text)
+    path = error_log(settings)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC shuku {command}\n{text}\n")
+    except OSError:
+        return None
+    return path
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """A message on one line, at most ``limit`` characters (never a whole line of a landing file)."""
+    flat = " ".join(str(message).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def no_traceback(command: str, what: str = "input"):
+    """An unexpected exception ends the command in one line (exit 2) naming the traceback's file in the
+    home folder; Click's own exits and our messages pass through as they are."""
+    def decorate(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the point: nothing but one line reaches the user
+                settings = Settings.from_env()
+                where = log_traceback(settings, command, exc) if settings.home.exists() else None
+                logged = f"the traceback is in {where}" if where else "the traceback could not be written"
+                raise Unusable(one_line(f"shuku {command} failed on the {what} ({type(exc).__name__}: "
+                                        f"{one_line(exc, 200)}); {logged}. Report it with the file.")) from None
+        return run
+    return decorate
 
 
 def checked_library(settings: Settings) -> Library:

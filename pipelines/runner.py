@@ -112,7 +112,9 @@ def not_loaded_lines(settings: Settings, run_ids: list[str]) -> list[str]:
                "exceptions_only": "an answer with exceptions only (meta.counter_exceptions)",
                "unreadable": "unreadable, quarantined (quarantine.<source>, reason unreadable_file)",
                "rejected": "mostly unreadable lines, quarantined",
-               "unrecognised": "structure not recognised"}.get(status, status)
+               "unrecognised": "structure not recognised",
+               "empty": "empty (no bytes, or a header and no rows): usually a failed export, ask for it again"
+               }.get(status, status)
         lines.append(f"not loaded: landing/{source} for {span}: {why}")
     return lines
 

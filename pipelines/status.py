@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from assets.ingest_log import NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
+from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
 from pipelines.runner import dagster_instance
 from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
@@ -94,6 +94,7 @@ def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
 # What a delivery not loaded means, for the librarian reading `shuku status`.
 NOT_LOADED = {REJECTED: "refused: too many bad lines (shuku parse SOURCE FILE shows them)",
               UNRECOGNISED: "not understood as a file of its source (shuku parse SOURCE FILE)",
+              EMPTY: "empty (no bytes, or a header and no rows): usually a failed export; ask for it again",
               UNREADABLE: "cannot be read (shuku parse counter FILE names why)",
               NOT_YET: "the platform said the usage is not ready yet (1010, 1011, 1020, 3031): deliver it again later"}
 

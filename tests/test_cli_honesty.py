@@ -71,13 +71,13 @@ def test_run_with_an_empty_landing_folder_says_so():
     assert "no landing files at all in" in result.output and "landing/gates" in result.output
 
 
-def test_parse_of_a_file_whose_structure_was_not_recognised_exits_1(tmp_path):
+def test_parse_of_a_file_with_a_header_and_no_rows_exits_1(tmp_path):
     path = tmp_path / "turnstile_2025-09-01.csv"
     path.write_text(f"{TURNSTILE_HEADER}\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["parse", "gates", str(path)])
     assert result.exit_code == 1, result.output
-    assert (f"{path}: the file's structure was not recognised: no row was read from it and none was rejected "
-            "(expected a turnstile export or people-counter export)") in " ".join(result.output.split())
+    assert (f"{path}: empty (a header and no rows): a daily file without rows is usually a failed export"
+            ) in " ".join(result.output.split())
     good = tmp_path / "turnstile_2025-09-02.csv"
     good.write_text(f"{TURNSTILE_HEADER}\n2025-09-02 08:00:03,MAIN-G1,IN,2023104512,PASS\n", encoding="utf-8")
     assert CliRunner().invoke(main, ["parse", "gates", str(good)]).exit_code == 0

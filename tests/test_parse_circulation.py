@@ -142,10 +142,16 @@ def test_card_numbers_in_details_are_masked(tmp_path, library):
 def test_header_only_file_has_no_rows(tmp_path, library):
     result = parse(_write(tmp_path, [HEADER]), library)
     assert result.rows.drop(FOLIO_ONLY).schema == pl.Schema(SCHEMA) and result.rows_read == 0
+    assert result.empty == "a header and no rows"
+
+
+def test_an_empty_file_says_so(tmp_path, library):
+    result = parse(_write(tmp_path, [], final_newline=False), library)
+    assert result.empty == "the file is empty" and result.rows_read == 0
 
 
 @pytest.mark.parametrize("lines, message", [
-    ([], r"line 1: no header"),
+    (["", ISSUE], r"line 1: no header \(the line is blank\)"),
     ([ISSUE], r"line 1: .*missing columns datetime, .*none of its 9 values is a column name"),
     ([HEADER.replace("cardnumber", "borrowernumber"), ISSUE], r"line 1: .*missing columns cardnumber; unexpected columns 'borrowernumber'"),
 ])

@@ -203,9 +203,9 @@ def test_a_good_redelivery_replaces_the_partition(home):
     assert again and {k: v for k, v in recorded.items() if k in again} == again
 
 
-def test_an_unrecognised_file_is_logged_alerted_and_the_rest_loaded(home):
-    """Day 1's only file, and a second file of day 2, hold a header and nothing else: neither a row
-    nor a rejected line. Day 1 keeps its stored partition; day 2 loads its other file."""
+def test_an_empty_file_is_logged_alerted_and_the_rest_loaded(home):
+    """Day 1's only file, and a second file of day 2, hold a header and nothing else (a failed export).
+    Day 1 keeps its stored partition; day 2 loads its other file."""
     header = gzip.decompress(_landing(home).read_bytes()).decode().splitlines()[0]
     first = _landing(home, "2025-09-01")
     first.write_bytes(gzip.compress(f"{header}\n".encode()))
@@ -220,11 +220,11 @@ def test_an_unrecognised_file_is_logged_alerted_and_the_rest_loaded(home):
     assert pl.read_parquet(_stored(home)).height == rows_day2
     log = _ingest_log(home, result.run_id)
     assert [(r[0], r[2]) for r in log] == [
-        ("gates/turnstile_2025-09-01.csv.gz", "unrecognised"),
-        (f"gates/turnstile_{DAY}.csv", "unrecognised"), (f"gates/turnstile_{DAY}.csv.gz", "loaded")]
-    assert all(r[3:] == (0, 0, 0) for r in log if r[2] == "unrecognised")
+        ("gates/turnstile_2025-09-01.csv.gz", "empty"),
+        (f"gates/turnstile_{DAY}.csv", "empty"), (f"gates/turnstile_{DAY}.csv.gz", "loaded")]
+    assert all(r[3:] == (0, 0, 0) for r in log if r[2] == "empty")
 
     sent = alert_after_runs(home, instance, [result.run_id])
     unrecognised = sorted(a.summary for a in sent if a.kind == UNRECOGNISED_FILE)
-    assert unrecognised == [f"[shuku] landing file not recognised, not loaded: landing/gates/turnstile_{d}"
+    assert unrecognised == [f"[shuku] landing file empty, not loaded: landing/gates/turnstile_{d}"
                             for d in ("2025-09-01.csv.gz", f"{DAY}.csv")]

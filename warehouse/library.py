@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from warehouse.counter_platforms import CounterConfigError, CounterSettings, counter_settings
+from warehouse.limits import LandingLimits, LimitError, parse_limits
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The landing folder of EZproxy logs; `ezproxy.folders` keys are this folder or folders under it.
 EZPROXY_FOLDER = "ezproxy"
@@ -136,6 +138,8 @@ class Library:
     folio_default_branch: str | None = None
     # The COUNTER_SUSHI platforms `shuku harvest` asks for reports (warehouse/counter_platforms.py).
     counter: CounterSettings = field(default_factory=CounterSettings)
+    # The longest line, the largest file and JSON answer read from landing (warehouse/limits.py).
+    landing_limits: LandingLimits = field(default_factory=LandingLimits)
     source: Path = field(default=Path("."), compare=False)
 
     @property
@@ -291,6 +295,14 @@ def _ezproxy(data: dict, path: Path) -> tuple[str, dict[str, str], dict[str, str
     return default, folders, platforms, rules, hosts
 
 
+def _landing_limits(data: dict, path: Path) -> LandingLimits:
+    from schemas.vocabulary import SOURCES
+    try:
+        return parse_limits(data.get("landing_limits"), SOURCES, path)
+    except LimitError as exc:
+        raise LibraryConfigError(str(exc)) from None
+
+
 def _share(value, key: str, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise LibraryConfigError(f"{path}: `{key}` = {value!r} must be a share between 0 and 1 (e.g. 0.5).")
@@ -375,5 +387,6 @@ def load_library(path: Path) -> Library:
         partitions_start=_date(data.get("partitions_start", "2024-09-01"), "partitions_start", path),
         max_quarantined_share=_share(data.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE),
                                      "max_quarantined_share", path),
+        landing_limits=_landing_limits(data, path),
         folio_service_points=folio_points, folio_default_branch=folio_default, counter=counter, source=path,
     )

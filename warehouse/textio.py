@@ -1,42 +1,127 @@
-"""Reading landing files as they arrive: gzip or not, UTF-8 or GB18030, any line ending.
+"""Reading landing files as they arrive: gzip or not, UTF-8, GB18030 or UTF-16, any line ending.
 
-Compression and encoding are recognised from the bytes, never from the file name.
+Compression and encoding are recognised from the bytes, never from the file name: a UTF-8 or
+UTF-16 (little- or big-endian) byte-order mark names its encoding; without one the text is
+UTF-8 if it decodes as UTF-8, else GB18030. Decompression streams and stops at a stated size,
+so a gzip that inflates without end costs no more than that size (assets/reading.py reads
+text line by line within bounds on top of this).
 """
 
 from __future__ import annotations
 
-import gzip
+import codecs
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+# Byte-order mark → the encoding it names (UTF-16 is what Excel's "Unicode text" export writes).
+BOMS = ((UTF8_BOM, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+CHUNK = 1 << 20                  # bytes read (and inflated) at a time
+MAX_FILE_BYTES = 4 << 30         # default size limit of a landing file's content (decompressed)
 
 
 class LandingFileError(ValueError):
     """A landing file cannot be read at all. The message names the file and what to do."""
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzip (by its magic bytes)."""
+def bom_of(head: bytes) -> tuple[str | None, int]:
+    """The encoding a byte-order mark at the start of ``head`` names, and the mark's length."""
+    for mark, encoding in BOMS:
+        if head.startswith(mark):
+            return encoding, len(mark)
+    return None, 0
+
+
+def _too_big(path: Path, limit: int) -> LandingFileError:
+    return LandingFileError(
+        f"{path}: holds more than {limit:,} bytes (decompressed), the limit of a landing file "
+        "(landing_limits.max_file_bytes in the library config); a gzip that inflates this far is damaged or not "
+        "an export. Ask for the file again, split into days, or raise the limit.")
+
+
+def _gunzip(raw, path: Path, limit: int) -> Iterator[bytes]:
+    """Inflate a gzip stream (members one after the other), at most ``CHUNK`` bytes per piece."""
+    inflater, total, begun = zlib.decompressobj(31), 0, False
+    while block := raw.read(CHUNK // 4):
+        data = block
+        while data:
+            try:
+                piece = inflater.decompress(data, CHUNK)
+            except zlib.error as exc:
+                raise LandingFileError(f"{path}: is gzip-compressed but damaged ({exc}); ask for the file again.") from None
+            begun = True
+            total += len(piece)
+            if total > limit:
+                raise _too_big(path, limit)
+            if piece:
+                yield piece
+            if inflater.eof:
+                rest = inflater.unused_data
+                if rest.strip(b"\x00") and not rest.startswith(GZIP_MAGIC[:len(rest)]):
+                    raise LandingFileError(f"{path}: is gzip-compressed but damaged (bytes after the end of the "
+                                           "compressed data); ask for the file again.")
+                inflater, begun, data = zlib.decompressobj(31), False, rest.strip(b"\x00") and rest
+            else:
+                data = inflater.unconsumed_tail
+    if begun and not inflater.eof:
+        raise LandingFileError(f"{path}: is gzip-compressed but damaged (it ends before the end of the compressed "
+                               "data: the file was cut off); ask for the file again.")
+
+
+def iter_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> Iterator[bytes]:
+    """The file's content in pieces, inflated when it is gzip (by its magic bytes), at most ``limit`` bytes."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = path.open("rb")
     except OSError as exc:
         raise LandingFileError(f"{path}: cannot be read ({exc.strerror}); check that it exists and is readable.") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LandingFileError(
-                f"{path}: is gzip-compressed but damaged ({exc}); ask for the file again.") from None
-    return raw
+    with raw:
+        if raw.read(2) == GZIP_MAGIC:
+            raw.seek(0)
+            yield from _gunzip(raw, path, limit)
+            return
+        raw.seek(0)
+        total = 0
+        while block := raw.read(CHUNK):
+            total += len(block)
+            if total > limit:
+                raise _too_big(path, limit)
+            yield block
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's content, decompressed when it is gzip (by its magic bytes)."""
+    content = bytearray()
+    for piece in iter_bytes(path, limit):
+        content += piece
+    return bytes(content)
+
+
+def read_head(path: Path, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of the file's content (decompressed), without reading the rest."""
+    head = bytearray()
+    for piece in iter_bytes(path):
+        head += piece
+        if len(head) >= size:
+            break
+    return bytes(head[:size])
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
-    """Decode text as UTF-8 (BOM removed) or, failing that, GB18030. Returns (text, encoding)."""
-    if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+    """Decode text by its byte-order mark (removed), else as UTF-8 or, failing that, GB18030.
+    Returns (text, encoding)."""
+    encoding, skip = bom_of(data[:4])
+    if encoding is not None and encoding != "utf-8":
+        try:
+            return data[skip:].decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].decode(encoding, errors="replace").count("\n") + 1
+            raise LandingFileError(
+                f"{path}: line {line}: starts with a {encoding.upper()} byte-order mark but is not {encoding.upper()} "
+                f"(at byte {exc.start}); save it again as Unicode text or UTF-8.") from None
+    data = data[skip:]
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf8_error:

@@ -6,17 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 # Words only a FOLIO check-ins answer has at its start.
-CHECK_IN_MARKS = (b'"checkIns"', b'"occurredDateTime"')
+CHECK_IN_MARKS = ('"checkIns"', '"occurredDateTime"')
 
 
 def parse(path: Path, library):
-    """A circulation file of either system, told apart by its bytes: JSON is FOLIO (check-ins or
-    loans, by their fields), the rest Koha CSV."""
+    """A circulation file of either system, told apart by its first characters (in any encoding): JSON
+    is FOLIO (check-ins or loans, by their fields), the rest Koha CSV."""
     from assets.circulation import folio, folio_check_ins, koha
-    from warehouse.textio import read_bytes
+    from assets.reading import sniff_text
 
-    head = read_bytes(Path(path))[:4096]
-    if not folio.looks_like_json(head):
+    head = sniff_text(Path(path))
+    if not folio.looks_like_json(head.encode("utf-8")):
         return koha.parse(path, library)
     return (folio_check_ins if any(m in head for m in CHECK_IN_MARKS) else folio).parse(path, library)
 
@@ -24,6 +24,7 @@ def parse(path: Path, library):
 def parse_holds(path: Path, library):
     """A holds file of either system: JSON is FOLIO requests, the rest a Koha reserves CSV."""
     from assets.circulation import folio, folio_requests, holds
-    from warehouse.textio import read_bytes
+    from assets.reading import sniff_text
 
-    return (folio_requests if folio.looks_like_json(read_bytes(Path(path))[:4096]) else holds).parse(path, library)
+    return (folio_requests if folio.looks_like_json(sniff_text(Path(path)).encode("utf-8")) else holds).parse(
+        path, library)

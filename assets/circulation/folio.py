@@ -64,8 +64,8 @@ class Loans:
 
     def __init__(self, path: Path, found: fj.Records, library: Library) -> None:
         self.library = library
-        self.points = fj.service_points(path)
-        self.items = ItemsExport.beside(path, wanted_items(found.records))
+        self.points = fj.service_points(path, library)
+        self.items = ItemsExport.beside(path, wanted_items(found.records), library)
         self.undated_renewals = self.undated_returns = 0
         self.resolutions: list[str] = []
 

@@ -34,8 +34,8 @@ class CheckIns:
 
     def __init__(self, path: Path, found: fj.Records, library: Library) -> None:
         self.library = library
-        self.points = fj.service_points(path)
-        self.items = ItemsExport.beside(path, wanted_items(found.records))
+        self.points = fj.service_points(path, library)
+        self.items = ItemsExport.beside(path, wanted_items(found.records), library)
         self.not_circulation: Counter[str] = Counter()
         self.resolutions: list[str] = []
 

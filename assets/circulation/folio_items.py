@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assets.circulation.folio_json import ITEMS, UUID, beside, read_records
-from warehouse.textio import LandingFileError, decode, read_bytes
+from assets.reading import read_landing_text
+from warehouse.library import Library
+from warehouse.textio import LandingFileError
 
 ITEMS_FILES = ("folio_items.json", "folio_items.jsonl", "folio_items.json.gz", "folio_items.jsonl.gz")
 HRID = re.compile(r"[A-Za-z]*0*(\d{1,18})")
@@ -71,20 +73,24 @@ def from_item(item: dict, resolution: str) -> Item:
 class ItemsExport:
     """The items export beside a day file, read once per file for the item UUIDs it names."""
 
-    def __init__(self, path: Path | None, wanted: set[str]) -> None:
+    def __init__(self, path: Path | None, wanted: set[str], library: Library | None = None) -> None:
         self.path = path
-        self.items: dict[str, dict] = self._read(path, wanted) if path else {}
+        self.items: dict[str, dict] = self._read(path, wanted, library) if path else {}
 
     @classmethod
-    def beside(cls, path: Path, wanted: set[str]) -> ItemsExport:
-        return cls(beside(path, *ITEMS_FILES), wanted)
+    def beside(cls, path: Path, wanted: set[str], library: Library | None = None) -> ItemsExport:
+        return cls(beside(path, *ITEMS_FILES), wanted, library)
 
     @staticmethod
-    def _read(path: Path, wanted: set[str]) -> dict[str, dict]:
-        text, _ = decode(read_bytes(path), path)
-        if _one_item_per_line(text):
-            return _wanted_lines(path, text, wanted)
-        found = read_records(path, text, ITEMS)
+    def _read(path: Path, wanted: set[str], library: Library | None) -> dict[str, dict]:
+        # Line by line within the line limit (an item over it is not found: its records are flagged);
+        # a document on lines over the limit (written without line breaks) is read again whole.
+        landing = read_landing_text(path, ITEMS.source, library)
+        if _one_item_per_line(landing.text):
+            return _wanted_lines(path, landing.text, wanted)
+        if landing.long_lines:
+            landing = read_landing_text(path, ITEMS.source, library, whole=True)
+        found = read_records(path, landing.text, ITEMS)
         bad = next((n for n, item in found.records if not isinstance(item, dict) or not item.get("id")), None)
         if bad is not None:
             raise LandingFileError(f"{path}: item {bad} is not an item with an `id`; export the items from "
@@ -114,7 +120,7 @@ def _one_item_per_line(text: str) -> bool:
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         item = json.loads(first)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return isinstance(item, dict) and "id" in item and "items" not in item
 
@@ -128,7 +134,7 @@ def _wanted_lines(path: Path, text: str, wanted: set[str]) -> dict[str, dict]:
             continue
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise LandingFileError(f"{path}: line {number} is not a JSON object; export the items from FOLIO "
                                    f"({ITEMS.endpoint}) again.") from None
         if isinstance(item, dict) and item.get("id") in wanted:

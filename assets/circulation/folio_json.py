@@ -3,8 +3,11 @@ beside it, its UTC times, its service points and the readers it names.
 
 A FOLIO storage API answers a query with a collection, ``{"loans": [...], "totalRecords": n}``,
 and a single record by id with the record itself; an export script may also write one record
-per line (JSON lines). All three are read, told apart by their bytes. Anything else is refused
-whole, naming the file and what it holds, rather than loaded as nothing.
+per line (JSON lines). All three are read, told apart by their bytes, in any encoding the
+reading layer knows (assets/reading.py): a JSON line over the source's line limit is quarantined
+as ``line_too_long``, a document with a value over it or nested without end is refused, and a
+file without records is ``empty``. Anything else is refused whole, naming the file and what it
+holds, rather than loaded as nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from assets.cards import CardField, IsCard, LineCards
 import polars as pl
 
+from assets.cards import CardField, IsCard, LineCards
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
+from assets.reading import (EMPTY, NO_BYTES, SHOWN, LandingText, check_json_values, empty_result, load_json,
+                            read_landing_text)
 from warehouse.library import Library
-from warehouse.textio import LandingFileError, decode, read_bytes
+from warehouse.textio import BOMS, LandingFileError, decode
 
 SERVICE_POINTS_FILE = "folio_service_points.json"
 FILE_DAY = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -40,7 +45,8 @@ class Answer:
     collection: str              # the list of a collection answer: "loans", "requests", "checkIns", "items"
     endpoint: str                # "/loan-storage/loans", for messages
     marks: tuple[str, ...]       # fields a single record of this kind always has
-    landing_name: str            # how the library names such a file under landing/circulation
+    landing_name: str            # how the library names such a file under landing/<source>
+    source: str = "circulation"  # the landing source whose line limit its files have
 
     @property
     def noun(self) -> str:
@@ -49,7 +55,7 @@ class Answer:
 
 LOANS = Answer("loans", "/loan-storage/loans", ("itemId", "loanDate"), "folio_loans_YYYY-MM-DD.json")
 REQUESTS = Answer("requests", "/request-storage/requests", ("requestDate", "requestType"),
-                  "folio_requests_YYYY-MM-DD.json")
+                  "folio_requests_YYYY-MM-DD.json", "holds")
 CHECK_INS = Answer("checkIns", "/check-in-storage/check-ins", ("occurredDateTime", "itemId"),
                    "folio_check_ins_YYYY-MM-DD.json")
 ITEMS = Answer("items", "/item-storage/items", ("holdingsRecordId",), "folio_items.json")
@@ -76,8 +82,9 @@ def _what_it_is(doc) -> str:
     return f"{found} (FOLIO's {other.endpoint} answer: name it {other.landing_name})" if other else found
 
 
-def read_records(path: Path, text: str, answer: Answer) -> Records:
-    """The records of a FOLIO answer file: a collection, a single record or JSON lines."""
+def read_records(path: Path, text: str, answer: Answer, limit: int | None = None) -> Records:
+    """The records of a FOLIO answer file: a collection, a single record or JSON lines (a line over
+    ``limit`` bytes rejected unread)."""
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise LandingFileError(f"{path}: the file is empty; export the {answer.noun} from FOLIO "
@@ -85,18 +92,18 @@ def read_records(path: Path, text: str, answer: Answer) -> Records:
     expected = (f"expected FOLIO's {answer.endpoint} answer (`{{\"{answer.collection}\": [...], "
                 f"\"totalRecords\": n}}`), one {answer.noun[:-1]} record, or one record per line (JSON lines)")
     try:
-        doc = json.loads(text)
+        doc = load_json(text, path)
     except json.JSONDecodeError as exc:
         first = next(line for line in lines if line.strip())
         try:
             single_line = isinstance(json.loads(first), dict)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             single_line = False
         if not single_line:
             raise LandingFileError(
                 f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); the download was probably cut off. "
                 f"Export the {answer.noun} from FOLIO ({answer.endpoint}) again.") from None
-        return Records(_lines(lines), "lines")
+        return Records(_lines(lines, limit), "lines")
     if isinstance(doc, list):
         return Records(list(enumerate(doc, 1)), "collection")
     if isinstance(doc, dict) and isinstance(doc.get(answer.collection), list):
@@ -113,23 +120,39 @@ def read_records(path: Path, text: str, answer: Answer) -> Records:
     raise LandingFileError(f"{path}: {_what_it_is(doc)}, not FOLIO {answer.noun}: {expected}.")
 
 
-def _lines(lines: list[str]) -> list[tuple[int, object]]:
+def _lines(lines: list[str], limit: int | None) -> list[tuple[int, object]]:
     records: list[tuple[int, object]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
+            continue
+        if limit is not None and len(line) * 4 > limit and (size := len(line.encode("utf-8"))) > limit:
+            records.append((number, RowRejected(Reason.LINE_TOO_LONG, f"line of {size:,} bytes, over the limit of "
+                                                f"{limit:,} (landing_limits.max_line_bytes in the library config)")))
             continue
         try:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             records.append((number, RowRejected(Reason.MALFORMED_LINE,
                                                 f"not a JSON object ({exc.msg}, column {exc.colno})")))
+        except RecursionError:
+            records.append((number, RowRejected(Reason.MALFORMED_LINE, "JSON nested too deeply to be a record")))
     return records
 
 
-def read_answer(path: Path, answer: Answer) -> tuple[Records, str, str]:
-    """(records, text, encoding) of a FOLIO answer file (gzip or not, UTF-8 or GB18030)."""
-    text, encoding = decode(read_bytes(path), path)
-    return read_records(path, text, answer), text, encoding
+def read_text(path: Path, answer: Answer, library: Library | None) -> LandingText:
+    """A FOLIO file as text (gzip or not; UTF-8, GB18030 or UTF-16), whole up to ``max_json_bytes``."""
+    return read_landing_text(path, answer.source, library, whole=True)
+
+
+def read_answer(path: Path, answer: Answer, library: Library | None) -> tuple[Records | None, LandingText]:
+    """(records, text) of a FOLIO answer file; no records (None) when the file is blank."""
+    landing = read_text(path, answer, library)
+    if landing.blank:
+        return None, landing
+    found = read_records(path, landing.text, answer, landing.limit)
+    if found.shape != "lines":
+        check_json_values(landing, f"FOLIO {answer.noun} answer")
+    return found, landing
 
 
 def beside(path: Path, *names: str) -> Path | None:
@@ -159,14 +182,14 @@ def timestamp(field: str, value, library: Library) -> dt.datetime:
     return at.astimezone(library.tz).replace(tzinfo=None)
 
 
-def service_points(path: Path) -> dict[str, str]:
+def service_points(path: Path, library: Library | None = None) -> dict[str, str]:
     """Service point id → code, from FOLIO's /service-points answer delivered beside the records."""
     found = beside(path, SERVICE_POINTS_FILE)
     if found is None:
         return {}
-    text, _ = decode(read_bytes(found), found)
+    text = read_landing_text(found, "circulation", library, whole=True).text
     try:
-        points = json.loads(text).get("servicepoints", [])
+        points = load_json(text, found).get("servicepoints", [])
     except (json.JSONDecodeError, AttributeError):
         raise LandingFileError(f"{found}: not FOLIO's /service-points answer (`{{\"servicepoints\": [...]}}`); "
                                "fetch it again.") from None
@@ -241,7 +264,8 @@ class ReaderCards(CardField):
             doc[self.answer.collection] = kept
             if "totalRecords" in doc:
                 doc["totalRecords"] = len(kept)
-        return json.dumps(doc, ensure_ascii=False, indent=2).encode(encoding), len(records) - len(kept)
+        bom = next((mark for mark, named in BOMS if named == encoding and named != "utf-8"), b"")
+        return bom + json.dumps(doc, ensure_ascii=False, indent=2).encode(encoding), len(records) - len(kept)
 
     def cards(self, path: Path, lines: list[str], library: Library) -> LineCards:
         cards: LineCards = []
@@ -276,7 +300,8 @@ def parse_records(found: Records, text: str, rows_of: Callable[[dict], list[dict
                 raise RowRejected(Reason.MALFORMED_LINE, "not a JSON object")
             rows = rows_of(record)
         except RowRejected as exc:
-            raw = lines[number - 1][:4096] if isinstance(record, RowRejected) else raw_text(record)
+            shown = SHOWN if exc.reason == Reason.LINE_TOO_LONG else 4096
+            raw = lines[number - 1][:shown] if isinstance(record, RowRejected) else raw_text(record)
             parsed.rejects.append({"source_line": number, "raw_text": raw, "reason": exc.reason.value,
                                    "detail": f"record {number}: {exc.detail}"})
             continue
@@ -309,14 +334,19 @@ def parse_answer(path: Path, library: Library, answer: Answer, reader, table: st
     file's records said without a row (``facts``); its ``items`` and ``resolutions`` say how
     the records' items were resolved."""
     path = Path(path)
-    found, text, encoding = read_answer(path, answer)
+    found, landing = read_answer(path, answer, library)
+    fmt = f"folio-{answer.noun}-json"
+    if found is None:
+        return empty_result(fmt, landing.encoding, NO_BYTES, row_schema(table))
     records = reader(path, found, library)
     day = file_day(path)
-    parsed = parse_records(found, text, records.rows, day_column, day)
+    parsed = parse_records(found, landing.text, records.rows, day_column, day)
     metadata = {"total_records": found.total_records, "shape": found.shape,
                 answer.noun.replace("-", "_"): len(found.records), "events_on_other_days": parsed.other_days,
                 **records.facts(found, parsed), "file_day": day.isoformat() if day else None,
                 **records.items.facts(records.resolutions)}
+    if not found.records:
+        metadata[EMPTY] = f"an answer without {answer.noun}"
     return ParseResult(pl.DataFrame(parsed.rows, schema=row_schema(table)),
-                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), encoding,
-                       f"folio-{answer.noun}-json{'l' if found.shape == 'lines' else ''}", metadata)
+                       pl.DataFrame(parsed.rejects, schema=REJECT_SCHEMA), landing.encoding,
+                       f"{fmt}{'l' if found.shape == 'lines' else ''}", metadata)

@@ -39,8 +39,8 @@ class Requests:
 
     def __init__(self, path: Path, found: fj.Records, library: Library) -> None:
         self.library = library
-        self.points = fj.service_points(path)
-        self.items = ItemsExport.beside(path, wanted_items(found.records))
+        self.points = fj.service_points(path, library)
+        self.items = ItemsExport.beside(path, wanted_items(found.records), library)
         self.types = contract_for(f"staging.{TABLE}").allowed_values("request_type")
         self.resolutions: list[str] = []
         self.without_pickup = 0

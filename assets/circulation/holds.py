@@ -24,6 +24,7 @@ LAYOUT = cp.CsvLayout(
     title="Koha holds (reserves) export",
     columns=("timestamp", "reserve_id", "branchcode", "cardnumber", "biblionumber", "itemnumber"),
     table="hold",
+    source="holds",
     card="cardnumber",
 )
 CARDS = CsvCard(LAYOUT.card)

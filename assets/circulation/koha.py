@@ -22,6 +22,7 @@ LAYOUT = cp.CsvLayout(
     columns=("datetime", "branch", "type", "itemnumber", "itemtype", "location",
              "cardnumber", "ccode", "categorycode"),
     table="circulation_event",
+    source="circulation",
     card="cardnumber",
 )
 CARDS = CsvCard(LAYOUT.card)

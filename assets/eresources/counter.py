@@ -11,7 +11,6 @@ COUNTER_SUSHI JSON, and the answers a SUSHI server gives in place of a report, b
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -21,10 +20,12 @@ from pathlib import Path
 
 from assets.eresources.counter_header import clean_heading, header_of_table
 from assets.eresources.counter_json import parse_json
-from assets.eresources.counter_rows import HEADINGS, ITEM_COLUMNS, Rows, cell_value
+from assets.eresources.counter_rows import COUNTER_SCHEMA, HEADINGS, ITEM_COLUMNS, Rows, cell_value
 from assets.parsing import ParseResult, Reason
+from assets.reading import (EMPTY, HEADER_ONLY, NO_BYTES, check_json_values, empty_result, limits_of,
+                            read_landing_text, sniff_text, table_rows, too_deep)
 from warehouse.library import Library
-from warehouse.textio import LandingFileError, decode, read_bytes
+from warehouse.textio import LandingFileError, read_bytes, read_head
 
 CARDS = None            # COUNTER counts use, never a reader
 MONTHS = {m: i for i, m in enumerate(
@@ -57,9 +58,9 @@ def _parse_text(path: Path, text: str, encoding: str) -> ParseResult:
     """A TSV or CSV report (the delimiter is the one its first line uses more)."""
     first = text.split("\n", 1)[0]
     delimiter = "\t" if first.count("\t") >= first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = ((reader.line_num, row) for row in reader)
-    return _parse_tabular(path, rows, encoding, "tsv" if delimiter == "\t" else "csv", delimiter)
+    rows = table_rows(text, delimiter)
+    result = _parse_tabular(path, rows, encoding, "tsv" if delimiter == "\t" else "csv", delimiter)
+    return rows.with_errors(result)
 
 
 def _cell_text(value) -> str:
@@ -184,11 +185,31 @@ def _json_text_of_json(text: str) -> bool:
 def parse(path: Path, library: Library) -> ParseResult:
     """Rows of one COUNTER report file, tabular, XLSX or JSON (recognised from the content)."""
     path = Path(path)
-    data = read_bytes(path)
-    if data.startswith(ZIP_MAGIC):
+    if read_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC:
+        data = read_bytes(path, limits_of(library).max_file_bytes)
         return _parse_tabular(path, _xlsx_rows(path, data), "utf-8", "xlsx", "\t")
-    text, encoding = decode(data, path)
-    text = text.lstrip("\ufeff")
-    if text.lstrip()[:1] in ("{", "[") or _json_text_of_json(text):
-        return parse_json(path, text, encoding)
-    return _parse_text(path, text, encoding)
+    head = sniff_text(path).lstrip()
+    whole = head[:1] in ("{", "[") or head[:1] == '"' and head[1:].lstrip()[:1] in ("{", "[", "\\")
+    landing = read_landing_text(path, "counter", library, whole=whole)
+    text, encoding = landing.text, landing.encoding
+    if landing.blank:
+        return empty_result("counter", encoding, NO_BYTES, COUNTER_SCHEMA)
+    if whole and (text.lstrip()[:1] in ("{", "[") or _json_text_of_json(text)):
+        try:
+            result = parse_json(path, text, encoding)
+        except RecursionError:
+            raise too_deep(path) from None
+        check_json_values(landing, "COUNTER report or SUSHI answer")
+        return _said_empty(result)
+    if whole:       # a CSV whose first cell is quoted: read again, line by line within bounds
+        landing = read_landing_text(path, "counter", library)
+        text = landing.text
+    with landing.explained():
+        return _said_empty(landing.with_long_lines(_parse_text(path, text, encoding)))
+
+
+def _said_empty(result: ParseResult) -> ParseResult:
+    """A report with its header and no item line, and no exception saying why, is empty (usually a failed harvest)."""
+    if not result.recognised:
+        result.metadata[EMPTY] = HEADER_ONLY
+    return result

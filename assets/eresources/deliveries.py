@@ -22,7 +22,7 @@ import polars as pl
 
 from assets.eresources.counter import parse
 from assets.eresources.exceptions import FILE_NAME, NO_USAGE, NOT_YET_CODES, UNAVAILABLE_CODES, months_named
-from assets.ingest_log import EXCEPTIONS_ONLY, NOT_YET, SUPERSEDED, UNREADABLE
+from assets.ingest_log import EMPTY, EXCEPTIONS_ONLY, NOT_YET, SUPERSEDED, UNREADABLE
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
 from warehouse.textio import LandingFileError
 
@@ -94,6 +94,10 @@ def _read(path: Path, library) -> Delivery:
     if not months and (key := _KEY.search(path.name)):
         months = {key.group(1)}
     held: dict[str, str] = {}
+    if result.empty:
+        # Nothing in it (usually a failed harvest): it replaces nothing.
+        return Delivery(path, result, None, tuple(sorted(months)), {m: EMPTY for m in months}, None,
+                        (str(meta.get("created") or ""),) + newness_tail)
     has_report = bool(meta.get("report_id")) and (result.rows.height or meta.get("item_lines") or codes <= {NO_USAGE})
     if not result.rows.height and not has_report:
         # No report, or one that says why there is none: it replaces nothing.

@@ -22,7 +22,8 @@ from assets.eresources.consultations import consultations, host_suffixes
 from assets.eresources.logformat import USER, LogFormatError, compile_log_format, is_squid
 from assets.parsing import CARD_NUMBER, REJECT_SCHEMA, ParseResult, Reason, row_schema
 from warehouse.library import DEFAULT_LOG_FORMAT, Library
-from warehouse.textio import UTF8_BOM, LandingFileError, decode, read_bytes
+from assets.reading import NO_BYTES, LandingText, empty_result, read_landing_text
+from warehouse.textio import LandingFileError
 
 PLATFORMS_FILE = Path(__file__).with_name("platforms.yaml")
 EZPROXY_SCHEMA = row_schema("ezproxy_access")
@@ -118,22 +119,11 @@ def url_parts(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("url_path").fill_null(""))
 
 
-def _lines(path: Path) -> tuple[pl.Series, str, bool]:
+def _lines(text: LandingText) -> tuple[pl.Series, str, bool]:
     """The lines, the encoding, and whether the last line was cut off (no final newline)."""
-    data = read_bytes(path)
-    if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
-    cut_off = bool(data) and not data.endswith(b"\n")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        text, encoding = decode(data, path)     # GB18030, or a clear error
-        lines = text.split("\n")
-        if not cut_off and lines:
-            lines.pop()                   # the final newline ends a line, it adds none
-        return pl.Series("raw_text", lines, dtype=pl.Utf8).str.strip_suffix("\r"), encoding, cut_off
-    # polars splits UTF-8 lines in Rust, several times faster than str.split; \r\n ends a line too
-    return pl.read_lines(data, name="raw_text").to_series(), "utf-8", cut_off
+    # The reading layer's text is UTF-8 with \n line endings; polars splits it in Rust, several
+    # times faster than str.split. A final newline ends a line, it adds none; blank lines stay.
+    return pl.read_lines(text.data, name="raw_text").to_series(), text.encoding, not text.ends_with_newline
 
 
 def landing_folder(path: Path, library: Library) -> str | None:
@@ -190,9 +180,13 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         pattern = compile_log_format(log_format)
     except LogFormatError as exc:
         raise LandingFileError(f"{path}: {exc} Fix it: {fix}.") from None
-    raw, encoding, cut_off = _lines(path)
+    text = read_landing_text(path, "ezproxy", library)
+    if text.blank:
+        return empty_result("ezproxy-log", text.encoding, NO_BYTES, EZPROXY_SCHEMA, {"log_format": log_format})
+    raw, encoding, cut_off = _lines(text)
     split = compile_log_format(log_format, split_url=True)     # the URL's parts in the same pass
-    frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).with_columns(
+    frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).filter(
+        ~pl.col("source_line").is_in([x.number for x in text.long_lines])).with_columns(
         pl.col("source_line").cast(pl.Int64),
         pl.col("raw_text").str.extract_groups(split).alias("g"),
     ).unnest("g")
@@ -225,6 +219,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
             "source_line", "raw_text", reason=pl.lit(str(Reason.BAD_TIMESTAMP)),
             detail=pl.lit("%t: ") + pl.col("time").str.slice(0, 40)
             + pl.lit(" is not seconds since 1970" if squid else " is not [dd/Mon/yyyy:HH:MM:SS ±hhmm]")),
+        text.rejects(),
     ]).select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA).sort("source_line")
 
     if "url" in names:

@@ -15,6 +15,7 @@ import polars as pl
 from assets import csvparse as cp
 from assets.cards import CsvCard
 from assets.parsing import CARD_NUMBER, ParseResult
+from assets.reading import SHOWN, LandingText
 from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.textio import LandingFileError
@@ -24,6 +25,7 @@ TURNSTILE = cp.CsvLayout(
     title="turnstile event export",
     columns=("time", "gate", "direction", "card", "result"),
     table="gate_event",
+    source="gates",
     card="card",
 )
 COUNTER = cp.CsvLayout(
@@ -31,6 +33,7 @@ COUNTER = cp.CsvLayout(
     title="people-counter export",
     columns=("timestamp", "sensor", "in_total", "out_total"),
     table="gate_count",
+    source="gates",
 )
 CARDS = CsvCard(TURNSTILE.card, COUNTER.card)
 
@@ -87,27 +90,29 @@ def counter_columns() -> dict[str, pl.Expr]:
     }
 
 
-def parse_turnstile(path: Path, library: Library, text: tuple[bytes, str] | None = None) -> ParseResult:
+def parse_turnstile(path: Path, library: Library, text: LandingText | None = None) -> ParseResult:
     """Gate passages of one turnstile file, and its rejected lines."""
     return cp.parse_csv(path, TURNSTILE, turnstile_checks(library), turnstile_columns(), library, text)
 
 
-def parse_counter(path: Path, library: Library, text: tuple[bytes, str] | None = None) -> ParseResult:
+def parse_counter(path: Path, library: Library, text: LandingText | None = None) -> ParseResult:
     """Cumulative in/out totals of one people-counter file, and its rejected lines."""
     return cp.parse_csv(path, COUNTER, counter_checks(library), counter_columns(), library, text)
 
 
 def parse(path: Path, library: Library) -> ParseResult:
     """A gates file of either kind, recognised from its header (``ParseResult.format`` says which)."""
-    text = cp.read_landing(Path(path))
-    header = cp.first_line(text[0])
+    text = cp.read_landing(Path(path), TURNSTILE, library)
+    header = cp.first_line(text.data)
+    if text.blank:
+        return (parse_counter if Path(path).name.startswith("counter") else parse_turnstile)(path, library, text)
     if header is not None and cp.matches(header, TURNSTILE):
         return parse_turnstile(path, library, text)
     if header is not None and cp.matches(header, COUNTER):
         return parse_counter(path, library, text)
     # A headerless file shows a data line here: its card number is masked.
-    shown = None if header is None else re.sub(library.card_number_pattern, "<card number>", header)
+    shown = None if header is None else re.sub(library.card_number_pattern, "<card number>", header[:SHOWN])
     raise LandingFileError(
         f"{path}: line 1: the header {shown!r} is neither a {TURNSTILE.title} "
         f"({','.join(TURNSTILE.columns)!r}) nor a {COUNTER.title} ({','.join(COUNTER.columns)!r}); "
-        "check that the file belongs in landing/gates/ and that its first line is the header.")
+        f"check that the file belongs in landing/gates/ and that its first line is the header.{text.note()}")

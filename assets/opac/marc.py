@@ -19,7 +19,8 @@ from pymarc.exceptions import FatalReaderError
 
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from warehouse.library import Library
-from warehouse.textio import UTF8_BOM, LandingFileError, read_bytes
+from assets.reading import EMPTY, NO_BYTES, SHOWN, empty_result, limits_of
+from warehouse.textio import UTF8_BOM, LandingFileError, bom_of, decode, read_bytes
 
 BIB_SCHEMA = row_schema("bib_record")
 ITEM_SCHEMA = row_schema("item")
@@ -28,8 +29,10 @@ CARDS = None            # a catalogue names no reader
 RECORD_TERMINATOR = b"\x1d"
 SUBJECT_SEPARATOR = "\x1f"     # the MARC subfield delimiter: never inside a subfield value
 RAW_TEXT_LIMIT = 4096          # bytes of a bad record kept in quarantine
+MAX_RECORD_BYTES = 99_999      # the longest record a five-digit leader length can frame
 ISBD_TRAILING = " /:;,.=\t"    # punctuation that ends a field in ISBD, not part of the value
 _YEAR = re.compile(r"\d{4}")
+_DECLARED = re.compile(r"""(<\?xml[^>]*?encoding=["'])([^"']+)""")
 _ISBN = re.compile(r"[0-9Xx][0-9Xx-]*")
 
 
@@ -42,8 +45,9 @@ def _clean(value: str | None, trailing: str = ISBD_TRAILING) -> str | None:
 
 def _raw_text(chunk: bytes) -> str:
     """A bad record as quarantine text: latin-1 keeps every byte visible and reversible."""
-    text = chunk[:RAW_TEXT_LIMIT].decode("latin-1")
-    return text + ("…" if len(chunk) > RAW_TEXT_LIMIT else "")
+    # A chunk over the longest record ISO 2709 can frame is no record: only its start is kept.
+    limit = RAW_TEXT_LIMIT if len(chunk) <= MAX_RECORD_BYTES else SHOWN
+    return chunk[:limit].decode("latin-1") + ("…" if len(chunk) > limit else "")
 
 
 class _Columns:
@@ -191,7 +195,18 @@ def _read_iso2709(data: bytes, cols: _Columns) -> None:
             offset = len(data)
 
 
+def _utf8_xml(path: Path, data: bytes) -> bytes:
+    """MARCXML in UTF-16 or GB18030 as UTF-8 (the XML parser knows no GB18030), its declaration to match."""
+    declared = _DECLARED.match(data[:200].removeprefix(UTF8_BOM).decode("latin-1"))
+    if bom_of(data[:4])[0] in (None, "utf-8") and declared is not None and \
+            declared.group(2).lower().replace("-", "") not in ("gb18030", "gbk", "gb2312", "utf8"):
+        return data                                  # another declared encoding: the XML parser reads it
+    text, _ = decode(data, path)
+    return _DECLARED.sub(r"\1UTF-8", text, count=1).encode("utf-8")
+
+
 def _read_marcxml(path: Path, data: bytes, cols: _Columns) -> None:
+    data = _utf8_xml(path, data)
     try:
         records = parse_xml_to_array(io.BytesIO(data), strict=False)
     except Exception as exc:  # noqa: BLE001 - the XML parser raises several types; all mean the same here
@@ -206,6 +221,10 @@ def _read_marcxml(path: Path, data: bytes, cols: _Columns) -> None:
 
 def sniff(data: bytes) -> str:
     """``"iso2709"``, ``"marcxml"`` or ``""`` (neither), from the first bytes."""
+    encoding, skip = bom_of(data[:4])
+    if encoding not in (None, "utf-8"):        # MARCXML saved as UTF-16: the XML parser reads its mark
+        start = data[skip:4096 + skip].decode(encoding, errors="ignore").lstrip()
+        return "marcxml" if start.startswith("<") and ("marc" in start.lower() or "<record" in start) else ""
     head = data[:512].removeprefix(UTF8_BOM).lstrip()
     if head.startswith(b"<"):
         return "marcxml" if b"marc" in data[:4096].lower() or b"<record" in data[:4096] else ""
@@ -217,7 +236,10 @@ def sniff(data: bytes) -> str:
 def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]:
     """Bib rows (with rejects) and the items frame from one catalogue file."""
     path = Path(path)
-    data = read_bytes(path)
+    data = read_bytes(path, limits_of(library).max_file_bytes)
+    if not data.strip(b"\r\n\t \x00\x1a" + UTF8_BOM):
+        result = empty_result("marc21", "utf-8", NO_BYTES, BIB_SCHEMA, {"items": pl.DataFrame(schema=ITEM_SCHEMA)})
+        return result, result.metadata["items"]
     kind = sniff(data)
     if not kind:
         raise LandingFileError(
@@ -238,6 +260,8 @@ def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]
     rejects = pl.DataFrame(cols.rejects, schema=REJECT_SCHEMA)
     result = ParseResult(rows=bibs, rejects=rejects, encoding="utf-8", format=f"marc21-{kind}",
                          metadata={"items": items, "records_read": bibs.height + rejects.height})
+    if not result.rows_read:
+        result.metadata[EMPTY] = "a catalogue export without records"
     return result, items
 
 

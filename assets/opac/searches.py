@@ -22,6 +22,7 @@ LAYOUT = cp.CsvLayout(
     title="OPAC search history export",
     columns=("time", "sessionid", "cardnumber", "query_desc", "type", "total"),
     table="search",
+    source="searches",
     card="cardnumber",
 )
 CARDS = CsvCard(LAYOUT.card)

@@ -25,6 +25,7 @@ LAYOUT = cp.CsvLayout(
     columns=("cardnumber", "surname", "firstname", "categorycode", "college", "department",
              "enrolment_year", "email", "phone", "dateenrolled", "profiling_consent"),
     table="patron",
+    source="patrons",
     card="cardnumber",
     keep=("cardnumber", "categorycode", "college", "department", "enrolment_year",
           "dateenrolled", "profiling_consent"),

@@ -82,7 +82,7 @@ detail as (
         and chosen.release = usage.release and chosen.choice = 1
 ),
 
-monthly as (
+counter_monthly as (
     -- a title or database is one platform's: two platforms may carry journals of one name
     select
         usage_month,
@@ -107,7 +107,24 @@ monthly as (
         coalesce(total_item_investigations, 0),
         coalesce(unique_item_requests, 0)
     from marts.eresource_platform_monthly
+),
+
+costed as (
+    -- what the library pays for a platform, database or title it lists: a month's share of the year
+    select
+        counter_monthly.*,
+        costs.cost / 12 as cost,
+        costs.cost / 12 / nullif(counter_monthly.total_item_requests, 0) as cost_per_use
+    from counter_monthly
+    left join core.dim_eresource_cost as costs
+        on costs.level = counter_monthly.level and costs.name = counter_monthly.name
+        and costs.cost_year = year(counter_monthly.usage_month)
+),
+
+monthly as (
+    select * from costed
     union all
+    -- the proxy's lists carry no cost: the library pays for platforms, databases and titles
     select
         usage_month,
         level,
@@ -116,7 +133,9 @@ monthly as (
         'EZproxy',
         sum(case when is_request then 1 else 0 end),
         count(*),
-        sum(case when is_unique_item then 1 else 0 end)
+        sum(case when is_unique_item then 1 else 0 end),
+        cast(null as double),
+        cast(null as double)
     from proxy_items
     where name is not null
     group by usage_month, level, name, platform
@@ -156,13 +175,11 @@ final as (
         cast(ranked.unique_item_requests as bigint) as unique_item_requests,
         cast(case when ranked.level = 'platform' then coalesce(proxy.accesses, 0) end as bigint) as ezproxy_accesses,
         cast(case when ranked.level = 'platform' then coalesce(proxy.robots, 0) end as bigint) as ezproxy_robots,
-        cast(costs.cost / 12 as double) as cost,
-        cast(costs.cost / 12 / nullif(ranked.total_item_requests, 0) as double) as cost_per_use
+        cast(ranked.cost as double) as cost,
+        cast(ranked.cost_per_use as double) as cost_per_use
     from ranked
     left join proxy
         on proxy.usage_month = ranked.usage_month and proxy.platform = ranked.name and ranked.level = 'platform'
-    left join core.dim_eresource_cost as costs
-        on costs.level = ranked.level and costs.name = ranked.name and costs.cost_year = year(ranked.usage_month)
     where ranked.rank <= 10
 )
 

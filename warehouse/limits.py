@@ -1,0 +1,69 @@
+"""How much of a landing file Shuku reads: the `landing_limits` section of the library config.
+
+A line (or a JSON string value) longer than its source's ``max_line_bytes`` is quarantined
+with its length as ``line_too_long`` and never held whole; a file whose content (decompressed)
+is over ``max_file_bytes`` is refused; a JSON answer over ``max_json_bytes`` is refused before
+it is parsed (a JSON document is read whole). The limits live in the library config, not in
+the contracts, because they are about what the library's systems send, not about the tables:
+a library whose EZproxy logs very long URLs raises that source's limit, nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warehouse.textio import MAX_FILE_BYTES
+
+# 64 KiB: hundreds of times the longest line of a real export (a Koha statistics line is about
+# 150 bytes; EZproxy and Apache refuse request lines over 8 KB by default; a COUNTER row with a
+# long title about 2 KB), and small enough that a line cut off by the limit costs nothing.
+DEFAULT_MAX_LINE_BYTES = 64 << 10
+# 512 MiB: a SUSHI answer for a year of a large platform's Item Report is a few hundred MB;
+# parsing JSON costs about ten times its size in memory.
+DEFAULT_MAX_JSON_BYTES = 512 << 20
+KEYS = ("max_line_bytes", "max_file_bytes", "max_json_bytes")
+
+
+class LimitError(ValueError):
+    """A `landing_limits` value that cannot be used (the caller names the file)."""
+
+
+@dataclass(frozen=True)
+class LandingLimits:
+    """The limits of every source: ``max_line_bytes`` per source (``default`` for the others)."""
+
+    max_line_bytes: dict[str, int] = field(default_factory=lambda: {"default": DEFAULT_MAX_LINE_BYTES})
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+
+    def line(self, source: str) -> int:
+        """The longest line (or JSON string value) a file of ``source`` may hold, in bytes."""
+        return self.max_line_bytes.get(source, self.max_line_bytes.get("default", DEFAULT_MAX_LINE_BYTES))
+
+
+def _size(value, key: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise LimitError(f"`landing_limits.{key}` = {value!r} must be a whole number of bytes, at least {least:,}.")
+    return value
+
+
+def parse_limits(section, sources: tuple[str, ...], path: Path) -> LandingLimits:
+    """``landing_limits`` of the library config: a number for every source, or a mapping per source."""
+    section = section or {}
+    if not isinstance(section, dict) or set(section) - set(KEYS):
+        raise LimitError(f"{path}: `landing_limits` must be a mapping with keys {', '.join(KEYS)}.")
+    lines = section.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)
+    if not isinstance(lines, dict):
+        lines = {"default": lines}
+    for source in lines:
+        if source != "default" and source not in sources:
+            raise LimitError(f"{path}: `landing_limits.max_line_bytes.{source}`: {source!r} is not a landing "
+                             f"source; use default or one of {', '.join(sources)}.")
+    try:
+        per_source = {"default": DEFAULT_MAX_LINE_BYTES} | {
+            str(s): _size(v, f"max_line_bytes.{s}", 1024) for s, v in lines.items()}
+        return LandingLimits(per_source, _size(section.get("max_file_bytes", MAX_FILE_BYTES), "max_file_bytes", 1 << 20),
+                             _size(section.get("max_json_bytes", DEFAULT_MAX_JSON_BYTES), "max_json_bytes", 1 << 20))
+    except LimitError as exc:
+        raise LimitError(f"{path}: {exc}") from None
