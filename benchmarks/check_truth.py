@@ -87,7 +87,8 @@ def compare(truth: Path, home: Path) -> list[tuple[str, int | str, int | str, in
     clean = hours.filter(pl.col("clean"))
     listed("space_utilisation peaks (clean zone-days)", clean,
            marts["space_utilisation"].join(clean.select(keys), on=keys, how="semi"), keys, ["occupancy_peak"])
-    listed("eresource_top_monthly", expected.eresource_top(truth), marts["eresource_top_monthly"],
+    listed("eresource_top_monthly (COUNTER lists)", expected.eresource_top(truth),
+           marts["eresource_top_monthly"].filter(pl.col("level").is_in(expected.COUNTER_LEVELS)),
            ["usage_month", "level", "rank"], ["name", "platform", "total_item_requests", "total_item_investigations",
                                               "unique_item_requests", "ezproxy_accesses"])
     demand = expected.seat_demand(truth, load_library(Settings(home).library_config)).filter(pl.col("clean"))

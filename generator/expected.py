@@ -124,11 +124,17 @@ def seat_demand(root: Path, library: Library) -> pl.DataFrame:
     ).sort("branch_code", "event_date", "event_hour")
 
 
+# The lists of eresource_top_monthly made from COUNTER reports. The proxy's lists of titles and
+# items (ezproxy_title, ezproxy_item) have no truth here: the generator does not record which
+# title or article an access consulted; they are held to ezPAARSE's own test log instead.
+COUNTER_LEVELS = ("platform", "database", "title")
+
+
 def eresource_top(root: Path, *, delivered: bool = True) -> pl.DataFrame:
     """Per month and level (platform, database, title) the top ten by Total_Item_Requests, then
     Total_Item_Investigations, then name and platform; with the EZproxy accesses beside each
     platform."""
-    usage = read(root, "counter/usage_*.parquet").filter(pl.col("level").is_in(["platform", "database", "title"]))
+    usage = read(root, "counter/usage_*.parquet").filter(pl.col("level").is_in(COUNTER_LEVELS))
     # A title is one platform's: two platforms may carry journals of the same name.
     wide = usage.group_by("usage_month", "level", "platform", "name").agg(
         **{column: pl.col("value").filter(pl.col("metric") == metric).sum().cast(pl.Int64) for column, metric in (

@@ -39,8 +39,8 @@ from starlette.routing import Route
 from lineage.store import load_events
 from lineage.trace import TraceError, trace as walk
 from pipelines.api_callers import ApiLimits, RateLimiter, Tokens
-from pipelines.api_http import (ApiError, choice_param, date_param, int_param, json_response, only_params, plain,
-                                tabular)
+from pipelines.api_screen import RefusalTally, credential_in_query, error_response, limited_body, logged_line
+from pipelines.api_http import ApiError, choice_param, date_param, int_param, json_response, only_params, plain, tabular
 from pipelines.openapi import MEDIA_TYPES, filter_column, openapi_document
 from quality.freshness import is_stale, library_today
 from schemas.model import Contract, load_contracts
@@ -81,13 +81,29 @@ class ShukuApi:
         self.contracts = load_contracts()
         self.tokens = Tokens(settings)
         self.rates = RateLimiter(self.limits.rate_per_s, self.limits.burst)
+        self.refusals = RefusalTally(self.limits.refusal_window_s)
         self.freshness: dict[tuple[str, str], tuple[float, dict]] = {}
         self.lineage_lock = threading.Lock()
         self.lineage_stamp = None
         self.document = openapi_document(self.contracts, self.limits)
 
     # --- requests ------------------------------------------------------------------------
+    def screen(self, request: Request, anyone: bool = False) -> None:
+        """Refuse a credential in the URL; for what ``anyone`` may ask (liveness, the description, an
+        unknown path), a rate per client address, so that nobody floods the access log with them."""
+        name = credential_in_query(request.url.query)
+        if name:
+            raise ApiError(400, "credential_in_url", f"query parameter {name!r} carries a credential: send tokens "
+                           "only as `Authorization: Bearer shuku_…`; revoke a token sent this way (`shuku token "
+                           "revoke ID`), proxies may have logged it.", tally="credential_in_url")
+        if anyone:
+            wait = self.rates.take(f"client:{request.client.host if request.client else '-'}")
+            if wait:
+                raise ApiError(429, "rate_limited", f"too many requests; retry after {math.ceil(wait)} s.",
+                               headers={"Retry-After": str(math.ceil(wait))}, tally="rate_limited")
+
     def caller(self, request: Request) -> ApiToken:
+        self.screen(request)
         header = request.headers.get("authorization", "")
         scheme, _, text = header.partition(" ")
         token = self.tokens.find(text.strip()) if scheme.lower() == "bearer" else None
@@ -96,10 +112,12 @@ class ShukuApi:
             wait = self.rates.take(ANONYMOUS)
             if wait:
                 raise ApiError(429, "rate_limited", f"too many requests without a valid token; retry after "
-                               f"{math.ceil(wait)} s.", headers={"Retry-After": str(math.ceil(wait))})
+                               f"{math.ceil(wait)} s.", headers={"Retry-After": str(math.ceil(wait))},
+                               tally="rate_limited")
             why = "no Authorization header" if not header else "the token is malformed, unknown or revoked"
             raise ApiError(401, "unauthorized", f"{why}: send `Authorization: Bearer shuku_…` with a token from "
-                           "`shuku token create --role ROLE --name SYSTEM`.", headers={"WWW-Authenticate": "Bearer"})
+                           "`shuku token create --role ROLE --name SYSTEM`.", headers={"WWW-Authenticate": "Bearer"},
+                           tally="unauthorized")
         wait = self.rates.take(token.token_id)
         if wait:
             raise ApiError(429, "rate_limited", f"over the limit of {self.limits.rate_per_s:g} requests per second "
@@ -109,10 +127,27 @@ class ShukuApi:
 
     def log(self, request: Request, token: ApiToken | None, outcome: str, reason: str,
             objects: tuple[str, ...] = (), rows: int | None = None) -> None:
-        line = f"{request.method} {request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+        line = logged_line(request.method, request.url.path, request.url.query)
         log_access(self.settings, role=token.role if token else ANONYMOUS, user=_user(token), sql=line,
                    decision=GuardDecision(outcome == "allowed", reason, objects), outcome=outcome,
                    rows_returned=rows, reason=reason)
+
+    def tally(self, request: Request, kind: str, message: str) -> None:
+        """Count a refusal nobody is accountable for; log the count at the first of a window."""
+        count = self.refusals.add(kind)
+        if count:
+            self.log_refusals(kind, count, f"the latest: {logged_line(request.method, request.url.path, request.url.query)}"
+                              f": {message}")
+
+    def log_refusals(self, kind: str, count: int, latest: str = "") -> None:
+        log_access(self.settings, role=ANONYMOUS, user="-", sql=f"refused requests: {kind}",
+                   decision=GuardDecision(False, kind), outcome="refused", rows_returned=None,
+                   reason=f"{count} request(s) refused ({kind}) since the last such entry" + (f"; {latest}" if latest else "."))
+
+    def flush_refusals(self) -> None:
+        """Log the refusals counted but not yet logged (when the server stops)."""
+        for kind, count in self.refusals.pending().items():
+            self.log_refusals(kind, count)
 
     def dataset(self, token: ApiToken, layer: str, table: str) -> Contract:
         name = f"{layer}.{table}"
@@ -246,8 +281,12 @@ async def query(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
     token = api.caller(request)
     only_params(request)
+    raw = await limited_body(request, api.limits.max_body_bytes)
+    if raw is None:
+        raise ApiError(413, "body_too_large", f"the request body is over {api.limits.max_body_bytes:,} bytes; "
+                       'send {"sql": "SELECT …"} alone.')
     try:
-        body = json.loads(await request.body() or b"null")
+        body = json.loads(raw or b"null")
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str) or not body["sql"].strip():
@@ -258,6 +297,10 @@ async def query(request: Request) -> Response:
         raise ApiError(422, "bad_parameter", f"format {fmt!r}: expected one of {', '.join(MEDIA_TYPES)}.",
                        parameter="format")
     result = await run_in_threadpool(_guarded, api, request, token, body["sql"])
+    repeated = sorted({c for c in result.columns if result.columns.count(c) > 1})
+    if repeated and fmt != "csv":
+        raise ApiError(422, "duplicate_column", f"the result has more than one column named {repeated[0]!r}; give "
+                       f"each its own alias (AS …), or ask for format csv.", column=repeated[0])
     payload = {"columns": result.columns, "count": len(result.rows), "sql": result.decision.normalised}
     return tabular(fmt, result.columns, result.rows, None, payload)
 
@@ -294,36 +337,22 @@ def trace(request: Request) -> Response:
 
 def openapi(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
+    api.screen(request, anyone=True)
     api.log(request, None, "allowed", "the OpenAPI description (no data).")
     return json_response(api.document)
 
 
 def healthz(request: Request) -> Response:
     api: ShukuApi = request.app.state.api
+    api.screen(request, anyone=True)
     api.log(request, None, "allowed", "liveness (no data).")
     return json_response({"status": "ok"})
 
 
-def _error(request: Request, exc: Exception) -> Response:
-    api: ShukuApi = request.app.state.api
-    if isinstance(exc, ApiError):
-        status, error, message, headers, extra = exc.status, exc.error, exc.message, exc.headers, dict(exc.extra)
-        token = extra.pop("token", None)
-        logged = exc.logged
-    else:
-        status = exc.status_code
-        error = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-        message = (f"no such endpoint: {request.method} {request.url.path}; GET /openapi.json describes them."
-                   if status in (404, 405) else str(exc.detail))
-        headers, extra, token, logged = getattr(exc, "headers", None) or {}, {}, None, False
-    if not logged:
-        if token is None and status not in (401,):
-            try:
-                token = api.tokens.find(request.headers.get("authorization", "").partition(" ")[2].strip())
-            except Exception:    # noqa: BLE001 - a broken token file is reported by the request itself
-                token = None
-        api.log(request, token, "refused", message)
-    return json_response({"error": error, "message": message, **extra}, status=status, headers=headers)
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette):
+    yield
+    app.state.api.flush_refusals()
 
 
 def create_app(settings: Settings, limits: ApiLimits | None = None, root_path: str = "") -> Starlette:
@@ -337,8 +366,10 @@ def create_app(settings: Settings, limits: ApiLimits | None = None, root_path: s
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _error, HTTPException: _error})
-    app.state.api = ShukuApi(settings, limits)
+    api = ShukuApi(settings, limits)
+    app = Starlette(routes=routes, exception_handlers={ApiError: error_response, HTTPException: error_response},
+                    lifespan=_lifespan)
+    app.state.api = api
     app.state.root_path = root_path
     return app
 

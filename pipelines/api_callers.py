@@ -20,6 +20,8 @@ class ApiLimits:
     max_query_rows: int = 50_000     # rows one query may return
     rate_per_s: float = 20.0         # requests per second per token (a token bucket) …
     burst: int = 40                  # … with this many at once
+    max_body_bytes: int = 1_000_000  # a query's JSON body
+    refusal_window_s: float = 60.0   # refusals without a valid token: one access-log entry per kind and window
 
 
 class RateLimiter:

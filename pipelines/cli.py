@@ -218,25 +218,12 @@ def status() -> None:
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--role", default=None, help="Run as this role (schemas/roles.yaml) through the SQL guard, on its "
-              "published database; without it, the data librarian's full view.")
+              "published database; without it, the full view, for accounts granted full_view in access.yaml.")
 def sql(query: str, fmt: str, role: str | None) -> None:
     """Query the warehouse (every layer, as views over the lake), or as a role through the guard."""
-    import duckdb
+    from pipelines.cli_shared import full_view_sql
 
-    from warehouse.lake.views import compute_connection
-
-    if role is not None:
-        names, rows = _guarded_sql(query, role)
-    else:
-        con = compute_connection(existing_settings())
-        try:
-            cursor = con.execute(query)
-            names = [d[0] for d in cursor.description] if cursor.description else []
-            rows = cursor.fetchall() if names else []
-        except duckdb.Error as exc:
-            raise click.ClickException(f"query failed: {exc}") from None
-        finally:
-            con.close()
+    names, rows = _guarded_sql(query, role) if role is not None else full_view_sql(existing_settings(), query)
     if fmt == "json":
         for row in rows:
             click.echo(json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False))
@@ -260,9 +247,11 @@ def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
     from schemas.roles import UnknownRole
     from warehouse.guarded import QueryFailed, QueryRefused, run_guarded
 
+    from warehouse.grants import AccessConfigError
+
     try:
         result = run_guarded(existing_settings(), query, role)
-    except UnknownRole as exc:
+    except (UnknownRole, AccessConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     except QueryRefused as exc:
         raise Failed(f"refused for role {role}: {exc.decision.reason}") from None

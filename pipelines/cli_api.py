@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipelines.cli_shared import err, out, prepared_settings
+from pipelines.cli_shared import Failed, Unusable, err, out, prepared_settings
 
 
 @click.command()
@@ -48,6 +48,18 @@ def token() -> None:
     """API tokens for `shuku serve`, each bound to one role (schemas/roles.yaml), stored hashed."""
 
 
+def _token_admin(settings) -> None:
+    """Refuse an account that does not hold a token-administering role (access.yaml's token_admins)."""
+    from warehouse.grants import AccessConfigError, RoleNotGranted, require_token_admin
+
+    try:
+        require_token_admin(settings)
+    except AccessConfigError as exc:
+        raise Unusable(str(exc)) from None
+    except RoleNotGranted as exc:
+        raise Failed(str(exc)) from None
+
+
 @token.command("create")
 @click.option("--role", required=True, help="The role the caller acts as.")
 @click.option("--name", required=True, help="The calling system, e.g. discovery-portal (logged as the user).")
@@ -56,8 +68,10 @@ def token_create(role: str, name: str) -> None:
     from schemas.roles import UnknownRole
     from warehouse.tokens import TokenError, create_token
 
+    settings = prepared_settings()
+    _token_admin(settings)
     try:
-        made, text = create_token(prepared_settings(), role, name)
+        made, text = create_token(settings, role, name)
     except (UnknownRole, TokenError) as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(text)
@@ -70,8 +84,10 @@ def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (`shuku token list`); a running server refuses it at the next request."""
     from warehouse.tokens import TokenError, revoke_token
 
+    settings = prepared_settings()
+    _token_admin(settings)
     try:
-        revoked = revoke_token(prepared_settings(), token_id)
+        revoked = revoke_token(settings, token_id)
     except TokenError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"token {revoked.token_id} ({revoked.name}, role {revoked.role}) revoked at {revoked.revoked_at}")

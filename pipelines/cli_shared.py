@@ -49,9 +49,15 @@ def prepared_settings() -> Settings:
     """The home folder of a command that writes, created if it is not there yet."""
     from warehouse.lake.files import storage_error
 
+    from warehouse.grants import AccessConfigError, apply_service_group
+
     settings = Settings.from_env()
     try:
-        return settings.ensure()
+        settings.ensure()
+        apply_service_group(settings)
+        return settings
+    except AccessConfigError as exc:
+        raise Unusable(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(str(storage_error(exc, settings.home, "preparing") or exc)) from None
 
@@ -122,3 +128,46 @@ def checked_library(settings: Settings) -> Library:
         return load_library(settings.library_config)
     except LibraryConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def full_view_sql(settings: Settings, query: str) -> tuple[list[str], list[tuple]]:
+    """`shuku sql` without --role: every layer unguarded, for an account granted the full view,
+    and logged in meta.access_log like a guarded query (role "(full view)"). The account reads the
+    lake with its own permissions, so on a read-only home the query runs with a warning, unlogged."""
+    import duckdb
+
+    from warehouse.grants import FULL_VIEW, AccessConfigError, RoleNotGranted, current_account, require_full_view
+    from warehouse.guard import GuardDecision
+    from warehouse.guarded import log_access
+    from warehouse.lake.files import StorageError
+    from warehouse.lake.views import compute_connection
+
+    account = current_account()
+
+    def log(decision: GuardDecision, outcome: str, rows: int | None = None, reason: str | None = None) -> None:
+        try:
+            log_access(settings, role=FULL_VIEW, user=account.name, sql=query, decision=decision, outcome=outcome,
+                       rows_returned=rows, reason=reason)
+        except (StorageError, OSError) as exc:
+            err.print(f"[yellow]not written to meta.access_log: {exc}[/yellow]")
+
+    try:
+        require_full_view(settings, account)
+    except AccessConfigError as exc:
+        raise Unusable(str(exc)) from None
+    except RoleNotGranted as exc:
+        log(GuardDecision(False, str(exc), code="grant"), "refused")
+        raise Failed(str(exc)) from None
+    decision = GuardDecision(True, "the full view: every layer, unguarded (granted in access.yaml).")
+    con = compute_connection(settings)
+    try:
+        cursor = con.execute(query)
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if names else []
+    except duckdb.Error as exc:
+        log(decision, "failed", reason=f"query failed: {exc}")
+        raise click.ClickException(f"query failed: {exc}") from None
+    finally:
+        con.close()
+    log(decision, "allowed", len(rows))
+    return names, rows

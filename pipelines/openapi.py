@@ -20,9 +20,11 @@ JSON_TYPES = {"VARCHAR": {"type": "string"}, "BIGINT": {"type": "integer"}, "INT
               # Stored without an offset (the column's description says UTC or library time): not RFC 3339.
               "TIMESTAMP": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"},
               "VARCHAR[]": {"type": "array", "items": {"type": "string"}}}
-ERROR_CODES = {"401": "No token, or a malformed, unknown or revoked one.",
+ERROR_CODES = {"400": "A credential in the URL: send tokens only in the Authorization header, and revoke this one.",
+               "401": "No token, or a malformed, unknown or revoked one.",
                "403": "Outside the token's role: `refused` names the columns or tables.",
                "404": "No such dataset.",
+               "413": "A request body over the limit (1 MB).",
                "422": "A bad parameter or query, or over the time or result-size limit; `message` says which.",
                "429": "Over the request rate (per token; one shared by requests without a valid token); "
                       "retry after `Retry-After` seconds."}
@@ -100,7 +102,7 @@ def _rows_operation(contract: Contract, limits) -> dict:
         "parameters": params,
         "responses": {"200": {"description": f"Rows of {name}, the columns the caller's role may see.",
                               "content": _tabular(page)},
-                      **_errors("401", "403", "404", "422", "429")}}}
+                      **_errors("400", "401", "403", "404", "422", "429")}}}
 
 
 def openapi_document(contracts: dict[str, Contract], limits) -> dict:
@@ -154,7 +156,7 @@ def openapi_document(contracts: dict[str, Contract], limits) -> dict:
                 "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"},
                                "sql": {"type": "string", "description": "The checked statement that ran."},
                                "rows": {"type": "array", "items": {"type": "object"}}}})},
-                          **_errors("401", "403", "422", "429")}}},
+                          **_errors("400", "401", "403", "413", "422", "429")}}},
         "/api/v1/trace/{target}": {"get": {
             "operationId": "trace", "summary": "The trace of a column, as `shuku trace --format json`",
             "parameters": [{"name": "target", "in": "path", "required": True,

@@ -13,11 +13,16 @@ a changed set of tables or columns, or an erasure (freed pages of a copy could s
 erased rows) builds the file afresh.
 
 Roles that see exactly the same tables and columns (with the same disclosure control) share one
-file's contents: the second is a hard link to the first, made in the same publish.
+file's contents: the second is a hard link to the first, made in the same publish (unless their
+files belong to different groups).
+
+Each file is readable by its owner and by the group the access configuration names for the role
+(``roles.<role>.file_group``, mode 0640), else by the home's group; nobody else.
 """
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import json
 import os
@@ -28,6 +33,7 @@ from pathlib import Path
 from schemas.model import Contract, load_contracts
 from schemas.roles import load_roles, role_named, visible_columns
 from warehouse.disclosure import protects, suppress
+from warehouse.grants import AccessConfigError, load_access
 from warehouse.lake.files import flush, put_in_place, write_text_atomic
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import files_digest, partition_stamps
@@ -62,6 +68,20 @@ def publish_afresh_next_time(settings: Settings) -> None:
     started from the old one could keep them in its freed pages."""
     for record in settings.access_dir.glob(".*.sources.json"):
         record.unlink(missing_ok=True)
+
+
+def _readable_by_role(settings: Settings, role: str, path: Path) -> None:
+    """Give the file to the role's group (access.yaml's file_group), mode 0640: before it is put in
+    place, so it is never readable by anyone else."""
+    group = load_access(settings).file_group(role)
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise AccessConfigError(f"{settings.home / 'access.yaml'}: roles.{role}.file_group: there is no group "
+                                    f"{group!r} on this machine; create it or correct the name.") from None
+        os.chown(path, -1, gid)
+    path.chmod(0o640)
 
 
 def _file_stamp(path: Path) -> list[int]:
@@ -111,6 +131,7 @@ def _link_to(settings: Settings, role: str, final: Path, tmp: Path, other: Publi
     os.link(other.path, tmp)
     state = sources_path(settings, role)
     state.unlink(missing_ok=True)
+    _readable_by_role(settings, role, tmp)
     put_in_place(tmp, final)
     shutil.copyfile(sources_path(settings, other.role), state)
     return PublishedRole(role=role, path=final, tables=other.tables, bytes=final.stat().st_size,
@@ -185,6 +206,7 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
     flush(tmp)
     state = sources_path(settings, role)
     state.unlink(missing_ok=True)     # until the new one is written, the new file matches no record
+    _readable_by_role(settings, role, tmp)
     put_in_place(tmp, final)
     write_text_atomic(state, json.dumps({"layout": layout, "database": _file_stamp(final), "tables": sources,
                                          "suppressed": suppressed}, indent=1))
@@ -201,12 +223,14 @@ def publish(settings: Settings, incremental: bool = True) -> list[PublishedRole]
     # them back to keep the files' order (less memory for a year of logs).
     con.execute("SET preserve_insertion_order = false")
     done: list[PublishedRole] = []
-    by_layout: dict[str, PublishedRole] = {}
+    by_layout: dict[tuple[str, str | None], PublishedRole] = {}
+    access = load_access(settings)
     try:
         for role in load_roles():
+            group = access.file_group(role)      # a hard link shares its file's group
             published = publish_role(settings, role, contracts, con, incremental,
-                                     same_as=by_layout.get(_layout(role, contracts)[2]))
-            by_layout.setdefault(published.layout, published)
+                                     same_as=by_layout.get((_layout(role, contracts)[2], group)))
+            by_layout.setdefault((published.layout, group), published)
             done.append(published)
         return done
     finally:

@@ -15,7 +15,11 @@ refused, never let through by default.
 5. The query is qualified against the contracts (``*``, ``t.*``, EXCLUDE, REPLACE expanded),
    and every column, in every scope (CTEs, subqueries, derived tables, UNION branches,
    lateral joins), is traced to its base table; ``COLUMNS(…)`` counts as every column of the
-   scope's tables it can match. Each must be at or below the role's clearance.
+   scope's tables it can match, matched as DuckDB matches it (RE2, through DuckDB itself).
+   Each must be at or below the role's clearance.
+
+A query the guard cannot finish checking (nested too deeply, or text that is not valid UTF-8)
+is refused like any other, and logged.
 
 What runs is sqlglot's regeneration of the checked tree, not the submitted text, so DuckDB
 executes exactly what was checked (comments dropped), on a read-only connection to the
@@ -24,8 +28,10 @@ role's published database with external access disabled and the configuration lo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+import duckdb
 
 import sqlglot
 from sqlglot import exp
@@ -201,12 +207,23 @@ def _columns_matched(node: exp.Columns, contract: Contract) -> list[str]:
     """Columns of ``contract`` a ``COLUMNS(...)`` may select: regex matches, or all of them."""
     arg = node.this
     if isinstance(arg, exp.Literal) and arg.is_string:
-        try:
-            pattern = re.compile(arg.this)
-        except re.error:
-            return contract.column_names
-        return [c for c in contract.column_names if pattern.search(c)]
+        matched = _re2_matches(arg.this, tuple(contract.column_names))
+        return contract.column_names if matched is None else list(matched)
     return contract.column_names
+
+
+@lru_cache(maxsize=512)
+def _re2_matches(pattern: str, names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The names DuckDB's ``COLUMNS(pattern)`` selects, matched by DuckDB's own RE2 (Python's ``re``
+    reads ``[[:alpha:]]``, ``\\Z`` or ``(?i)`` differently); None when RE2 rejects the pattern."""
+    con = duckdb.connect()
+    try:
+        return tuple(n for (n,) in con.execute("SELECT n FROM unnest(?::VARCHAR[]) AS t(n) WHERE regexp_matches(n, ?)",
+                                               [list(names), pattern]).fetchall())
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
 
 
 def _own(scope: Scope, node: exp.Expression) -> bool:
@@ -263,6 +280,28 @@ def guard(sql: str, role: str | Role, user: str | None = None,
     """Decide whether ``role`` may run ``sql``. Pure: logs nothing (``run_guarded`` logs)."""
     role = role if isinstance(role, Role) else role_named(role)
     contracts = load_contracts() if contracts is None else contracts
+    unreadable = _not_text(sql)
+    if unreadable:
+        return _refuse(unreadable)
+    try:
+        return _guard(sql, role, contracts)
+    except RecursionError:
+        return _refuse("the query nests too deeply for the guard to check (parentheses, NOT, CASE or operators "
+                       "thousands deep); write it flatter.")
+
+
+def _not_text(sql: str) -> str | None:
+    """Why ``sql`` is not plain text the guard and the log can hold, or None."""
+    if "\x00" in sql:
+        return f"the query holds a NUL character at position {sql.index(chr(0))}; send plain text."
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"the query is not valid UTF-8 text (position {exc.start}); send plain text."
+    return None
+
+
+def _guard(sql: str, role: Role, contracts: dict[str, Contract]) -> GuardDecision:
     tree = _parse(sql)
     if isinstance(tree, GuardDecision):
         return tree
@@ -301,4 +340,18 @@ def guard(sql: str, role: str | Role, user: str | None = None,
         how = "; `*`, COLUMNS(...) or a table alias selects them: name the columns, or use * EXCLUDE (...)" if starred else ""
         return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised, "clearance", refused)
     return GuardDecision(True, f"every table and column is within role {role.name}'s layers and clearance.",
-                         tuple(sorted(set(objects))), normalised)
+                         tuple(sorted(set(objects))), _without_hidden_exclusions(tree, tables, contracts, role))
+
+
+def _without_hidden_exclusions(tree: exp.Expression, tables: list[str], contracts: dict[str, Contract],
+                               role: Role) -> str:
+    """The SQL to run, with ``* EXCLUDE (column)`` left out for columns the role's published database
+    does not hold (DuckDB would fail on them; the guard already checked what the star selects)."""
+    held = {c.name.lower() for t in tables for c in contracts[t].columns if level(c.classification) <= role.level}
+    tree = tree.copy()
+    for star in tree.find_all(exp.Star):
+        excluded = star.args.get("except_") or []
+        kept = [c for c in excluded if not isinstance(c, exp.Column) or c.name.lower() in held]
+        if len(kept) != len(excluded):
+            star.set("except_", kept or None)
+    return tree.sql(dialect=DIALECT, comments=False)

@@ -4,7 +4,6 @@ meta.access_log, and what is allowed runs on the role's published database withi
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import hashlib
 import re
 import threading
@@ -18,6 +17,7 @@ import polars as pl
 from schemas.roles import role_named
 from warehouse.access import role_database
 from warehouse.audit import append_chained
+from warehouse.grants import Account, AccessConfigError, RoleNotGranted, current_account, require_role
 from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
@@ -75,6 +75,8 @@ def log_access(settings: Settings, *, role: str, user: str, sql: str, decision: 
     """Append one row to meta.access_log: a new Parquet file per query, written atomically."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     # A card number typed into a query must not land in the log; the hash still identifies the query.
+    # Text that is not valid UTF-8 (a lone surrogate) is logged with it escaped, never dropped.
+    sql = sql.encode("utf-8", "backslashreplace").decode("utf-8")
     logged_text = _card_regex(settings.library_config).sub("<card number>", sql)
     frame = pl.DataFrame({
         "logged_at": [now], "role": [role], "user_name": [user],
@@ -97,13 +99,24 @@ def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnecti
 
 
 def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None,
-                limits: QueryLimits | None = None) -> GuardedResult:
+                limits: QueryLimits | None = None, account: Account | None = None) -> GuardedResult:
     """Guard ``sql`` for ``role``, log the decision, and run it if allowed, within ``limits``.
 
+    ``user``: the caller as logged, for a caller authenticated otherwise (an API token). Without
+    it the caller is a local ``account`` (the process's real one unless given), which must hold
+    the role in the home's access configuration (`warehouse.grants`).
     Raises QueryRefused (logged as refused) or QueryFailed (logged as failed).
     """
     role_named(role)
-    user = user or getpass.getuser()
+    if user is None:
+        account = account or current_account()
+        user = account.name
+        try:
+            require_role(settings, role, account)
+        except (RoleNotGranted, AccessConfigError) as exc:
+            refusal = GuardDecision(False, str(exc), code="grant")
+            log_access(settings, role=role, user=user, sql=sql, decision=refusal, outcome="refused", rows_returned=None)
+            raise QueryRefused(refusal) from None
     decision = guard(sql, role, user)
     if not decision.allowed:
         log_access(settings, role=role, user=user, sql=sql, decision=decision, outcome="refused", rows_returned=None)

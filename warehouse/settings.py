@@ -111,12 +111,25 @@ class Settings:
         return self.home.is_dir()
 
     def ensure(self) -> "Settings":
-        """Create the home folder's skeleton (idempotent)."""
-        for path in (self.landing, self.lake, self.quarantine, self.access_dir,
-                     self.lineage_dir, self.dagster_home):
+        """Create the home folder's skeleton (idempotent), by need to know: the home 0750 (its
+        group, the service's, may read what is published), the landing files, keys and
+        unparsable raw rows 0700 (the service account alone). Everything written afterwards by
+        this process is unreadable by other accounts (umask 027)."""
+        os.umask(0o027)
+        self.home.mkdir(parents=True, exist_ok=True)
+        _restrict(self.home, 0o750)
+        for path in (self.lake, self.quarantine, self.access_dir, self.lineage_dir, self.dagster_home):
             path.mkdir(parents=True, exist_ok=True)
-        for private in (self.secrets_dir, self.restricted):
+        for private in (self.landing, self.secrets_dir, self.restricted):
             private.mkdir(parents=True, exist_ok=True)
-            if private.stat().st_mode & 0o777 != 0o700:     # (a read-only home stays usable for reading)
-                private.chmod(0o700)
+            _restrict(private, 0o700)
         return self
+
+
+def _restrict(path: Path, mode: int) -> None:
+    """Take away group and other permissions beyond ``mode`` (a setgid bit the administrator set on
+    the home, so that what is created in it keeps the service's group, is kept)."""
+    current = path.stat().st_mode
+    wanted = (current & 0o7000) | mode
+    if current & 0o7777 != wanted and path.stat().st_uid == os.geteuid():    # (not ours: the owner's to set)
+        path.chmod(wanted)
