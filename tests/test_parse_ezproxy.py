@@ -130,6 +130,22 @@ def test_host_and_path_of_the_url(tmp_path, library, url, host, path):
     assert rows.select("host", "path").row(0) == (host, path)
 
 
+def test_urls_of_every_form_in_one_log_keep_their_lines_and_parts(tmp_path, library):
+    """The usual forms are split by the line's own expression, the others read again: one file mixes both."""
+    urls = ["https://www.jstor.org/stable/1?a=1", "CONNECT-ME", "www.cnki.net/kns?x=2", "/p?q=3",
+            "https://user@wiley.com/doi/10.1/x", "http://[2001:db8::1]:8080/a?b=4"]
+    lines = [f'10.0.0.1 - - [01/Sep/2025:10:00:0{i} +0800] "GET {url} HTTP/1.1" 200 10' for i, url in enumerate(urls)]
+    lines.append('10.0.0.1 - - [01/Sep/2025:10:00:09 +0800] "GET /p HTTP/1.1" \u0662\u0660\u0660 10')   # Arabic-Indic 200
+    log = tmp_path / "ezproxy_2025-09-01.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = parse(log, library)
+    assert result.rows.select("source_line", "host", "path", "url").rows() == [
+        (1, "www.jstor.org", "/stable/1", urls[0]), (2, "connect-me", "/", urls[1]),
+        (3, "www.cnki.net", "/kns", urls[2]), (4, None, "/p", urls[3]), (5, "wiley.com", "/doi/10.1/x", urls[4]),
+        (6, "[2001:db8::1]", "/a", urls[5])]
+    assert result.rejects.select("source_line", "reason").rows() == [(7, "malformed_line")]
+
+
 def test_compiled_pattern_has_named_groups():
     pattern = compile_log_format('%h %l %u %t "%r" %s %b')
     for group in ("client", "user", "time", "method", "url", "status", "bytes"):

@@ -24,6 +24,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from assets.repeats import row_hash
+
 RULES_FOLDER = Path(__file__).with_name("platform_rules")
 # ezPAARSE's names for what a consultation is and where it points.
 FIELDS = ("rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")
@@ -176,13 +178,16 @@ def _param(name: str) -> pl.Expr:
 def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
     """The fields one rule gives the rows it matched."""
     captured: dict[str, pl.Expr] = {}
+    matches: dict[str, pl.Expr] = {}         # one match per expression, whatever the number of its groups
     for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
-        if pattern:
-            for name, index in re.compile(_python_syntax(pattern)).groupindex.items():
-                captured.setdefault(name, _decode(pl.col(column).str.extract(pattern, index)))
+        names = re.compile(_python_syntax(pattern)).groupindex if pattern else {}
+        if names:
+            matches[f"__m_{column}"] = pl.col(column).str.extract_groups(pattern)
+            for name in names:
+                captured.setdefault(name, _decode(pl.col(f"__m_{column}").struct.field(name)))
     for name, parameter in rule.params:
         captured.setdefault(name, _param(parameter))
-    out = {name: expr for name, expr in captured.items() if name in FIELDS}
+    out = {name: pl.col(f"__{name}") for name in captured if name in FIELDS}
     for name, template in rule.templates:
         pieces = _TEMPLATE.split(template)      # text, name, filter, text, name, filter, … text
         parts = []
@@ -192,22 +197,18 @@ def _fields(frame: pl.DataFrame, rule: Rule) -> pl.DataFrame:
             if i + 1 < len(pieces):
                 parts.append(_filtered(pl.col(f"__{pieces[i + 1]}"), pieces[i + 2]))
         out[name] = pl.concat_str(parts) if len(parts) > 1 else parts[0]
-    staged = frame.with_columns(**{f"__{k}": v for k, v in captured.items()})
+    staged = frame.with_columns(**matches).with_columns(**{f"__{k}": v for k, v in captured.items()})
     return staged.select("__row", *[out.get(f, pl.lit(None, pl.Utf8)).cast(pl.Utf8).replace("", None).alias(f)
                                     for f in FIELDS])
 
 
-def _matching_rule(rules: tuple[Rule, ...]) -> pl.Expr:
-    """The number (1-based) of the first rule whose expressions all match, else null."""
-    which = pl.lit(None, pl.Int32)
-    for number in range(len(rules), 0, -1):       # built inside out: the first rule wins
-        rule = rules[number - 1]
-        test = pl.lit(True)
-        for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
-            if pattern:
-                test = test & pl.col(column).str.contains(pattern).fill_null(False)
-        which = pl.when(test).then(pl.lit(number, pl.Int32)).otherwise(which)
-    return which
+def _matches(rule: Rule) -> pl.Expr:
+    """Whether all of a rule's expressions match."""
+    test = pl.lit(True)
+    for column, pattern in (("host", rule.host), ("path", rule.path), ("query", rule.query)):
+        if pattern:
+            test = test & pl.col(column).str.contains(pattern).fill_null(False)
+    return test
 
 
 def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame:
@@ -224,11 +225,13 @@ def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame
         for rules in (own.get(platform, ()), general):   # the general rules only on what is left
             if not rules or rows.height == 0:
                 continue
-            rows = rows.with_columns(__rule=_matching_rule(rules))
-            matched = rows.filter(pl.col("__rule").is_not_null())
-            for (number,), part in matched.partition_by("__rule", as_dict=True).items():
-                parts.append(_fields(part, rules[number - 1]).cast({"__row": pl.UInt32}))
-            rows = rows.filter(pl.col("__rule").is_null()).drop("__rule")
+            for rule in rules:          # in order, each on what the rules before it left: the first wins
+                hit = rows.select(_matches(rule)).to_series()
+                if hit.any():
+                    parts.append(_fields(rows.filter(hit), rule).cast({"__row": pl.UInt32}))
+                    rows = rows.filter(~hit)
+                    if rows.height == 0:
+                        break
     return pl.concat(parts)
 
 
@@ -273,13 +276,21 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
         .when(pl.col("is_static")).then(pl.lit("static"))
         .when(proxy).then(pl.lit("proxy"))
         .otherwise(pl.lit(None, pl.Utf8)))
-    # The rules run once per distinct URL (a log asks for the same pages again and again).
-    urls = frame.filter(pl.col("__skip").is_null() & known).group_by("platform", "host", "path", "query").agg(
-        pl.col("__row").alias("__rows")).with_row_index("__url")
-    found = qualify(urls.select(pl.col("__url").alias("__row"), "platform", "host", "path", "query"), extra).join(
-        urls.select("__url", "__rows"), left_on="__row", right_on="__url").explode("__rows").drop("__row").rename(
-        {"__rows": "__row"})
-    frame = frame.join(found, on="__row", how="left").sort("__row")
+    # The rules run once per distinct URL (a log asks for the same pages again and again): each row
+    # points at the first row of its URL, found by a hash of the URL's columns and confirmed by
+    # comparing them (a row whose hash another URL shares stands for itself).
+    url = ["platform", "host", "path", "query"]
+    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(url)))
+    frame = frame.with_columns(__rep=pl.col("__row").first().over("__key"))
+    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in url])
+    frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
+                               .when(same).then(pl.col("__rep")).otherwise(pl.col("__row")))
+    found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra)
+    # each row takes the fields of its URL's first row by position (a gather, several times faster than a join)
+    where = pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).scatter(
+        found.get_column("__row"), pl.int_range(found.height, dtype=pl.UInt32, eager=True))
+    fields = found.drop("__row").select(pl.all().gather(where.gather(frame.get_column("__rep"))))
+    frame = pl.concat([frame.drop("__key", "__rep"), fields], how="horizontal")
     if "user_agent" in frame.columns:
         robot = pl.col("user_agent").replace_strict(_robots(frame.get_column("user_agent")), default=False,
                                                     return_dtype=pl.Boolean)

@@ -38,7 +38,7 @@ URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://(?P<url_host>\[[^\]]*\]|[^\[:/?#@][
              r"(?P<url_path>/[^?#]*)?(?:[?#](?P<url_query>.*))?$")
 ANY_URL_PARTS = (r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:(?:[^@/?#]*@)?(?P<url_host>\[[^\]]*\]|[^:/?#]+))?"
                  r"[^/?#]*(?P<url_path>[^?#]*)(?:[?#](?P<url_query>.*))?")
-REVERSE_PROXY = r"^/https?/(?P<rp_host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?(?P<rp_path>/.*)?$"
+REVERSE_PROXY = r"^/https?/(?P<rp_host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?(?P<rp_path>/.*)?$"
 
 
 @lru_cache(maxsize=8)
@@ -104,13 +104,18 @@ def _network(address: str | None) -> str | None:
 
 
 def url_parts(frame: pl.DataFrame) -> pl.DataFrame:
-    """``url_host``, ``url_path``, ``url_query`` of the frame's ``url``."""
-    frame = frame.with_columns(pl.col("url").str.extract_groups(URL_PARTS).alias("__parts")).unnest("__parts")
-    odd = frame.get_column("url_path").is_null() & frame.get_column("url_host").is_null()
-    if odd.any():
-        loose = pl.col("url").str.extract_groups(ANY_URL_PARTS)
-        frame = frame.with_columns(**{name: pl.when(pl.lit(odd)).then(loose.struct.field(name)).otherwise(pl.col(name))
-                                      for name in ("url_host", "url_path", "url_query")})
+    """``url_host``, ``url_path``, ``url_query`` of the frame's ``url``, where the log's own
+    expression has not split it already."""
+    names = ("url_host", "url_path", "url_query")
+    if "url_host" not in frame.columns:
+        frame = frame.with_columns(**{name: pl.lit(None, pl.Utf8) for name in names})
+    for pattern in (URL_PARTS, ANY_URL_PARTS):      # the usual forms, then any
+        todo = frame.get_column("url_path").is_null() & frame.get_column("url_host").is_null()
+        if not todo.any():
+            break
+        frame = frame.with_columns(__parts=pl.when(pl.lit(todo)).then(pl.col("url")).str.extract_groups(pattern))
+        frame = frame.with_columns(**{name: pl.when(pl.lit(todo)).then(pl.col("__parts").struct.field(name))
+                                      .otherwise(pl.col(name)) for name in names}).drop("__parts")
     return frame.with_columns(pl.col("url_path").fill_null(""))
 
 
@@ -179,11 +184,18 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     if text.blank:
         return empty_result("ezproxy-log", text.encoding, NO_BYTES, EZPROXY_SCHEMA, {"log_format": log_format})
     raw, encoding, cut_off = _lines(text)
+    split = compile_log_format(log_format, split_url=True)     # the URL's parts in the same pass
     frame = pl.DataFrame({"raw_text": raw}).with_row_index("source_line", offset=1).filter(
         ~pl.col("source_line").is_in([x.number for x in text.long_lines])).with_columns(
         pl.col("source_line").cast(pl.Int64),
-        pl.col("raw_text").str.extract_groups(pattern).alias("g"),
+        pl.col("raw_text").str.extract_groups(split).alias("g"),
     ).unnest("g")
+    if split != pattern:    # a URL of another form (or none): the line is read with the plain expression
+        missed = pl.col("time").is_null() | (pl.col("url") == "")
+        frame = frame.with_columns(__plain=pl.when(missed).then(pl.col("raw_text")).str.extract_groups(pattern))
+        frame = frame.with_columns(**{name: pl.when(missed).then(pl.col("__plain").struct.field(name))
+                                      .otherwise(pl.col(name)) for name in re.compile(pattern).groupindex}
+                                   ).drop("__plain")
     names = set(frame.columns)
     matched = pl.col("time").is_not_null()
     squid = is_squid(log_format)
@@ -220,7 +232,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     host_from_url = pl.col("url_host")
     if "vhost" in names:   # `%v` may carry the port: host:port is the host
         host_from_url = pl.when(url.str.starts_with("/")).then(
-            pl.col("vhost").str.replace(r":\d+$", "")).otherwise(host_from_url)
+            pl.col("vhost").str.replace(r":[0-9]+$", "")).otherwise(host_from_url)
     # A reverse proxy (Apache's mod_proxy, as some libraries run instead of EZproxy) writes the
     # platform's URL in the path: /http/host/path or /https/host:port/path.
     reverse = pl.col("url_path").str.extract_groups(REVERSE_PROXY)
@@ -229,7 +241,7 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
     path_of_url = pl.when(reverse.struct.field("rp_host").is_not_null()).then(
         reverse.struct.field("rp_path").fill_null("/")).otherwise(pl.col("url_path"))
     client = pl.col("client") if "client" in names else pl.lit(None, pl.Utf8)
-    ipv4_net = client.str.extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
+    ipv4_net = client.str.extract(r"^([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.[0-9]{1,3}$", 1)
     rows = parts.with_columns(
         accessed_at=pl.col("accessed_at").dt.convert_time_zone(library.timezone).dt.replace_time_zone(None),
         **{CARD_NUMBER: pl.col(USER).replace("-", None) if USER in names else pl.lit(None, pl.Utf8)},
