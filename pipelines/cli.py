@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipelines.cli_alerts import alerts
@@ -24,8 +23,8 @@ from pipelines.cli_parse import parse
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
-from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, one_line,
-                                  out, prepared_settings)
+from pipelines.cli_run import run_pipeline
+from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, out, prepared_settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,63 +83,10 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
     Patron and catalogue exports already loaded as they are (same file, same SHA-256) are not
     loaded again."""
     settings = prepared_settings()
-    ok = _run(settings, start.date() if start else None, end.date() if end else None,
+    ok = run_pipeline(settings, start.date() if start else None, end.date() if end else None,
               select.split(",") if select else None, not no_models, reload_snapshots=reload_snapshots)
     if not ok:
         raise Failed("a run failed; `shuku status` lists it and `shuku ui` shows its logs.")
-
-
-def _run(settings, start, end, select, models: bool, reload_snapshots: bool = False) -> bool:
-    from pipelines.definitions import build_definitions
-    from pipelines.runner import (dagster_instance, empty_range, feeds_named, monthly_keys, months_outside_message,
-                                  not_loaded_lines, plan, run_stage)
-
-    try:
-        feeds = feeds_named(select)
-        stages = plan(settings, start, end, feeds, models=models, reload_snapshots=reload_snapshots)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if (nothing := empty_range(settings, start, end, feeds)) is not None:
-        raise Failed(nothing)
-    if outside := monthly_keys(settings, feeds)[1]:
-        err.print(months_outside_message(outside), markup=False, highlight=False)
-    planned = {key.path[-1] for stage in stages for key in stage.assets}
-    kept = [f.name for f in feeds if f.partitioning is None and f.files(settings.landing)
-            and not planned & set(f.tables)]
-    if kept:
-        err.print(f"{', '.join(kept)}: the newest export is loaded already; not loaded again "
-                  "(--reload-snapshots to load it anyway)")
-    checked_library(settings)
-    from warehouse.lake.files import StorageError, check_home_writable, sweep_temp_files
-    try:
-        check_home_writable(settings)       # a full disk or a read-only home: refused before anything changes
-    except StorageError as exc:
-        raise Failed(str(exc)) from None
-    sweep_temp_files(settings)              # left by an interrupted run
-    instance = dagster_instance(settings)
-    defs = build_definitions(settings)
-    results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err, transient=False) as progress:
-        overall = progress.add_task("pipeline", total=len(stages))
-        for stage in stages:
-            progress.update(overall, description=stage.label)
-            result = run_stage(defs, instance, stage)
-            results.append(result)
-            mark = "[green]ok[/green]" if result.success else "[red]failed[/red]"
-            progress.console.print(f"{mark} {stage.label} (run {result.run_id[:8]})")
-            if not result.success:
-                progress.console.print(f"   {one_line(result.error, 2000)}", style="red", markup=False,
-                                       highlight=False, soft_wrap=True)
-            progress.advance(overall)
-            if not result.success:
-                break
-    for line in not_loaded_lines(settings, [r.run_id for r in results]):
-        err.print(line, markup=False, highlight=False)
-    from pipelines.alerts import alert_after_runs
-    if sent := alert_after_runs(settings, instance, [r.run_id for r in results]):
-        err.print(f"{len(sent)} alert(s) sent (`shuku alerts` lists them)")
-    return all(r.success for r in results)
 
 
 @main.command()
@@ -297,7 +243,7 @@ def demo(scale: str, days: int, seed: int) -> None:
         with err.status(f"generating a {scale} library, {days} days from {start}…"):
             report = make(settings.landing, library, scale=scale, seed=seed, start=start, days=days)
         _print_generation(report, settings, time.perf_counter() - began)
-    ok = _run(settings, None, None, None, True)
+    ok = run_pipeline(settings, None, None, None, True)
     summary = Table(title=f"warehouse built in {time.perf_counter() - began:.0f} s")
     for col in ("table", "rows", "quarantined", "by reason"):
         summary.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")

@@ -7,6 +7,7 @@ import datetime as dt
 import click
 from rich.table import Table
 
+from pipelines.cli_run import run_pipeline
 from pipelines.cli_shared import Failed, checked_library, err, out, prepared_settings
 
 
@@ -76,10 +77,9 @@ def harvest(names: tuple[str, ...], first: str | None, last: str | None, no_load
               "`shuku status` shows the coverage matrix.", markup=False, highlight=False)
     loaded = True
     if done.landed and not no_load:
-        from pipelines.cli import _run
         landed = [dt.date.fromisoformat(f"{m}-01") for m in done.landed_months]
         last_day = (max(landed) + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-        loaded = _run(settings, min(landed), last_day, ["counter"], not no_models)
+        loaded = run_pipeline(settings, min(landed), last_day, ["counter"], not no_models)
     problems = ([f"{done.count(FAILED)} cell(s) failed (see above and `shuku status`)"] if done.count(FAILED) else []) + (
         ["loading the harvested reports failed; `shuku status` lists the run"] if not loaded else [])
     if problems:
