@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pipelines.api import create_app, running
 from pipelines.api_callers import ApiLimits
 from pipelines.cli import main
-from tests.published import published_home
+from tests.published import copied_home, published_home
 from schemas.model import contract_for
 from schemas.roles import visible_columns
 from warehouse.audit import entries, verify
@@ -27,7 +27,8 @@ ROLES = ("public", "analyst", "auditor", "privacy_officer")
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, library):
-    return published_home(tmp_path_factory, library)
+    """A copy of the session's published home: the tests make tokens and write the access log."""
+    return copied_home(published_home(tmp_path_factory, library), tmp_path_factory.mktemp("api") / "home")
 
 
 @pytest.fixture(scope="module")

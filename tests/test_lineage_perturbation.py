@@ -57,17 +57,9 @@ def home(tmp_path_factory, library):
     return settings, models, frames
 
 
-# Not yet held to the oracle, each for a stated reason (issue 17 stays open until this is empty):
-# what the tiny home's data cannot show even with MORE_ROWS (tests/perturbation.py). The engine is
-# not known to be wrong on them: these are claims no perturbation has yet been able to test.
-NOT_YET_COVERED = {
-    "marts.eresource_top_monthly": "every report is Regular and of one release; no two platforms tie on requests",
-}
-
-
 def _cases(fast: bool) -> list:
     names = sorted(m.qualified_name for m in discover_models())
-    return [n for n in names if (n in FAST) == fast and n not in NOT_YET_COVERED]
+    return [n for n in names if (n in FAST) == fast]
 
 
 @pytest.mark.parametrize("model", _cases(fast=True))
