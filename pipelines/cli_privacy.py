@@ -7,13 +7,13 @@ a log or an error message.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from pathlib import Path
 
 import click
 
 from pipelines.cli_report import report   # the reports group, shared with `shuku report library`
 from pipelines.cli_shared import Failed, checked_library, existing_settings, prepared_settings
+from warehouse.grants import current_account
 
 
 def _pid(settings, card: str) -> tuple[str, int]:
@@ -44,7 +44,7 @@ def consent_set(card: str, profiling: bool | None, recommendations: bool | None)
     settings = prepared_settings()
     pid, version = _pid(settings, card)
     row = set_consent(settings, pid, version, profiling=profiling, recommendations=recommendations,
-                      changed_by=getpass.getuser())
+                      changed_by=current_account().name)
     click.echo(f"reader {pid[:12]}…: profiling {_yes_no(row['profiling'])}, recommendations "
                f"{_yes_no(row['recommendations'])} (recorded {row['changed_at']:%Y-%m-%d %H:%M} UTC; "
                "applies from the next `shuku run`).")

@@ -7,7 +7,9 @@ an `Account` with a name and groups nobody holds here.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import stat
 
@@ -23,6 +25,7 @@ from warehouse.grants import (FULL_VIEW, Account, AccessConfigError, RoleNotGran
 from warehouse.guarded import QueryRefused, open_role_database, run_guarded
 from warehouse.lake.views import compute_connection
 from warehouse.settings import Settings
+from warehouse.textio import read_text
 
 ME = current_account()
 VISITOR = Account("visitor", frozenset({"visitors"}))
@@ -223,3 +226,20 @@ def test_the_home_keeps_an_administrators_setgid_group_bit(tmp_path):
     settings.ensure()
     assert stat.S_IMODE(settings.home.stat().st_mode) == 0o2750
     assert os.umask(0o027) == 0o027
+
+
+def test_consent_changes_are_recorded_with_the_real_account_not_the_environment(granted, monkeypatch):
+    monkeypatch.setenv("SHUKU_HOME", str(granted.home))
+    monkeypatch.setenv("USER", "shuku-service")
+    monkeypatch.setenv("LOGNAME", "shuku-service")
+    export = next((granted.landing / "patrons").glob("patrons_*.csv*"))
+    text, _ = read_text(export)
+    card = next(csv.DictReader(io.StringIO(text)))["cardnumber"]
+    result = CliRunner().invoke(main, ["consent", "set", card, "--no-profiling"])
+    assert result.exit_code == 0, result.output
+    con = compute_connection(granted, ["meta.consent"])
+    try:
+        changed_by = con.execute("SELECT changed_by FROM meta.consent ORDER BY changed_at DESC LIMIT 1").fetchone()[0]
+    finally:
+        con.close()
+    assert changed_by == ME.name

@@ -9,7 +9,6 @@ the pseudonym with a per-home secret salt.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from warehouse.grants import current_account
 from warehouse.lake.files import write_text_atomic
 from warehouse.privacy import pseudonymiser, utc_now
 from warehouse.settings import Settings
@@ -116,6 +116,6 @@ def start(settings: Settings, *, card: str | None = None, pid: str | None = None
     if not path.exists():
         steps = {s: {"done": False, "result": {}} for s in STEPS}
         write_journal(path, {"request_hash": digest, "pid": pid, "requested_with": "card" if card else "pid",
-                             "requested_by": requested_by or getpass.getuser(), "started_at": utc_now().isoformat(),
+                             "requested_by": requested_by or current_account().name, "started_at": utc_now().isoformat(),
                              "steps": steps, "ledger_row": None})
     return path, Reader(pid, card, pseudo.pid)
