@@ -2,12 +2,14 @@
 persistent Dagster instance of the home folder, with exit codes scripts can trust."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
 from tests.privacy import find_personal_data
+from tests.published import copied_home, published_home
 from warehouse.settings import Settings
 
 
@@ -34,6 +36,20 @@ def cli(home, monkeypatch):
     return CliRunner()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, library) -> Path:
+    """A copy of the session's published tiny home, for the commands that need no run of their own."""
+    return copied_home(published_home(tmp_path_factory, library), tmp_path_factory.mktemp("cli-shared") / "home").home
+
+
+@pytest.fixture
+def cli_shared(shared, monkeypatch):
+    monkeypatch.setenv("SHUKU_HOME", str(shared))
+    return CliRunner()
+
+
+# The commands' own run: `shuku generate` and `shuku run` into a home of their own (about 45 s).
+@pytest.mark.slow
 def test_status_lists_runs_and_tables(cli):
     result = cli.invoke(main, ["status"])
     assert result.exit_code == 0, result.output
@@ -41,21 +57,21 @@ def test_status_lists_runs_and_tables(cli):
     assert "staging.gate_event" in result.output and "marts.space_utilisation" in result.output
 
 
-def test_sql_json_output(cli):
-    result = cli.invoke(main, ["sql", "select count(*) as n from staging.gate_event", "--format", "json"])
+def test_sql_json_output(cli_shared):
+    result = cli_shared.invoke(main, ["sql", "select count(*) as n from staging.gate_event", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip())["n"] > 0
 
 
-def test_sql_error_is_a_clear_failure(cli):
-    result = cli.invoke(main, ["sql", "select * from staging.no_such_table"])
+def test_sql_error_is_a_clear_failure(cli_shared):
+    result = cli_shared.invoke(main, ["sql", "select * from staging.no_such_table"])
     assert result.exit_code == 1
     assert "query failed" in result.output and "no_such_table" in result.output
 
 
-def test_parse_prints_pseudonymised_rows_and_reject_summary(cli, home):
-    files = sorted((home / "landing" / "circulation").glob("statistics_*"))
-    result = cli.invoke(main, ["parse", "circulation", str(files[0])])
+def test_parse_prints_pseudonymised_rows_and_reject_summary(cli_shared, shared):
+    files = sorted((shared / "landing" / "circulation").glob("statistics_*"))
+    result = cli_shared.invoke(main, ["parse", "circulation", str(files[0])])
     assert result.exit_code in (0, 1), result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{\"event_at")]
     assert rows and all("card_number" not in r for r in rows)
@@ -66,24 +82,25 @@ def test_parse_prints_pseudonymised_rows_and_reject_summary(cli, home):
     assert result.exit_code == (1 if summary["rejected"] else 0)
 
 
-def test_parse_recognises_the_gate_format_and_refuses_a_foreign_file(cli, home, tmp_path):
-    counter_file = sorted((home / "landing" / "gates").glob("counter_*"))[0]
-    result = cli.invoke(main, ["parse", "gates", str(counter_file)])
+def test_parse_recognises_the_gate_format_and_refuses_a_foreign_file(cli_shared, shared, tmp_path):
+    counter_file = sorted((shared / "landing" / "gates").glob("counter_*"))[0]
+    result = cli_shared.invoke(main, ["parse", "gates", str(counter_file)])
     assert result.exit_code in (0, 1)
     assert "gate-counter" in result.stderr or "counter" in result.stderr
     foreign = tmp_path / "notes.csv"
     foreign.write_text("a,b,c\n1,2,3\n")
-    refused = cli.invoke(main, ["parse", "gates", str(foreign)])
+    refused = cli_shared.invoke(main, ["parse", "gates", str(foreign)])
     assert refused.exit_code == 2
     assert "notes.csv" in refused.stderr
 
 
-def test_backwards_range_is_a_usage_error(cli):
-    result = cli.invoke(main, ["run", "--from", "2025-09-05", "--to", "2025-09-01"])
+def test_backwards_range_is_a_usage_error(cli_shared):
+    result = cli_shared.invoke(main, ["run", "--from", "2025-09-05", "--to", "2025-09-01"])
     assert result.exit_code == 2
     assert "before" in result.output
 
 
+@pytest.mark.slow
 def test_unreadable_file_fails_the_run_and_keeps_the_stored_partition(cli, home):
     settings = Settings(home)
     stored = home / "lake" / "staging" / "circulation_event" / "event_date=2025-09-02" / "part-0.parquet"
