@@ -114,6 +114,7 @@ def test_occupancy_is_never_negative_and_seats_come_from_the_config(built, libra
     assert sum(zones.values()) == 5481
 
 
+@pytest.mark.slow  # every stage run again over a copy of the nine days: 24 s
 def test_rerun_replaces_partitions_and_never_duplicates(built, tmp_path, library):
     settings = copied_home(built[0], tmp_path / "copy")
     counts = built[4]
