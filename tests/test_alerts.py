@@ -24,6 +24,7 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
 from schemas.model import contract_for
+from warehouse.audit_anchor import ANCHOR_ALERT
 from warehouse.lake.partitions import write_partition
 from warehouse.settings import Settings
 
@@ -137,9 +138,14 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs, cursor=first.cursor) as context:
         second = check_sensor.evaluate_tick(context)
 
-    logged = read_alerts(settings)
+    everything = read_alerts(settings)
+    # the audit trail's heads, published after the runs (warehouse.audit_anchor), go the same ways
+    anchors = [row for row in everything if row["kind"] == ANCHOR_ALERT]
+    logged = [row for row in everything if row["kind"] != ANCHOR_ALERT]
     by_kind = {row["kind"]: row for row in logged}
     assert sorted(by_kind) == [CHECK_FAILURE, RUN_FAILURE] and len(logged) == 2, logged
+    assert len(anchors) == 1 and anchors[0]["channels"] == ["log", "email", "webhook"], anchors
+    sent = len(everything)
     check = by_kind[CHECK_FAILURE]
     assert (check["table"], check["check"], check["severity"], check["partition"]) == (
         "staging.gate_count", "row_count", "error", DAY)
@@ -156,18 +162,18 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     assert all(row["channels"] == ["log", "email", "webhook"] for row in logged)
     _no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
 
-    assert len(mailbox.messages) == 2
+    assert len(mailbox.messages) == sent
     assert {tuple(r) for r, _ in mailbox.messages} == {("data-librarians@library.example", "systems@library.example")}
     mails = [email.message_from_string(m, policy=email.policy.default) for _, m in mailbox.messages]
     assert "[shuku] check failed (error): staging.gate_count row_count (2025-09-02)" in {m["Subject"] for m in mails}
-    assert {m["X-Shuku-Alert"] for m in mails} == {row["key"] for row in logged}
+    assert {m["X-Shuku-Alert"] for m in mails} == {row["key"] for row in everything}
     bodies = "\n".join(m.get_content() for m in mails)
     assert f"run: {result.run_id}" in bodies and "shuku quality staging.gate_count" in bodies
     _no_personal_data(bodies + "".join(m for _, m in mailbox.messages))
 
-    assert len(posts) == 2 and {c for c, _ in posts} == {"application/json"}
-    assert {p["key"] for _, p in posts} == {row["key"] for row in logged}
-    assert all("shuku status" in p["text"] for _, p in posts)
+    assert len(posts) == sent and {c for c, _ in posts} == {"application/json"}
+    assert {p["key"] for _, p in posts} == {row["key"] for row in everything}
+    assert all("shuku status" in p["text"] for _, p in posts if p["kind"] != ANCHOR_ALERT)
     _no_personal_data(json.dumps([p for _, p in posts]))
 
     # Noticed again (another tick, or `shuku run` on the same run): nothing is sent twice.
@@ -176,7 +182,8 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
         run_sensor(context)
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs, cursor=second.cursor) as context:
         third = check_sensor.evaluate_tick(context)
-    assert third.skip_message and len(read_alerts(settings)) == 2 and len(mailbox.messages) == 2 and len(posts) == 2
+    assert third.skip_message and len(read_alerts(settings)) == sent and len(mailbox.messages) == sent
+    assert len(posts) == sent
 
 
 @pytest.mark.slow
@@ -189,17 +196,18 @@ def test_shuku_run_alerts_without_the_daemon_and_shuku_alerts_lists_them(tmp_pat
     runner = CliRunner()
     ran = runner.invoke(main, ["run", "--select", "gates"], terminal_width=200)
     assert ran.exit_code == 1, ran.output
-    assert "2 alert(s) sent" in ran.output
+    assert "3 alert(s) sent" in ran.output          # and the audit trail's heads
     kinds = sorted(row["kind"] for row in read_alerts(settings))
-    assert kinds == [CHECK_FAILURE, RUN_FAILURE]
+    assert kinds == [ANCHOR_ALERT, CHECK_FAILURE, RUN_FAILURE]
 
     listed = runner.invoke(main, ["alerts"], terminal_width=200)
     assert listed.exit_code == 0, listed.output
     assert "check failed (error): staging.gate_count row_count" in listed.output
     assert "run failed: daily feeds 2025-09-02..2025-09-02" in listed.output
     assert "shuku quality staging.gate_count" in listed.output
-    as_json = [json.loads(line) for line in runner.invoke(main, ["alerts", "--format", "json", "--limit", "1"]).output.splitlines()]
-    assert len(as_json) == 1 and as_json[0]["kind"] == CHECK_FAILURE   # newest first: checks follow their run
+    as_json = [json.loads(line) for line in runner.invoke(main, ["alerts", "--format", "json", "--limit", "2"]).output.splitlines()]
+    # newest first: the heads of the audit trail after the runs, then the checks, which follow their run
+    assert [a["kind"] for a in as_json] == [ANCHOR_ALERT, CHECK_FAILURE]
 
 
 def test_an_unreachable_mail_server_leaves_the_alert_in_the_log_and_says_so(tmp_path, monkeypatch):
