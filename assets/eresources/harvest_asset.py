@@ -9,6 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from assets.eresources.coverage import FAILED, FAILED_CELLS, HARVESTED, NO_USAGE, PARTIAL, PENDING, TABLE, failed_cells
+from assets.eresources.harvest import harvest
 from assets.partitions import monthly_partitions
 from assets.table_asset import TableRun, Written, table_asset
 from warehouse.library import Library
@@ -17,8 +18,6 @@ HARVEST_KEY = dg.AssetKey(TABLE.split("."))
 
 
 def _harvest(run: TableRun) -> Written:
-    from assets.eresources.harvest import harvest
-
     months = [dt.date.fromisoformat(f"{key}-01") for key in run.partition_keys]
     if not run.library.counter.platforms or not months:
         run.context.log.info("no COUNTER platforms configured (counter.platforms): nothing to harvest")
