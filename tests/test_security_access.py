@@ -165,9 +165,11 @@ def test_cli_sql_without_a_role_needs_the_full_view_and_is_logged(granted, monke
 def test_token_administration_needs_a_token_admin_role(granted, monkeypatch):
     monkeypatch.setenv("SHUKU_HOME", str(granted.home))
     runner = CliRunner()
+    tokens = granted.secrets_dir / "api_tokens.json"
+    before = tokens.read_bytes() if tokens.exists() else None
     refused = runner.invoke(main, ["token", "create", "--role", "privacy_officer", "--name", "portal"])
     assert refused.exit_code == 1 and "may not create or revoke API tokens" in refused.stderr
-    assert refused.stdout == "" and not (granted.secrets_dir / "api_tokens.json").exists()
+    assert refused.stdout == "" and (tokens.read_bytes() if tokens.exists() else None) == before
     assert runner.invoke(main, ["token", "revoke", "0000abcd"]).exit_code == 1
     _configure(granted, MINE + "token_admins: [analyst]\n")
     made = runner.invoke(main, ["token", "create", "--role", "public", "--name", "portal"])
