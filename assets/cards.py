@@ -10,16 +10,18 @@ parse is the reader's when a card of theirs appears anywhere in it.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Callable
 
 from warehouse.library import Library
-from warehouse.textio import decode
+from warehouse.textio import bom_of, decode
 
 # Per line of a file: the card it names, every card-like token of a line that does not parse, or None.
 LineCards = list[str | list[str] | None]
 IsCard = Callable[[str | None], bool]
 DELIMITERS = ",;\t|"
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")     # a line with its ending, as assets/reading.py cuts them
 
 
 class CardField:
@@ -30,15 +32,21 @@ class CardField:
 
     def without_reader(self, path: Path, data: bytes, is_card: IsCard, library: Library) -> tuple[bytes, int]:
         """The file's bytes without the lines naming a card ``is_card`` accepts (others byte for
-        byte as they were), and how many lines went."""
-        _, encoding = decode(data, path)
-        raw_lines = data.splitlines(keepends=True)
-        lines = [line.decode(encoding, errors="replace") for line in raw_lines]
+        byte as they were, in the file's encoding, after its byte-order mark), and how many lines went."""
+        text, encoding = decode(data, path)
+        head, raw_lines, lines = b"", data.splitlines(keepends=True), None
+        if encoding.startswith("utf-16"):
+            # A byte 0x0A or 0x0D of UTF-16 may be half of any character (上 is 0A 4E): the lines are cut in
+            # the text, with the line endings the parsers know, and written back in UTF-16 after the mark.
+            head, lines = data[:bom_of(data[:4])[1]], LINE.findall(text)
+            raw_lines = [line.encode(encoding) for line in lines]
+        else:
+            lines = [line.decode(encoding, errors="replace") for line in raw_lines]
         cards = self.cards(path, lines, library)
         drop = [any(is_card(c) for c in card) if isinstance(card, list) else is_card(card) for card in cards]
         if not any(drop):
             return data, 0
-        return b"".join(raw for raw, gone in zip(raw_lines, drop) if not gone), sum(drop)
+        return head + b"".join(raw for raw, gone in zip(raw_lines, drop) if not gone), sum(drop)
 
 
 class CsvCard(CardField):

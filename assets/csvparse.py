@@ -1,7 +1,7 @@
 """Splitting a landing CSV into typed rows and rejected lines, shared by every CSV parser.
 
-Koha and the other systems write commas; a file saved from Excel as "Unicode text" (UTF-16
-with tabs) is read the same way, its separator told by its header line. Lines over the
+The header and its separator are assets/csvheader.py's. A file is split a batch of lines at a
+time (``parse_csv_batches``), numbered as in the file. Lines over the
 source's limit never reach the splitting: assets/reading.py empties them and they are
 rejected as ``line_too_long``. The main path is vectorised: polars reads the bytes twice with quoting off, once as whole
 lines and once as cells, so each row is exactly one physical line and lines with the
@@ -18,48 +18,26 @@ contract; allowed values come from the contract too (``Contract.allowed_values``
 from __future__ import annotations
 
 import csv
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
-from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, row_schema, typed
-from assets.reading import HEADER_ONLY, NO_BYTES, LandingText, empty_result, read_landing_text
+from assets.csvheader import (QUOTE, SEPARATOR, TAB, CsvLayout, check_header, header_names,  # noqa: F401
+                              matches, separator_of)
+from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, compact, row_schema, typed
+from assets.reading import HEADER_ONLY, NO_BYTES, LandingText, empty_result, iter_landing_text, read_landing_text
 from warehouse.library import Library
-from warehouse.textio import LandingFileError
 
-SEPARATOR = ","
-TAB = "\t"                       # Excel's "Unicode text" and "Text (tab delimited)" exports
-QUOTE = '"'
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
 # How formats are named in details: the reader fixing the file knows these, not strftime.
 FORMAT_WORDS = {DATETIME_FORMAT: "YYYY-MM-DD HH:MM:SS", DATE_FORMAT: "YYYY-MM-DD"}
 
-COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_ .-]{0,39}")
-
 # Column names of the frame ``split_csv`` returns beside the file's own columns.
 LINE = "source_line"
 RAW = "raw_text"
-
-
-@dataclass(frozen=True)
-class CsvLayout:
-    """A landing CSV format: its name and header, the columns a parser takes from it, the staging
-    table its rows go to and the column naming the reader."""
-
-    format: str                       # ParseResult.format, e.g. "koha-statistics-csv"
-    title: str                        # what people call it, for error messages
-    columns: tuple[str, ...]          # the header as the system writes it
-    table: str                        # the staging table of its rows (their columns and types)
-    card: str | None = None           # the reader's card number (None: the format names no reader)
-    keep: tuple[str, ...] | None = None  # columns to cut out (None: all); others are never read
-    source: str = "default"           # the landing source (schemas/vocabulary.py), whose limits apply
-
-    @property
-    def kept(self) -> tuple[str, ...]:
-        return self.columns if self.keep is None else self.keep
 
 
 @dataclass
@@ -70,64 +48,6 @@ class SplitFile:
     rejects: pl.DataFrame             # REJECT_SCHEMA: wrong field count, damaged quotes, lines too long
     encoding: str
     metadata: dict = field(default_factory=dict)
-
-
-# --- header -------------------------------------------------------------------------
-
-def separator_of(header: str | None) -> str:
-    """Tab when the header line holds one (a tab-separated export), else comma."""
-    return TAB if header and TAB in header else SEPARATOR
-
-
-def header_names(line: str) -> list[str]:
-    """Column names of a header line; stray spaces, a BOM and quotes are tolerated."""
-    sep = separator_of(line)
-    names = next(csv.reader([line], delimiter=sep), []) if QUOTE in line else line.split(sep)
-    return [n.strip().lstrip("\ufeff").strip().strip(QUOTE).strip().lower() for n in names]
-
-
-def matches(line: str, layout: CsvLayout) -> bool:
-    """Whether a header line has exactly the layout's columns (in any order)."""
-    names = header_names(line)
-    return sorted(names) == sorted(layout.columns)
-
-
-def check_header(line: str | None, layout: CsvLayout, path: Path) -> list[int]:
-    """Position in the file of each kept column; LandingFileError when the header differs."""
-    expected = ",".join(layout.columns)
-    if len(line or "") > 4 * 1024:
-        raise LandingFileError(
-            f"{path}: line 1: {len(line):,} characters where a header is expected: not the header of a "
-            f"{layout.title} ({expected!r}); check that the file belongs in this landing folder.")
-    if line is None or not line.strip():
-        raise LandingFileError(
-            f"{path}: line 1: no header ({'the file is empty' if line is None else 'the line is blank'}). "
-            f"Expected {expected!r}, the first line of a {layout.title}; ask for the file again, "
-            "exported with its header.")
-    names = header_names(line)
-    missing = [c for c in layout.columns if c not in names]
-    unexpected = [n for n in names if n not in layout.columns]
-    doubled = sorted({n for n in names if names.count(n) > 1})
-    if not (missing or unexpected or doubled):
-        return [names.index(c) for c in layout.kept]
-    problems = []
-    if missing:
-        problems.append("missing columns " + ", ".join(missing))
-    if len(unexpected) == len(names):
-        # Most likely a data line in place of the header: its values (cards, names) stay out of the message.
-        problems.append(f"none of its {len(names)} values is a column name, so the header may be missing")
-    elif unexpected:
-        # Only names that look like column names are shown, in case line 1 holds data after all.
-        named = [n for n in unexpected if COLUMN_NAME.fullmatch(n)]
-        others = len(unexpected) - len(named)
-        problems.append("unexpected columns " + ", ".join(
-            [repr(n) for n in named] + ([f"{others} value(s) that are not column names"] if others else [])))
-    if doubled:
-        problems.append("columns named twice " + ", ".join(doubled))
-    raise LandingFileError(
-        f"{path}: line 1: the header is not that of a {layout.title} ({'; '.join(problems)}). "
-        f"Expected {expected!r}. Check the export settings of the system that wrote it "
-        "and ask for the file again; do not edit landing files by hand.")
 
 
 # --- lines --------------------------------------------------------------------------
@@ -185,7 +105,8 @@ def split_csv(text: LandingText, layout: CsvLayout) -> SplitFile:
     sep = separator_of(header)
     ended = text.ends_with_newline
     lines, cells = _cells(data, width, sep)
-    last_line = lines.len()
+    offset = text.first_line - 1        # a batch after the first: its header is the file's, put in front
+    last_line = lines.len() + offset
 
     # A line holds exactly `width` fields when its cells and separators add up to its length
     # (missing cells read as "", extra ones are cut off): cheaper than counting commas.
@@ -193,7 +114,7 @@ def split_csv(text: LandingText, layout: CsvLayout) -> SplitFile:
         cells.select(pl.sum_horizontal(pl.all().str.len_bytes().cast(pl.Int64))).to_series() + (width - 1))
     frame = pl.DataFrame({
         **{name: cells.to_series(pos) for name, pos in zip(layout.kept, positions)},
-        LINE: pl.int_range(1, last_line + 1, dtype=pl.Int64, eager=True),
+        LINE: pl.int_range(1 + offset, last_line + 1, dtype=pl.Int64, eager=True),
         RAW: lines,
     })
     good = (fits & ~lines.str.contains(QUOTE, literal=True)).slice(1)
@@ -386,8 +307,38 @@ def parse_csv(path: Path, layout: CsvLayout, checks: list[Check], rows: dict[str
     columns. ``text`` is read_landing's when the caller has already read the file. A file with
     no bytes, or a header and no rows, is an empty result that says so (``ParseResult.empty``).
     """
-    text = read_landing(Path(path), layout, library) if text is None else text
-    if text.blank:
+    if text is not None:
+        return _parse_text(text, None, layout, checks, rows, library)
+    return combine(parse_csv_batches(path, layout, checks, rows, library))
+
+
+def parse_csv_batches(path: Path, layout: CsvLayout, checks: list[Check], rows: dict[str, pl.Expr],
+                      library: Library) -> Iterator[ParseResult]:
+    """``parse_csv`` a batch of lines at a time (assets/reading.iter_landing_text), the file's line numbers
+    kept: memory is one batch's, whatever the file's size. An empty file is one empty result."""
+    header, found = None, False
+    for text in iter_landing_text(Path(path), layout.source, library):
+        if header is None:
+            if text.blank:
+                yield empty_result(layout.format, text.encoding, NO_BYTES, row_schema(layout.table))
+                return
+            header = first_line(text.data)
+        else:
+            # The file's header in front, numbered as the line before the batch's first.
+            text = replace(text, data=header.encode("utf-8") + b"\n" + text.data, first_line=text.first_line - 1)
+        result = _parse_text(text, header, layout, checks, rows, library)
+        if result.empty is None:
+            found = True
+            # Each batch owns its values, so a batch kept (its rows until written, its rejects until
+            # the end of the file) does not keep the whole batch's text alive.
+            yield replace(result, rows=compact(result.rows), rejects=compact(result.rejects))
+    if not found:
+        yield empty_result(layout.format, text.encoding, HEADER_ONLY, row_schema(layout.table), {"blank_lines": 0})
+
+
+def _parse_text(text: LandingText, header: str | None, layout: CsvLayout, checks: list[Check],
+                rows: dict[str, pl.Expr], library: Library) -> ParseResult:
+    if header is None and text.blank:
         return empty_result(layout.format, text.encoding, NO_BYTES, row_schema(layout.table))
     split = split_csv(text, layout)
     if split.fields.height == 0 and split.rejects.height == 0:
@@ -395,3 +346,14 @@ def parse_csv(path: Path, layout: CsvLayout, checks: list[Check], rows: dict[str
     good, bad = apply_checks(split.fields, checks, rows, library)
     return ParseResult(rows=typed(good, layout.table), rejects=all_rejects(split.rejects, bad), encoding=text.encoding,
                        format=layout.format, metadata=dict(split.metadata))
+
+
+def combine(results: Iterable[ParseResult]) -> ParseResult:
+    """One result of a file's batches: rows and rejects in file order, blank lines added up."""
+    results = list(results)
+    if len(results) == 1:
+        return results[0]
+    last = results[-1]
+    metadata = {**last.metadata, "blank_lines": sum(r.metadata.get("blank_lines", 0) for r in results)}
+    return ParseResult(rows=pl.concat([r.rows for r in results]), rejects=pl.concat([r.rejects for r in results]),
+                       encoding=last.encoding, format=last.format, metadata=metadata)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,6 +80,11 @@ class Feed:
         fmt = self.format_of(Path(path)) or self.formats[0]
         module, function = fmt.parser.split(":")
         return getattr(importlib.import_module(module), function)(path, library)
+
+    def parse_batches(self, path: Path, library: Library) -> Iterator[ParseResult]:
+        """``parse`` a batch at a time, where the format's parser can (see ``parser_batches``)."""
+        fmt = self.format_of(Path(path)) or self.formats[0]
+        return parser_batches(fmt.parser, path, library)
 
     def split(self, result: ParseResult) -> dict[str, pl.DataFrame]:
         """The frames for each staging table (a MARC file yields records and items)."""
@@ -169,6 +175,18 @@ def feed_named(name: str) -> Feed:
 
 
 ParserFn = Callable[[Path, Library], ParseResult]
+
+
+def parser_batches(parser: str, path: Path, library: Library) -> Iterator[ParseResult]:
+    """A parser's results a batch at a time: its module's ``<function>_batches`` (each batch a run of the
+    file's lines or records, numbered as in the file), else the whole file as one result."""
+    module, function = parser.split(":")
+    found = importlib.import_module(module)
+    batched = getattr(found, f"{function}_batches", None)
+    if batched is not None:
+        yield from batched(path, library)
+    else:
+        yield getattr(found, function)(path, library)
 
 
 def source_parser(source: str) -> str:

@@ -45,6 +45,14 @@ def typed(rows: pl.DataFrame, table: str) -> pl.DataFrame:
     return rows.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
+def compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` holding only its own text. Rows filtered from a batch share the batch's string
+    buffers and would keep all of them alive as long as they are kept (a file's rejects would grow
+    with the file); appending "" writes each value into new buffers of its own (``shrink_to_fit``
+    and casts keep the shared ones)."""
+    return frame.with_columns(pl.col(pl.String) + pl.lit("")) if frame.height else frame
+
+
 class Reason(StrEnum):
     """Reason codes for quarantined rows (``quarantine.<source>.reason``)."""
 

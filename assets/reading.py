@@ -6,9 +6,11 @@ turned into UTF-8 with ``\\n`` line endings, and cut into lines. A line longer t
 source's limit (``landing_limits.max_line_bytes``, warehouse/limits.py) is never held whole:
 it is skipped to its end, counted, and left as an empty line, so line numbers stay those of
 the file; its parser quarantines it as ``line_too_long`` with its length and at most its
-first ``SHOWN`` characters. Memory is the file's text plus one chunk, whatever its lines;
-time is linear in its size. A JSON document is the exception: it is read whole (up to
-``max_json_bytes``), as a JSON parser needs, and refused when a value is over the limit.
+first ``SHOWN`` characters. ``iter_landing_text`` hands the text on in batches of whole lines
+(``BATCH_BYTES``, warehouse/limits.py), so memory is one batch whatever the file's size;
+``read_landing_text`` holds the file's text. Time is linear in the size. A JSON document is
+read whole (up to ``max_json_bytes``), as a JSON parser needs, and refused when a value is over
+the limit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +29,8 @@ import polars as pl
 
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, empty_rejects
 from warehouse.library import Library
-from warehouse.limits import LandingLimits
-from warehouse.textio import LandingFileError, bom_of, iter_bytes, read_head
+from warehouse.limits import BATCH_BYTES, LandingLimits
+from warehouse.textio import GZIP_MAGIC, LandingFileError, bom_of, iter_bytes, read_head
 
 SHOWN = 200                     # characters of an over-long line an error or a quarantine row may quote
 EMPTY = "empty"                 # ParseResult.metadata key: why a file holds nothing to load
@@ -53,6 +56,7 @@ class LandingText:
     limit: int
     long_lines: list[LongLine] = field(default_factory=list)
     ends_with_newline: bool = True
+    first_line: int = 1         # the file's number of the first line of ``data`` (a batch may start further on)
 
     @property
     def text(self) -> str:
@@ -132,17 +136,73 @@ def read_landing_text(path: Path, source: str, library: Library | None, whole: b
     path = Path(path)
     limits = limits_of(library)
     try:
-        return _read(path, source, limits, None, whole)
+        return next(_read(path, source, limits, None, whole, None))
     except _NotUtf8 as not_utf8:
         try:
-            return _read(path, source, limits, "gb18030", whole)
+            return next(_read(path, source, limits, "gb18030", whole, None))
         except _NotUtf8:
-            raise LandingFileError(
-                f"{path}: line {not_utf8.line}: bytes are neither UTF-8 nor GB18030 (at byte {not_utf8.offset}); "
-                "re-export the file in UTF-8, GB18030 or Unicode text (UTF-16).") from None
+            raise _neither(path, not_utf8) from None
 
 
-def _read(path: Path, source: str, limits: LandingLimits, fallback: str | None, whole: bool) -> LandingText:
+def iter_landing_text(path: Path, source: str, library: Library | None,
+                      batch_bytes: int | None = None) -> Iterator[LandingText]:
+    """The file as bounded UTF-8 text in batches of whole lines of about ``batch_bytes`` each.
+
+    Each batch's ``first_line`` is the file's number of its first line and its ``long_lines``
+    those within it; only the last may lack a final newline. A file that may not be UTF-8 is
+    checked first (one pass that keeps nothing), since a batch handed on cannot be taken back.
+    """
+    path, batch_bytes = Path(path), batch_bytes or BATCH_BYTES
+    limits = limits_of(library)
+    fallback = None
+    if _may_span_batches(path, batch_bytes):
+        not_utf8 = _first_non_utf8(path, limits)
+        if not_utf8 is not None:
+            fallback = "gb18030"
+            try:
+                yield from _read(path, source, limits, fallback, False, batch_bytes)
+            except _NotUtf8:
+                raise _neither(path, not_utf8) from None
+            return
+    try:
+        yield from _read(path, source, limits, fallback, False, batch_bytes)
+    except _NotUtf8 as not_utf8:      # before any batch was handed on: the file is one batch
+        try:
+            yield from _read(path, source, limits, "gb18030", False, batch_bytes)
+        except _NotUtf8:
+            raise _neither(path, not_utf8) from None
+
+
+def _neither(path: Path, not_utf8: "_NotUtf8") -> LandingFileError:
+    return LandingFileError(
+        f"{path}: line {not_utf8.line}: bytes are neither UTF-8 nor GB18030 (at byte {not_utf8.offset}); "
+        "re-export the file in UTF-8, GB18030 or Unicode text (UTF-16).")
+
+
+def _may_span_batches(path: Path, batch_bytes: int) -> bool:
+    head = read_head(path, 4)
+    return bom_of(head)[0] is None and (head[:2] == GZIP_MAGIC or path.stat().st_size > batch_bytes)
+
+
+def _first_non_utf8(path: Path, limits: LandingLimits) -> "_NotUtf8 | None":
+    """Where the file first stops being UTF-8 (None: it is UTF-8 throughout)."""
+    decoder, consumed, lines = codecs.getincrementaldecoder("utf-8")("strict"), 0, 0
+    try:
+        for piece in iter_bytes(path, limits.max_file_bytes):
+            try:
+                decoder.decode(piece)
+            except UnicodeDecodeError as exc:
+                return _NotUtf8(consumed + exc.start, lines + piece[:exc.start].count(b"\n") + 1)
+            consumed += len(piece)
+            lines += piece.count(b"\n")
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return _NotUtf8(consumed, lines + 1)
+    return None
+
+
+def _read(path: Path, source: str, limits: LandingLimits, fallback: str | None, whole: bool,
+          batch_bytes: int | None) -> Iterator[LandingText]:
     limit = limits.line(source)
     cutter = _Lines(limit if not whole else None)
     decoder, encoding, consumed, raw_lines = None, "", 0, 0
@@ -169,6 +229,9 @@ def _read(path: Path, source: str, limits: LandingLimits, fallback: str | None, 
             raise LandingFileError(
                 f"{path}: a JSON answer of more than {limits.max_json_bytes:,} bytes (landing_limits.max_json_bytes in "
                 "the library config); harvest it in shorter periods (a month at a time) or raise the limit.")
+        if batch_bytes is not None and len(cutter.out) >= batch_bytes:
+            first, data, long_lines = cutter.take()
+            yield LandingText(path, source, data, encoding, limit, long_lines, True, first)
     if decoder is not None:
         try:
             decoder.decode(b"", final=True)
@@ -177,8 +240,9 @@ def _read(path: Path, source: str, limits: LandingLimits, fallback: str | None, 
                 raise _NotUtf8(consumed, raw_lines + 1) from None
             raise LandingFileError(f"{path}: the last character is cut off (not {encoding.upper()}); "
                                    "ask for the file again.") from None
-    data, ended = cutter.finish()
-    return LandingText(path, source, data, encoding or "utf-8", limit, cutter.long_lines, ended)
+    ended = cutter.finish()
+    first, data, long_lines = cutter.take()
+    yield LandingText(path, source, data, encoding or "utf-8", limit, long_lines, ended, first)
 
 
 class _Lines:
@@ -189,6 +253,7 @@ class _Lines:
         self.pending = b""            # the start of a line not ended yet (at most `limit` bytes)
         self.skipping: list | None = None   # [number, length so far, head] of an over-long line being skipped
         self.lines = 0                # lines ended so far
+        self.first = 1                # the file's number of the first line in `out`
         self.carry_cr = False
         self.last = b""
 
@@ -247,7 +312,15 @@ class _Lines:
     def _long(self, number: int, length: int, head: bytes) -> None:
         self.long_lines.append(LongLine(number, length, head.decode("utf-8", errors="ignore")[:SHOWN]))
 
-    def finish(self) -> tuple[bytes, bool]:
+    def take(self) -> tuple[int, bytes, list[LongLine]]:
+        """The lines collected so far (whole ones, but after ``finish``), the first one's number and the
+        over-long ones among them; the collector goes on empty from the next line."""
+        first, data, long_lines = self.first, bytes(self.out), self.long_lines
+        self.first, self.out, self.long_lines = self.lines + 1, bytearray(), []
+        return first, data, long_lines
+
+    def finish(self) -> bool:
+        """Whether the file ended with a newline; the last line, ended or not, joins the collected ones."""
         if self.carry_cr:
             self.feed(b"\n")
         ended = self.last in (b"\n", b"\r") or not self.out and not self.pending and self.skipping is None
@@ -256,7 +329,7 @@ class _Lines:
             self.out += b"\n"
         elif self.pending:
             self.out += self.pending
-        return bytes(self.out), ended
+        return ended
 
 
 # A run of more characters than the limit between two quotes: a JSON string value that long

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -26,9 +27,9 @@ def parse(source: str, file: Path) -> None:
     is empty (no bytes, or a header and no rows), 2 when the file cannot be read. A failure is one
     line on stderr; a parser's traceback goes to the home folder's logs/errors.log.
     """
-    import importlib
+    import polars as pl
 
-    from assets.feeds import source_parser
+    from assets.feeds import parser_batches, source_parser
     from schemas.vocabulary import SOURCES
 
     # Checked here, not by click: the parsers behind them are too heavy to import for every `shuku --help`.
@@ -40,9 +41,17 @@ def parse(source: str, file: Path) -> None:
 
     settings = prepared_settings()
     library = checked_library(settings)
-    module, function = source_parser(source).split(":")
+    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
+    batches, parsed = [], 0
     try:
-        result = getattr(importlib.import_module(module), function)(file, library)
+        # A batch of lines at a time (assets/feeds.parser_batches): rows go out as they are read.
+        for batch in parser_batches(source_parser(source), file, library):
+            for record in pseudonymiser.pseudonymise(batch.rows).iter_rows(named=True):
+                sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            parsed += batch.rows.height
+            batches.append(batch if not batches else replace(batch, rows=batch.rows.clear()))
+            if len(batches) > 1:
+                batches[0] = replace(batches[0], rows=batches[0].rows.clear())
     except LandingFileError as exc:
         _say(one_line(exc))
         sys.exit(2)
@@ -51,13 +60,12 @@ def parse(source: str, file: Path) -> None:
     except BaseException as exc:  # noqa: BLE001 - a parser's bug (polars' PanicException included): one line, traceback logged
         _say(_parser_failed(settings, source, file, exc))
         sys.exit(2)
-    pseudonymiser = Pseudonymiser.load(settings.secrets_dir)
-    rows = pseudonymiser.pseudonymise(result.rows)
-    for record in rows.iter_rows(named=True):
-        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    # One batch is the parser's whole result; of several, the rejects of all and the last one's facts.
+    result = batches[0] if len(batches) == 1 else replace(
+        batches[-1], rows=batches[-1].rows.clear(), rejects=pl.concat([b.rejects for b in batches]))
     reasons = result.rejects.group_by("reason").len().sort("reason").rows() if result.rejects.height else []
     summary = {"file": str(file), "format": result.format, "encoding": result.encoding,
-               "rows_read": result.rows_read, "rows_parsed": result.rows.height,
+               "rows_read": parsed + result.rejects.height, "rows_parsed": parsed,
                "rejected": result.rejects.height, "rejected_by_reason": dict(reasons)}
     if result.empty:
         summary["empty"] = result.empty
@@ -80,11 +88,11 @@ def parse(source: str, file: Path) -> None:
     if source == "counter":
         for line in describe(result.metadata):
             err.print(line, markup=False, highlight=False)
-        if not result.rows.height and not result.metadata.get("exceptions"):
+        if not parsed and not result.metadata.get("exceptions"):
             err.print(f"{file}: no usage row and no COUNTER exception: a report without usage must say so "
                       "(3030); `shuku run` would load nothing from it.", markup=False, highlight=False)
             sys.exit(1)
-    if not result.recognised:
+    if not (parsed or result.recognised):
         from assets.admission import expected_of_source
         err.print(f"{file}: the file's structure was not recognised: no row was read from it and none was "
                   f"rejected (expected a {expected_of_source(source)}). `shuku run` would log it as unrecognised "

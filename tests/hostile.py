@@ -134,17 +134,29 @@ def truncated_xlsx() -> bytes:
     return whole[: len(whole) * 2 // 3]
 
 
-def write_ordinary(source: str, path: Path, size: int) -> int:
-    """Write an ordinary file of about ``size`` bytes: the seed's data lines over and over; returns its size."""
+def write_ordinary(source: str, path: Path, size: int, vary: str | None = None) -> int:
+    """Write an ordinary file of about ``size`` bytes: the seed's data lines over and over; returns its size.
+
+    ``vary``: a whole-number column of a CSV source that each repetition raises by ten million, so
+    that the rows differ (otherwise every repetition repeats the first one's rows)."""
     head, lines = split_head(source, seeds()[source])
-    block = b"".join(lines)
+    at = head.decode("utf-8").rstrip("\r\n").split(",").index(vary) if vary else None
     with path.open("wb") as out:
         out.write(head)
-        written = len(head)
+        written, repetition = len(head), 0
         while written < size:
+            block = b"".join(lines) if at is None else b"".join(_raised(line, at, repetition) for line in lines)
             out.write(block)
             written += len(block)
+            repetition += 1
     return written
+
+
+def _raised(line: bytes, at: int, repetition: int) -> bytes:
+    cells = line.split(b",")
+    if len(cells) > at and cells[at].isdigit():
+        cells[at] = str(int(cells[at]) + repetition * 10_000_000).encode()
+    return b",".join(cells)
 
 
 # Peak memory is VmHWM, the high-water mark of this process's own memory since it started: unlike
@@ -161,20 +173,22 @@ def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 source, path = sys.argv[1], Path(sys.argv[2])
-from assets.feeds import source_parser
+from assets.feeds import parser_batches, source_parser
 from warehouse.library import load_library
 from warehouse.settings import DEFAULT_LIBRARY_CONFIG
 from warehouse.textio import LandingFileError
-module, function = source_parser(source).split(":")
-parser = getattr(importlib.import_module(module), function)
+importlib.import_module(source_parser(source).split(":")[0])
 library = load_library(DEFAULT_LIBRARY_CONFIG)
 before = peak_mb()
 try:
-    result = parser(path, library)
-    reasons = dict(result.rejects.group_by("reason").len().rows()) if result.rejects.height else {}
-    shown = max((len(t or "") for t in result.rejects.get_column("raw_text").to_list()), default=0)
-    outcome = {"rows": result.rows.height, "rejected": reasons, "empty": result.empty, "longest_raw": shown,
-               "encoding": result.encoding}
+    rows, reasons, shown, empty, encoding = 0, {}, 0, None, ""
+    for result in parser_batches(source_parser(source), path, library):     # as shuku parse and the ingest read it
+        rows += result.rows.height
+        for reason, count in (result.rejects.group_by("reason").len().rows() if result.rejects.height else []):
+            reasons[reason] = reasons.get(reason, 0) + count
+        shown = max([shown, *(len(t or "") for t in result.rejects.get_column("raw_text").to_list())])
+        empty, encoding = result.empty, result.encoding
+    outcome = {"rows": rows, "rejected": reasons, "empty": empty, "longest_raw": shown, "encoding": encoding}
 except LandingFileError as exc:
     outcome = {"error": str(exc)}
 outcome["imports_mb"] = before
@@ -183,9 +197,38 @@ print(json.dumps(outcome))
 """
 
 
-def probe(source: str, path: Path) -> dict:
-    """Parse ``path`` as ``source`` in a fresh process: the outcome, and the process's peak memory (MB)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, source, str(path)], cwd=ROOT, capture_output=True, text=True,
+# The same, loading the file into a staging partition of a fresh home as `shuku run` does.
+LOAD = PROBE.split("before = peak_mb()")[0] + """
+import tempfile
+from assets.feeds import FEEDS
+from assets.ingest import ingest_partition
+from warehouse.pseudonym import Pseudonymiser
+from warehouse.settings import Settings
+feed = next(f for f in FEEDS if f.source == source and f.format_of(path) is not None)
+home = Settings(Path(tempfile.mkdtemp(prefix="shuku-load-")) / "home").ensure()
+landed = home.landing / feed.folder / path.name
+landed.parent.mkdir(parents=True, exist_ok=True)
+landed.symlink_to(path.resolve())
+pseudonymiser = Pseudonymiser.load(home.secrets_dir)
+before = peak_mb()
+try:
+    done = ingest_partition(feed, feed.key_of(landed) or None, home, library, pseudonymiser, "load-probe")
+    outcome = {"rows": sum(done.rows_loaded.values()), "rejected": done.quarantined_by_reason,
+               "duplicates": done.duplicates, "written": done.written, "refused": bool(done.refused)}
+except LandingFileError as exc:
+    outcome = {"error": str(exc)}
+outcome["imports_mb"] = before
+outcome["peak_mb"] = peak_mb()
+import shutil
+shutil.rmtree(home.home.parent, ignore_errors=True)
+print(json.dumps(outcome))
+"""
+
+
+def probe(source: str, path: Path, script: str = PROBE) -> dict:
+    """Parse ``path`` as ``source`` in a fresh process (``LOAD``: load it into a fresh home): the outcome,
+    and the process's peak memory (MB)."""
+    done = subprocess.run([sys.executable, "-c", script, source, str(path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=3600)
     if done.returncode != 0:
         raise AssertionError(f"the {source} parser's process failed: {done.stderr[-2000:]}")

@@ -186,3 +186,30 @@ def test_parse_summary_stays_json(tmp_path):
     result = CliRunner().invoke(main, ["parse", "gates", str(_write(tmp_path, "gates", hostile.huge_line("gates", 1 << 20)))])
     summary = json.loads(next(line for line in result.output.splitlines() if line.startswith("{")))
     assert summary["rejected_by_reason"] == {"line_too_long": 1} and result.exit_code == 1
+
+
+def test_erasure_drops_the_reader_from_an_excel_unicode_text_file(tmp_path, library):
+    """A UTF-16 file is cut into lines in its text, not its bytes: 上 is 0A 4E in UTF-16LE, and 中 (2D 4E)
+    beside a reader's card must not hide it. The mark, the tabs, the CRLF and the other lines stay."""
+    from assets.privacy_assets import landing_rewriter
+
+    head, lines = hostile.split_head("patrons", hostile.seeds()["patrons"])
+    lines = [line.decode("utf-8") for line in lines[:12]]
+    card = lines[3].split(",")[0]
+    lines[3] = lines[3].replace(lines[3].split(",")[1], "上官", 1)    # the reader's surname
+    lines[5] = lines[5].replace(lines[5].split(",")[1], "上中", 1)    # another reader's
+    data = hostile.excel_unicode_text("patrons", head + "".join(lines).encode("utf-8"))
+    path = _write(tmp_path, "patrons", data)
+    before = _parse("patrons", path, library)
+
+    rewritten, dropped = landing_rewriter(library)(path, data, lambda c: c == card)
+
+    assert dropped == 1 and rewritten.startswith(codecs.BOM_UTF16_LE)
+    text, old = rewritten[2:].decode("utf-16-le"), data[2:].decode("utf-16-le")
+    assert card not in text and "上中" in text and "上官" not in text
+    assert text.split("\r\n") == [line for line in old.split("\r\n") if card not in line]
+    path.write_bytes(rewritten)
+    after = _parse("patrons", path, library)
+    assert after.encoding == "utf-16-le" and after.rows.height == before.rows.height - 1
+    assert after.rows.get_column("card_number").to_list() == [c for c in before.rows.get_column("card_number").to_list()
+                                                              if c != card]

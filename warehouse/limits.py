@@ -1,11 +1,17 @@
-"""How much of a landing file Shuku reads: the `landing_limits` section of the library config.
+"""How much of a landing file Shuku reads, and how much memory reading it may take.
 
-A line (or a JSON string value) longer than its source's ``max_line_bytes`` is quarantined
-with its length as ``line_too_long`` and never held whole; a file whose content (decompressed)
-is over ``max_file_bytes`` is refused; a JSON answer over ``max_json_bytes`` is refused before
-it is parsed (a JSON document is read whole). The limits live in the library config, not in
-the contracts, because they are about what the library's systems send, not about the tables:
-a library whose EZproxy logs very long URLs raises that source's limit, nothing else changes.
+The `landing_limits` section of the library config: a line (or a JSON string value) longer than
+its source's ``max_line_bytes`` is quarantined with its length as ``line_too_long`` and never
+held whole; a file whose content (decompressed) is over ``max_file_bytes`` is refused; a JSON
+answer over ``max_json_bytes`` is refused before it is parsed (a JSON document is read whole).
+The limits live in the library config, not in the contracts, because they are about what the
+library's systems send, not about the tables: a library whose EZproxy logs very long URLs raises
+that source's limit, nothing else changes.
+
+The memory bound is fixed here: line-by-line sources are parsed ``BATCH_BYTES`` of whole lines at
+a time and loaded ``FLUSH_BYTES`` of rows at a time, MARC a record at a time, so parsing or
+loading a file holds a few hundred MB whatever its size (``MEMORY_BOUND_MB``, measured by
+benchmarks/bench_hostile.py and held by tests/test_landing_memory.py).
 """
 
 from __future__ import annotations
@@ -22,6 +28,20 @@ DEFAULT_MAX_LINE_BYTES = 64 << 10
 # 512 MiB: a SUSHI answer for a year of a large platform's Item Report is a few hundred MB;
 # parsing JSON costs about ten times its size in memory.
 DEFAULT_MAX_JSON_BYTES = 512 << 20
+# 4 MiB of text per batch: polars' reading, splitting and typing of a batch holds about 50 times
+# its text at its peak (measured: 225 MB beyond the imports with 4 MiB, 430 MB with 16 MiB), while
+# a larger batch gains no speed (a 400 MB file: 13.8 s in 4 MiB batches, 15 s in 16 MiB ones).
+BATCH_BYTES = 4 << 20
+# 64 MB of typed rows: a staging table's rows of a partition gather up to this size, then are written
+# as one Parquet row group (assets/ingest_sink.py), so loading a file of any size holds about
+# BATCH_BYTES' parsing, one group and its conforming: under 600 MB beyond the imports.
+FLUSH_BYTES = 64 << 20
+# What DuckDB may hold while it finds rows repeated across the row groups of a large partition; the
+# rest spills under the home's tmp/duckdb.
+INGEST_DUCKDB_MEMORY = "256MB"
+# The stated bound: what parsing a landing file of any size (JSON and COUNTER reports aside, read
+# whole) may hold beyond the imported parsers, in MB.
+MEMORY_BOUND_MB = 400
 KEYS = ("max_line_bytes", "max_file_bytes", "max_json_bytes")
 
 

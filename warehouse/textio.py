@@ -142,3 +142,46 @@ def read_text(path: Path) -> tuple[str, str]:
 def split_lines(text: str) -> list[str]:
     """Lines without their endings; \\r\\n, \\n and lone \\r all end a line. A final newline adds no line."""
     return text.splitlines()
+
+
+class ByteStream:
+    """A landing file's content (``iter_bytes``) as a file object read forward once, holding only what
+    has been read ahead: a reader that has read too far puts the bytes back (``unread``)."""
+
+    def __init__(self, path: Path, limit: int = MAX_FILE_BYTES):
+        self.pieces = iter_bytes(path, limit)
+        self.buffer = bytearray()
+        self.offset = 0                     # bytes handed out so far
+
+    def _fill(self, size: int) -> None:
+        while len(self.buffer) < size and (piece := next(self.pieces, None)) is not None:
+            self.buffer += piece
+
+    def read(self, size: int = -1) -> bytes:
+        self._fill(size if size >= 0 else MAX_FILE_BYTES)
+        out = bytes(self.buffer[:size] if size >= 0 else self.buffer)
+        del self.buffer[:len(out)]
+        self.offset += len(out)
+        return out
+
+    def unread(self, data: bytes) -> None:
+        self.buffer[:0] = data
+        self.offset -= len(data)
+
+    def read_through(self, mark: bytes, keep: int) -> tuple[bytes, int, bool]:
+        """Skip through the next ``mark`` (or to the end): the first ``keep`` bytes skipped, how many
+        were skipped, and whether they were all white space or padding (NUL, SUB)."""
+        kept, skipped, blank = bytearray(), 0, True
+        while True:
+            self._fill(1)
+            if not self.buffer:
+                return bytes(kept), skipped, blank
+            end = self.buffer.find(mark)
+            part = self.buffer[:len(self.buffer) if end < 0 else end + len(mark)]
+            kept += part[:max(0, keep - len(kept))]
+            blank = blank and not part.strip(b"\r\n \x00\x1a")
+            skipped += len(part)
+            self.offset += len(part)
+            del self.buffer[:len(part)]
+            if end >= 0:
+                return bytes(kept), skipped, blank

@@ -28,3 +28,23 @@ def parse_holds(path: Path, library):
 
     return (folio_requests if folio.looks_like_json(sniff_text(Path(path)).encode("utf-8")) else holds).parse(
         path, library)
+
+
+def parse_batches(path: Path, library):
+    """``parse`` a batch at a time: a Koha CSV in batches of lines, a FOLIO answer (read whole) as one."""
+    from assets.circulation import folio, koha
+    from assets.reading import sniff_text
+
+    if not folio.looks_like_json(sniff_text(Path(path)).encode("utf-8")):
+        return koha.parse_batches(path, library)
+    return iter([parse(path, library)])
+
+
+def parse_holds_batches(path: Path, library):
+    """``parse_holds`` a batch at a time: a Koha reserves CSV in batches of lines, FOLIO requests as one."""
+    from assets.circulation import folio, holds
+    from assets.reading import sniff_text
+
+    if not folio.looks_like_json(sniff_text(Path(path)).encode("utf-8")):
+        return holds.parse_batches(path, library)
+    return iter([parse_holds(path, library)])

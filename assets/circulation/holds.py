@@ -9,6 +9,7 @@ is the bibliographic record's control number as the catalogue export carries it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -64,3 +65,8 @@ def row_columns() -> dict[str, pl.Expr]:
 def parse(path: Path, library: Library) -> ParseResult:
     """Typed holds of one reserves file, and its rejected lines."""
     return cp.parse_csv(path, LAYOUT, checks(library), row_columns(), library)
+
+
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """``parse`` a batch of lines at a time: the holds, in bounded memory."""
+    return cp.parse_csv_batches(path, LAYOUT, checks(library), row_columns(), library)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -71,3 +72,8 @@ def row_columns() -> dict[str, pl.Expr]:
 def parse(path: Path, library: Library) -> ParseResult:
     """Typed circulation events of one statistics file, and its rejected lines."""
     return cp.parse_csv(path, LAYOUT, checks(library), row_columns(), library)
+
+
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """``parse`` a batch of lines at a time: the circulation events, in bounded memory."""
+    return cp.parse_csv_batches(path, LAYOUT, checks(library), row_columns(), library)

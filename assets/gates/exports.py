@@ -8,6 +8,7 @@ tells the two apart by their header, so a misnamed file is still read right.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +16,7 @@ import polars as pl
 from assets import csvparse as cp
 from assets.cards import CsvCard
 from assets.parsing import CARD_NUMBER, ParseResult
-from assets.reading import SHOWN, LandingText
+from assets.reading import SHOWN, LandingText, sniff_text
 from schemas.model import contract_for
 from warehouse.library import Library
 from warehouse.textio import LandingFileError
@@ -116,3 +117,14 @@ def parse(path: Path, library: Library) -> ParseResult:
         f"{path}: line 1: the header {shown!r} is neither a {TURNSTILE.title} "
         f"({','.join(TURNSTILE.columns)!r}) nor a {COUNTER.title} ({','.join(COUNTER.columns)!r}); "
         f"check that the file belongs in landing/gates/ and that its first line is the header.{text.note()}")
+
+
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """``parse`` a batch of lines at a time, the kind told by the header; a header of neither kind,
+    or none, is read whole by ``parse`` for its error."""
+    header = sniff_text(Path(path)).split("\n", 1)[0].rstrip("\r")
+    for layout, checks, columns in ((TURNSTILE, turnstile_checks, turnstile_columns),
+                                    (COUNTER, counter_checks, counter_columns)):
+        if header and cp.matches(header, layout):
+            return cp.parse_csv_batches(path, layout, checks(library), columns(), library)
+    return iter([parse(path, library)])

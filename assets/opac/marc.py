@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +21,7 @@ from pymarc.exceptions import FatalReaderError
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason, RowRejected, row_schema
 from warehouse.library import Library
 from assets.reading import EMPTY, NO_BYTES, SHOWN, empty_result, limits_of
-from warehouse.textio import UTF8_BOM, LandingFileError, bom_of, decode, read_bytes
+from warehouse.textio import UTF8_BOM, ByteStream, LandingFileError, bom_of, decode, iter_bytes, read_bytes, read_head
 
 BIB_SCHEMA = row_schema("bib_record")
 ITEM_SCHEMA = row_schema("item")
@@ -30,6 +31,7 @@ RECORD_TERMINATOR = b"\x1d"
 SUBJECT_SEPARATOR = "\x1f"     # the MARC subfield delimiter: never inside a subfield value
 RAW_TEXT_LIMIT = 4096          # bytes of a bad record kept in quarantine
 MAX_RECORD_BYTES = 99_999      # the longest record a five-digit leader length can frame
+BATCH_RECORDS = 20_000         # records per batch: about 20 MB of MARC, 40 MB of Python values
 ISBD_TRAILING = " /:;,.=\t"    # punctuation that ends a field in ISBD, not part of the value
 _YEAR = re.compile(r"\d{4}")
 _DECLARED = re.compile(r"""(<\?xml[^>]*?encoding=["'])([^"']+)""")
@@ -43,11 +45,13 @@ def _clean(value: str | None, trailing: str = ISBD_TRAILING) -> str | None:
     return value or None
 
 
-def _raw_text(chunk: bytes) -> str:
-    """A bad record as quarantine text: latin-1 keeps every byte visible and reversible."""
+def _raw_text(chunk: bytes, length: int | None = None) -> str:
+    """A bad record (``length`` bytes long, of which ``chunk`` is the start) as quarantine text:
+    latin-1 keeps every byte visible and reversible."""
+    length = len(chunk) if length is None else length
     # A chunk over the longest record ISO 2709 can frame is no record: only its start is kept.
-    limit = RAW_TEXT_LIMIT if len(chunk) <= MAX_RECORD_BYTES else SHOWN
-    return chunk[:limit].decode("latin-1") + ("…" if len(chunk) > limit else "")
+    limit = RAW_TEXT_LIMIT if length <= MAX_RECORD_BYTES else SHOWN
+    return chunk[:limit].decode("latin-1") + ("…" if length > limit else "")
 
 
 class _Columns:
@@ -57,6 +61,10 @@ class _Columns:
         self.bib = {name: [] for name in BIB_SCHEMA}
         self.items = {name: [] for name in ITEM_SCHEMA}
         self.rejects = {name: [] for name in REJECT_SCHEMA}
+
+    @property
+    def records(self) -> int:
+        return len(self.bib["bib_id"]) + len(self.rejects["source_line"])
 
     def reject(self, number: int, raw: str, reason: Reason, detail: str) -> None:
         for name, value in zip(REJECT_SCHEMA, (number, raw, str(reason), detail)):
@@ -149,50 +157,49 @@ class _Columns:
                 values.get("o"), values.get("y"), acquired, number)
 
 
-def _read_iso2709(data: bytes, cols: _Columns) -> None:
-    """Read records with pymarc, quarantining those it cannot decode.
+def _read_iso2709(stream: ByteStream) -> Iterator[_Columns]:
+    """Read records with pymarc as the file streams by, quarantining those it cannot decode; the
+    records a ``BATCH_RECORDS`` at a time.
 
-    pymarc stops for good after a damaged length or a missing terminator; we then skip to
-    the next record terminator and start a new reader there, so one bad record costs
-    only itself.
+    pymarc stops for good after a damaged length or a missing terminator; the bytes it read for
+    that record go back, the record runs to the next record terminator (only its start kept), and
+    a new reader starts there, so one bad record costs only itself.
     """
-    offset, number = 0, 0
-    while offset < len(data):
-        stream = io.BytesIO(data)
-        stream.seek(offset)
+    cols, number = _Columns(), 0
+    while True:
         # Strict UTF-8: a record with bytes that are not what its leader says is quarantined,
         # not silently given replacement characters. MARC-8 records (leader/09 blank) are converted.
         reader = MARCReader(stream, to_unicode=True, force_utf8=False, utf8_handling="strict")
-        start = offset
+        start, fatal = stream.offset, None
         for record in reader:
             number += 1
             if record is not None:
                 try:
                     cols.add(record, number)
                 except RowRejected as bad:
-                    chunk = data[start:stream.tell()]
-                    cols.reject(number, _raw_text(chunk), bad.reason, f"record at byte {start}: {bad.detail}")
-                start = stream.tell()
-                continue
-            exc = reader.current_exception
-            if isinstance(exc, FatalReaderError):
-                end = data.find(RECORD_TERMINATOR, start)
-                end = len(data) if end < 0 else end + 1
-                chunk = data[start:end]
-                if chunk.strip(b"\r\n\x00 \x1a") == b"":
-                    number -= 1            # trailing padding after the last record, not a record
-                else:
-                    cols.reject(number, _raw_text(chunk), Reason.BAD_RECORD,
-                                f"record at byte {start}: leader length {chunk[:5]!r} does not frame a "
-                                f"record ({type(exc).__name__})")
-                offset = end
+                    cols.reject(number, _raw_text(reader.current_chunk), bad.reason, f"record at byte {start}: {bad.detail}")
+            elif isinstance(reader.current_exception, FatalReaderError):
+                fatal = reader.current_exception
                 break
-            chunk = reader.current_chunk or b""
-            cols.reject(number, _raw_text(chunk), Reason.BAD_RECORD,
-                        f"record at byte {start}: does not decode ({type(exc).__name__}: {exc})"[:500])
-            start = stream.tell()
+            else:
+                exc = reader.current_exception
+                cols.reject(number, _raw_text(reader.current_chunk or b""), Reason.BAD_RECORD,
+                            f"record at byte {start}: does not decode ({type(exc).__name__}: {exc})"[:500])
+            start = stream.offset
+            if cols.records >= BATCH_RECORDS:
+                yield cols
+                cols = _Columns()
+        if fatal is None:
+            break
+        stream.unread(reader.current_chunk or b"")
+        head, length, blank = stream.read_through(RECORD_TERMINATOR, RAW_TEXT_LIMIT)
+        if blank:
+            number -= 1            # trailing padding after the last record, not a record
         else:
-            offset = len(data)
+            cols.reject(number, _raw_text(head, length), Reason.BAD_RECORD,
+                        f"record at byte {start}: leader length {head[:5]!r} does not frame a "
+                        f"record ({type(fatal).__name__})")
+    yield cols
 
 
 def _utf8_xml(path: Path, data: bytes) -> bytes:
@@ -233,23 +240,37 @@ def sniff(data: bytes) -> str:
     return ""
 
 
-def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]:
-    """Bib rows (with rejects) and the items frame from one catalogue file."""
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """Bib rows (with rejects and the items in ``metadata["items"]``), ``BATCH_RECORDS`` records at a time:
+    ISO 2709 streams through (memory is one batch, whatever the file's size); MARCXML is read whole."""
     path = Path(path)
-    data = read_bytes(path, limits_of(library).max_file_bytes)
-    if not data.strip(b"\r\n\t \x00\x1a" + UTF8_BOM):
-        result = empty_result("marc21", "utf-8", NO_BYTES, BIB_SCHEMA, {"items": pl.DataFrame(schema=ITEM_SCHEMA)})
-        return result, result.metadata["items"]
-    kind = sniff(data)
+    limit = limits_of(library).max_file_bytes
+    kind = sniff(read_head(path, 4096))
     if not kind:
+        if all(not piece.strip(b"\r\n\t \x00\x1a" + UTF8_BOM) for piece in iter_bytes(path, limit)):
+            yield empty_result("marc21", "utf-8", NO_BYTES, BIB_SCHEMA, {"items": pl.DataFrame(schema=ITEM_SCHEMA)})
+            return
         raise LandingFileError(
             f"{path}: is neither MARC21 ISO 2709 (five-digit record length first) nor MARCXML; "
             "export the catalogue as MARC21 (.mrc) or MARCXML.")
-    cols = _Columns()
     if kind == "iso2709":
-        _read_iso2709(data, cols)
+        batches = _read_iso2709(ByteStream(path, limit))
     else:
-        _read_marcxml(path, data, cols)
+        cols = _Columns()
+        _read_marcxml(path, read_bytes(path, limit), cols)
+        batches = iter([cols])
+    found = False
+    for cols in batches:
+        if cols.records:
+            found = True
+            yield _result(cols, kind)
+    if not found:
+        result = _result(_Columns(), kind)
+        result.metadata[EMPTY] = "a catalogue export without records"
+        yield result
+
+
+def _result(cols: _Columns, kind: str) -> ParseResult:
     # Subjects travel as one joined string per record and are split once, vectorised:
     # a list column built row by row from Python lists costs more than the whole extraction.
     bib = dict(cols.bib, subjects=[SUBJECT_SEPARATOR.join(s) for s in cols.bib["subjects"]])
@@ -258,10 +279,19 @@ def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]
         .otherwise(pl.col("subjects").str.split(SUBJECT_SEPARATOR)).alias("subjects"))
     items = pl.DataFrame(cols.items, schema=ITEM_SCHEMA)
     rejects = pl.DataFrame(cols.rejects, schema=REJECT_SCHEMA)
-    result = ParseResult(rows=bibs, rejects=rejects, encoding="utf-8", format=f"marc21-{kind}",
-                         metadata={"items": items, "records_read": bibs.height + rejects.height})
-    if not result.rows_read:
-        result.metadata[EMPTY] = "a catalogue export without records"
+    return ParseResult(rows=bibs, rejects=rejects, encoding="utf-8", format=f"marc21-{kind}",
+                       metadata={"items": items, "records_read": bibs.height + rejects.height})
+
+
+def parse_marc(path: Path, library: Library) -> tuple[ParseResult, pl.DataFrame]:
+    """Bib rows (with rejects) and the items frame from one catalogue file, whole."""
+    batches = list(parse_batches(path, library))
+    if len(batches) == 1:
+        return batches[0], batches[0].metadata["items"]
+    items = pl.concat([b.metadata["items"] for b in batches])
+    result = ParseResult(rows=pl.concat([b.rows for b in batches]), rejects=pl.concat([b.rejects for b in batches]),
+                         encoding="utf-8", format=batches[-1].format,
+                         metadata={"items": items, "records_read": sum(b.metadata["records_read"] for b in batches)})
     return result, items
 
 

@@ -7,6 +7,7 @@ The query is kept as typed and normalised (NFKC, lower case, single spaces), so 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -66,3 +67,8 @@ def row_columns() -> dict[str, pl.Expr]:
 def parse(path: Path, library: Library) -> ParseResult:
     """Searches of one search-history file, and its rejected lines."""
     return cp.parse_csv(path, LAYOUT, checks(), row_columns(), library)
+
+
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """``parse`` a batch of lines at a time: the searches, in bounded memory."""
+    return cp.parse_csv_batches(path, LAYOUT, checks(), row_columns(), library)

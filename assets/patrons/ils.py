@@ -9,6 +9,7 @@ its raw text, which the ingest step stores in the restricted area only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -62,3 +63,8 @@ def row_columns() -> dict[str, pl.Expr]:
 def parse(path: Path, library: Library) -> ParseResult:
     """Reader records of one patron export (without direct identifiers), and its rejected lines."""
     return cp.parse_csv(path, LAYOUT, checks(), row_columns(), library)
+
+
+def parse_batches(path: Path, library: Library) -> Iterator[ParseResult]:
+    """``parse`` a batch of lines at a time: the reader records, in bounded memory."""
+    return cp.parse_csv_batches(path, LAYOUT, checks(), row_columns(), library)
