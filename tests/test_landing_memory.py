@@ -159,3 +159,21 @@ def test_parsing_a_large_catalogue_holds_a_batch_of_records(tmp_path):
     outcome = hostile.probe("marc", path)
     assert outcome["rows"] > 60_000 and not outcome["rejected"], outcome
     assert outcome["peak_mb"] - outcome["imports_mb"] < 100, outcome
+
+
+def test_a_counter_report_over_its_limit_is_refused_before_it_is_read(tmp_path, library):
+    """A report is read whole (each line a row per month): over ``max_report_bytes`` it is refused by name."""
+    from dataclasses import replace
+
+    from assets.eresources import counter
+    from warehouse.limits import LandingLimits
+    from warehouse.textio import LandingFileError
+
+    small = replace(library, landing_limits=LandingLimits(max_report_bytes=1 << 20))
+    path = _ordinary(tmp_path, "counter", 2 << 20)
+    for data in (path.read_bytes(), gzip.compress(path.read_bytes())):
+        path.write_bytes(data)
+        with pytest.raises(LandingFileError, match=r"a COUNTER report of more than 1,048,576 bytes "
+                                                   r"\(landing_limits\.max_report_bytes"):
+            counter.parse(path, small)
+    assert counter.parse(path, library).rows.height > 50_000

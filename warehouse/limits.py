@@ -3,7 +3,8 @@
 The `landing_limits` section of the library config: a line (or a JSON string value) longer than
 its source's ``max_line_bytes`` is quarantined with its length as ``line_too_long`` and never
 held whole; a file whose content (decompressed) is over ``max_file_bytes`` is refused; a JSON
-answer over ``max_json_bytes`` is refused before it is parsed (a JSON document is read whole).
+answer over ``max_json_bytes`` is refused before it is parsed (a JSON document is read whole), and
+a tabular COUNTER report over ``max_report_bytes`` too (a report is one whole, months and all).
 The limits live in the library config, not in the contracts, because they are about what the
 library's systems send, not about the tables: a library whose EZproxy logs very long URLs raises
 that source's limit, nothing else changes.
@@ -39,10 +40,14 @@ FLUSH_BYTES = 64 << 20
 # What DuckDB may hold while it finds rows repeated across the row groups of a large partition; the
 # rest spills under the home's tmp/duckdb.
 INGEST_DUCKDB_MEMORY = "256MB"
-# The stated bound: what parsing a landing file of any size (JSON and COUNTER reports aside, read
-# whole) may hold beyond the imported parsers, in MB.
+# The stated bound: what parsing or loading a landing file of any size may hold beyond the imported
+# parsers, in MB (JSON answers and COUNTER reports aside: they are read whole, within their limits).
 MEMORY_BOUND_MB = 400
-KEYS = ("max_line_bytes", "max_file_bytes", "max_json_bytes")
+# 128 MiB: a tabular COUNTER report is read whole, each line becoming a row per month, about 25
+# times its size in memory (a 64 MB TR of 12 months: 1.8 GB); a year's TR of a large platform
+# (100,000 titles, four metrics) is about 40 MB.
+DEFAULT_MAX_REPORT_BYTES = 128 << 20
+KEYS = ("max_line_bytes", "max_file_bytes", "max_json_bytes", "max_report_bytes")
 
 
 class LimitError(ValueError):
@@ -56,6 +61,7 @@ class LandingLimits:
     max_line_bytes: dict[str, int] = field(default_factory=lambda: {"default": DEFAULT_MAX_LINE_BYTES})
     max_file_bytes: int = MAX_FILE_BYTES
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES
 
     def line(self, source: str) -> int:
         """The longest line (or JSON string value) a file of ``source`` may hold, in bytes."""
@@ -84,6 +90,7 @@ def parse_limits(section, sources: tuple[str, ...], path: Path) -> LandingLimits
         per_source = {"default": DEFAULT_MAX_LINE_BYTES} | {
             str(s): _size(v, f"max_line_bytes.{s}", 1024) for s, v in lines.items()}
         return LandingLimits(per_source, _size(section.get("max_file_bytes", MAX_FILE_BYTES), "max_file_bytes", 1 << 20),
-                             _size(section.get("max_json_bytes", DEFAULT_MAX_JSON_BYTES), "max_json_bytes", 1 << 20))
+                             _size(section.get("max_json_bytes", DEFAULT_MAX_JSON_BYTES), "max_json_bytes", 1 << 20),
+                             _size(section.get("max_report_bytes", DEFAULT_MAX_REPORT_BYTES), "max_report_bytes", 1 << 20))
     except LimitError as exc:
         raise LimitError(f"{path}: {exc}") from None

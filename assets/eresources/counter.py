@@ -25,7 +25,7 @@ from assets.parsing import ParseResult, Reason
 from assets.reading import (EMPTY, HEADER_ONLY, NO_BYTES, check_json_values, empty_result, limits_of,
                             read_landing_text, sniff_text, table_rows, too_deep)
 from warehouse.library import Library
-from warehouse.textio import LandingFileError, read_bytes, read_head
+from warehouse.textio import GZIP_MAGIC, LandingFileError, iter_bytes, read_bytes, read_head
 
 CARDS = None            # COUNTER counts use, never a reader
 MONTHS = {m: i for i, m in enumerate(
@@ -186,10 +186,13 @@ def parse(path: Path, library: Library) -> ParseResult:
     """Rows of one COUNTER report file, tabular, XLSX or JSON (recognised from the content)."""
     path = Path(path)
     if read_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC:
+        _within_report_limit(path, library)
         data = read_bytes(path, limits_of(library).max_file_bytes)
         return _parse_tabular(path, _xlsx_rows(path, data), "utf-8", "xlsx", "\t")
     head = sniff_text(path).lstrip()
     whole = head[:1] in ("{", "[") or head[:1] == '"' and head[1:].lstrip()[:1] in ("{", "[", "\\")
+    if not whole:
+        _within_report_limit(path, library)
     landing = read_landing_text(path, "counter", library, whole=whole)
     text, encoding = landing.text, landing.encoding
     if landing.blank:
@@ -206,6 +209,23 @@ def parse(path: Path, library: Library) -> ParseResult:
         text = landing.text
     with landing.explained():
         return _said_empty(landing.with_long_lines(_parse_text(path, text, encoding)))
+
+
+def _within_report_limit(path: Path, library: Library) -> None:
+    """Refuse a tabular report over ``max_report_bytes`` (decompressed) before reading it: a report is
+    read whole, months and all, about 25 times its size in memory."""
+    limits = limits_of(library)
+    with path.open("rb") as raw:
+        if path.stat().st_size <= limits.max_report_bytes and raw.read(2) != GZIP_MAGIC:
+            return
+    total = 0
+    for piece in iter_bytes(path, limits.max_file_bytes):
+        total += len(piece)
+        if total > limits.max_report_bytes:
+            raise LandingFileError(
+                f"{path}: a COUNTER report of more than {limits.max_report_bytes:,} bytes (landing_limits.max_report_bytes "
+                "in the library config): a report is read whole, about 25 times its size in memory. Ask for it a "
+                "month or a platform at a time, or raise the limit where the memory is there.")
 
 
 def _said_empty(result: ParseResult) -> ParseResult:
