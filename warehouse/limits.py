@@ -33,16 +33,17 @@ DEFAULT_MAX_JSON_BYTES = 512 << 20
 # its text at its peak (measured: 225 MB beyond the imports with 4 MiB, 430 MB with 16 MiB), while
 # a larger batch gains no speed (a 400 MB file: 13.8 s in 4 MiB batches, 15 s in 16 MiB ones).
 BATCH_BYTES = 4 << 20
-# 64 MB of typed rows: a staging table's rows of a partition gather up to this size, then are written
-# as one Parquet row group (assets/ingest_sink.py), so loading a file of any size holds about
-# BATCH_BYTES' parsing, one group and its conforming: under 600 MB beyond the imports.
-FLUSH_BYTES = 64 << 20
+# 8 MB of typed rows: a staging table's rows of a partition gather up to this size, then are
+# pseudonymised, freed of repeated rows, conformed and written as one Parquet row group
+# (assets/ingest_sink.py), which holds about ten times the group at its peak (measured on a
+# 200 MB file: 370 MB beyond the imports with 8 MB groups, 455 MB with 16 MB, 980 MB with 64 MB).
+FLUSH_BYTES = 8 << 20
 # What DuckDB may hold while it finds rows repeated across the row groups of a large partition; the
 # rest spills under the home's tmp/duckdb.
 INGEST_DUCKDB_MEMORY = "256MB"
 # The stated bound: what parsing or loading a landing file of any size may hold beyond the imported
 # parsers, in MB (JSON answers and COUNTER reports aside: they are read whole, within their limits).
-MEMORY_BOUND_MB = 400
+MEMORY_BOUND_MB = 500
 # 128 MiB: a tabular COUNTER report is read whole, each line becoming a row per month, about 25
 # times its size in memory (a 64 MB TR of 12 months: 1.8 GB); a year's TR of a large platform
 # (100,000 titles, four metrics) is about 40 MB.
