@@ -1,5 +1,7 @@
 """Landing file → staging partition: parse, check the partition, pseudonymise, deduplicate,
 conform to the contract, write atomically; bad rows to quarantine; one ingest-log row per file.
+Files are read a batch at a time (assets/ingest_files.py) and a large partition is written a
+row group at a time beside the stored one (assets/ingest_sink.py), so memory does not grow with it.
 
 For every file, rows read = rows loaded + rows quarantined + duplicates removed. A file that
 cannot be read at all raises before anything of its partition is written, so what is
