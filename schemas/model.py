@@ -1,20 +1,22 @@
 """Governance contracts: ODCS v3.1 YAML files, validated twice, loaded into typed models.
 
 Each file is checked against the ODCS JSON Schema shipped by `open-data-contract-standard`
-(errors name the file and the YAML path), then parsed into its pydantic model, then into
+(errors name the file and the YAML path; a text that passed once is remembered by its digest in
+the user's cache, ``SHUKU_CACHE_DIR`` or ``~/.cache/shuku``), then parsed into its pydantic model, then into
 the small `Contract` view the rest of Shuku uses. Everything typed — DuckDB columns,
 polars dtypes, Dagster column schemas — is derived from here and nowhere else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import polars as pl
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
@@ -130,7 +132,10 @@ class Contract:
 
 
 @lru_cache(maxsize=1)
-def _odcs_validator() -> jsonschema.Draft201909Validator:
+def _odcs_validator():
+    """The ODCS JSON Schema's validator (jsonschema is imported only when a contract text is new)."""
+    import jsonschema
+
     text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text(encoding="utf-8")
     return jsonschema.Draft201909Validator(json.loads(text))
 
@@ -139,18 +144,35 @@ def _custom(props: list | None) -> dict:
     return {p.property: p.value for p in props or () if p.property}
 
 
-def _yaml_path(error: jsonschema.ValidationError) -> str:
+def _yaml_path(error) -> str:
     parts = []
     for part in error.absolute_path:
         parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
     return "".join(parts).lstrip(".") or "(top level)"
 
 
-def load_contract(path: Path) -> Contract:
-    """Validate one ODCS file and return its typed view."""
-    path = Path(path)
+def _validated_marks() -> Path:
+    """Where contract texts that passed the ODCS JSON Schema are remembered (parsed, by digest), so a
+    short command (`shuku sql`) does not parse and validate every unchanged file again (most of its time)."""
+    base = os.environ.get("SHUKU_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shuku"
+    return Path(base) / "odcs-valid"
+
+
+@lru_cache(maxsize=1)
+def _schema_digest() -> str:
+    return hashlib.sha256(resources.files("open_data_contract_standard").joinpath("schema.json").read_bytes()).hexdigest()
+
+
+def _validated(path: Path, text: str):
+    """The contract's data parsed from ``text`` and checked against the ODCS JSON Schema; what was
+    remembered when this very text passed under this very schema before."""
+    mark = _validated_marks() / hashlib.sha256(f"{_schema_digest()}\n{text}".encode("utf-8")).hexdigest()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        return json.loads(mark.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML: {exc}") from None
     errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -158,6 +180,20 @@ def load_contract(path: Path) -> Contract:
         first = errors[0]
         raise ContractError(f"{path}: at `{_yaml_path(first)}`: {first.message} "
                             f"({len(errors)} schema error(s); see the ODCS v3.1 specification).")
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        tmp = mark.with_name(f".{mark.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(mark)
+    except (OSError, TypeError, ValueError):
+        pass                # no cache (read-only, or a value JSON cannot hold): parsed and validated each time
+    return data
+
+
+def load_contract(path: Path) -> Contract:
+    """Validate one ODCS file and return its typed view."""
+    path = Path(path)
+    data = _validated(path, path.read_text(encoding="utf-8"))
     model = OpenDataContractStandard.model_validate(data)
     if not model.schema_ or len(model.schema_) != 1:
         raise ContractError(f"{path}: at `schema`: a Shuku contract describes exactly one table.")
