@@ -149,10 +149,15 @@ def _closeness(wanted: str, candidate: str) -> float:
     return max(scores)
 
 
-def did_you_mean(wanted: str, candidates: list[str], cutoff: float = 0.6) -> str:
-    """`` Did you mean a, b?`` naming up to three of ``candidates`` nearest to ``wanted``; '' when none is near."""
+def nearest(wanted: str, candidates: list[str], cutoff: float = 0.6) -> list[str]:
+    """Up to three of ``candidates`` nearest to ``wanted``, nearest first."""
     scored = sorted(((_closeness(wanted, c), c) for c in set(candidates)), key=lambda s: (-s[0], s[1]))
-    near = [c for score, c in scored if score >= cutoff][:3]
+    return [c for score, c in scored if score >= cutoff][:3]
+
+
+def did_you_mean(wanted: str, candidates: list[str]) -> str:
+    """`` Did you mean a, b?`` naming the ``candidates`` nearest to ``wanted``; '' when none is near."""
+    near = nearest(wanted, candidates)
     return f" Did you mean {', '.join(near)}?" if near else ""
 
 
