@@ -22,7 +22,7 @@ from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
 from warehouse.catalog_sql import CATALOG_LAYER, CATALOG_TABLES, catalog_rows
-from warehouse.live_log import _pointed, with_live_log
+from warehouse.live_log import pointed_at, with_live_log
 from warehouse.log_redaction import logged_digest, redact_logged
 from warehouse.settings import Settings
 
@@ -111,7 +111,7 @@ def with_catalog(con: duckdb.DuckDBPyConnection, sql: str, role: str, decision: 
             continue
         rows = rows or catalog_rows(role_named(role), load_contracts())
         target = f"shuku_catalog_{table}"
-        sql = _pointed(sql, f"{CATALOG_LAYER}.{table}", target) or sql
+        sql = pointed_at(sql, f"{CATALOG_LAYER}.{table}", target) or sql
         schema = {name: pl.Int32 if kind == "INTEGER" else pl.Utf8 for name, kind, _ in columns}
         con.register(target, pl.DataFrame(rows[table], schema=schema, orient="row").to_arrow())
     return sql

@@ -33,7 +33,7 @@ def live_rows(settings: Settings, role: str, table: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f, hive_partitioning=False).select(columns) for f in files], how="vertical_relaxed")
 
 
-def _pointed(sql: str, table: str, target: str = LIVE_NAME) -> str | None:
+def pointed_at(sql: str, table: str, target: str = LIVE_NAME) -> str | None:
     """``sql`` with every reference to ``table`` (``layer.name``) pointed at ``target`` (the live rows);
     None when it has none."""
     layer, name = table.split(".")
@@ -57,7 +57,7 @@ def with_live_log(con: duckdb.DuckDBPyConnection, settings: Settings, role: str,
     sql = decision.normalised
     if table not in decision.objects or not visible_columns(role, contract_for(table)):
         return sql
-    pointed = _pointed(sql, table)
+    pointed = pointed_at(sql, table)
     if pointed is None:
         return sql
     con.register(LIVE_NAME, live_rows(settings, role, table).to_arrow())
