@@ -77,6 +77,8 @@ def test_show_all_tables_names_every_mart_and_its_columns(home):
     ("SELECT * FROM space_utilisation", "public", "Did you mean marts.space_utilisation"),
     ("SELECT utilization FROM marts.space_utilisation", "public", "Did you mean utilisation?"),
     ("SELECT avg(u.utilization) FROM marts.space_utilisation u", "analyst", "Did you mean utilisation?"),
+    ("SHOW TABLES FROM mart", "analyst", "Did you mean marts?"),
+    ("DESCRIBE marts.utilisation", "public", "Did you mean marts.space_utilisation"),
 ])
 def test_did_you_mean(sql, role, words):
     decision = guard(sql, role)

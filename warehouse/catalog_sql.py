@@ -139,17 +139,14 @@ def discovery(tree: exp.Expression) -> Discovery | None:
 
 
 def _closeness(wanted: str, candidate: str) -> float:
-    """How alike two names are, whole or by their last part (``utilization`` and ``marts.space_utilisation``)."""
-    wanted, candidate = wanted.lower(), candidate.lower()
-    scores = [difflib.SequenceMatcher(None, wanted, candidate).ratio()]
-    short_wanted, short_candidate = wanted.rsplit(".", 1)[-1], candidate.rsplit(".", 1)[-1]
-    scores.append(difflib.SequenceMatcher(None, short_wanted, short_candidate).ratio())
-    if len(short_wanted) >= 4 and short_wanted in short_candidate:
-        scores.append(0.8)
-    return max(scores)
+    """How alike two names are by their last part (``utilization`` and ``marts.space_utilisation``):
+    a shared layer says nothing, and a wrong one should not hide the table."""
+    wanted, candidate = wanted.lower().rsplit(".", 1)[-1], candidate.lower().rsplit(".", 1)[-1]
+    score = difflib.SequenceMatcher(None, wanted, candidate).ratio()
+    return max(score, 0.8) if len(wanted) >= 4 and wanted in candidate else score
 
 
-def nearest(wanted: str, candidates: list[str], cutoff: float = 0.6) -> list[str]:
+def nearest(wanted: str, candidates: list[str], cutoff: float = 0.65) -> list[str]:
     """Up to three of ``candidates`` nearest to ``wanted``, nearest first."""
     scored = sorted(((_closeness(wanted, c), c) for c in set(candidates)), key=lambda s: (-s[0], s[1]))
     return [c for score, c in scored if score >= cutoff][:3]

@@ -364,8 +364,8 @@ def _discovered(found, role: Role, contracts: dict[str, Contract]) -> exp.Expres
     if found.refusal:
         return _refuse(found.refusal, code="operation")
     if found.layer is not None and found.layer not in role.layers:
-        return _refuse(f"role {role.name} may not read layer {found.layer!r} (its layers: {', '.join(role.layers)}).",
-                       code="layer", refused=(found.layer,))
+        return _refuse(f"role {role.name} may not read layer {found.layer!r} (its layers: {', '.join(role.layers)})."
+                       f"{did_you_mean(found.layer, list(role.layers))}", code="layer", refused=(found.layer,))
     if found.table is not None:
         described = sqlglot.parse_one(f"SELECT 1 FROM {found.table}", read=DIALECT)
         tables, problem = _tables(described, contracts, role)
