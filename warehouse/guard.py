@@ -30,6 +30,7 @@ role's published database with external access disabled and the configuration lo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,6 +49,9 @@ from warehouse.catalog_sql import (CATALOG_LAYER, catalog_contracts, did_you_mea
                                    readable_tables, unknown_columns)
 
 DIALECT = "duckdb"
+# sqlglot's notice that it read a statement as a bare command would reach the analyst's terminal beside
+# the guard's own answer (`SHOW DATABASES` is refused, `SHOW layer.table` described): dropped.
+logging.getLogger("sqlglot").addFilter(lambda record: "Falling back to parsing as a 'Command'" not in record.getMessage())
 
 # Functions that compute on the values they are given and nothing else. Names as sqlglot
 # reports them (its canonical name for functions it knows, the written name otherwise).
