@@ -53,7 +53,7 @@ def catalog_contracts() -> dict[str, Contract]:
         made[f"{CATALOG_LAYER}.{table}"] = Contract(
             layer=CATALOG_LAYER, table=table, description=description, owner="shuku", columns=cols,
             partitioning=None, freshness_days=None, retention_years=None,
-            path=Path(f"{CATALOG_LAYER}.{table}"), model=None)
+            path=Path(f"{CATALOG_LAYER}.{table}"))
     return made
 
 
