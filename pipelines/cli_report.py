@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import unicodedata
 from pathlib import Path
 
 import click
 
 from pipelines.cli_shared import existing_settings
+from warehouse.pages import STYLE, VIEWPORT, cell
 
 WIDTH = 720
 PALETTE = ("#1f6f8b", "#e07a1f", "#6a8d2f", "#8e4585", "#b23a48")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# marts.subject_borrowing_decline's candidate causes, each a (month, baseline) pair of columns
+DECLINE_CAUSES = ("loans", "borrowers", "new titles", "e-resource requests", "searches per loan")
 
 
 def _e(value) -> str:
@@ -29,6 +33,30 @@ def _number(value) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}"
     return f"{value:,}"
+
+
+def _text_width(text: str, size: float) -> float:
+    """About how wide ``text`` is drawn at ``size`` px: a Chinese character is a square, others about 0.6 of it."""
+    return sum(size if unicodedata.east_asian_width(ch) in "WF" else 0.6 * size for ch in text)
+
+
+def _fit(text: str, width: float, size: float) -> str:
+    """``text`` cut (with an ellipsis) to fit ``width`` px, so a label never runs out of its chart."""
+    if _text_width(text, size) <= width:
+        return text
+    while text and _text_width(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _legend(x: float, y: float, entries: list[tuple[str, str]], step: float = 0) -> str:
+    """Swatches with their names, in a row from (x, y); ``step`` 0 places each after the last one's name."""
+    parts, at = [], x
+    for colour, name in entries:
+        parts.append(f'<rect x="{at:.1f}" y="{y}" width="10" height="10" fill="{colour}" stroke="#bbb" stroke-width="0.5"/>'
+                     f'<text x="{at + 14:.1f}" y="{y + 9}" font-size="11">{_e(name)}</text>')
+        at += step or 14 + _text_width(name, 11) + 16
+    return '<g class="legend">' + "".join(parts) + "</g>"
 
 
 def _svg(chart_id: str, height: int, body: list[str], title: str) -> str:
@@ -46,28 +74,28 @@ def bar_chart(chart_id: str, title: str, labels: list[str], series: dict[str, li
     body = []
     for i, label in enumerate(labels):
         y = 30 + i * row_h
-        body.append(f'<text x="{left - 6}" y="{y + 11}" text-anchor="end" font-size="11">{_e(label[:34])}</text>')
+        body.append(f'<text x="{left - 6}" y="{y + 11}" text-anchor="end" font-size="11">{_e(_fit(label, left - 10, 11))}'
+                    f"<title>{_e(label)}</title></text>")
         for j, (name, values) in enumerate(series.items()):
             value = values[i] or 0
             yy = y + j * (14 + bar_gap)
             body.append(f'<rect x="{left}" y="{yy}" width="{value * scale:.1f}" height="13" fill="{PALETTE[j]}">'
                         f"<title>{_e(name)}: {_number(values[i])}</title></rect>")
             body.append(f'<text x="{left + value * scale + 4:.1f}" y="{yy + 11}" font-size="10">{_number(values[i])}</text>')
-    legend = [f'<rect x="{left + 220 * j}" y="6" width="10" height="10" fill="{PALETTE[j]}"/>'
-              f'<text x="{left + 220 * j + 14}" y="15" font-size="11">{_e(name)}</text>' for j, name in enumerate(series)]
-    return _svg(chart_id, height, legend + body, title)
+    return _svg(chart_id, height, [_legend(left, 6, list(zip(PALETTE, series)))] + body, title)
 
 
 def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float | None]],
                band: tuple[list[float], list[float]] | None = None) -> str:
     """Lines over a shared x axis (labels), with an optional shaded band (the prediction interval)."""
-    height, left, bottom, top_pad = 260, 50, 40, 24
+    height, bottom, top_pad, right = 260, 40, 24, 40
     n = max(len(labels), 2)
     values = [v for s in series.values() for v in s if v is not None] + (list(band[1]) if band else [])
     top = max(values + [1])
-    x = lambda i: left + i * (WIDTH - left - 20) / (n - 1)  # noqa: E731
+    left = max(50, 10 + _text_width(_number(round(top, 1)), 10))
+    x = lambda i: left + i * (WIDTH - left - right) / (n - 1)  # noqa: E731
     y = lambda v: height - bottom - v * (height - bottom - top_pad) / top  # noqa: E731
-    body = [f'<line x1="{left}" y1="{y(0):.1f}" x2="{WIDTH - 20}" y2="{y(0):.1f}" stroke="#999"/>',
+    body = [f'<line x1="{left}" y1="{y(0):.1f}" x2="{WIDTH - right}" y2="{y(0):.1f}" stroke="#999"/>',
             f'<text x="{left - 6}" y="{y(top):.1f}" text-anchor="end" font-size="10">{_number(round(top, 1))}</text>',
             f'<text x="{left - 6}" y="{y(0):.1f}" text-anchor="end" font-size="10">0</text>']
     if band:
@@ -78,8 +106,8 @@ def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, l
         path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points) if v is not None)
         body.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[j]}" stroke-width="1.6">'
                     f"<title>{_e(name)}</title></polyline>")
-        body.append(f'<rect x="{left + 160 * j}" y="4" width="10" height="10" fill="{PALETTE[j]}"/>'
-                    f'<text x="{left + 160 * j + 14}" y="13" font-size="11">{_e(name)}</text>')
+    entries = list(zip(PALETTE, series)) + ([("rgba(31,111,139,0.18)", "prediction interval")] if band else [])
+    body.append(_legend(left, 4, entries))
     step = max(1, len(labels) // 8)
     for i in range(0, len(labels), step):
         body.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="10">{_e(labels[i])}</text>')
@@ -90,7 +118,7 @@ def heat_map(chart_id: str, title: str, rows: list[str], columns: list[str], cel
     """A grid of rows × columns shaded by value (darker = fuller)."""
     left, top, cell_w = 50, 30, (WIDTH - 60) / max(len(columns), 1)
     cell_h = 24
-    height = top + cell_h * len(rows) + 10
+    height = top + cell_h * len(rows) + 40
     peak = max(list(cells.values()) + [1e-9])
     body = [f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{top - 8}" text-anchor="middle" font-size="10">{_e(name)}</text>'
             for c, name in enumerate(columns)]
@@ -102,14 +130,26 @@ def heat_map(chart_id: str, title: str, rows: list[str], columns: list[str], cel
             label = "no data" if value is None else f"{value:.1%}"
             body.append(f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w - 1:.1f}" '
                         f'height="{cell_h - 1}" fill="{shade}"><title>{_e(name)} {_e(columns[c])}: {label}</title></rect>')
+    scale = [(f"rgba(31,111,139,{0.08 + 0.92 * share:.3f})", f"{share * peak:.0%}") for share in (0, 0.25, 0.5, 0.75, 1)]
+    body.append(_legend(left, top + cell_h * len(rows) + 14, scale + [("#f2f2f2", "no data")], step=80))
     return _svg(chart_id, height, body, title)
 
 
 def _table(headers: list[str], rows: list[list], table_id: str) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td>{_e(_number(v) if not isinstance(v, str) else v)}</td>' for v in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(cell(h, v if isinstance(v, str) else _number(v)) for h, v in zip(headers, row))
+                   + "</tr>" for row in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _backtest_table(errors: list[tuple]) -> str:
+    """Each method's mean errors in per cent to two decimals (one decimal hides the gap between
+    methods), the one with the lowest MAPE marked best."""
+    best = min((a for _, a, _, _ in errors if a is not None), default=None)
+    rows = [[f"{m} ★ best" if a is not None and a == best else m, "–" if a is None else f"{100 * a:.2f}",
+             "–" if p is None else f"{100 * p:.2f}", n] for m, a, p, n in errors]
+    return (_table(["method", "mean MAPE (%)", "mean peak error (%)", "origins × branches"], rows, "backtest")
+            + "<p>★ best: the method with the lowest mean absolute percentage error over the back-test.</p>")
 
 
 def _rows(con, sql: str) -> list[tuple]:
@@ -179,8 +219,7 @@ def render_library_report(settings) -> str:
             "chart-seat-forecast", "Seat demand forecast against actuals", labels,
             {"forecast": [r[3] for r in series], "actual": [r[6] for r in series]},
             band=([r[4] for r in series], [r[5] for r in series]))
-            + _table(["method", "mean MAPE", "mean peak error", "origins × branches"],
-                     [[m, round(a or 0, 3), round(p or 0, 3), n] for m, a, p, n in errors], "backtest")))
+            + _backtest_table(errors)))
 
         emonth = con.execute("select max(usage_month) from marts.eresource_top_monthly").fetchall()[0][0]
         # a platform counted from another report than its PR says so beside its name
@@ -194,26 +233,32 @@ def render_library_report(settings) -> str:
         sections.append(("COUNTER harvest coverage", _harvest_coverage(settings)))
 
         falling = _rows(con, "select discipline_code, loan_month, comparison, change, loans, baseline_loans, borrowers, "
-                             "baseline_borrowers, new_titles, baseline_new_titles from marts.subject_borrowing_decline "
+                             "baseline_borrowers, new_titles, baseline_new_titles, eresource_requests, "
+                             "baseline_eresource_requests, round(searches_per_loan, 2), "
+                             "round(baseline_searches_per_loan, 2) from marts.subject_borrowing_decline "
                              "order by loan_month desc, change, discipline_code limit 12")
         sections.append(("Subjects whose borrowing fell", bar_chart(
             "chart-falling-subjects", "Fall of loans per open day",
             [f"{r[0]} {r[1]:%Y-%m} ({'MoM' if r[2] == 'month_over_month' else 'YoY'})" for r in falling],
             {"fall (%)": [round(-100 * r[3], 1) for r in falling]})
-            + _table(["discipline", "month", "comparison", "change", "loans", "before", "borrowers", "before",
-                      "new titles", "before"],
-                     [[r[0], f"{r[1]:%Y-%m}", r[2], f"{r[3]:+.0%}", *r[4:]] for r in falling], "falling-subjects")))
+            + "<p>Each cause: the month compared with → the month that fell.</p>"
+            + _table(["discipline", "month", "comparison", "change", *DECLINE_CAUSES],
+                     [[r[0], f"{r[1]:%Y-%m}", "MoM" if r[2] == "month_over_month" else "YoY", f"{r[3]:+.0%}",
+                       *(f"{_number(r[i + 1])} → {_number(r[i])}" for i in range(4, 14, 2))] for r in falling],
+                     "falling-subjects")))
     finally:
         con.close()
 
     body = "".join(f"<section><h2>{_e(title)}</h2>{content}</section>" for title, content in sections)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{_e(library.name)}: library report</title>
-<style>
-body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2rem auto; max-width: 760px; color: #222; }}
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>{_e(library.name)}: library report</title>
+<style>{STYLE}
+body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 792px;
+        color: #222; }}
 h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.85rem; margin-top: 0.5rem; }}
 td, th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: right; }}
+th {{ overflow-wrap: normal; }}
 svg.chart {{ display: block; max-width: 100%; height: auto; }}
 </style></head><body>
 <h1>{_e(library.name)}</h1>

@@ -15,8 +15,10 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from schemas.model import Contract, load_contracts
+from schemas.vocabulary import STAGING
 from warehouse.audit_anchor import current_anchors
 from warehouse.guarded import ACCESS_LOG
+from warehouse.lake.paths import partition_files
 from warehouse.lake.views import compute_connection, has_data
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
 from warehouse.privacy.erasure import LEDGER_TABLE
@@ -80,6 +82,27 @@ def _rows(con, settings: Settings, contracts: dict[str, Contract], table: str, s
     if not has_data(settings, contracts[table]):
         return []
     return con.execute(sql, params).fetchall()
+
+
+def latest_year_with_data(settings: Settings) -> int:
+    """The year a report is wanted for when none is named: the latest one with an access, a consent
+    change, an erasure or a sweep, else the latest with library data (a warehouse built from last
+    year's logs reports on last year), else this year."""
+    contracts = load_contracts()
+    dated = {ACCESS_LOG: "logged_at", CONSENT_TABLE: "changed_at", LEDGER_TABLE: "erased_at", RETENTION_LOG: "swept_at"}
+    present = [t for t in dated if has_data(settings, contracts[t])]
+    if present:
+        con = compute_connection(settings, present)
+        try:
+            latest = con.execute("select max(y) from (" + " union all ".join(
+                f"select max(year({dated[t]})) as y from {t}" for t in present) + ")").fetchone()[0]
+        finally:
+            con.close()
+        if latest is not None:
+            return int(latest)
+    days = [key for c in contracts.values() if c.layer == STAGING and c.partition_column is not None
+            for key in partition_files(settings, c)]
+    return int(max(days)[:4]) if days else dt.date.today().year
 
 
 def transparency_report(settings: Settings, year: int) -> Report:
