@@ -130,7 +130,8 @@ def heat_map(chart_id: str, title: str, rows: list[str], columns: list[str], cel
             label = "no data" if value is None else f"{value:.1%}"
             body.append(f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w - 1:.1f}" '
                         f'height="{cell_h - 1}" fill="{shade}"><title>{_e(name)} {_e(columns[c])}: {label}</title></rect>')
-    scale = [(f"rgba(31,111,139,{0.08 + 0.92 * share:.3f})", f"{share * peak:.0%}") for share in (0, 0.25, 0.5, 0.75, 1)]
+    scale = [(f"rgba(31,111,139,{0.08 + 0.92 * share:.3f})", f"{share * peak:.{0 if peak >= 0.1 else 1}%}")
+             for share in (0, 0.25, 0.5, 0.75, 1)]
     body.append(_legend(left, top + cell_h * len(rows) + 14, scale + [("#f2f2f2", "no data")], step=80))
     return _svg(chart_id, height, body, title)
 

@@ -1,5 +1,6 @@
 """What every HTML page Shuku writes shares so it reads on a desk screen and on a phone: the
-viewport, long words that wrap instead of pushing the page wider, and tables that turn into
+viewport, long words that wrap instead of pushing the page wider (break-word, not anywhere: a
+table column keeps its words whole), and tables that turn into
 labelled cards on a narrow screen (each cell says which column it is, from ``data-label``)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ NARROW = 640  # px: below this, tables are shown one card per row
 
 STYLE = f"""
 *,*::before,*::after{{box-sizing:border-box}}
-body{{overflow-wrap:anywhere}}
+body{{overflow-wrap:break-word}}
 img,svg{{max-width:100%}}
 table{{max-width:100%}}
 @media (max-width:{NARROW}px){{

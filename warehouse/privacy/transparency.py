@@ -20,6 +20,7 @@ from warehouse.audit_anchor import current_anchors
 from warehouse.guarded import ACCESS_LOG
 from warehouse.lake.paths import partition_files
 from warehouse.lake.views import compute_connection, has_data
+from warehouse.pages import STYLE, VIEWPORT
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG, retention_days
@@ -51,12 +52,29 @@ def _span(days: int | None) -> str:
     return "1 year" if years == 1 else f"{years} years"
 
 
+def _label_cells(tokens: list) -> list:
+    """Give every table cell its column's name (``data-label``), which a phone shows beside the value."""
+    headers, column = [], 0
+    for i, token in enumerate(tokens):
+        if token.type == "thead_open":
+            headers = []
+        elif token.type == "th_open":
+            headers.append(tokens[i + 1].content)
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "td_open":
+            token.attrSet("data-label", headers[column] if column < len(headers) else "")
+            column += 1
+    return tokens
+
+
 def to_html(markdown: str, title: str) -> str:
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
-    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;line-height:1.45}"
+    parser = MarkdownIt("commonmark").enable("table")
+    body = parser.renderer.render(_label_cells(parser.parse(markdown)), parser.options, {})
+    style = STYLE + ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
              "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #bbb;padding:.25rem .5rem;"
              "text-align:left;vertical-align:top}th{background:#f2f2f2}code{background:#f6f6f6}")
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{VIEWPORT}<title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>\n{body}</body></html>\n")
 
 
