@@ -22,8 +22,8 @@ OFFLINE = re.compile(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory, library):
-    """The lineage page, the library report and the transparency report of the session's nine tiny
-    days (read only)."""
+    """The lineage page, the library report, the transparency report and the Data Docs of the
+    session's nine tiny days (read only)."""
     settings = week_home(tmp_path_factory, library).settings
     out = tmp_path_factory.mktemp("pages")
     runner = CliRunner(env={"SHUKU_HOME": str(settings.home)})
@@ -33,10 +33,12 @@ def pages(tmp_path_factory, library):
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
     (transparency,) = out.glob("transparency-*.html")
-    return settings, {"lineage": out / "lineage.html", "report": out / "report.html", "transparency": transparency}
+    docs = settings.home / "quality" / "docs"
+    return settings, {"lineage": out / "lineage.html", "report": out / "report.html", "transparency": transparency,
+                      "quality index": docs / "index.html", "quality of a table": docs / "staging.gate_event.html"}
 
 
-@pytest.mark.parametrize("name", ["lineage", "report", "transparency"])
+@pytest.mark.parametrize("name", ["lineage", "report", "transparency", "quality index", "quality of a table"])
 def test_page_fits_a_desktop_and_a_phone_and_loads_nothing(pages, name, tmp_path):
     page = pages[1][name]
     text = page.read_text(encoding="utf-8")

@@ -25,6 +25,15 @@ table{{max-width:100%}}
 """
 
 
+def head(headers: list[str]) -> str:
+    """A table's header row (in ``thead``, which the cards leave out)."""
+    return "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead>"
+
+
+def labelled(label: str, inner: str, attrs: str = "") -> str:
+    """One table cell (``inner`` is HTML already) that names its column when the table is shown as cards."""
+    return f'<td data-label="{html.escape(label, quote=True)}"{attrs}>{inner}</td>'
+
+
 def cell(label: str, text: str) -> str:
-    """One table cell that names its column when the table is shown as cards."""
-    return f'<td data-label="{html.escape(label, quote=True)}">{html.escape(text)}</td>'
+    return labelled(label, html.escape(text))
