@@ -20,6 +20,14 @@ from warehouse.settings import Settings
 OFFLINE = re.compile(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
 
+def _rows(settings: Settings, sql: str) -> list[tuple]:
+    con = compute_connection(settings)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory, library):
     """The lineage page, the library report, the transparency report and the Data Docs of the
@@ -62,11 +70,7 @@ def test_every_chart_and_heat_map_has_a_legend(pages):
 def test_backtest_errors_to_two_decimals_with_the_winner_marked(pages):
     settings, paths = pages
     table = paths["report"].read_text(encoding="utf-8").split('id="backtest"')[1].split("</table>")[0]
-    con = compute_connection(settings)
-    try:
-        errors = con.execute("select method, avg(mape) from marts.seat_demand_backtest group by method").fetchall()
-    finally:
-        con.close()
+    errors = _rows(settings, "select method, avg(mape) from marts.seat_demand_backtest group by method")
     assert len(errors) == 2
     lowest = min(mape for _, mape in errors)
     for method, mape in errors:
@@ -80,12 +84,8 @@ def test_subject_decline_table_has_every_cause_column(pages):
     table = paths["report"].read_text(encoding="utf-8").split('id="falling-subjects"')[1].split("</table>")[0]
     for column in ("loans", "borrowers", "new titles", "e-resource requests", "searches per loan"):
         assert f"<th>{column}</th>" in table, column
-    con = compute_connection(settings)
-    try:
-        first = con.execute("select eresource_requests, baseline_eresource_requests from marts.subject_borrowing_decline "
-                            "order by loan_month desc, change, discipline_code limit 1").fetchall()
-    finally:
-        con.close()
+    first = _rows(settings, "select eresource_requests, baseline_eresource_requests from marts.subject_borrowing_decline "
+                            "order by loan_month desc, change, discipline_code limit 1")
     assert first, "the nine days have a subject that fell"
     now, before = ("–" if v is None else f"{v:,}" for v in first[0])
     assert f'data-label="e-resource requests">{before} → {now}</td>' in table
