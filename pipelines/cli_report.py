@@ -1,139 +1,25 @@
 """`shuku report library --out FILE.html`: one self-contained page of the marts a library reads.
 
-The charts are inline SVG drawn here, so the page opens offline with no script and no CDN.
+The charts are inline SVG (pipelines/charts.py), so the page opens offline with no script and no CDN.
 Every figure on it is read from the marts (and the daily loan counts from core.fact_loan).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import unicodedata
 from pathlib import Path
 
 import click
 
+from pipelines.charts import CHART_STYLE, bar_chart, both, heat_map, line_chart
+from pipelines.charts import esc as _e
+from pipelines.charts import number as _number
 from pipelines.cli_shared import existing_settings
 from warehouse.pages import STYLE, VIEWPORT, cell
 
-WIDTH = 720
-PALETTE = ("#1f6f8b", "#e07a1f", "#6a8d2f", "#8e4585", "#b23a48")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # marts.subject_borrowing_decline's candidate causes, each a (month, baseline) pair of columns
 DECLINE_CAUSES = ("loans", "borrowers", "new titles", "e-resource requests", "searches per loan")
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}"
-
-
-def _text_width(text: str, size: float) -> float:
-    """About how wide ``text`` is drawn at ``size`` px: a Chinese character is a square, others about 0.6 of it."""
-    return sum(size if unicodedata.east_asian_width(ch) in "WF" else 0.6 * size for ch in text)
-
-
-def _fit(text: str, width: float, size: float) -> str:
-    """``text`` cut (with an ellipsis) to fit ``width`` px, so a label never runs out of its chart."""
-    if _text_width(text, size) <= width:
-        return text
-    while text and _text_width(text + "…", size) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def _legend(x: float, y: float, entries: list[tuple[str, str]], step: float = 0) -> str:
-    """Swatches with their names, in a row from (x, y); ``step`` 0 places each after the last one's name."""
-    parts, at = [], x
-    for colour, name in entries:
-        parts.append(f'<rect x="{at:.1f}" y="{y}" width="10" height="10" fill="{colour}" stroke="#bbb" stroke-width="0.5"/>'
-                     f'<text x="{at + 14:.1f}" y="{y + 9}" font-size="11">{_e(name)}</text>')
-        at += step or 14 + _text_width(name, 11) + 16
-    return '<g class="legend">' + "".join(parts) + "</g>"
-
-
-def _svg(chart_id: str, height: int, body: list[str], title: str) -> str:
-    return (f'<svg class="chart" id="{chart_id}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg" '
-            f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">'
-            f"<title>{_e(title)}</title>" + "".join(body) + "</svg>")
-
-
-def bar_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float]]) -> str:
-    """Horizontal bars, one row per label, one bar per series."""
-    left, row_h, bar_gap = 230, 14 * max(len(series), 1) + 8, 2
-    height = 30 + row_h * len(labels) + 10
-    top = max([v or 0 for values in series.values() for v in values] + [1])
-    scale = (WIDTH - left - 70) / top
-    body = []
-    for i, label in enumerate(labels):
-        y = 30 + i * row_h
-        body.append(f'<text x="{left - 6}" y="{y + 11}" text-anchor="end" font-size="11">{_e(_fit(label, left - 10, 11))}'
-                    f"<title>{_e(label)}</title></text>")
-        for j, (name, values) in enumerate(series.items()):
-            value = values[i] or 0
-            yy = y + j * (14 + bar_gap)
-            body.append(f'<rect x="{left}" y="{yy}" width="{value * scale:.1f}" height="13" fill="{PALETTE[j]}">'
-                        f"<title>{_e(name)}: {_number(values[i])}</title></rect>")
-            body.append(f'<text x="{left + value * scale + 4:.1f}" y="{yy + 11}" font-size="10">{_number(values[i])}</text>')
-    return _svg(chart_id, height, [_legend(left, 6, list(zip(PALETTE, series)))] + body, title)
-
-
-def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float | None]],
-               band: tuple[list[float], list[float]] | None = None) -> str:
-    """Lines over a shared x axis (labels), with an optional shaded band (the prediction interval)."""
-    height, bottom, top_pad, right = 260, 40, 24, 40
-    n = max(len(labels), 2)
-    values = [v for s in series.values() for v in s if v is not None] + (list(band[1]) if band else [])
-    top = max(values + [1])
-    left = max(50, 10 + _text_width(_number(round(top, 1)), 10))
-    x = lambda i: left + i * (WIDTH - left - right) / (n - 1)  # noqa: E731
-    y = lambda v: height - bottom - v * (height - bottom - top_pad) / top  # noqa: E731
-    body = [f'<line x1="{left}" y1="{y(0):.1f}" x2="{WIDTH - right}" y2="{y(0):.1f}" stroke="#999"/>',
-            f'<text x="{left - 6}" y="{y(top):.1f}" text-anchor="end" font-size="10">{_number(round(top, 1))}</text>',
-            f'<text x="{left - 6}" y="{y(0):.1f}" text-anchor="end" font-size="10">0</text>']
-    if band:
-        upper = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(band[1]))
-        lower = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in reversed(list(enumerate(band[0]))))
-        body.append(f'<polygon class="band" points="{upper} {lower}" fill="{PALETTE[0]}" fill-opacity="0.18"/>')
-    for j, (name, points) in enumerate(series.items()):
-        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points) if v is not None)
-        body.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[j]}" stroke-width="1.6">'
-                    f"<title>{_e(name)}</title></polyline>")
-    entries = list(zip(PALETTE, series)) + ([("rgba(31,111,139,0.18)", "prediction interval")] if band else [])
-    body.append(_legend(left, 4, entries))
-    step = max(1, len(labels) // 8)
-    for i in range(0, len(labels), step):
-        body.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="10">{_e(labels[i])}</text>')
-    return _svg(chart_id, height, body, title)
-
-
-def heat_map(chart_id: str, title: str, rows: list[str], columns: list[str], cells: dict[tuple[int, int], float]) -> str:
-    """A grid of rows × columns shaded by value (darker = fuller)."""
-    left, top, cell_w = 50, 30, (WIDTH - 60) / max(len(columns), 1)
-    cell_h = 24
-    height = top + cell_h * len(rows) + 40
-    peak = max(list(cells.values()) + [1e-9])
-    body = [f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{top - 8}" text-anchor="middle" font-size="10">{_e(name)}</text>'
-            for c, name in enumerate(columns)]
-    for r, name in enumerate(rows):
-        body.append(f'<text x="{left - 6}" y="{top + r * cell_h + 16}" text-anchor="end" font-size="11">{_e(name)}</text>')
-        for c in range(len(columns)):
-            value = cells.get((r, c))
-            shade = "#f2f2f2" if value is None else f"rgba(31,111,139,{0.08 + 0.92 * value / peak:.3f})"
-            label = "no data" if value is None else f"{value:.1%}"
-            body.append(f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w - 1:.1f}" '
-                        f'height="{cell_h - 1}" fill="{shade}"><title>{_e(name)} {_e(columns[c])}: {label}</title></rect>')
-    scale = [(f"rgba(31,111,139,{0.08 + 0.92 * share:.3f})", f"{share * peak:.{0 if peak >= 0.1 else 1}%}")
-             for share in (0, 0.25, 0.5, 0.75, 1)]
-    body.append(_legend(left, top + cell_h * len(rows) + 14, scale + [("#f2f2f2", "no data")], step=80))
-    return _svg(chart_id, height, body, title)
 
 
 def _table(headers: list[str], rows: list[list], table_id: str) -> str:
@@ -192,23 +78,23 @@ def render_library_report(settings) -> str:
             [[str(r[0]), "year" if r[1] is None else str(r[1]), *r[2:]] for r in figures], "key-figures")))
 
         daily = _rows(con, "select issue_date, count(*) from core.fact_loan group by issue_date order by issue_date")
-        sections.append(("Loans per day", line_chart(
+        sections.append(("Loans per day", both(lambda w: line_chart(
             "chart-loan-trend", "Loans per day", [d.strftime("%m-%d") for d, _ in daily],
-            {"loans": [float(n) for _, n in daily]})))
+            {"loans": [float(n) for _, n in daily]}, width=w))))
 
         month = con.execute("select max(loan_month) from marts.circulation_top_monthly").fetchall()[0][0]
         top = _rows(con, f"select rank, title, bib_id, loans, readers from marts.circulation_top_monthly "
                          f"where scope = 'overall' and loan_month = DATE '{month}' order by rank") if month else []
-        sections.append((f"Most borrowed titles, {month:%Y-%m}" if month else "Most borrowed titles", bar_chart(
+        sections.append((f"Most borrowed titles, {month:%Y-%m}" if month else "Most borrowed titles", both(lambda w: bar_chart(
             "chart-top-list", "Most borrowed titles", [f"{r[0]}. {r[1] or r[2]}" for r in top],
-            {"loans": [r[3] for r in top], "readers": [r[4] for r in top]})))
+            {"loans": [r[3] for r in top], "readers": [r[4] for r in top]}, width=w))))
 
         heat = _rows(con, "select weekday, event_hour, sum(occupancy_mean) / sum(seat_capacity) from marts.occupancy_heatmap "
                           "group by weekday, event_hour")
         hours = sorted({h for _, h, _ in heat}) or list(range(8, 22))
-        sections.append(("Occupancy by weekday and hour (share of seats, all zones)", heat_map(
+        sections.append(("Occupancy by weekday and hour (share of seats, all zones)", both(lambda width: heat_map(
             "chart-occupancy-heatmap", "Occupancy heat map", list(WEEKDAYS), [f"{h:02d}" for h in hours],
-            {(w - 1, hours.index(h)): float(v) for w, h, v in heat if v is not None})))
+            {(w - 1, hours.index(h)): float(v) for w, h, v in heat if v is not None}, width=width))))
 
         series = _rows(con, "select period, forecast_date, event_hour, sum(demand_forecast), sum(demand_lower), "
                             "sum(demand_upper), sum(actual_demand) from marts.seat_demand_forecast "
@@ -216,10 +102,10 @@ def render_library_report(settings) -> str:
         errors = _rows(con, "select method, avg(mape), avg(peak_error), count(*) from marts.seat_demand_backtest "
                             "group by method order by method")
         labels = [f"{d:%m-%d} {h:02d}h" for _, d, h, *_ in series]
-        sections.append(("Seat demand: forecast against actuals (all branches, open hours)", line_chart(
+        sections.append(("Seat demand: forecast against actuals (all branches, open hours)", both(lambda w: line_chart(
             "chart-seat-forecast", "Seat demand forecast against actuals", labels,
             {"forecast": [r[3] for r in series], "actual": [r[6] for r in series]},
-            band=([r[4] for r in series], [r[5] for r in series]))
+            band=([r[4] for r in series], [r[5] for r in series]), width=w))
             + _backtest_table(errors)))
 
         emonth = con.execute("select max(usage_month) from marts.eresource_top_monthly").fetchall()[0][0]
@@ -227,9 +113,9 @@ def render_library_report(settings) -> str:
         eres = _rows(con, f"select name || case when basis_report <> 'PR' then ' (' || basis_report || ')' else '' end, "
                           f"total_item_requests, ezproxy_accesses from marts.eresource_top_monthly "
                           f"where level = 'platform' and usage_month = DATE '{emonth}' order by rank") if emonth else []
-        sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", bar_chart(
+        sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", both(lambda w: bar_chart(
             "chart-eresource-top", "E-resource top 10", [r[0] for r in eres],
-            {"COUNTER Total_Item_Requests": [r[1] for r in eres], "EZproxy accesses": [r[2] for r in eres]})))
+            {"COUNTER Total_Item_Requests": [r[1] for r in eres], "EZproxy accesses": [r[2] for r in eres]}, width=w))))
 
         sections.append(("COUNTER harvest coverage", _harvest_coverage(settings)))
 
@@ -238,10 +124,10 @@ def render_library_report(settings) -> str:
                              "baseline_eresource_requests, round(searches_per_loan, 2), "
                              "round(baseline_searches_per_loan, 2) from marts.subject_borrowing_decline "
                              "order by loan_month desc, change, discipline_code limit 12")
-        sections.append(("Subjects whose borrowing fell", bar_chart(
+        sections.append(("Subjects whose borrowing fell", both(lambda w: bar_chart(
             "chart-falling-subjects", "Fall of loans per open day",
             [f"{r[0]} {r[1]:%Y-%m} ({'MoM' if r[2] == 'month_over_month' else 'YoY'})" for r in falling],
-            {"fall (%)": [round(-100 * r[3], 1) for r in falling]})
+            {"fall (%)": [round(-100 * r[3], 1) for r in falling]}, width=w))
             + "<p>Each cause: the month compared with → the month that fell.</p>"
             + _table(["discipline", "month", "comparison", "change", *DECLINE_CAUSES],
                      [[r[0], f"{r[1]:%Y-%m}", "MoM" if r[2] == "month_over_month" else "YoY", f"{r[3]:+.0%}",
@@ -253,7 +139,7 @@ def render_library_report(settings) -> str:
     body = "".join(f"<section><h2>{_e(title)}</h2>{content}</section>" for title, content in sections)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>{_e(library.name)}: library report</title>
-<style>{STYLE}
+<style>{STYLE}{CHART_STYLE}
 body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 792px;
         color: #222; }}
 h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
