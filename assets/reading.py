@@ -154,18 +154,9 @@ def iter_landing_text(path: Path, source: str, library: Library | None,
     """
     path, batch_bytes = Path(path), batch_bytes or BATCH_BYTES
     limits = limits_of(library)
-    fallback = None
-    if _may_span_batches(path, batch_bytes):
-        not_utf8 = _first_non_utf8(path, limits)
-        if not_utf8 is not None:
-            fallback = "gb18030"
-            try:
-                yield from _read(path, source, limits, fallback, False, batch_bytes)
-            except _NotUtf8:
-                raise _neither(path, not_utf8) from None
-            return
+    not_utf8 = _first_non_utf8(path, limits) if _may_span_batches(path, batch_bytes) else None
     try:
-        yield from _read(path, source, limits, fallback, False, batch_bytes)
+        yield from _read(path, source, limits, "gb18030" if not_utf8 else None, False, batch_bytes)
     except _NotUtf8 as not_utf8:      # before any batch was handed on: the file is one batch
         try:
             yield from _read(path, source, limits, "gb18030", False, batch_bytes)
