@@ -63,7 +63,7 @@ def _print_tables(console: Console, tables: list[dict]) -> None:
 
 def _print_checks(console: Console, failing: list[dict]) -> None:
     rows = [[f["table"], f["check"], f"[{'red' if f['severity'] == 'error' else 'yellow'}]{f['severity']}[/]",
-             str(f["runs"]), f"{f['since']:%Y-%m-%d}"] for f in failing]
+             str(f["runs"]), (f["since"] or "-")[:10]] for f in failing]
     console.print(_table("failing checks, each once (`shuku quality TABLE` shows partitions and rows)",
                          [("table", WHOLE), ("check", {}), ("severity", WHOLE), ("runs", NUMBER),
                           ("since", WHOLE)], rows))

@@ -7,13 +7,15 @@ import sqlite3
 from pathlib import Path
 
 from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
-from quality.freshness import library_today
-from quality.report import failing_checks, failing_checks_once
+from quality import check_state
+from quality.report import failing_checks
 from schemas import CONTRACTS_DIR
 from schemas.model import contract_for
 from schemas.vocabulary import DATA_LAYERS, QUARANTINE, STAGING
 from warehouse.lake.table_state import read_states, table_entry
-from warehouse.lake.views import compute_connection, has_data
+from warehouse.lake.paths import data_files
+from warehouse.lake.views import compute_connection, files_connection
+from warehouse.library import load_library
 from warehouse.settings import Settings
 
 
@@ -75,7 +77,7 @@ def table_status(settings: Settings, failing: list[dict] | None = None) -> list[
     """One row per staging/core/marts table: rows, newest partition, staleness, quarantined lines
     (by reason) and the checks failing on it (``failing``, as `failing_checks_once` gives them)."""
     states = _states(settings)
-    today = library_today(settings)
+    today = dt.datetime.now(load_library(settings.library_config).tz).date()     # the library's today
     quarantined: dict[str, dict[str, int]] = {}
     for name, state in states.items():
         if state["layer"] == QUARANTINE:
@@ -100,19 +102,27 @@ def table_status(settings: Settings, failing: list[dict] | None = None) -> list[
     return rows
 
 
-def counter_exceptions(settings: Settings, limit: int = 20) -> list[dict]:
-    """The COUNTER/SUSHI exceptions of the loaded reports, newest month first."""
-    contract = contract_for("meta.counter_exceptions")
-    if not has_data(settings, contract):
+def _log_rows(settings: Settings, table: str, sql: str, params: list) -> list[tuple]:
+    """The rows of a query over one small meta table, read from its files (none when it has none)."""
+    if not _has_files(settings, table):
         return []
-    con = compute_connection(settings, ["meta.counter_exceptions"])
+    con = files_connection(settings, [table])
     try:
-        rows = con.execute(
-            "SELECT strftime(usage_month, '%Y-%m'), platform, report_id, code, severity, message "
-            "FROM meta.counter_exceptions ORDER BY usage_month DESC, platform, report_id, code LIMIT ?",
-            [limit]).fetchall()
+        return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+def _has_files(settings: Settings, table: str) -> bool:
+    return next(data_files(settings, table), None) is not None
+
+
+def counter_exceptions(settings: Settings, limit: int = 20) -> list[dict]:
+    """The COUNTER/SUSHI exceptions of the loaded reports, newest month first."""
+    rows = _log_rows(settings, "meta.counter_exceptions",
+                     "SELECT strftime(usage_month, '%Y-%m'), platform, report_id, code, severity, message "
+                     "FROM meta.counter_exceptions ORDER BY usage_month DESC, platform, report_id, code LIMIT ?",
+                     [limit])
     return [dict(zip(("month", "platform", "report", "code", "severity", "message"), r)) for r in rows]
 
 
@@ -123,18 +133,13 @@ def quality_failures(settings: Settings) -> list[dict]:
 
 def failing_checks_shown(settings: Settings) -> list[dict]:
     """Each failing check once per table (errors first), with the runs it failed in, for `shuku status`."""
-    return [{"table": f["table_name"], "check": f["check_name"], "severity": f["severity"], "runs": f["runs"],
-             "since": f["since"], "partitions": f["partitions"],
-             "partition_range": f["first_partition"] if f["first_partition"] == f["last_partition"]
-             else f"{f['first_partition']} .. {f['last_partition']}",
-             "observed": f["observed_value"], "unexpected": f["unexpected_count"]}
-            for f in failing_checks_once(settings)]
+    return check_state.failing_checks(settings)
 
 
 def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
     """The latest retention sweeps (meta.retention_log), newest first."""
     from warehouse.privacy.retention import recent_sweeps
-    return recent_sweeps(settings, limit) if has_data(settings, contract_for("meta.retention_log")) else []
+    return recent_sweeps(settings, limit) if _has_files(settings, "meta.retention_log") else []
 
 
 # What a delivery not loaded means, for the librarian reading `shuku status`.
@@ -148,19 +153,13 @@ NOT_LOADED = {REJECTED: "refused: too many bad lines (shuku parse SOURCE FILE sh
 def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
     """Landing files whose latest ingest did not load them (``NOT_LOADED``), newest first: the stored
     partitions do not hold them."""
-    contract = contract_for("meta.ingest_log")
-    if not has_data(settings, contract):
-        return []
-    con = compute_connection(settings, ["meta.ingest_log"])
-    try:
-        rows = con.execute(
-            "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
-            "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
-            "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
-            "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
-            f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
-            "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit]).fetchall()
-    finally:
-        con.close()
+    rows = _log_rows(
+        settings, "meta.ingest_log",
+        "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
+        "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
+        "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
+        "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
+        f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
+        "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit])
     return [{**dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)),
              "meaning": NOT_LOADED[r[2]]} for r in rows]

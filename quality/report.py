@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from schemas.model import contract_for
 from warehouse.lake.paths import table_dir
-from warehouse.lake.views import compute_connection
+from quality.check_state import RESULTS_TABLE
+from warehouse.lake.views import files_connection
 from warehouse.settings import Settings
 
 # The latest result of each check on each partition (range) a run checked.
@@ -38,31 +39,12 @@ ORDER BY latest.severity, latest.table_name, latest.check_name, latest.partition
 """
 
 
-# One row per failing check and table, however many partitions (ranges) and runs it failed on:
-# the runs its current failing streaks span, the partitions it fails on now, its latest observation.
-FAILING_CHECKS_ONCE_SQL = f"""
-WITH latest AS ({LATEST_SQL}), last_pass AS (
-    SELECT table_name, check_name, partition_key, max(checked_at) AS passed_at
-    FROM meta.quality_results WHERE success GROUP BY ALL
-), failing AS (SELECT * FROM latest WHERE NOT success), streak AS (
-    SELECT r.table_name, r.check_name, r.run_id, r.checked_at
-    FROM meta.quality_results AS r JOIN failing AS f USING (table_name, check_name, partition_key)
-    LEFT JOIN last_pass AS p USING (table_name, check_name, partition_key)
-    WHERE NOT r.success AND r.checked_at > coalesce(p.passed_at, TIMESTAMP '0001-01-01')
-), runs AS (
-    SELECT table_name, check_name, count(DISTINCT run_id) AS runs, min(checked_at) AS since FROM streak GROUP BY ALL
-)
-SELECT f.table_name, f.check_name, min(f.severity) AS severity, runs.runs, runs.since,
-       count(*) AS partitions, min(f.partition_key) AS first_partition, max(f.partition_key) AS last_partition,
-       arg_max(f.observed_value, f.checked_at) AS observed_value, sum(f.unexpected_count) AS unexpected_count
-FROM failing AS f JOIN runs USING (table_name, check_name)
-GROUP BY f.table_name, f.check_name, runs.runs, runs.since
-ORDER BY severity, f.table_name, f.check_name
-"""
-
-
 def _records(settings: Settings, sql: str, params: dict | None = None) -> list[dict]:
-    con = compute_connection(settings, ["meta.quality_results"])
+    """The rows of a query over meta.quality_results (none before any check ran)."""
+    con = files_connection(settings, [RESULTS_TABLE])
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'meta'").fetchone()[0]:
+        con.close()
+        return []
     try:
         cursor = con.execute(sql, params or {})
         names = [d[0] for d in cursor.description]
@@ -82,12 +64,6 @@ def failing_checks(settings: Settings, table: str | None = None) -> list[dict]:
     for row in rows:
         row["where"] = rows_location(settings, row["table_name"], row["partition_key"])
     return rows
-
-
-def failing_checks_once(settings: Settings) -> list[dict]:
-    """Each check failing on its latest results, once per table: in how many runs it failed (its
-    current failing streaks), since when, on how many partitions (ranges) now, what it observed last."""
-    return _records(settings, FAILING_CHECKS_ONCE_SQL)
 
 
 def rows_location(settings: Settings, table_name: str, partition_key: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from quality.check_state import read_check_state, replayed
 from quality.results import CheckOutcome, write_results
 from schemas.model import load_contracts
 from schemas.vocabulary import DATA_LAYERS
@@ -98,3 +99,10 @@ def test_a_check_failing_in_three_runs_is_shown_once(home):
     assert gate_event["checks_failing"] >= 1
     shown = [line for line in _status().output.splitlines() if "row_count_within_limit" in line]
     assert len(shown) == 1 and shown[0].split()[-2] == "3"
+    assert read_check_state(home) == replayed(home)          # the record is the results replayed
+    for run, key in (("run-3", "2025-09-01"), ("run-4", "2025-09-02")):   # passing again on both: gone
+        write_results(home, run, [key], [CheckOutcome(
+            "staging.gate_event", "row_count_within_limit", "expect_table_row_count_to_be_between", None, "warn",
+            True, "9 rows", 0, [])])
+    assert "row_count_within_limit|" not in " ".join(read_check_state(home))
+    assert read_check_state(home) == replayed(home)

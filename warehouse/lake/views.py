@@ -123,6 +123,22 @@ def compute_connection(settings: Settings, tables: list[str] | None = None) -> d
     return con
 
 
+def files_connection(settings: Settings, tables: list[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view over the files of each named table (``layer.table``) that
+    has any, its columns those of its files: for reading a small unpartitioned log (check results,
+    ingest log) without loading its contract. A table without files has no view: ask first."""
+    con = duckdb.connect(":memory:", config=duckdb_config(settings))
+    con.execute("SET TimeZone = 'UTC'")
+    for name in dict.fromkeys(tables):
+        if next(data_files(settings, name), None) is None:
+            continue
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {name.split('.')[0]}")
+        glob = sql_string(f"{relative(settings, table_dir(settings, name))}/**/*.parquet")
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({glob}, hive_partitioning = false, "
+                    "union_by_name = true)")
+    return con
+
+
 def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None = None) -> None:
     """Refresh views in ``warehouse.duckdb``: a copy of it is changed and renamed over it (under its
     lock, so two runs never lose each other's views), so a client holding the old file open, even
