@@ -62,11 +62,16 @@ def _print_tables(console: Console, tables: list[dict]) -> None:
 
 
 def _print_checks(console: Console, failing: list[dict]) -> None:
-    rows = [[f["table"], f["check"], f"[{'red' if f['severity'] == 'error' else 'yellow'}]{f['severity']}[/]",
-             str(f["runs"]), (f["since"] or "-")[:10]] for f in failing]
+    """Each failing check on a line of its own under its table's name (both whole), errors first."""
+    rows, tables = [], sorted({f["table"] for f in failing},
+                              key=lambda t: (min(f["severity"] for f in failing if f["table"] == t), t))
+    for table in tables:
+        rows.append([table, "", "", ""])
+        for f in sorted((f for f in failing if f["table"] == table), key=lambda f: (f["severity"], f["check"])):
+            colour = "red" if f["severity"] == "error" else "yellow"
+            rows.append([f"  {f['check']}", f"[{colour}]{f['severity']}[/]", str(f["runs"]), (f["since"] or "-")[:10]])
     console.print(_table("failing checks, each once (`shuku quality TABLE` shows partitions and rows)",
-                         [("table", WHOLE), ("check", {}), ("severity", WHOLE), ("runs", NUMBER),
-                          ("since", WHOLE)], rows))
+                         [("table: check", WHOLE), ("severity", WHOLE), ("runs", NUMBER), ("since", WHOLE)], rows))
 
 
 def _print_others(console: Console, settings, exceptions: list[dict], refused: list[dict], sweeps: list[dict]) -> None:
