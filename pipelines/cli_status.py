@@ -124,8 +124,10 @@ def status(fmt: str) -> None:
     errors = sum(1 for f in failing if f["severity"] == "error")
     problems = (["the latest run failed"] if any(r["status"] == "FAILURE" for r in runs[:1]) else []) + (
         [f"{errors} error-severity check(s) fail; `shuku quality` shows the rows"] if errors else [])
+    from warehouse.data_dictionary import dictionary_path
+    dictionary = dictionary_path(settings) if dictionary_path(settings).exists() else None
     if fmt == "json":
-        document = {"home": str(settings.home), "runs": runs,
+        document = {"home": str(settings.home), "dictionary": dictionary and str(dictionary), "runs": runs,
                     "tables": [{k: v for k, v in t.items() if k != "reasons"} for t in tables],
                     "failing_checks": failing, "not_loaded": refused, "counter_exceptions": exceptions,
                     "retention_sweeps": sweeps, "problems": problems}
@@ -137,5 +139,8 @@ def status(fmt: str) -> None:
         if failing:
             _print_checks(console, failing)
         _print_others(console, settings, exceptions, refused, sweeps)
+        if dictionary:
+            console.print("data dictionary (every table and column the roles read):")
+            console.print(str(dictionary), markup=False, highlight=False, soft_wrap=True)   # a path, never cut
     if problems:
         raise Failed("; ".join(problems) + ".")
