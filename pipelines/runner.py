@@ -13,6 +13,7 @@ import dagster as dg
 
 from assets.feeds import FEEDS, Feed
 from assets.ingest_log import snapshot_is_loaded
+from pipelines.launch import execute_as_served, launch_tags
 from pipelines.jobs import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
 from schemas.vocabulary import DAY, MONTH
 from warehouse.settings import REPO_ROOT, Settings
@@ -204,12 +205,11 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) -> StageResult:
     job = defs.resolve_job_def(stage.job)
     release_dead_runs(instance)
-    tags = {"shuku/stage": stage.label, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    tags = {"shuku/stage": stage.label, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), **launch_tags()}
     if stage.range:
         tags |= {"dagster/asset_partition_range_start": stage.range[0],
                  "dagster/asset_partition_range_end": stage.range[1]}
-    result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False,
-                                    asset_selection=stage.assets or None)
+    result = execute_as_served(job, instance, tags, QUIET_LOGS, stage.assets)
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
