@@ -78,7 +78,8 @@ def execute_as_served(job: dg.JobDefinition, instance: dg.DagsterInstance, tags:
     selected = list(asset_selection or [])
     ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={}, asset_selection=selected or None)
     in_memory = InMemoryJob(ephemeral)
-    plan = create_execution_plan(in_memory, run_config=run_config, instance_ref=instance.get_ref())
+    plan = create_execution_plan(in_memory, run_config=run_config,
+                                 instance_ref=instance.get_ref() if instance.is_persistent else None)
     code = ReconstructableRepository.for_module(UI_MODULE, UI_ATTRIBUTE, str(REPO_ROOT)).get_python_origin()
     run = instance.create_run_for_job(
         job_def=ephemeral, execution_plan=plan, run_config=run_config, tags={**job.run_tags, **tags},
