@@ -129,6 +129,8 @@ def rejected_explanations(settings, rows: list[dict]) -> dict[str, str]:
         refusal = FileRefusal(feed.name, feed.source, feed.expected, file, row["partition"] or None, row["read"],
                               reasons, library.max_quarantined_share,
                               rerun_command(feed.name, feed.partitioning, row["partition"] or None))
+        if not refusal.read or refusal.quarantined / refusal.read <= refusal.limit:
+            continue            # refused for a blocking check on its rows, not for its unreadable lines
         reason, lines = refusal.commonest
         explained[file] = (f"refused: {refusal.quarantined:,} of {refusal.read:,} lines quarantined, most as "
                            f"{reason} ({lines:,}); {refusal.action}")

@@ -133,9 +133,10 @@ def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home, monk
     con.close()
     assert quarantined == (lines, "malformed_line", "malformed_line")
     status = CliRunner().invoke(main, ["status"], terminal_width=250)
-    # the file (its name may be cut to the column), the day, refused, what it means, lines read and quarantined
-    assert re.search(rf"│ landing/gates/turnstile_\S* +│ {DAY} │ rejected +│ refused: too many bad lines[^│]*│ +{lines:,} │ +"
+    # the file (its name may be cut to the column), the day, refused, why and what to do, lines read and quarantined
+    assert re.search(rf"│ landing/gates/turnstile_\S* +│ {DAY} │ rejected +│ refused: [^│]*│ +{lines:,} │ +"
                      rf"{lines:,} │", status.output), status.output
+    assert "malformed_line" in status.output and "shuku parse gates" in status.output
 
 
 def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch, tmp_path):
