@@ -3,41 +3,24 @@ library's words wherever a librarian looks: the run's failed step (a Dagster Fai
 metadata, not a stack trace), the asset's events, the alert and `shuku status` name the file, how
 many lines, the commonest reason and what to do, and never a card number or an e-mail address."""
 
-import re
-
 import dagster as dg
 
 from pipelines.alerts import run_failure_alert
 from pipelines.definitions import build_definitions
 from pipelines.runner import dagster_instance, feeds_named, plan, run_stage
 from pipelines.status import refused_files
+from tests.hostile import assert_no_personal_data, broken_turnstile_file
 from warehouse.settings import Settings
 
 DAY = "2025-09-02"
-CARD = "2022170001"
-EMAIL = "reader@example.edu"
 FILE = f"landing/gates/turnstile_{DAY}.csv"
 ACTION = f"shuku parse gates {FILE}"
 RERUN = f"shuku run --from {DAY} --to {DAY} --select turnstile"
 
 
-def _damaged_turnstile_file(settings: Settings) -> None:
-    """Six lines, each with too few fields; one carries a card number and an e-mail address."""
-    folder = settings.landing / "gates"
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["time,gate,direction,card,result", f"{DAY} 08:06:00;EAST-G1;IN;{CARD};{EMAIL}"]
-    lines += [f"{DAY} 09:{m:02d}:00 EAST-G1 IN" for m in range(5)]
-    (folder / f"turnstile_{DAY}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _no_personal_data(text: str) -> None:
-    assert CARD not in text and EMAIL not in text
-    assert not re.search(r"\b[0-9]{10}\b", text), "a card-number-like value in a failure text"
-
-
 def test_a_wholly_malformed_file_is_explained_on_the_run_the_asset_the_alert_and_status(tmp_path, monkeypatch):
     settings = Settings(tmp_path / "home").ensure()
-    _damaged_turnstile_file(settings)
+    broken_turnstile_file(settings.landing, DAY)   # every line malformed, one with a card and an e-mail
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))     # dagster_instance sets it; restored after
     instance = dagster_instance(settings)
     stage = next(s for s in plan(settings, None, None, feeds_named(["turnstile"]), models=False) if s.range)
@@ -48,7 +31,7 @@ def test_a_wholly_malformed_file_is_explained_on_the_run_the_asset_the_alert_and
     for text in (result.error,):
         assert f"6 of 6 lines of {FILE} are malformed" in text
         assert ACTION in text and RERUN in text
-        _no_personal_data(text)
+        assert_no_personal_data(text)
 
     # The failed step carries the facts as metadata (the run page's table), as a Failure, not an exception.
     failure = next(r.dagster_event.step_failure_data for r in
@@ -59,7 +42,7 @@ def test_a_wholly_malformed_file_is_explained_on_the_run_the_asset_the_alert_and
     assert (facts["lines read"], facts["lines quarantined"]) == (6, 6)
     assert facts["commonest reason"] == "malformed_line (6 lines)"
     assert ACTION in facts["what to do"] and RERUN in facts["what to do"]
-    _no_personal_data(str(facts))
+    assert_no_personal_data(str(facts))
 
     # The asset page's events: an observation of the table with the same description and facts.
     observed = [r.dagster_event.asset_key for r in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)]
@@ -72,11 +55,11 @@ def test_a_wholly_malformed_file_is_explained_on_the_run_the_asset_the_alert_and
     alert = run_failure_alert(instance, instance.get_run_by_id(result.run_id))
     assert f"6 of 6 lines of {FILE} are malformed" in alert.error
     assert alert.see[0].startswith("what to do: ") and ACTION in alert.see[0]
-    _no_personal_data(alert.text())
+    assert_no_personal_data(alert.text())
 
     # `shuku status`: the refused file, its count, the commonest reason and what to do.
     refused = {r["file"]: r for r in refused_files(settings)}[f"gates/turnstile_{DAY}.csv"]
     assert refused["status"] == "rejected"
     assert refused["meaning"].startswith("refused: 6 of 6 lines quarantined, most as malformed_line (6); check it with")
     assert ACTION in refused["meaning"] and RERUN in refused["meaning"]
-    _no_personal_data(str(refused))
+    assert_no_personal_data(str(refused))
