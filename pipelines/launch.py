@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +31,7 @@ UI_MODULE = "pipelines.definitions"
 UI_ATTRIBUTE = "defs"
 # Who started a run and with which command: the OS account by its number (no name), and the command
 # with its options (never a path: a home folder's path can hold a person's name).
-USER_TAG, COMMAND_TAG = "dagster/user", "shuku/command"
+USER_TAG, COMMAND_TAG, STAGE_TAG = "dagster/user", "shuku/command", "shuku/stage"
 
 
 def ui_args(port: int) -> list[str]:
@@ -86,3 +87,40 @@ def execute_as_served(job: dg.JobDefinition, instance: dg.DagsterInstance, tags:
         asset_selection=frozenset(selected) or None, remote_job_origin=served_origin(job.name),
         job_code_origin=code.get_job_origin(job.name))
     return execute_run(in_memory, run, instance, raise_on_error=False)
+
+
+def record_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, run_id: str, assets: Sequence[dg.AssetKey],
+                    first: str, last: str, started: float, title: str) -> str:
+    """Record a finished run over the partitions first..last as a backfill of ``assets`` (the UI's
+    Backfills list, with the partitions it materialised and those that failed), and tag the run
+    with it. Recorded once the run has ended, as completed: the daemon never launches it again."""
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.execution.asset_backfill import AssetBackfillData
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+    from dagster._core.utils import make_new_backfill_id
+
+    graph = defs.resolve_asset_graph()
+    partitions = graph.get(assets[0]).partitions_def
+    keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    data = AssetBackfillData.from_asset_partitions(asset_graph=graph, partition_names=keys, asset_selection=list(assets),
+                                                   dynamic_partitions_store=instance, backfill_start_timestamp=started,
+                                                   all_partitions=False)
+    done = {(r.dagster_event.asset_key, r.dagster_event.partition)
+            for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+    materialized = AssetGraphSubset.from_asset_partition_set(
+        {AssetKeyPartitionKey(a, p) for a, p in done if a in assets}, graph)
+    failed = data.target_subset - materialized
+    data = data._replace(requested_runs_for_target_roots=True, requested_subset=data.target_subset,
+                         materialized_subset=materialized, failed_and_downstream_subset=failed)
+    backfill_id = make_new_backfill_id()
+    status = BulkActionStatus.COMPLETED_SUCCESS if failed.is_empty else BulkActionStatus.COMPLETED_FAILED
+    run = instance.get_run_by_id(run_id)
+    tags = {k: run.tags[k] for k in (USER_TAG, COMMAND_TAG, STAGE_TAG) if k in run.tags}
+    instance.add_backfill(PartitionBackfill(
+        backfill_id, status=status, from_failure=False, tags=tags, backfill_timestamp=started,
+        asset_selection=list(assets), title=title, description=run.tags.get(COMMAND_TAG),
+        asset_backfill_data=data, backfill_end_timestamp=time.time()))
+    instance.add_run_tags(run_id, {BACKFILL_ID_TAG: backfill_id})
+    return backfill_id

@@ -4,6 +4,7 @@ metadata, not a stack trace), the asset's events, the alert and `shuku status` n
 many lines, the commonest reason and what to do, and never a card number or an e-mail address."""
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus
 
 from pipelines.alerts import run_failure_alert
 from pipelines.definitions import build_definitions
@@ -50,6 +51,10 @@ def test_a_wholly_malformed_file_is_explained_on_the_run_the_asset_the_alert_and
     observation = instance.fetch_observations(dg.AssetKey(["staging", "gate_event"]), limit=1).records[0]
     event = observation.event_log_entry.asset_observation
     assert f"6 of 6 lines of {FILE}" in event.description and event.metadata["file"].value == FILE
+
+    # The range it was run for is a backfill, completed with the refused partition failed.
+    [backfill] = instance.get_backfills()
+    assert backfill.status == BulkActionStatus.COMPLETED_FAILED and backfill.title == stage.label
 
     # The alert names the same and says what to do first.
     alert = run_failure_alert(instance, instance.get_run_by_id(result.run_id))

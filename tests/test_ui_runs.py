@@ -1,7 +1,7 @@
 """Runs made by `shuku run` are runs of the code location `shuku ui` serves: after a real `shuku run`
 on a tiny library, the UI's GraphQL API lists them where Overview, the job page and the asset page
-look (by job and repository@location, with the run's origin), tagged with who ran them (the OS
-account's number, not its name) and the command."""
+look (by job and repository@location, with the run's origin) and, for a range of partitions, on the
+Backfills page; tagged with who ran them (the OS account's number, not its name) and the command."""
 
 import datetime as dt
 import getpass
@@ -30,12 +30,16 @@ JOB_RUNS = """query ($job: String!, $label: String!) {
 # What Overview's timeline groups runs by: each run's repository origin.
 OVERVIEW = """{ runsOrError { ... on Runs { results { runId pipelineName
     repositoryOrigin { repositoryName repositoryLocationName } } } } }"""
+BACKFILLS = """{ partitionBackfillsOrError { ... on PartitionBackfills { results { status title description
+    assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
+        assetKey { path } numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed } } }
+    runs(limit: 5) { runId } } } } }"""
 ASSET = """{ assetNodes(assetKeys: [{path: ["staging", "gate_event"]}]) {
     jobNames assetMaterializations(limit: 1) { runId } } }"""
 
 
 @pytest.mark.slow
-def test_a_shuku_run_is_listed_on_overview_the_job_page_and_the_asset_page(tmp_path, library):
+def test_a_shuku_run_is_listed_on_overview_the_job_page_the_asset_page_and_backfills(tmp_path, library):
     settings = Settings(tmp_path / "home").ensure()
     generate(settings.landing, library, scale="tiny", seed=5, start=dt.date.fromisoformat(DAY), days=1)
     env = {**os.environ, "SHUKU_HOME": str(settings.home), "DAGSTER_DISABLE_TELEMETRY": "1"}
@@ -57,6 +61,14 @@ def test_a_shuku_run_is_listed_on_overview_the_job_page_and_the_asset_page(tmp_p
         assert [r["runId"] for r in job["runs"]] == [run["runId"]] and job["runs"][0]["status"] == "SUCCESS"
         listed = graphql(base, JOB_RUNS, {"job": DAILY_JOB, "label": f"{REPOSITORY}@{UI_MODULE}"})
         assert [r["runId"] for r in listed["runsOrError"]["results"]] == [run["runId"]]
+
+        # A range of partitions is also a backfill (completed), on the Backfills page with its run.
+        [backfill] = graphql(base, BACKFILLS)["partitionBackfillsOrError"]["results"]
+        assert backfill["status"] == "COMPLETED_SUCCESS" and [r["runId"] for r in backfill["runs"]] == [run["runId"]]
+        assert backfill["description"] == "shuku run --select gates --no-models"
+        counts = {"/".join(c["assetKey"]["path"]): c for c in backfill["assetBackfillData"]["assetBackfillStatuses"]}
+        assert counts["staging/gate_event"] == {"assetKey": {"path": ["staging", "gate_event"]}, "numPartitionsTargeted": 1,
+                                                "numPartitionsMaterialized": 1, "numPartitionsFailed": 0}
 
         asset = graphql(base, ASSET)["assetNodes"][0]
         assert DAILY_JOB in asset["jobNames"]
