@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
+from assets.refusal import rejected_explanations
 from quality import check_state
 from quality.report import failing_checks
 from schemas import CONTRACTS_DIR
@@ -161,5 +162,6 @@ def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
         "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
         f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
         "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit])
-    return [{**dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)),
-             "meaning": NOT_LOADED[r[2]]} for r in rows]
+    found = [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]
+    explained = rejected_explanations(settings, [f for f in found if f["status"] == REJECTED])
+    return [{**f, "meaning": explained.get(f["file"], NOT_LOADED[f["status"]])} for f in found]
