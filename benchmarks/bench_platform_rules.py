@@ -60,7 +60,7 @@ def read_tables(folder: Path) -> pl.DataFrame:
                                       **{f"ez_{f}": pl.Utf8 for f in FIELDS}})
 
 
-def ours(frame: pl.DataFrame) -> pl.DataFrame:
+def ours(frame: pl.DataFrame, own_rules: bool = True) -> pl.DataFrame:
     """Shuku's fields for each URL, found as the EZproxy parser finds them."""
     parts = url_parts(frame.with_row_index("__row")).with_columns(
         host=pl.col("url_host").str.to_lowercase(), path=pl.col("url_path").replace("", "/"),
@@ -68,7 +68,7 @@ def ours(frame: pl.DataFrame) -> pl.DataFrame:
     hosts = parts.get_column("host").unique().drop_nulls().to_list()
     owner = {h: platform_of(h) for h in hosts}
     parts = parts.with_columns(platform=pl.col("host").replace_strict(owner, default=None, return_dtype=pl.Utf8))
-    found = qualify(parts.select("__row", "platform", "host", "path", "query"))
+    found = qualify(parts.select("__row", "platform", "host", "path", "query"), own_rules=own_rules)
     return parts.join(found, on="__row", how="left").drop("__row", "url_host", "url_path", "url_query")
 
 
@@ -92,11 +92,14 @@ def main() -> None:
     parser.add_argument("--rows", choices=["held-out", "tuning", "all"], default="held-out")
     parser.add_argument("--misses", choices=["held-out", "tuning", "all"], help="print the rows that disagree")
     parser.add_argument("--platform", action="append", help="only these tables (sd, wiley, …)")
+    parser.add_argument("--general-only", action="store_true",
+                        help="the general rules alone (scholarly.yaml), no platform's own: how they fare on "
+                             "URLs of a platform nobody wrote rules for; tune them on the tuning rows this way")
     args = parser.parse_args()
     if not args.peers.is_dir():
         print(f"{args.peers}: no ezPAARSE platform tables here; nothing to measure.")
         return
-    frame = ours(read_tables(args.peers))
+    frame = ours(read_tables(args.peers), own_rules=not args.general_only)
     if args.platform:
         frame = frame.filter(pl.col("table").is_in(args.platform))
     pick = {"held-out": pl.col("held_out"), "tuning": ~pl.col("held_out"), "all": pl.lit(True)}
