@@ -215,3 +215,11 @@ def test_a_rules_file_with_conventions_it_cannot_have_is_refused(tmp_path):
     path.write_text("platform: X\nhosts: [x.org]\ngeneral: {unitid_from_doi: prefix}\nrules: []\n", encoding="utf-8")
     with pytest.raises(PlatformRulesError, match=r"x\.yaml: `general` takes unitid_from_doi \(suffix or doi\)"):
         load_file(path)
+
+
+def test_a_cnki_download_is_named_by_cnkis_own_id_not_its_encrypted_file_name(tmp_path, library):
+    url = ("http://pdf.oversea.cnki.net/cjfdsearch/pdfdownloadnew.asp?encode=en&zt=A002&filename=UMFl2Y5MjbZJXe1Jn"
+           "QjdGczpkY2Y=0TT6ZVOvl3&doi=CNKI:SUN:KJGL.0.2017-07-015&p=cjfq")
+    lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:00 +0800] "GET {url} HTTP/1.1" 200 5']
+    got = parse(_log(tmp_path, lines), library).rows.select("platform", "rtype", "mime", "unitid", "doi").rows()
+    assert got == [("CNKI", "ARTICLE", "PDF", "CNKI:SUN:KJGL.0.2017-07-015", None)]
