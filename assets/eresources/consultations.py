@@ -227,15 +227,17 @@ def _matches(rule: Rule) -> pl.Expr:
     return test
 
 
-def qualify(candidates: pl.DataFrame, extra: Path | None = None, own_rules: bool = True) -> pl.DataFrame:
+def qualify(candidates: pl.DataFrame, extra: Path | None = None, own_rules: bool = True,
+            general_rules: bool = True) -> pl.DataFrame:
     """``__row`` and the consultation fields for the rows (``__row, platform, host, path, query``)
     a rule matches; rows no rule matches are left out. A platform's own rules come first, then
     those true of any scholarly platform (the rules file whose hosts are ``["*"]``); without
-    ``own_rules``, the general rules alone (how they fare on a platform nobody wrote rules for)."""
+    ``own_rules``, the general rules alone (how they fare on a platform nobody wrote rules for);
+    without ``general_rules``, the platforms' own alone."""
     empty = pl.DataFrame(schema={"__row": pl.UInt32, **{f: pl.Utf8 for f in FIELDS}})
     parts = [empty]
     known = knowledge_base(extra)
-    general = tuple(r for p in known if p.hosts == (ANY_PLATFORM,) for r in p.rules)
+    general = tuple(r for p in known if p.hosts == (ANY_PLATFORM,) and general_rules for r in p.rules)
     files = {p.platform: p for p in known if p.hosts != (ANY_PLATFORM,)}
     candidates = candidates.with_columns(path=pl.col("path").str.replace(_SESSION, ""))
     for (platform,), rows in candidates.filter(pl.col("platform").is_not_null()).partition_by(
