@@ -316,9 +316,12 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
     # points at the first row of its URL, found by a hash of the URL's columns and confirmed by
     # comparing them (a row whose hash another URL shares stands for itself).
     url = ["platform", "host", "path", "query"]
-    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(url)))
+    # the request's URL and host say all four (the platform is its host's; path and query are the
+    # URL's, a reverse proxy's included): two columns to hash and compare instead of four
+    key = ["host", "url"] if "url" in rows.columns else url
+    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(key)))
     frame = frame.with_columns(__rep=pl.col("__row").first().over("__key"))
-    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in url])
+    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in key])
     frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
                                .when(same).then(pl.col("__rep")).otherwise(pl.col("__row")))
     found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra).with_columns(
