@@ -324,7 +324,8 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
     same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in key])
     frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
                                .when(same).then(pl.col("__rep")).otherwise(pl.col("__row")))
-    found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra).with_columns(
+    distinct = frame.select("__row", "__rep", *url).filter(pl.col("__rep") == pl.col("__row")).drop("__rep")
+    found = qualify(distinct, extra).with_columns(
         # a year alone (as most URLs give it) is its 1 January; typed once per URL, not per request
         publication_date=pl.coalesce(
             pl.col("publication_date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
