@@ -9,6 +9,7 @@ from assets.models.sql_model import discover_models
 from assets.reference import BUILDERS
 from assets.resources import ShukuWarehouse
 from warehouse.access import publish
+from warehouse.data_dictionary import dictionary_path
 
 
 def _upstream() -> list[dg.AssetKey]:
@@ -20,7 +21,9 @@ def _upstream() -> list[dg.AssetKey]:
 
 @dg.asset(key=["access", "role_databases"], deps=_upstream(), group_name="access",
           description="One read-only DuckDB file per role (access/<role>.duckdb) holding only the tables "
-                      "and columns that role may see, swapped in by rename.")
+                      "and columns that role may see, swapped in by rename; with them the data dictionary "
+                      "(docs/data-dictionary.html under the home: every table and column, its meaning, unit, "
+                      "classification and example values).")
 def role_databases(shuku: ShukuWarehouse) -> dg.MaterializeResult:
     published = publish(shuku.settings())
     return dg.MaterializeResult(metadata={
@@ -28,4 +31,5 @@ def role_databases(shuku: ShukuWarehouse) -> dg.MaterializeResult:
                                                  "partitions_replaced": sum(p.partitions.values()), "bytes": p.bytes,
                                                  "shared_with": p.shared_with} for p in published}),
         "folder": dg.MetadataValue.path(str(published[0].path.parent)) if published else "",
+        "data_dictionary": dg.MetadataValue.url(dictionary_path(shuku.settings()).as_uri()),
     })

@@ -31,3 +31,10 @@ SCALES: dict[str, Scale] = {
     "university": Scale("university", patrons=50_000, titles=1_000_000, gate_visits=17_000, loans=2_600,
                         local_uses=500, searches=10_500, ezproxy_lines=105_000, journals=1_500),
 }
+
+
+def seat_share(scale: str) -> float:
+    """The share of the configured library's seats a scale's readers fill as the university's readers
+    fill all of them: seats in proportion to the visits made (the config's 5,481 seats are the
+    university's; a small library's 3,000 readers fill about one in eleven of them)."""
+    return SCALES[scale].gate_visits / SCALES["university"].gate_visits

@@ -4,7 +4,6 @@ the cli_*.py modules beside it (exit codes and shared helpers: pipelines/cli_sha
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
 from pipelines.cli_run import run_pipeline
+from pipelines.cli_sql import shell, sql
 from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, out, prepared_settings)
 
 
@@ -153,57 +153,14 @@ def status() -> None:
             checks.add_row(f["table_name"], f["check_name"], f"[{colour}]{f['severity']}[/{colour}]", f["partition_key"],
                            f["since"].strftime("%Y-%m-%d %H:%M:%S"), f["observed_value"], f["where"])
         out.print(checks)
+    from warehouse.data_dictionary import dictionary_path
+    if dictionary_path(settings).exists():
+        out.print(f"data dictionary (every table and column the roles read): {dictionary_path(settings)}")
     errors = sum(1 for f in failing if f["severity"] == "error")
     problems = (["the latest run failed"] if any(r["status"] == "FAILURE" for r in runs[:1]) else []) + (
         [f"{errors} error-severity check(s) fail; `shuku quality` shows the rows"] if errors else [])
     if problems:
         raise Failed("; ".join(problems) + ".")
-
-
-@main.command()
-@click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--role", default=None, help="Run as this role (schemas/roles.yaml) through the SQL guard, on its "
-              "published database; without it, the full view, for accounts granted full_view in access.yaml.")
-def sql(query: str, fmt: str, role: str | None) -> None:
-    """Query the warehouse (every layer, as views over the lake), or as a role through the guard."""
-    from pipelines.cli_shared import full_view_sql
-
-    names, rows = _guarded_sql(query, role) if role is not None else full_view_sql(existing_settings(), query)
-    if fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(dict(zip(names, row)), default=str, ensure_ascii=False))
-    elif fmt == "csv":
-        import csv
-        writer = csv.writer(sys.stdout)
-        writer.writerow(names)
-        writer.writerows(rows)
-    else:
-        table = Table()
-        for name in names:
-            table.add_column(name)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        out.print(table)
-        err.print(f"{len(rows)} row(s)")
-
-
-def _guarded_sql(query: str, role: str) -> tuple[list[str], list[tuple]]:
-    """Run ``query`` through the SQL guard as ``role``; a refusal exits 1 with its reason."""
-    from schemas.roles import UnknownRole
-    from warehouse.guarded import QueryFailed, QueryRefused, run_guarded
-
-    from warehouse.grants import AccessConfigError
-
-    try:
-        result = run_guarded(existing_settings(), query, role)
-    except (UnknownRole, AccessConfigError) as exc:
-        raise click.UsageError(str(exc)) from None
-    except QueryRefused as exc:
-        raise Failed(f"refused for role {role}: {exc.decision.reason}") from None
-    except QueryFailed as exc:
-        raise Failed(str(exc)) from None
-    return result.columns, result.rows
 
 
 @main.command()
@@ -233,6 +190,10 @@ def demo(scale: str, days: int, seed: int) -> None:
     from pipelines.status import table_status
 
     settings = prepared_settings()
+    from generator.demo_library import write_demo_library
+    from warehouse.settings import DEFAULT_LIBRARY_CONFIG
+    if settings.library_config == DEFAULT_LIBRARY_CONFIG and not any(settings.landing.rglob("*.*")):
+        write_demo_library(settings.home, DEFAULT_LIBRARY_CONFIG, scale)     # seats for the demo's readers
     library = checked_library(settings)
     start = dt.date(2025, 9, 1)
     began = time.perf_counter()
@@ -254,6 +215,7 @@ def demo(scale: str, days: int, seed: int) -> None:
     out.print(f"""
 [bold]Where to look[/bold]
   home folder      {settings.home}
+  library config   {settings.library_config}   ({library.seat_capacity:,} seats)
   warehouse        {settings.warehouse_db}   (open it read-only in any DuckDB client started in the home folder)
   try              shuku sql "select * from marts.space_utilisation order by utilisation desc limit 5"
   status           shuku status
@@ -264,7 +226,7 @@ def demo(scale: str, days: int, seed: int) -> None:
 
 
 for command in (parse, quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
-                repair, harvest):
+                repair, harvest, sql, shell):
     main.add_command(command)
 
 

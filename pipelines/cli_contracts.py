@@ -104,3 +104,5 @@ def publish() -> None:
         hidden = sum(result.suppressed.values())
         note = f"  ({hidden:,} small cells suppressed)" if hidden else ""
         out.print(f"{result.role:16} {len(result.tables):3} tables  {result.bytes / 1e6:7.1f} MB  {result.path}{note}")
+    from warehouse.data_dictionary import dictionary_path
+    out.print(f"data dictionary  {dictionary_path(settings)}")

@@ -13,18 +13,14 @@ from pipelines.cli_shared import Unusable, existing_settings, wide
 
 def _known_table(name: str) -> None:
     """Exit 2 unless ``name`` is a checked table (``layer.table`` or its bare name), with the nearest names."""
-    import difflib
-
     from schemas.model import load_contracts
     from schemas.vocabulary import DATA_LAYERS
+    from warehouse.catalog_sql import nearest
 
     names = [n for n, c in load_contracts().items() if c.layer in DATA_LAYERS]
     if name in names or name in {n.split(".", 1)[1] for n in names}:
         return
-    bare = {n.split(".", 1)[1]: n for n in names}
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5) + [
-        bare[b] for b in difflib.get_close_matches(name, list(bare), n=3, cutoff=0.5)]
-    near = list(dict.fromkeys(near))[:3]
+    near = nearest(name, names, cutoff=0.5)
     hint = f" (did you mean {', '.join(near)}?)" if near else " (`shuku status` lists the tables)"
     raise Unusable(f"no table {name}{hint}")
 

@@ -1,23 +1,24 @@
 """Governance contracts: ODCS v3.1 YAML files, validated twice, loaded into typed models.
 
 Each file is checked against the ODCS JSON Schema shipped by `open-data-contract-standard`
-(errors name the file and the YAML path), then parsed into its pydantic model, then into
+(errors name the file and the YAML path; a text that passed once is remembered by its digest in
+the user's cache, ``SHUKU_CACHE_DIR`` or ``~/.cache/shuku``), then parsed into its pydantic model, then into
 the small `Contract` view the rest of Shuku uses. Everything typed — DuckDB columns,
 polars dtypes, Dagster column schemas — is derived from here and nowhere else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import polars as pl
 import yaml
-from open_data_contract_standard.model import OpenDataContractStandard
 
 from schemas import CONTRACTS_DIR
 from schemas.vocabulary import LAYERS, LEVELS, PARTITIONINGS
@@ -84,8 +85,14 @@ class Contract:
     freshness_days: float | None
     retention_years: float | None
     path: Path
-    model: OpenDataContractStandard
+    data: dict | None = field(default=None, compare=False, repr=False)   # the contract file as parsed
     custom: dict = field(default_factory=dict, compare=False)   # the table's customProperties
+
+    @cached_property
+    def model(self):
+        """The contract as the ODCS pydantic model (built on first use: importing the ODCS models is a
+        fifth of a short command's time, and most commands need only the fields above)."""
+        return _odcs_model(self.data)
 
     @property
     def qualified_name(self) -> str:
@@ -130,27 +137,54 @@ class Contract:
 
 
 @lru_cache(maxsize=1)
-def _odcs_validator() -> jsonschema.Draft201909Validator:
+def _odcs_validator():
+    """The ODCS JSON Schema's validator (jsonschema is imported only when a contract text is new)."""
+    import jsonschema
+
     text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text(encoding="utf-8")
     return jsonschema.Draft201909Validator(json.loads(text))
 
 
+def _odcs_model(data: dict):
+    from open_data_contract_standard.model import OpenDataContractStandard
+
+    return OpenDataContractStandard.model_validate(data)
+
+
 def _custom(props: list | None) -> dict:
-    return {p.property: p.value for p in props or () if p.property}
+    """``customProperties`` (or ``slaProperties``) as a dict by property name."""
+    return {p["property"]: p.get("value") for p in props or () if p.get("property")}
 
 
-def _yaml_path(error: jsonschema.ValidationError) -> str:
+def _yaml_path(error) -> str:
     parts = []
     for part in error.absolute_path:
         parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
     return "".join(parts).lstrip(".") or "(top level)"
 
 
-def load_contract(path: Path) -> Contract:
-    """Validate one ODCS file and return its typed view."""
-    path = Path(path)
+def _validated_marks() -> Path:
+    """Where contract texts that passed the ODCS JSON Schema are remembered (parsed, by digest), so a
+    short command (`shuku sql`) does not parse and validate every unchanged file again (most of its time)."""
+    base = os.environ.get("SHUKU_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shuku"
+    return Path(base) / "odcs-valid"
+
+
+@lru_cache(maxsize=1)
+def _schema_digest() -> str:
+    return hashlib.sha256(resources.files("open_data_contract_standard").joinpath("schema.json").read_bytes()).hexdigest()
+
+
+def _validated(path: Path, text: str):
+    """The contract's data parsed from ``text`` and checked against the ODCS JSON Schema; what was
+    remembered when this very text passed under this very schema before."""
+    mark = _validated_marks() / hashlib.sha256(f"{_schema_digest()}\n{text}".encode("utf-8")).hexdigest()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        return json.loads(mark.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML: {exc}") from None
     errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -158,50 +192,65 @@ def load_contract(path: Path) -> Contract:
         first = errors[0]
         raise ContractError(f"{path}: at `{_yaml_path(first)}`: {first.message} "
                             f"({len(errors)} schema error(s); see the ODCS v3.1 specification).")
-    model = OpenDataContractStandard.model_validate(data)
-    if not model.schema_ or len(model.schema_) != 1:
+    _odcs_model(data)       # the second validation, by the ODCS models, before the text is remembered
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        tmp = mark.with_name(f".{mark.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(mark)
+    except (OSError, TypeError, ValueError):
+        pass                # no cache (read-only, or a value JSON cannot hold): parsed and validated each time
+    return data
+
+
+def load_contract(path: Path) -> Contract:
+    """Validate one ODCS file and return its typed view."""
+    path = Path(path)
+    data = _validated(path, path.read_text(encoding="utf-8"))
+    tables = data.get("schema") or []
+    if len(tables) != 1:
         raise ContractError(f"{path}: at `schema`: a Shuku contract describes exactly one table.")
-    obj = model.schema_[0]
-    top = _custom(model.customProperties)
+    obj = tables[0]
+    top = _custom(data.get("customProperties"))
     layer = str(top.get("layer") or path.parent.name)
     if layer not in LAYERS:
         raise ContractError(f"{path}: at `customProperties.layer`: {layer!r} is not one of {', '.join(LAYERS)}.")
     if top.get("partitioning") not in (None, *PARTITIONINGS):
         raise ContractError(f"{path}: at `customProperties.partitioning`: {top['partitioning']!r} is not one of "
                             f"{', '.join(PARTITIONINGS)} (or absent, for a table kept as one snapshot).")
-    if obj.physicalName != f"{layer}.{obj.name}":
-        raise ContractError(f"{path}: at `schema[0].physicalName`: expected {layer}.{obj.name!r}, "
-                            f"found {obj.physicalName!r}.")
+    if obj.get("physicalName") != f"{layer}.{obj['name']}":
+        raise ContractError(f"{path}: at `schema[0].physicalName`: expected {layer}.{obj['name']!r}, "
+                            f"found {obj.get('physicalName')!r}.")
     columns = []
-    for i, prop in enumerate(obj.properties or ()):
+    for i, prop in enumerate(obj.get("properties") or ()):
         where = f"schema[0].properties[{i}]"
-        if prop.physicalType not in POLARS_TYPES:
-            raise ContractError(f"{path}: at `{where}.physicalType`: {prop.physicalType!r} is not one of "
+        if prop.get("physicalType") not in POLARS_TYPES:
+            raise ContractError(f"{path}: at `{where}.physicalType`: {prop.get('physicalType')!r} is not one of "
                                 f"{', '.join(POLARS_TYPES)}.")
-        if prop.classification not in LEVELS:
-            raise ContractError(f"{path}: at `{where}.classification`: {prop.classification!r} is not one of "
+        if prop.get("classification") not in LEVELS:
+            raise ContractError(f"{path}: at `{where}.classification`: {prop.get('classification')!r} is not one of "
                                 f"{', '.join(LEVELS)}.")
-        custom = _custom(prop.customProperties)
+        custom = _custom(prop.get("customProperties"))
         allowed = None
-        for rule in prop.quality or ():
-            if rule.metric == "invalidValues" and rule.arguments and "validValues" in rule.arguments:
-                allowed = tuple(str(v) for v in rule.arguments["validValues"])
+        for rule in prop.get("quality") or ():
+            arguments = rule.get("arguments")
+            if rule.get("metric") == "invalidValues" and arguments and "validValues" in arguments:
+                allowed = tuple(str(v) for v in arguments["validValues"])
         columns.append(Column(
-            name=prop.name, logical_type=prop.logicalType or "", physical_type=prop.physicalType,
-            description=prop.description or "", classification=prop.classification,
-            required=bool(prop.required), unique=bool(prop.unique), primary_key=bool(prop.primaryKey),
-            partitioned=bool(prop.partitioned), options=dict(prop.logicalTypeOptions or {}),
-            pii=str(custom.get("pii", "none")), masking=custom.get("masking"), allowed_values=allowed,
-            custom=custom))
-    sla = {s.property: s.value for s in model.slaProperties or ()}
-    owner = ""
-    if model.team is not None and not isinstance(model.team, list):
-        owner = model.team.name or ""
+            name=prop["name"], logical_type=prop.get("logicalType") or "", physical_type=prop["physicalType"],
+            description=prop.get("description") or "", classification=prop["classification"],
+            required=bool(prop.get("required")), unique=bool(prop.get("unique")),
+            primary_key=bool(prop.get("primaryKey")), partitioned=bool(prop.get("partitioned")),
+            options=dict(prop.get("logicalTypeOptions") or {}), pii=str(custom.get("pii", "none")),
+            masking=custom.get("masking"), allowed_values=allowed, custom=custom))
+    sla = _custom(data.get("slaProperties"))
+    team = data.get("team")
+    owner = (team.get("name") or "") if isinstance(team, dict) else ""
     return Contract(
-        layer=layer, table=obj.name, description=obj.description or "", owner=owner,
+        layer=layer, table=obj["name"], description=obj.get("description") or "", owner=owner,
         columns=tuple(columns), partitioning=top.get("partitioning"),
         freshness_days=sla.get("freshness"), retention_years=sla.get("retention"),
-        path=path, model=model, custom=top)
+        path=path, data=data, custom=top)
 
 
 @lru_cache(maxsize=256)

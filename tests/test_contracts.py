@@ -55,3 +55,18 @@ def test_invalid_contract_names_file_and_yaml_path(tmp_path):
                    "      - name: a\n        logicalType: text\n", encoding="utf-8")
     with pytest.raises(ContractError, match=r"broken.odcs.yaml: at `schema\[0\].properties\[0\].logicalType`"):
         load_contract(bad)
+
+
+def test_a_remembered_contract_loads_as_a_validated_one_and_a_changed_one_is_validated_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHUKU_CACHE_DIR", str(tmp_path / "cache"))
+    source = next(iter(load_contracts().values())).path
+    copy = tmp_path / source.parent.name / source.name
+    copy.parent.mkdir()
+    copy.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    first = load_contract(copy)                      # validated, then remembered
+    assert len(list((tmp_path / "cache" / "odcs-valid").iterdir())) == 1
+    again = load_contract(copy)                      # from the cache
+    assert again.columns == first.columns and again.model == first.model
+    copy.write_text(copy.read_text(encoding="utf-8").replace("apiVersion: v3.1.0", "apiVersion: 3"), encoding="utf-8")
+    with pytest.raises(ContractError, match="apiVersion"):
+        load_contract(copy)

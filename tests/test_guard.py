@@ -71,7 +71,9 @@ CASES = [
     # Unknown tables and columns.
     ("SELECT * FROM fact_loan", A, "refused", ["unknown table", "layer.table"]),
     ("SELECT * FROM core.no_such_table", A, "refused", ["unknown table core.no_such_table"]),
-    ("SELECT * FROM information_schema.columns", A, "refused", ["unknown table information_schema.columns"]),
+    ("SELECT * FROM information_schema.columns", A, OK, []),
+    ("SELECT * FROM information_schema.key_column_usage", A, "refused", ["unknown table information_schema.key_co"]),
+    ("SELECT * FROM marts.utilization", A, "refused", ["unknown table", "Did you mean marts.space_utilisation"]),
     ("SELECT * FROM 'lake/core/fact_loan/part-0.parquet'", A, "refused", ["unknown table"]),
     ("SELECT no_such_column FROM core.fact_loan", A, "refused", ["resolved"]),
     ("SELECT x.bib_id FROM analyst.core.fact_loan x", A, "refused", ["without a database"]),
@@ -106,7 +108,9 @@ CASES = [
     ("INSERT INTO core.dim_title (bib_id) VALUES ('x')", PO, "refused", ["INSERT"]),
     ("UPDATE core.dim_title SET title = 'x'", PO, "refused", ["UPDATE"]),
     ("DELETE FROM core.dim_title", PO, "refused", ["DELETE"]),
-    ("DESCRIBE core.fact_loan", A, "refused", ["DESCRIBE"]),
+    ("DESCRIBE core.fact_loan", A, OK, []),
+    ("DESCRIBE core.fact_loan", P, "refused", ["layer core", "public"]),
+    ("DESCRIBE SELECT patron_pid FROM core.fact_loan", A, "refused", ["describing a query is not allowed"]),
     ("SELECT FROM WHERE", A, "refused", ["could not be parsed"]),
 ]
 

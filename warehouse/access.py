@@ -32,6 +32,7 @@ from pathlib import Path
 
 from schemas.model import Contract, load_contracts
 from schemas.roles import load_roles, role_named, visible_columns
+from warehouse.data_dictionary import write_dictionary
 from warehouse.disclosure import protects, suppress
 from warehouse.grants import AccessConfigError, load_access
 from warehouse.lake.files import flush, put_in_place, write_text_atomic
@@ -216,7 +217,8 @@ def _publish_role(settings: Settings, role: str, contracts: dict[str, Contract] 
 
 def publish(settings: Settings, incremental: bool = True) -> list[PublishedRole]:
     """Publish every role declared in schemas/roles.yaml (see `publish_role` for ``incremental``);
-    a role that sees what an earlier one sees links to its file."""
+    a role that sees what an earlier one sees links to its file. The data dictionary is written with
+    them (`warehouse.data_dictionary`)."""
     contracts = load_contracts()
     con = compute_connection(settings)
     # A published table's rows need no particular order: DuckDB may then copy without holding
@@ -232,6 +234,7 @@ def publish(settings: Settings, incremental: bool = True) -> list[PublishedRole]
                                      same_as=by_layout.get((_layout(role, contracts)[2], group)))
             by_layout.setdefault((published.layout, group), published)
             done.append(published)
+        write_dictionary(settings, con)     # what the roles now read, described beside them
         return done
     finally:
         con.close()

@@ -11,7 +11,9 @@ refused, never let through by default.
    compute on values. Everything else is refused, so table functions and functions that read
    files, the environment, settings or the catalog (read_parquet, glob, getenv,
    current_setting, duckdb_tables, query, …) are refused without having to be listed.
-4. Every table is a contract table written ``layer.table`` in one of the role's layers.
+4. Every table is a contract table written ``layer.table`` in one of the role's layers, or one of
+   ``information_schema.tables`` / ``.columns`` / ``.schemata``, which hold only what the role may
+   read (`warehouse.catalog_sql`, where ``SHOW TABLES`` and ``DESCRIBE`` become queries on them).
 5. The query is qualified against the contracts (``*``, ``t.*``, EXCLUDE, REPLACE expanded),
    and every column, in every scope (CTEs, subqueries, derived tables, UNION branches,
    lateral joins), is traced to its base table; ``COLUMNS(…)`` counts as every column of the
@@ -28,6 +30,7 @@ role's published database with external access disabled and the configuration lo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,9 +44,14 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
 from schemas.model import Contract, load_contracts
-from schemas.roles import Role, level, role_named
+from schemas.roles import Role, level, role_named, visible_columns
+from warehouse.catalog_sql import (CATALOG_LAYER, catalog_contracts, did_you_mean, discovery, readable_columns,
+                                   readable_tables, unknown_columns)
 
 DIALECT = "duckdb"
+# sqlglot's notice that it read a statement as a bare command would reach the analyst's terminal beside
+# the guard's own answer (`SHOW DATABASES` is refused, `SHOW layer.table` described): dropped.
+logging.getLogger("sqlglot").addFilter(lambda record: "Falling back to parsing as a 'Command'" not in record.getMessage())
 
 # Functions that compute on the values they are given and nothing else. Names as sqlglot
 # reports them (its canonical name for functions it knows, the written name otherwise).
@@ -179,15 +187,16 @@ def _tables(tree: exp.Expression, contracts: dict[str, Contract], role: Role) ->
         if not table.db:
             if table.name.lower() in ctes:
                 continue
-            return found, (f"unknown table {table.name!r}: name tables as layer.table (e.g. core.fact_loan); "
-                           "`shuku contracts docs` lists them.")
+            return found, (f"unknown table {table.name!r}: name tables as layer.table (e.g. core.fact_loan)."
+                           f"{did_you_mean(table.name, readable_tables(role, contracts))} SHOW TABLES lists them.")
         if table.catalog:
             return found, f"table {table.sql(DIALECT)}: name tables as layer.table, without a database."
         name = f"{table.db}.{table.name}"
         contract = contracts.get(name)
         if contract is None:
-            return found, f"unknown table {name}: no contract declares it (`shuku contracts docs` lists the tables)."
-        if contract.layer not in role.layers:
+            return found, (f"unknown table {name}: no contract declares it."
+                           f"{did_you_mean(name, readable_tables(role, contracts))} SHOW TABLES lists the tables.")
+        if contract.layer not in role.layers and contract.layer != CATALOG_LAYER:
             return found + [name], (f"table {name} is in layer {contract.layer}, which role {role.name} may not read "
                            f"(its layers: {', '.join(role.layers)}).")
         found.append(name)
@@ -279,7 +288,7 @@ def guard(sql: str, role: str | Role, user: str | None = None,
           contracts: dict[str, Contract] | None = None) -> GuardDecision:
     """Decide whether ``role`` may run ``sql``. Pure: logs nothing (``run_guarded`` logs)."""
     role = role if isinstance(role, Role) else role_named(role)
-    contracts = load_contracts() if contracts is None else contracts
+    contracts = {**(load_contracts() if contracts is None else contracts), **catalog_contracts()}
     unreadable = _not_text(sql)
     if unreadable:
         return _refuse(unreadable)
@@ -305,6 +314,11 @@ def _guard(sql: str, role: Role, contracts: dict[str, Contract]) -> GuardDecisio
     tree = _parse(sql)
     if isinstance(tree, GuardDecision):
         return tree
+    found = discovery(tree)
+    if found is not None:
+        tree = _discovered(found, role, contracts)
+        if isinstance(tree, GuardDecision):
+            return tree
     shape = _check_shape(tree)
     if shape:
         return _refuse(shape[0], code=shape[1])
@@ -320,6 +334,11 @@ def _guard(sql: str, role: Role, contracts: dict[str, Contract]) -> GuardDecisio
         qualified = qualify(tree.copy(), schema=contract_schema(contracts), dialect=DIALECT,
                             expand_stars=True, validate_qualify_columns=True, quote_identifiers=False)
     except (OptimizeError, SqlglotError) as exc:
+        unknown = unknown_columns(tree, contracts, tables)
+        if unknown:
+            hint = did_you_mean(unknown[0], readable_columns(role, contracts, tables))
+            return _refuse(f"column {unknown[0]!r} could not be resolved: no table of the query holds it.{hint} "
+                           "DESCRIBE layer.table lists a table's columns.", tables, normalised)
         return _refuse(f"the query's columns could not all be resolved ({exc}); name each column as alias.column.",
                        tables, normalised)
     touched, problem = _touched_columns(qualified, contracts)
@@ -341,6 +360,26 @@ def _guard(sql: str, role: Role, contracts: dict[str, Contract]) -> GuardDecisio
         return _refuse("; ".join(refusals[:3]) + more + how + ".", objects, normalised, "clearance", refused)
     return GuardDecision(True, f"every table and column is within role {role.name}'s layers and clearance.",
                          tuple(sorted(set(objects))), _without_hidden_exclusions(tree, tables, contracts, role))
+
+
+def _discovered(found, role: Role, contracts: dict[str, Contract]) -> exp.Expression | GuardDecision:
+    """The query answering a SHOW or DESCRIBE (`warehouse.catalog_sql`), or its refusal: a DESCRIBE
+    of a table is refused as a query on that table would be."""
+    if found.refusal:
+        return _refuse(found.refusal, code="operation")
+    if found.layer is not None and found.layer not in role.layers:
+        return _refuse(f"role {role.name} may not read layer {found.layer!r} (its layers: {', '.join(role.layers)})."
+                       f"{did_you_mean(found.layer, list(role.layers))}", code="layer", refused=(found.layer,))
+    if found.table is not None:
+        described = sqlglot.parse_one(f"SELECT 1 FROM {found.table}", read=DIALECT)
+        tables, problem = _tables(described, contracts, role)
+        if problem:
+            outside = [t for t in tables if contracts[t].layer not in role.layers]
+            return _refuse(problem, tables, None, "layer" if outside else "invalid", outside)
+        if contracts[tables[0]].layer != CATALOG_LAYER and not visible_columns(role, contracts[tables[0]]):
+            return _refuse(f"role {role.name} may read no column of {tables[0]} (all above its clearance, "
+                           f"{role.clearance}).", tables, None, "clearance", tables)
+    return sqlglot.parse_one(found.sql, read=DIALECT)
 
 
 def _without_hidden_exclusions(tree: exp.Expression, tables: list[str], contracts: dict[str, Contract],

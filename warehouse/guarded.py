@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from schemas.model import load_contracts
 from schemas.roles import role_named
 from warehouse.access import role_database
 from warehouse.audit import append_chained
@@ -20,7 +21,8 @@ from warehouse.grants import Account, AccessConfigError, RoleNotGranted, current
 from warehouse.guard import GuardDecision, guard
 from warehouse.lake.paths import log_file
 from warehouse.library import load_library
-from warehouse.live_log import with_live_log
+from warehouse.catalog_sql import CATALOG_LAYER, CATALOG_TABLES, catalog_rows
+from warehouse.live_log import pointed_at, with_live_log
 from warehouse.log_redaction import logged_digest, redact_logged
 from warehouse.settings import Settings
 
@@ -100,6 +102,21 @@ def open_role_database(settings: Settings, role: str) -> duckdb.DuckDBPyConnecti
                           config={"enable_external_access": False, "lock_configuration": True})
 
 
+def with_catalog(con: duckdb.DuckDBPyConnection, sql: str, role: str, decision: GuardDecision) -> str:
+    """``sql`` with its ``information_schema`` tables pointed at the role's own catalog rows
+    (registered on ``con``), never at DuckDB's catalog."""
+    rows = None
+    for table, (_, columns) in CATALOG_TABLES.items():
+        if f"{CATALOG_LAYER}.{table}" not in decision.objects:
+            continue
+        rows = rows or catalog_rows(role_named(role), load_contracts())
+        target = f"shuku_catalog_{table}"
+        sql = pointed_at(sql, f"{CATALOG_LAYER}.{table}", target) or sql
+        schema = {name: pl.Int32 if kind == "INTEGER" else pl.Utf8 for name, kind, _ in columns}
+        con.register(target, pl.DataFrame(rows[table], schema=schema, orient="row").to_arrow())
+    return sql
+
+
 def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None,
                 limits: QueryLimits | None = None, account: Account | None = None) -> GuardedResult:
     """Guard ``sql`` for ``role``, log the decision, and run it if allowed, within ``limits``.
@@ -130,7 +147,7 @@ def run_guarded(settings: Settings, sql: str, role: str, user: str | None = None
         try:
             if timer:
                 timer.start()
-            cursor = con.execute(with_live_log(con, settings, role, decision, ACCESS_LOG))
+            cursor = con.execute(with_catalog(con, with_live_log(con, settings, role, decision, ACCESS_LOG), role, decision))
             columns = [d[0] for d in cursor.description] if cursor.description else []
             if not columns:
                 rows = []

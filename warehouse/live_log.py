@@ -33,15 +33,16 @@ def live_rows(settings: Settings, role: str, table: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f, hive_partitioning=False).select(columns) for f in files], how="vertical_relaxed")
 
 
-def _pointed(sql: str, table: str) -> str | None:
-    """``sql`` with every reference to ``table`` (``layer.name``) pointed at the live rows; None when it has none."""
+def pointed_at(sql: str, table: str, target: str = LIVE_NAME) -> str | None:
+    """``sql`` with every reference to ``table`` (``layer.name``) pointed at ``target`` (the live rows);
+    None when it has none."""
     layer, name = table.split(".")
     tree = sqlglot.parse_one(sql, read=DIALECT)
     found = False
     for ref in list(tree.find_all(exp.Table)):
         if ref.name == name and ref.db == layer and not ref.catalog:
             alias = ref.alias or name
-            ref.replace(exp.alias_(exp.to_table(LIVE_NAME), alias, table=True))
+            ref.replace(exp.alias_(exp.to_table(target), alias, table=True))
             found = True
     for column in tree.find_all(exp.Column):
         if column.db == layer and column.table == name:
@@ -56,7 +57,7 @@ def with_live_log(con: duckdb.DuckDBPyConnection, settings: Settings, role: str,
     sql = decision.normalised
     if table not in decision.objects or not visible_columns(role, contract_for(table)):
         return sql
-    pointed = _pointed(sql, table)
+    pointed = pointed_at(sql, table)
     if pointed is None:
         return sql
     con.register(LIVE_NAME, live_rows(settings, role, table).to_arrow())
