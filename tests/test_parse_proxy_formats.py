@@ -223,3 +223,18 @@ def test_a_cnki_download_is_named_by_cnkis_own_id_not_its_encrypted_file_name(tm
     lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:00 +0800] "GET {url} HTTP/1.1" 200 5']
     got = parse(_log(tmp_path, lines), library).rows.select("platform", "rtype", "mime", "unitid", "doi").rows()
     assert got == [("CNKI", "ARTICLE", "PDF", "CNKI:SUN:KJGL.0.2017-07-015", None)]
+
+
+def test_a_rule_polars_cannot_run_is_told_with_its_file_and_rule(tmp_path):
+    from assets.eresources.consultations import PlatformRulesError, load_file, qualify
+
+    path = tmp_path / "x.yaml"
+    path.write_text("platform: X\nhosts: [x.org]\nrules:\n- path: '^/a(?=b)'\n  rtype: ARTICLE\n", encoding="utf-8")
+    with pytest.raises(PlatformRulesError, match=r"x\.yaml: rule 1 path: .*look-arounds"):
+        load_file(path)
+    path.write_text("platform: X\nhosts: [x.org]\nrules:\n- path: '^/(?>ab)'\n  rtype: ARTICLE\n", encoding="utf-8")
+    load_file(path)                  # Python's atomic group: only polars refuses it, when the rule runs
+    rows = pl.DataFrame({"__row": [0], "platform": ["X"], "host": ["x.org"], "path": ["/ab"], "query": [""]},
+                        schema_overrides={"__row": pl.UInt32})
+    with pytest.raises(PlatformRulesError, match=r"x\.yaml: rule 1: '\^/\(\?>ab\)' is not a regular expression polars"):
+        qualify(rows, tmp_path)

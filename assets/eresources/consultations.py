@@ -81,15 +81,27 @@ def _python_syntax(pattern: str) -> str:
     return pattern.replace("(?<", "(?P<") if "(?<=" not in pattern and "(?<!" not in pattern else pattern
 
 
+# What Python's expressions have and polars' (Rust's regex) lacks: look-arounds and back-references.
+_NOT_IN_POLARS = re.compile(r"\(\?<?[=!]|\(\?P=|(?<!\\)\\[1-9]")
+
+
+def _unrunnable(pattern: str, where: str, why: str) -> PlatformRulesError:
+    return PlatformRulesError(f"{where}: {pattern!r} is not a regular expression polars can run: {why}")
+
+
 def _check_regex(pattern, where: str) -> str:
+    """The pattern, checked without compiling it in polars (the 475 shipped patterns compiled there
+    at once cost 10 MB and a third of a second each process); what polars alone refuses is told
+    with the rule when the rule first runs."""
     if not isinstance(pattern, str) or not pattern:
         raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression (write it as a quoted string).")
     try:
-        pl.Series([""]).str.contains(pattern)
         re.compile(_python_syntax(pattern))
-    except Exception as exc:  # noqa: BLE001 - polars and re raise several kinds; all mean the same here
-        raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression polars can run: "
-                                 f"{str(exc).splitlines()[0]}") from None
+    except re.error as exc:
+        raise _unrunnable(pattern, where, str(exc).splitlines()[0]) from None
+    if _NOT_IN_POLARS.search(pattern):
+        raise _unrunnable(pattern, where, "look-arounds ((?=, (?!, (?<=, (?<!) and back-references are not "
+                                          "supported; match the text itself instead")
     return pattern
 
 
@@ -247,7 +259,11 @@ def qualify(candidates: pl.DataFrame, extra: Path | None = None, own_rules: bool
             if not rules or rows.height == 0:
                 continue
             for rule in rules:          # in order, each on what the rules before it left: the first wins
-                hit = rows.select(_matches(rule)).to_series()
+                try:
+                    hit = rows.select(_matches(rule)).to_series()
+                except pl.exceptions.ComputeError as exc:
+                    patterns = " / ".join(p for p in (rule.host, rule.path, rule.query) if p)
+                    raise _unrunnable(patterns, rule.where, str(exc).splitlines()[0]) from None
                 if hit.any():
                     found = _fields(rows.filter(hit), rule).cast({"__row": pl.UInt32})
                     parts.append(_as_platform_says(found, own) if rules is general and own else found)
