@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+import dagster as dg
 import polars as pl
 
 from assets.admission import refusal_for_file, unrecognised_message
@@ -23,6 +24,7 @@ from assets.ingest_log import (DUPLICATE_FILE, EMPTY, LOADED, REJECTED, SNAPSHOT
                                delivered_elsewhere, write_ingest_log)
 from assets.parsing import REJECT_SCHEMA, Reason
 from assets.partitions import month_range
+from assets.refusal import FileRefusal
 from assets.repeats import repeated_rows
 from schemas.model import conform, contract_for
 from schemas.vocabulary import DAY
@@ -59,6 +61,7 @@ class PartitionOutcome:
     meta_rows: dict[str, int] = field(default_factory=dict)   # rows written to each meta.<table>
     bytes_written: dict[str, int] = field(default_factory=dict)   # Parquet bytes written to each staging table
     refused: str | None = None      # why the new partition was not published (the stored one stays)
+    refused_files: list[FileRefusal] = field(default_factory=list)   # its files refused whole
     staged: "Staged | None" = None  # written beside the stored data, until `settle_partition`
 
     @property
@@ -90,9 +93,10 @@ class Staged:
     logs: list[FileLog]
 
 
-class DeliveryRefused(RuntimeError):
+class DeliveryRefused(dg.Failure):
     """A delivery was not loaded (its lines were mostly quarantined, or a blocking check failed on
-    its rows); the stored partitions are as they were."""
+    its rows); the stored partitions are as they were. A Dagster Failure: the run page shows its
+    text and metadata (which file, how many lines, the commonest reason, what to do), not a trace."""
 
 
 def _wrong_partition(frame: pl.DataFrame, column: str, key: str, partitioning: str) -> pl.Series:
@@ -165,7 +169,7 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
     fate_of = spans.fates(key_text, files) if spans else {}
     # The deliveries loaded come first: a copy of one (same bytes elsewhere) is its duplicate_file.
     files = sorted(files, key=lambda p: fate_of.get(p, (None,))[0] is not None)
-    refusals: list[str] = []
+    refusals: list[FileRefusal] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = sha256_of(path)
@@ -257,12 +261,12 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
         whole = spans.delivery(path).result if spans else None     # a report is refused whole, once
         refusal = refusal_for_file(
             feed, library, relative, whole.rows_read if whole else sum(flog.rows_read.values()),
-            Counter((whole.rejects if whole else file_rejected).get_column("reason").to_list()))
+            Counter((whole.rejects if whole else file_rejected).get_column("reason").to_list()), key)
         if refusal is not None and spans:
             # One unreadable report never stops the others: it alone is left out, its lines quarantined.
             flog.file_status = REJECTED
             if log:
-                log.warning(refusal)
+                log.warning(refusal.message)
             continue
         for table, frame in file_frames.items():
             tables[table].append(frame)
@@ -309,7 +313,8 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
         raise
     reasons = Counter(quarantine.get_column("reason").to_list())
     return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=False,
-                            bytes_written=bytes_written, refused="\n".join(refusals) or None,
+                            bytes_written=bytes_written, refused="\n".join(r.message for r in refusals) or None,
+                            refused_files=refusals,
                             staged=Staged(pending, quarantine, meta_frames, logs))
 
 

@@ -13,6 +13,7 @@ from assets.feeds import FEEDS, Feed
 from assets.ingest import DeliveryRefused, PartitionOutcome, prepare_partition, settle_partition
 from assets.ingest_log import INGEST_LOG, LOADED
 from assets.partitions import partitions_for
+from assets.refusal import refusal_metadata
 from assets.table_asset import Build, TableRun, Written, table_asset
 from schemas.model import contract_for
 from warehouse.library import Library
@@ -81,7 +82,8 @@ def _load(feed: Feed, run: TableRun) -> Build:
     # A refused delivery fails the step (the asset shows a failed materialisation, not a green one
     # with 0 rows); the partitions this run published are kept, their checks run next time.
     return Build(tables, views=[f"quarantine.{feed.source}", INGEST_LOG, *(f"meta.{t}" for t, _ in feed.meta_tables)],
-                 failure=DeliveryRefused(" ".join(refused)) if refused else None)
+                 failure=DeliveryRefused(" ".join(refused), metadata=refusal_metadata(
+                     [r for o in outcomes for r in o.refused_files])) if refused else None)
 
 
 def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:

@@ -14,6 +14,8 @@ import re
 from lineage.trace import LineageGraph, trace
 from schemas.model import load_contracts
 from schemas.vocabulary import DATA_LAYERS, LANDING
+from warehouse.pages import STYLE as PAGE_STYLE
+from warehouse.pages import VIEWPORT
 from warehouse.settings import Settings
 
 LAYERS = (LANDING, *DATA_LAYERS)
@@ -55,9 +57,11 @@ def page_data(settings: Settings, figure: str) -> dict:
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;color:#222}
 header{padding:8px 16px;background:#23395d;color:#fff}
-main{display:flex;gap:12px;padding:12px}
-#graph{flex:3;overflow:auto;border:1px solid #ccc}
-#side{flex:1;min-width:260px}
+main{display:flex;gap:12px;padding:12px;align-items:flex-start}
+#graph{flex:1 1 auto;min-width:0;border:1px solid #ccc}
+#graph svg{display:block}
+#side{flex:0 0 280px;min-width:0}
+@media (max-width:900px){main{flex-direction:column;align-items:stretch}#side{flex:none}}
 .table rect{fill:#f4f6fb;stroke:#6b7a99;rx:4}
 .table text{font-size:12px;pointer-events:none}
 .table.on rect{fill:#ffe9a8;stroke:#b07d00}
@@ -71,43 +75,87 @@ line.edge.on{stroke:#b07d00;stroke-width:2}
 code{font-size:12px;background:#f2f2f2;padding:1px 3px}
 """
 
+# The graph is laid out for the width it has: the layers side by side when each gets a column wide
+# enough, else one under another with their tables in a grid (a phone); a name too long for its
+# box wraps at its dots, underscores and slashes, so no label runs out of its box.
 SCRIPT = """
 const data = JSON.parse(document.getElementById('lineage-data').textContent);
 const svgNS = 'http://www.w3.org/2000/svg';
-const W = 230, H = 24, GAP = 6;
-const pos = {};
-const svg = document.createElementNS(svgNS, 'svg');
-let height = 0;
-data.layers.forEach((layer, i) => {
-  const names = Object.keys(data.tables).filter(t => data.tables[t].layer === layer).sort();
-  const title = document.createElementNS(svgNS, 'text');
-  title.setAttribute('x', 20 + i * (W + 50)); title.setAttribute('y', 18);
-  title.setAttribute('class', 'layer'); title.textContent = layer; svg.appendChild(title);
-  names.forEach((name, j) => { pos[name] = {x: 20 + i * (W + 50), y: 30 + j * (H + GAP)}; });
-  height = Math.max(height, 40 + names.length * (H + GAP));
-});
-const links = {};
-data.edges.forEach(([ot, oc, it, ic]) => { links[it + '>' + ot] = [it, ot]; });
-Object.values(links).forEach(([from, to]) => {
-  if (!pos[from] || !pos[to]) return;
-  const line = document.createElementNS(svgNS, 'line');
-  line.setAttribute('x1', pos[from].x + W); line.setAttribute('y1', pos[from].y + H / 2);
-  line.setAttribute('x2', pos[to].x); line.setAttribute('y2', pos[to].y + H / 2);
-  line.setAttribute('class', 'edge'); line.dataset.from = from; line.dataset.to = to;
-  svg.appendChild(line);
-});
-Object.entries(pos).forEach(([name, p]) => {
-  const g = document.createElementNS(svgNS, 'g');
-  g.setAttribute('class', 'table'); g.setAttribute('id', 'table-' + name); g.dataset.table = name;
-  const r = document.createElementNS(svgNS, 'rect');
-  r.setAttribute('x', p.x); r.setAttribute('y', p.y); r.setAttribute('width', W); r.setAttribute('height', H);
-  const t = document.createElementNS(svgNS, 'text');
-  t.setAttribute('x', p.x + 6); t.setAttribute('y', p.y + 17); t.textContent = name;
-  g.appendChild(r); g.appendChild(t); g.addEventListener('click', () => showTable(name));
-  svg.appendChild(g);
-});
-svg.setAttribute('width', 20 + data.layers.length * (W + 50)); svg.setAttribute('height', height);
-document.getElementById('graph').appendChild(svg);
+const PAD = 10, GAP = 6, COL_GAP = 36, MIN_COL = 150, LINE = 15, TITLE = 26;
+const graph = document.getElementById('graph');
+let svg = null, lit = new Set();
+function el(name, attrs, parent) {
+  const e = document.createElementNS(svgNS, name);
+  Object.entries(attrs).forEach(([k, v]) => e.setAttribute(k, v));
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function wrap(name, width, probe) {
+  const fits = s => { probe.textContent = s; return probe.getComputedTextLength() <= width; };
+  const lines = [];
+  let line = '';
+  name.split(/(?<=[._\\/-])/).forEach(part => {
+    if (fits(line + part)) { line += part; return; }
+    if (line) lines.push(line);
+    line = '';
+    for (const ch of part) {
+      if (!fits(line + ch) && line) { lines.push(line); line = ''; }
+      line += ch;
+    }
+  });
+  if (line) lines.push(line);
+  return lines;
+}
+function draw() {
+  if (svg) svg.remove();
+  const avail = Math.max(graph.clientWidth, 120);
+  svg = el('svg', {width: avail}, graph);
+  const probe = el('text', {}, el('g', {class: 'table'}, svg));
+  const n = data.layers.length, col = (avail - 2 * PAD - (n - 1) * COL_GAP) / n, side = col >= MIN_COL;
+  const per = side ? 1 : Math.max(1, Math.floor((avail - 2 * PAD + GAP) / (MIN_COL + GAP)));
+  const W = side ? col : (avail - 2 * PAD - (per - 1) * GAP) / per;
+  const pos = {};
+  let height = 0, y = PAD;
+  data.layers.forEach((layer, i) => {
+    const names = Object.keys(data.tables).filter(t => data.tables[t].layer === layer).sort();
+    const x0 = side ? PAD + i * (W + COL_GAP) : PAD;
+    let top = side ? PAD : y;
+    const title = el('text', {x: x0, y: top + 16, class: 'layer'}, svg);
+    title.textContent = layer;
+    top += TITLE;
+    for (let r = 0; r < names.length; r += per) {
+      const row = names.slice(r, r + per).map(name => ({name, lines: wrap(name, W - 12, probe)}));
+      const h = Math.max(...row.map(b => b.lines.length)) * LINE + 9;
+      row.forEach((b, k) => { pos[b.name] = {x: x0 + k * (W + GAP), y: top, h, lines: b.lines}; });
+      top += h + GAP;
+    }
+    height = Math.max(height, top);
+    y = top + PAD;
+  });
+  probe.parentNode.remove();
+  const links = {};
+  data.edges.forEach(([ot, oc, it, ic]) => { links[it + '>' + ot] = [it, ot]; });
+  Object.values(links).forEach(([from, to]) => {
+    const a = pos[from], b = pos[to];
+    if (!a || !b) return;
+    const ends = side ? [a.x + W, a.y + a.h / 2, b.x, b.y + b.h / 2] : [a.x + W / 2, a.y + a.h, b.x + W / 2, b.y];
+    const line = el('line', {x1: ends[0], y1: ends[1], x2: ends[2], y2: ends[3], class: 'edge'}, svg);
+    line.dataset.from = from; line.dataset.to = to;
+  });
+  Object.entries(pos).forEach(([name, p]) => {
+    const g = el('g', {class: 'table', id: 'table-' + name}, svg);
+    g.dataset.table = name;
+    el('rect', {x: p.x, y: p.y, width: W, height: p.h}, g);
+    const t = el('text', {x: p.x + 6, y: p.y + 16}, g);
+    p.lines.forEach((s, k) => { const span = el('tspan', {x: p.x + 6, dy: k ? LINE : 0}, t); span.textContent = s; });
+    el('title', {}, g).textContent = name;
+    g.addEventListener('click', () => showTable(name));
+  });
+  svg.setAttribute('height', height + PAD);
+  highlight(lit);
+}
+let resized = null;
+window.addEventListener('resize', () => { clearTimeout(resized); resized = setTimeout(draw, 100); });
 
 function closure(table, column, up) {
   const seen = new Set([table + '.' + column]), todo = [[table, column]];
@@ -121,6 +169,7 @@ function closure(table, column, up) {
   return seen;
 }
 function highlight(cols) {
+  lit = cols;
   const tables = new Set([...cols].map(k => k.slice(0, k.lastIndexOf('.'))));
   document.querySelectorAll('.table').forEach(g => {
     g.classList.toggle('on', tables.has(g.dataset.table));
@@ -151,6 +200,7 @@ function showColumn(table, column, el) {
       const d = document.createElement('div'); d.textContent = k; list.appendChild(d); });
   });
 }
+draw();
 const tr = document.getElementById('trace');
 data.trace.hops.forEach(hop => {
   const li = document.createElement('li');
@@ -175,9 +225,9 @@ def render_page(settings: Settings, figure: str) -> str:
     data = page_data(settings, figure)
     payload = json.dumps(data, default=str, ensure_ascii=False).replace("</", "<\\/")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Shuku lineage</title>
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>Shuku lineage</title>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<style>{STYLE}</style></head>
+<style>{PAGE_STYLE}{STYLE}</style></head>
 <body><header>Shuku lineage — {html.escape(str(settings.home))}</header>
 <main><div id="graph"></div>
 <div id="side"><div id="columns"><p>Click a table to list its columns; click a column to see its lineage.</p></div>

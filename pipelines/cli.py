@@ -167,13 +167,14 @@ def status() -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Start the Dagster UI on 127.0.0.1 for this home folder."""
+    from pipelines.launch import ui_args
     from pipelines.runner import dagster_instance
 
     settings = prepared_settings()
     dagster_instance(settings)
     os.environ["SHUKU_HOME"] = str(settings.home)
     exe = Path(sys.executable).parent / "dagster"
-    args = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"]
+    args = [str(exe), *ui_args(port)]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     os.execv(args[0], args)
 

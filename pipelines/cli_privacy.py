@@ -6,7 +6,6 @@ a log or an error message.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
@@ -133,14 +132,17 @@ def _write_or_echo(text: str, out: Path | None) -> None:
 
 
 @click.command()
-@click.option("--year", type=int, default=lambda: dt.date.today().year, show_default="this year")
+@click.option("--year", type=int, default=None, help="The year to report on (default: the latest year with data).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the Markdown and HTML files (default: reports/ under the home folder).")
-def transparency(year: int, out_dir: Path | None) -> None:
+def transparency(year: int | None, out_dir: Path | None) -> None:
     """The year's transparency report, as Markdown and HTML."""
-    from warehouse.privacy.transparency import transparency_report, write_report
+    from warehouse.privacy.transparency import latest_year_with_data, transparency_report, write_report
 
     settings = existing_settings()
+    if year is None:
+        year = latest_year_with_data(settings)
+        click.echo(f"year {year}, the latest year with data (--year to choose another)")
     md, html = write_report(transparency_report(settings, year), out_dir or settings.home / "reports",
                             f"transparency-{year}")
     click.echo(f"written {md}\nwritten {html}")

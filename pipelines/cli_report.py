@@ -1,115 +1,42 @@
 """`shuku report library --out FILE.html`: one self-contained page of the marts a library reads.
 
-The charts are inline SVG drawn here, so the page opens offline with no script and no CDN.
+The charts are inline SVG (pipelines/charts.py), so the page opens offline with no script and no CDN.
 Every figure on it is read from the marts (and the daily loan counts from core.fact_loan).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 from pathlib import Path
 
 import click
 
+from pipelines.charts import CHART_STYLE, bar_chart, both, heat_map, line_chart
+from pipelines.charts import esc as _e
+from pipelines.charts import number as _number
 from pipelines.cli_shared import existing_settings
+from warehouse.pages import STYLE, VIEWPORT, cell
 
-WIDTH = 720
-PALETTE = ("#1f6f8b", "#e07a1f", "#6a8d2f", "#8e4585", "#b23a48")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}"
-
-
-def _svg(chart_id: str, height: int, body: list[str], title: str) -> str:
-    return (f'<svg class="chart" id="{chart_id}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg" '
-            f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">'
-            f"<title>{_e(title)}</title>" + "".join(body) + "</svg>")
-
-
-def bar_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float]]) -> str:
-    """Horizontal bars, one row per label, one bar per series."""
-    left, row_h, bar_gap = 230, 14 * max(len(series), 1) + 8, 2
-    height = 30 + row_h * len(labels) + 10
-    top = max([v or 0 for values in series.values() for v in values] + [1])
-    scale = (WIDTH - left - 70) / top
-    body = []
-    for i, label in enumerate(labels):
-        y = 30 + i * row_h
-        body.append(f'<text x="{left - 6}" y="{y + 11}" text-anchor="end" font-size="11">{_e(label[:34])}</text>')
-        for j, (name, values) in enumerate(series.items()):
-            value = values[i] or 0
-            yy = y + j * (14 + bar_gap)
-            body.append(f'<rect x="{left}" y="{yy}" width="{value * scale:.1f}" height="13" fill="{PALETTE[j]}">'
-                        f"<title>{_e(name)}: {_number(values[i])}</title></rect>")
-            body.append(f'<text x="{left + value * scale + 4:.1f}" y="{yy + 11}" font-size="10">{_number(values[i])}</text>')
-    legend = [f'<rect x="{left + 220 * j}" y="6" width="10" height="10" fill="{PALETTE[j]}"/>'
-              f'<text x="{left + 220 * j + 14}" y="15" font-size="11">{_e(name)}</text>' for j, name in enumerate(series)]
-    return _svg(chart_id, height, legend + body, title)
-
-
-def line_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list[float | None]],
-               band: tuple[list[float], list[float]] | None = None) -> str:
-    """Lines over a shared x axis (labels), with an optional shaded band (the prediction interval)."""
-    height, left, bottom, top_pad = 260, 50, 40, 24
-    n = max(len(labels), 2)
-    values = [v for s in series.values() for v in s if v is not None] + (list(band[1]) if band else [])
-    top = max(values + [1])
-    x = lambda i: left + i * (WIDTH - left - 20) / (n - 1)  # noqa: E731
-    y = lambda v: height - bottom - v * (height - bottom - top_pad) / top  # noqa: E731
-    body = [f'<line x1="{left}" y1="{y(0):.1f}" x2="{WIDTH - 20}" y2="{y(0):.1f}" stroke="#999"/>',
-            f'<text x="{left - 6}" y="{y(top):.1f}" text-anchor="end" font-size="10">{_number(round(top, 1))}</text>',
-            f'<text x="{left - 6}" y="{y(0):.1f}" text-anchor="end" font-size="10">0</text>']
-    if band:
-        upper = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(band[1]))
-        lower = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in reversed(list(enumerate(band[0]))))
-        body.append(f'<polygon class="band" points="{upper} {lower}" fill="{PALETTE[0]}" fill-opacity="0.18"/>')
-    for j, (name, points) in enumerate(series.items()):
-        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points) if v is not None)
-        body.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[j]}" stroke-width="1.6">'
-                    f"<title>{_e(name)}</title></polyline>")
-        body.append(f'<rect x="{left + 160 * j}" y="4" width="10" height="10" fill="{PALETTE[j]}"/>'
-                    f'<text x="{left + 160 * j + 14}" y="13" font-size="11">{_e(name)}</text>')
-    step = max(1, len(labels) // 8)
-    for i in range(0, len(labels), step):
-        body.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="10">{_e(labels[i])}</text>')
-    return _svg(chart_id, height, body, title)
-
-
-def heat_map(chart_id: str, title: str, rows: list[str], columns: list[str], cells: dict[tuple[int, int], float]) -> str:
-    """A grid of rows × columns shaded by value (darker = fuller)."""
-    left, top, cell_w = 50, 30, (WIDTH - 60) / max(len(columns), 1)
-    cell_h = 24
-    height = top + cell_h * len(rows) + 10
-    peak = max(list(cells.values()) + [1e-9])
-    body = [f'<text x="{left + (c + 0.5) * cell_w:.1f}" y="{top - 8}" text-anchor="middle" font-size="10">{_e(name)}</text>'
-            for c, name in enumerate(columns)]
-    for r, name in enumerate(rows):
-        body.append(f'<text x="{left - 6}" y="{top + r * cell_h + 16}" text-anchor="end" font-size="11">{_e(name)}</text>')
-        for c in range(len(columns)):
-            value = cells.get((r, c))
-            shade = "#f2f2f2" if value is None else f"rgba(31,111,139,{0.08 + 0.92 * value / peak:.3f})"
-            label = "no data" if value is None else f"{value:.1%}"
-            body.append(f'<rect x="{left + c * cell_w:.1f}" y="{top + r * cell_h}" width="{cell_w - 1:.1f}" '
-                        f'height="{cell_h - 1}" fill="{shade}"><title>{_e(name)} {_e(columns[c])}: {label}</title></rect>')
-    return _svg(chart_id, height, body, title)
+# marts.subject_borrowing_decline's candidate causes, each a (month, baseline) pair of columns
+DECLINE_CAUSES = ("loans", "borrowers", "new titles", "e-resource requests", "searches per loan")
 
 
 def _table(headers: list[str], rows: list[list], table_id: str) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td>{_e(_number(v) if not isinstance(v, str) else v)}</td>' for v in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(cell(h, v if isinstance(v, str) else _number(v)) for h, v in zip(headers, row))
+                   + "</tr>" for row in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _backtest_table(errors: list[tuple]) -> str:
+    """Each method's mean errors in per cent to two decimals (one decimal hides the gap between
+    methods), the one with the lowest MAPE marked best."""
+    best = min((a for _, a, _, _ in errors if a is not None), default=None)
+    rows = [[f"{m} ★ best" if a is not None and a == best else m, "–" if a is None else f"{100 * a:.2f}",
+             "–" if p is None else f"{100 * p:.2f}", n] for m, a, p, n in errors]
+    return (_table(["method", "mean MAPE (%)", "mean peak error (%)", "origins × branches"], rows, "backtest")
+            + "<p>★ best: the method with the lowest mean absolute percentage error over the back-test.</p>")
 
 
 def _rows(con, sql: str) -> list[tuple]:
@@ -151,23 +78,23 @@ def render_library_report(settings) -> str:
             [[str(r[0]), "year" if r[1] is None else str(r[1]), *r[2:]] for r in figures], "key-figures")))
 
         daily = _rows(con, "select issue_date, count(*) from core.fact_loan group by issue_date order by issue_date")
-        sections.append(("Loans per day", line_chart(
+        sections.append(("Loans per day", both(lambda w: line_chart(
             "chart-loan-trend", "Loans per day", [d.strftime("%m-%d") for d, _ in daily],
-            {"loans": [float(n) for _, n in daily]})))
+            {"loans": [float(n) for _, n in daily]}, width=w))))
 
         month = con.execute("select max(loan_month) from marts.circulation_top_monthly").fetchall()[0][0]
         top = _rows(con, f"select rank, title, bib_id, loans, readers from marts.circulation_top_monthly "
                          f"where scope = 'overall' and loan_month = DATE '{month}' order by rank") if month else []
-        sections.append((f"Most borrowed titles, {month:%Y-%m}" if month else "Most borrowed titles", bar_chart(
+        sections.append((f"Most borrowed titles, {month:%Y-%m}" if month else "Most borrowed titles", both(lambda w: bar_chart(
             "chart-top-list", "Most borrowed titles", [f"{r[0]}. {r[1] or r[2]}" for r in top],
-            {"loans": [r[3] for r in top], "readers": [r[4] for r in top]})))
+            {"loans": [r[3] for r in top], "readers": [r[4] for r in top]}, width=w))))
 
         heat = _rows(con, "select weekday, event_hour, sum(occupancy_mean) / sum(seat_capacity) from marts.occupancy_heatmap "
                           "group by weekday, event_hour")
         hours = sorted({h for _, h, _ in heat}) or list(range(8, 22))
-        sections.append(("Occupancy by weekday and hour (share of seats, all zones)", heat_map(
+        sections.append(("Occupancy by weekday and hour (share of seats, all zones)", both(lambda width: heat_map(
             "chart-occupancy-heatmap", "Occupancy heat map", list(WEEKDAYS), [f"{h:02d}" for h in hours],
-            {(w - 1, hours.index(h)): float(v) for w, h, v in heat if v is not None})))
+            {(w - 1, hours.index(h)): float(v) for w, h, v in heat if v is not None}, width=width))))
 
         series = _rows(con, "select period, forecast_date, event_hour, sum(demand_forecast), sum(demand_lower), "
                             "sum(demand_upper), sum(actual_demand) from marts.seat_demand_forecast "
@@ -175,45 +102,50 @@ def render_library_report(settings) -> str:
         errors = _rows(con, "select method, avg(mape), avg(peak_error), count(*) from marts.seat_demand_backtest "
                             "group by method order by method")
         labels = [f"{d:%m-%d} {h:02d}h" for _, d, h, *_ in series]
-        sections.append(("Seat demand: forecast against actuals (all branches, open hours)", line_chart(
+        sections.append(("Seat demand: forecast against actuals (all branches, open hours)", both(lambda w: line_chart(
             "chart-seat-forecast", "Seat demand forecast against actuals", labels,
             {"forecast": [r[3] for r in series], "actual": [r[6] for r in series]},
-            band=([r[4] for r in series], [r[5] for r in series]))
-            + _table(["method", "mean MAPE", "mean peak error", "origins × branches"],
-                     [[m, round(a or 0, 3), round(p or 0, 3), n] for m, a, p, n in errors], "backtest")))
+            band=([r[4] for r in series], [r[5] for r in series]), width=w))
+            + _backtest_table(errors)))
 
         emonth = con.execute("select max(usage_month) from marts.eresource_top_monthly").fetchall()[0][0]
         # a platform counted from another report than its PR says so beside its name
         eres = _rows(con, f"select name || case when basis_report <> 'PR' then ' (' || basis_report || ')' else '' end, "
                           f"total_item_requests, ezproxy_accesses from marts.eresource_top_monthly "
                           f"where level = 'platform' and usage_month = DATE '{emonth}' order by rank") if emonth else []
-        sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", bar_chart(
+        sections.append((f"E-resource platforms, {emonth:%Y-%m}" if emonth else "E-resource platforms", both(lambda w: bar_chart(
             "chart-eresource-top", "E-resource top 10", [r[0] for r in eres],
-            {"COUNTER Total_Item_Requests": [r[1] for r in eres], "EZproxy accesses": [r[2] for r in eres]})))
+            {"COUNTER Total_Item_Requests": [r[1] for r in eres], "EZproxy accesses": [r[2] for r in eres]}, width=w))))
 
         sections.append(("COUNTER harvest coverage", _harvest_coverage(settings)))
 
         falling = _rows(con, "select discipline_code, loan_month, comparison, change, loans, baseline_loans, borrowers, "
-                             "baseline_borrowers, new_titles, baseline_new_titles from marts.subject_borrowing_decline "
+                             "baseline_borrowers, new_titles, baseline_new_titles, eresource_requests, "
+                             "baseline_eresource_requests, round(searches_per_loan, 2), "
+                             "round(baseline_searches_per_loan, 2) from marts.subject_borrowing_decline "
                              "order by loan_month desc, change, discipline_code limit 12")
-        sections.append(("Subjects whose borrowing fell", bar_chart(
+        sections.append(("Subjects whose borrowing fell", both(lambda w: bar_chart(
             "chart-falling-subjects", "Fall of loans per open day",
             [f"{r[0]} {r[1]:%Y-%m} ({'MoM' if r[2] == 'month_over_month' else 'YoY'})" for r in falling],
-            {"fall (%)": [round(-100 * r[3], 1) for r in falling]})
-            + _table(["discipline", "month", "comparison", "change", "loans", "before", "borrowers", "before",
-                      "new titles", "before"],
-                     [[r[0], f"{r[1]:%Y-%m}", r[2], f"{r[3]:+.0%}", *r[4:]] for r in falling], "falling-subjects")))
+            {"fall (%)": [round(-100 * r[3], 1) for r in falling]}, width=w))
+            + "<p>Each cause: the month compared with → the month that fell.</p>"
+            + _table(["discipline", "month", "comparison", "change", *DECLINE_CAUSES],
+                     [[r[0], f"{r[1]:%Y-%m}", "MoM" if r[2] == "month_over_month" else "YoY", f"{r[3]:+.0%}",
+                       *(f"{_number(r[i + 1])} → {_number(r[i])}" for i in range(4, 14, 2))] for r in falling],
+                     "falling-subjects")))
     finally:
         con.close()
 
     body = "".join(f"<section><h2>{_e(title)}</h2>{content}</section>" for title, content in sections)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{_e(library.name)}: library report</title>
-<style>
-body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2rem auto; max-width: 760px; color: #222; }}
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>{_e(library.name)}: library report</title>
+<style>{STYLE}{CHART_STYLE}
+body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 792px;
+        color: #222; }}
 h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.85rem; margin-top: 0.5rem; }}
 td, th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: right; }}
+th {{ overflow-wrap: normal; }}
 svg.chart {{ display: block; max-width: 100%; height: auto; }}
 </style></head><body>
 <h1>{_e(library.name)}</h1>

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
+from assets.refusal import rejected_explanations
 from pipelines.runner import dagster_instance
 from quality.freshness import is_stale, library_today
 from quality.report import failing_checks
@@ -116,5 +117,6 @@ def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
             "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit]).fetchall()
     finally:
         con.close()
-    return [{**dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)),
-             "meaning": NOT_LOADED[r[2]]} for r in rows]
+    found = [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]
+    explained = rejected_explanations(settings, [f for f in found if f["status"] == REJECTED])
+    return [{**f, "meaning": explained.get(f["file"], NOT_LOADED[f["status"]])} for f in found]

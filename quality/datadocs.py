@@ -20,6 +20,8 @@ from quality.plan import planned_checks
 from quality.report import latest_results
 from schemas.model import contract_for
 from warehouse.lake.files import write_text_atomic
+from warehouse.pages import STYLE as PAGE_STYLE
+from warehouse.pages import VIEWPORT, head, labelled
 from warehouse.settings import Settings
 
 FIELDS = ("check_name", "severity", "success", "observed_value", "unexpected_count", "sample", "checked_at", "run_id")
@@ -102,8 +104,8 @@ def _e(value) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{VIEWPORT}<title>{_e(title)}</title>"
+            f"<style>{PAGE_STYLE}{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def _mark(entry: dict) -> str:
@@ -120,15 +122,15 @@ def _failing(state: dict) -> list[tuple[str, dict]]:
 def _failing_table(entries: list[tuple[str | None, str, dict]]) -> str:
     """Failing checks as (table or None, partition label, outcome): what, where and a sample."""
     linked = any(table for table, _, _ in entries)
-    head = ("<th>table</th>" if linked else "") + ("<th>check</th><th>result</th><th>partitions</th><th>observed</th>"
-                                                  "<th>sample (where)</th><th>checked (UTC)</th>")
     rows = []
     for table, label, e in entries:
-        link = f'<td><a href="{_e(table)}.html">{_e(table)}</a></td>' if linked else ""
-        rows.append(f"<tr>{link}<td>{_e(e['check_name'])}</td><td>{_mark(e)}</td><td>{_e(label)}</td>"
-                    f"<td>{_e(e['observed_value'])}</td><td>{'<br>'.join(_e(s) for s in e['sample'])}</td>"
-                    f"<td>{_e(e['checked_at'])}</td></tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        link = labelled("table", f'<a href="{_e(table)}.html">{_e(table)}</a>') if linked else ""
+        rows.append(f"<tr>{link}{labelled('check', _e(e['check_name']))}{labelled('result', _mark(e))}"
+                    f"{labelled('partitions', _e(label))}{labelled('observed', _e(e['observed_value']))}"
+                    f"{labelled('sample (where)', '<br>'.join(_e(s) for s in e['sample']))}"
+                    f"{labelled('checked (UTC)', _e(e['checked_at']))}</tr>")
+    headers = ["table"] * linked + ["check", "result", "partitions", "observed", "sample (where)", "checked (UTC)"]
+    return f"<table>{head(headers)}<tbody>{''.join(rows)}</tbody></table>"
 
 
 def _table_page(table: str, state: dict) -> str:
@@ -138,35 +140,39 @@ def _table_page(table: str, state: dict) -> str:
             f"<h2>Failing now ({len(failing)})</h2>",
             _failing_table([(None, label, e) for label, e in failing]) if failing
             else "<p>No check fails on the latest results.</p>",
-            "<h2>Checks</h2><table><tr><th>check</th><th>severity</th><th>what it says</th></tr>"]
-    body += [f"<tr><td>{_e(name)}</td><td>{_e(sev)}</td><td>{_e(text)}</td></tr>"
+            "<h2>Checks</h2><table>" + head(["check", "severity", "what it says"]) + "<tbody>"]
+    body += [f"<tr>{labelled('check', _e(name))}{labelled('severity', _e(sev))}{labelled('what it says', _e(text))}</tr>"
              for name, (text, sev) in described.items()]
-    body.append("</table><h2>Latest result per partition</h2>"
-                "<table><tr><th>partitions</th><th>checks</th><th>failing</th><th>checked (UTC)</th><th>run</th></tr>")
+    body.append("</tbody></table><h2>Latest result per partition</h2><table>"
+                + head(["partitions", "checks", "failing", "checked (UTC)", "run"]) + "<tbody>")
     for label, checks in sorted(state.items(), reverse=True):
         bad = sorted(e["check_name"] for e in checks.values() if not e["success"])
         newest = max(checks.values(), key=lambda e: e["checked_at"])
-        body.append(f"<tr><td>{_e(label)}</td><td>{len(checks)}</td>"
-                    f"<td{FAIL_CLASS if bad else ''}>{_e(', '.join(bad)) or '-'}</td>"
-                    f"<td>{_e(newest['checked_at'])}</td><td><code>{_e(newest['run_id'])}</code></td></tr>")
-    body.append("</table>")
+        body.append(f"<tr>{labelled('partitions', _e(label))}{labelled('checks', str(len(checks)))}"
+                    f"{labelled('failing', _e(', '.join(bad)) or '-', FAIL_CLASS if bad else '')}"
+                    f"{labelled('checked (UTC)', _e(newest['checked_at']))}"
+                    f"{labelled('run', '<code>' + _e(newest['run_id']) + '</code>')}</tr>")
+    body.append("</tbody></table>")
     return _page(f"Quality: {table}", "\n".join(body))
 
 
 def _index_page(summaries: dict[str, dict]) -> str:
     body = ["<h1>Shuku data quality</h1><p>The latest result of every check, per table and partition checked. "
             "Freshness warns on loaded history (older than the SLA by nature).</p>",
-            "<table><tr><th>table</th><th>partitions checked</th><th>failing (error)</th><th>failing (warn)</th>"
-            "<th>last checked (UTC)</th></tr>"]
+            "<table>" + head(["table", "partitions checked", "failing (error)", "failing (warn)", "last checked (UTC)"])
+            + "<tbody>"]
     failing_all = []
     for table, summary in sorted(summaries.items()):
         failing = summary["failing"]
         failing_all += [(table, label, e) for label, e in failing]
         errors = sum(1 for _, e in failing if e["severity"] == "error")
-        body.append(f'<tr><td><a href="{_e(table)}.html">{_e(table)}</a></td><td>{summary["partitions"]}</td>'
-                    f"<td{FAIL_CLASS if errors else ''}>{errors}</td><td>{len(failing) - errors}</td>"
-                    f"<td>{_e(summary['last'])}</td></tr>")
-    body.append(f"</table><h2>Failing now ({len(failing_all)})</h2>")
+        link = f'<a href="{_e(table)}.html">{_e(table)}</a>'
+        body.append(f"<tr>{labelled('table', link)}"
+                    f"{labelled('partitions checked', str(summary['partitions']))}"
+                    f"{labelled('failing (error)', str(errors), FAIL_CLASS if errors else '')}"
+                    f"{labelled('failing (warn)', str(len(failing) - errors))}"
+                    f"{labelled('last checked (UTC)', _e(summary['last']))}</tr>")
+    body.append(f"</tbody></table><h2>Failing now ({len(failing_all)})</h2>")
     failing_all.sort(key=lambda f: (f[2]["severity"] != "error", f[0], f[2]["check_name"], f[1]))
     body.append(_failing_table(failing_all) if failing_all else "<p>Nothing fails.</p>")
     return _page("Shuku data quality", "\n".join(body))

@@ -15,9 +15,12 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from schemas.model import Contract, load_contracts
+from schemas.vocabulary import STAGING
 from warehouse.audit_anchor import current_anchors
 from warehouse.guarded import ACCESS_LOG
+from warehouse.lake.paths import partition_files
 from warehouse.lake.views import compute_connection, has_data
+from warehouse.pages import STYLE, VIEWPORT
 from warehouse.privacy.consent import CONSENT_TABLE, LATEST_SQL
 from warehouse.privacy.erasure import LEDGER_TABLE
 from warehouse.privacy.retention import RETENTION_LOG, retention_days
@@ -49,12 +52,29 @@ def _span(days: int | None) -> str:
     return "1 year" if years == 1 else f"{years} years"
 
 
+def _label_cells(tokens: list) -> list:
+    """Give every table cell its column's name (``data-label``), which a phone shows beside the value."""
+    headers, column = [], 0
+    for i, token in enumerate(tokens):
+        if token.type == "thead_open":
+            headers = []
+        elif token.type == "th_open":
+            headers.append(tokens[i + 1].content)
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "td_open":
+            token.attrSet("data-label", headers[column] if column < len(headers) else "")
+            column += 1
+    return tokens
+
+
 def to_html(markdown: str, title: str) -> str:
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
-    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;line-height:1.45}"
+    parser = MarkdownIt("commonmark").enable("table")
+    body = parser.renderer.render(_label_cells(parser.parse(markdown)), parser.options, {})
+    style = STYLE + ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
              "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #bbb;padding:.25rem .5rem;"
              "text-align:left;vertical-align:top}th{background:#f2f2f2}code{background:#f6f6f6}")
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{VIEWPORT}<title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>\n{body}</body></html>\n")
 
 
@@ -80,6 +100,27 @@ def _rows(con, settings: Settings, contracts: dict[str, Contract], table: str, s
     if not has_data(settings, contracts[table]):
         return []
     return con.execute(sql, params).fetchall()
+
+
+def latest_year_with_data(settings: Settings) -> int:
+    """The year a report is wanted for when none is named: the latest one with an access, a consent
+    change, an erasure or a sweep, else the latest with library data (a warehouse built from last
+    year's logs reports on last year), else this year."""
+    contracts = load_contracts()
+    dated = {ACCESS_LOG: "logged_at", CONSENT_TABLE: "changed_at", LEDGER_TABLE: "erased_at", RETENTION_LOG: "swept_at"}
+    present = [t for t in dated if has_data(settings, contracts[t])]
+    if present:
+        con = compute_connection(settings, present)
+        try:
+            latest = con.execute("select max(y) from (" + " union all ".join(
+                f"select max(year({dated[t]})) as y from {t}" for t in present) + ")").fetchone()[0]
+        finally:
+            con.close()
+        if latest is not None:
+            return int(latest)
+    days = [key for c in contracts.values() if c.layer == STAGING and c.partition_column is not None
+            for key in partition_files(settings, c)]
+    return int(max(days)[:4]) if days else dt.date.today().year
 
 
 def transparency_report(settings: Settings, year: int) -> Report:
