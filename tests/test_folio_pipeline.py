@@ -138,3 +138,21 @@ def test_a_reader_found_in_the_users_export_has_the_pseudonym_of_their_cards_bar
     got = _query(loaded, "select patron_pid from core.fact_loan where item_id = '23f2c8e1-bd5d-4f27-9398-a688c998808a'")
     assert got == [(pid,)]
     assert "109322966933845" not in str(_query(loaded, "select * from staging.circulation_event"))
+
+
+def test_erasing_a_folio_reader_leaves_them_nowhere_not_even_in_the_users_export(loaded, tmp_path):
+    from assets.privacy_assets import erasure_hooks
+    from pipelines.cli_shared import checked_library
+    from tests.published import copied_home
+    from warehouse.privacy.erasure import erase, verify
+
+    settings = copied_home(loaded, tmp_path / "home")
+    barcode, uuid = "109322966933845", "d0fc4228-2e42-49b2-a5b0-9df48897e8c0"    # sample user 002
+    users = settings.landing / "circulation" / "folio" / "folio_users.json"
+    before = json.loads(users.read_text(encoding="utf-8"))["users"]
+    erase(settings, erasure_hooks(checked_library(settings)), card=barcode)
+    assert verify(settings, card=barcode) == []
+    after = json.loads(users.read_text(encoding="utf-8"))["users"]
+    assert [u["id"] for u in after] == [u["id"] for u in before if u["id"] != uuid] and len(after) == len(before) - 1
+    assert not any(uuid in p.read_text(encoding="utf-8", errors="replace")
+                   for p in (settings.landing / "circulation").rglob("folio_*.json*"))

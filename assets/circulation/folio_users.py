@@ -8,6 +8,7 @@ are kept; names, addresses and the rest never leave landing. The barcode is then
 any card is, so a reader's FOLIO loans and their other use meet under one pseudonym. Without the
 export, or for a user not in it or without a barcode, the loan keeps the UUID (pseudonymised
 alike) and the parse says how many readers stayed unresolved: never dropped, never guessed.
+Erasure drops the reader from the export too (`UserCards`), after the loans that needed it.
 """
 
 from __future__ import annotations
@@ -98,3 +99,14 @@ class ResolvedReaderCards(fj.ReaderCards):
         readers = Readers(path, list(enumerate(records, 1)), self.embedded_field, self.id_field, library)
         return [[self.card_of(r), readers.users.barcode(r.get(self.id_field)) if isinstance(r, dict) else None]
                 for r in records]
+
+
+class UserCards(fj.ReaderCards):
+    """Erasure's view of the users export: a user is the reader's by their barcode or by their UUID
+    (the card their FOLIO records are stored under when the export did not resolve it)."""
+
+    def __init__(self) -> None:
+        super().__init__(fj.USERS, lambda u: None)
+
+    def cards_of(self, path: Path, records: list, library: Library) -> list[list[str | None]]:
+        return [[str(r[k]) for k in ("barcode", "id") if r.get(k)] if isinstance(r, dict) else [] for r in records]
