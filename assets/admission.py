@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 from assets.feeds import FEEDS, Feed
 from assets.ingest_log import LOADED
 from assets.parsing import Reason
+from assets.refusal import FileRefusal, rerun_command
 from quality.checks import audit
 from quality.results import CheckOutcome
 from schemas.model import Contract
@@ -30,14 +31,6 @@ from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import PendingPartition, discard_partition
 from warehouse.library import Library
 from warehouse.settings import Settings
-
-# How a file's lines read when every quarantined one failed for the same reason.
-_ALL_FOR = {Reason.MALFORMED_LINE: "are malformed", Reason.TRUNCATED_LINE: "are cut off",
-            Reason.BAD_TIMESTAMP: "have a date or time that cannot be read",
-            Reason.BAD_NUMBER: "have a number field that is not a number",
-            Reason.UNKNOWN_CODE: "hold codes this library does not use",
-            Reason.MISSING_REQUIRED: "lack a required field", Reason.BAD_RECORD: "are records that do not decode"}
-
 
 class Candidate(Protocol):
     """One partition key's new data: staged beside the stored partitions of the tables written."""
@@ -50,23 +43,17 @@ class Candidate(Protocol):
         """Its staged partition of each table (empty once settled)."""
 
 
-def refusal_for_file(feed: Feed, library: Library, relative: str, read: int, reasons: Counter) -> str | None:
+def refusal_for_file(feed: Feed, library: Library, relative: str, read: int, reasons: Counter,
+                     key: str | None = None) -> FileRefusal | None:
     """Why a file is refused whole (its share of lines that could not be read is above the library's
     limit), else None. Rows dated in another partition were read: a COUNTER report of a year
     delivered in a month's folder is understood, and a blocking row count catches a file of
     another day."""
-    reasons = Counter({r: n for r, n in reasons.items() if r != Reason.WRONG_PARTITION and n})
-    quarantined = sum(reasons.values())
-    if not read or quarantined / read <= library.max_quarantined_share:
+    reasons = Counter({str(r): n for r, n in reasons.items() if r != Reason.WRONG_PARTITION and n})
+    if not read or sum(reasons.values()) / read <= library.max_quarantined_share:
         return None
-    if len(reasons) == 1:
-        what = _ALL_FOR.get(next(iter(reasons)), "were quarantined")
-    else:
-        what = "were quarantined (" + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common()) + ")"
-    return (f"{quarantined:,} of {read:,} lines of landing/{relative} {what}: is this a {feed.expected}? "
-            f"Refused (more than {library.max_quarantined_share:.0%} of its lines unreadable, "
-            "max_quarantined_share in the library config): the stored partition was kept as it was. "
-            f"Check the file with `shuku parse {feed.source} <file>`, then deliver it again.")
+    return FileRefusal(feed.name, feed.source, feed.expected, relative, key or None, read, reasons,
+                       library.max_quarantined_share, rerun_command(feed.name, feed.partitioning, key))
 
 
 def unrecognised_message(feed: Feed, relative: str) -> str:

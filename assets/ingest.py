@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import dagster as dg
 import polars as pl
 
 from assets.feeds import Feed
@@ -23,6 +24,7 @@ from assets.ingest_log import (DUPLICATE_FILE, EMPTY, LOADED, REJECTED, SNAPSHOT
 from assets.ingest_files import ParserFailure, folder_of, read_files  # noqa: F401 - callers catch it from here
 from assets.ingest_sink import TableSink
 from assets.parsing import REJECT_SCHEMA
+from assets.refusal import FileRefusal
 from schemas.model import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.locks import table_lock
@@ -51,6 +53,7 @@ class PartitionOutcome:
     meta_rows: dict[str, int] = field(default_factory=dict)   # rows written to each meta.<table>
     bytes_written: dict[str, int] = field(default_factory=dict)   # Parquet bytes written to each staging table
     refused: str | None = None      # why the new partition was not published (the stored one stays)
+    refused_files: list[FileRefusal] = field(default_factory=list)   # its files refused whole
     staged: "Staged | None" = None  # written beside the stored data, until `settle_partition`
 
     @property
@@ -82,9 +85,10 @@ class Staged:
     logs: list[FileLog]
 
 
-class DeliveryRefused(RuntimeError):
+class DeliveryRefused(dg.Failure):
     """A delivery was not loaded (its lines were mostly quarantined, or a blocking check failed on
-    its rows); the stored partitions are as they were."""
+    its rows); the stored partitions are as they were. A Dagster Failure: the run page shows its
+    text and metadata (which file, how many lines, the commonest reason, what to do), not a trace."""
 
 
 def ingest_partition(feed: Feed, key: str | None, settings: Settings, library: Library,
@@ -153,7 +157,8 @@ def prepare_partition(feed: Feed, key: str | None, settings: Settings, library: 
         raise
     reasons = Counter(quarantine.get_column("reason").to_list())
     return PartitionOutcome(feed.name, key_text, logs, loaded, dict(reasons), duplicates, written=False,
-                            bytes_written=bytes_written, refused="\n".join(refusals) or None,
+                            bytes_written=bytes_written, refused="\n".join(r.message for r in refusals) or None,
+                            refused_files=refusals,
                             staged=Staged(pending, quarantine, meta_frames, logs))
 
 

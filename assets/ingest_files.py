@@ -25,6 +25,7 @@ from assets.ingest_log import (DUPLICATE_FILE, EMPTY, REJECTED, SNAPSHOT, UNREAD
 from assets.ingest_sink import TableSink
 from assets.parsing import REJECT_SCHEMA, ParseResult, Reason
 from assets.partitions import month_range
+from assets.refusal import FileRefusal
 from schemas.model import contract_for
 from schemas.vocabulary import DAY
 from warehouse.lake.files import sha256_of
@@ -96,7 +97,7 @@ def read_files(feed: Feed, key: str | None, files: list[Path], settings: Setting
     fate_of = spans.fates(key_text, files) if spans else {}
     # The deliveries loaded come first: a copy of one (same bytes elsewhere) is its duplicate_file.
     files = sorted(files, key=lambda p: fate_of.get(p, (None,))[0] is not None)
-    refusals: list[str] = []
+    refusals: list[FileRefusal] = []
     for path in files:
         relative = str(path.relative_to(settings.landing))
         sha, size = sha256_of(path)
@@ -164,12 +165,12 @@ def read_files(feed: Feed, key: str | None, files: list[Path], settings: Setting
         whole = spans.delivery(path).result if spans else None     # a report is refused whole, once
         refusal = refusal_for_file(
             feed, library, relative, whole.rows_read if whole else sum(flog.rows_read.values()),
-            Counter(whole.rejects.get_column("reason").to_list()) if whole else reasons)
+            Counter(whole.rejects.get_column("reason").to_list()) if whole else reasons, key)
         if refusal is not None and spans:
             # One unreadable report never stops the others: it alone is left out, its lines quarantined.
             flog.file_status = REJECTED
             if log:
-                log.warning(refusal)
+                log.warning(refusal.message)
             continue
         for file_frames in held:
             for table, frame in file_frames.items():

@@ -7,6 +7,8 @@ from typing import Callable
 
 import dagster as dg
 
+from assets.circulation.folio_json import beside
+from assets.circulation.folio_users import USERS_FILES, UserCards
 from assets.feeds import FEEDS, Feed
 from assets.models.incremental import build_model
 from assets.models.sql_model import discover_models
@@ -31,7 +33,11 @@ def reader_feeds() -> list[Feed]:
 
 
 def reader_landing_files(settings: Settings) -> list[Path]:
-    return sorted({p for feed in reader_feeds() for p in feed.files(settings.landing)})
+    """The landing files that may name a reader; FOLIO users exports last, since a loan that names
+    only its reader's UUID is found through the export beside it, which must still hold the reader."""
+    files = sorted({p for feed in reader_feeds() for p in feed.files(settings.landing)})
+    exports = sorted({e for p in files if p.name.startswith("folio_") and (e := beside(p, *USERS_FILES))})
+    return files + [e for e in exports if e not in files]
 
 
 def landing_rewriter(library: Library) -> LandingRewriter:
@@ -39,6 +45,8 @@ def landing_rewriter(library: Library) -> LandingRewriter:
     format's parser declares the card (``CARDS``); the bytes of other lines are kept as they were."""
 
     def rewrite(path: Path, data: bytes, is_card: Callable[[str], bool]) -> tuple[bytes, int]:
+        if path.name in USERS_FILES:
+            return UserCards().without_reader(path, data, is_card, library)
         fmt = next((f.format_of(path) for f in FEEDS if f.format_of(path)), None)
         if fmt is None or fmt.cards is None:
             return data, 0

@@ -13,6 +13,8 @@ from assets.feeds import FEEDS, Feed
 from assets.ingest import DeliveryRefused, PartitionOutcome, prepare_partition, settle_partition
 from assets.ingest_log import INGEST_LOG, LOADED
 from assets.partitions import partitions_for
+from assets.progress import INGEST_STEP, partition_line
+from assets.refusal import refusal_metadata
 from assets.table_asset import Build, TableRun, Written, table_asset
 from schemas.model import contract_for
 from warehouse.library import Library
@@ -32,6 +34,8 @@ def _load(feed: Feed, run: TableRun) -> Build:
         outcome = prepare_partition(feed, key, run.settings, run.library, pseudonymiser, run.run_id,
                                     run.context.log, earlier)
         earlier.update((f.file_sha256, f.source_file) for f in outcome.files if f.file_status == LOADED)
+        run.context.log.info(partition_line(f"{INGEST_STEP}{feed.name}", key, sum(outcome.rows_loaded.values()),
+                                            sum(outcome.quarantined_by_reason.values())))
         return outcome
 
     outcomes, audited_keys, audited = write_audit_publish(
@@ -81,12 +85,13 @@ def _load(feed: Feed, run: TableRun) -> Build:
     # A refused delivery fails the step (the asset shows a failed materialisation, not a green one
     # with 0 rows); the partitions this run published are kept, their checks run next time.
     return Build(tables, views=[f"quarantine.{feed.source}", INGEST_LOG, *(f"meta.{t}" for t, _ in feed.meta_tables)],
-                 failure=DeliveryRefused(" ".join(refused)) if refused else None)
+                 failure=DeliveryRefused(" ".join(refused), metadata=refusal_metadata(
+                     [r for o in outcomes for r in o.refused_files])) if refused else None)
 
 
 def _staging_asset(feed: Feed, library: Library) -> dg.AssetsDefinition:
     return table_asset([f"staging.{t}" for t in feed.tables], lambda run: _load(feed, run),
-                       name=f"ingest_{feed.name}", group=feed.source, kinds={"polars", "parquet", "duckdb"},
+                       name=f"{INGEST_STEP}{feed.name}", group=feed.source, kinds={"polars", "parquet", "duckdb"},
                        description=f"Load {feed.description}", source_path=feed.parser,
                        deps=[feed.harvested_by] if feed.harvested_by else None,
                        partitions_def=partitions_for(feed.partitioning, library), pool=f"ingest_{feed.name}")

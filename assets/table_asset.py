@@ -151,6 +151,11 @@ def table_asset(tables: Sequence[str], build: Callable[[TableRun], Build | Writt
             if changed:
                 refresh_warehouse_views(settings, [contract_for(t) for t in changed])
             if built.failure is not None:
+                if isinstance(built.failure, dg.Failure):
+                    # The asset page's events say why it was not updated, as the run page does.
+                    for table in built.tables:
+                        context.log_event(dg.AssetObservation(asset_key=keys[table], description=built.failure.description,
+                                                              metadata=built.failure.metadata))
                 raise built.failure
             results = {}
             for table, written in built.tables.items():

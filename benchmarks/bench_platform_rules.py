@@ -60,7 +60,7 @@ def read_tables(folder: Path) -> pl.DataFrame:
                                       **{f"ez_{f}": pl.Utf8 for f in FIELDS}})
 
 
-def ours(frame: pl.DataFrame) -> pl.DataFrame:
+def ours(frame: pl.DataFrame, own_rules: bool = True) -> pl.DataFrame:
     """Shuku's fields for each URL, found as the EZproxy parser finds them."""
     parts = url_parts(frame.with_row_index("__row")).with_columns(
         host=pl.col("url_host").str.to_lowercase(), path=pl.col("url_path").replace("", "/"),
@@ -68,8 +68,12 @@ def ours(frame: pl.DataFrame) -> pl.DataFrame:
     hosts = parts.get_column("host").unique().drop_nulls().to_list()
     owner = {h: platform_of(h) for h in hosts}
     parts = parts.with_columns(platform=pl.col("host").replace_strict(owner, default=None, return_dtype=pl.Utf8))
-    found = qualify(parts.select("__row", "platform", "host", "path", "query"))
-    return parts.join(found, on="__row", how="left").drop("__row", "url_host", "url_path", "url_query")
+    candidates = parts.select("__row", "platform", "host", "path", "query")
+    found = qualify(candidates, own_rules=own_rules)
+    # a URL of a form its platform's own rules know (written from the tuning rows), or of none they know
+    known = qualify(candidates, general_rules=False).get_column("__row").to_list()
+    return parts.join(found, on="__row", how="left").with_columns(known_form=pl.col("__row").is_in(known)).drop(
+        "__row", "url_host", "url_path", "url_query")
 
 
 def _norm(column: str, field: str) -> pl.Expr:
@@ -92,11 +96,14 @@ def main() -> None:
     parser.add_argument("--rows", choices=["held-out", "tuning", "all"], default="held-out")
     parser.add_argument("--misses", choices=["held-out", "tuning", "all"], help="print the rows that disagree")
     parser.add_argument("--platform", action="append", help="only these tables (sd, wiley, …)")
+    parser.add_argument("--general-only", action="store_true",
+                        help="the general rules alone (scholarly.yaml), no platform's own: how they fare on "
+                             "URLs of a platform nobody wrote rules for; tune them on the tuning rows this way")
     args = parser.parse_args()
     if not args.peers.is_dir():
         print(f"{args.peers}: no ezPAARSE platform tables here; nothing to measure.")
         return
-    frame = ours(read_tables(args.peers))
+    frame = ours(read_tables(args.peers), own_rules=not args.general_only)
     if args.platform:
         frame = frame.filter(pl.col("table").is_in(args.platform))
     pick = {"held-out": pl.col("held_out"), "tuning": ~pl.col("held_out"), "all": pl.lit(True)}
@@ -122,6 +129,12 @@ def main() -> None:
         print(f"{row['table']:<14}{row['rows']:>5}" + "".join(cell(row[f"{f}_ok"], row[f"{f}_n"]) for f in shown))
     total = agreement(chosen.with_columns(all=pl.lit("all")), ["all"]).row(0, named=True)
     print(f"{'all':<14}{total['rows']:>5}" + "".join(cell(total[f"{f}_ok"], total[f"{f}_n"]) for f in shown))
+    for known, what in ((True, "a form its platform's rules know"), (False, "a form no rule of its platform knows")):
+        part = chosen.filter(pl.col("known_form") == known)
+        if part.height:
+            share = agreement(part.with_columns(all=pl.lit("all")), ["all"]).row(0, named=True)
+            shares = [f"{f} {cell(share[f'{f}_ok'], share[f'{f}_n']).strip()} %" for f in AIMS if share[f"{f}_n"]]
+            print(f"  URLs of {what}: {part.height}; agree " + (", ".join(shares) or "on nothing (no field given)"))
     verdicts = []
     for f, aim in AIMS.items():
         share = total[f"{f}_ok"] / total[f"{f}_n"] if total[f"{f}_n"] else 0.0

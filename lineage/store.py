@@ -159,7 +159,7 @@ def load_events(settings: Settings, refresh_views: bool = True) -> dict[str, int
         counts[contract.qualified_name] = frame.height
     if refresh_views:
         try:
-            refresh_warehouse_views(settings, contracts, attempts=4)
+            refresh_warehouse_views(settings, contracts)
         except RuntimeError as exc:
             # The Parquet files are written; only warehouse.duckdb's views wait for the next load.
             log.warning("lineage tables written, views not refreshed: %s", exc)

@@ -55,15 +55,24 @@ def _short(message: str) -> str:
     return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", message)
 
 
+def _what_to_do(metadata: dict) -> list[str]:
+    """What a failure's metadata (`assets.refusal`) says to do: one line per file refused whole."""
+    files = metadata.get("files")
+    entries = getattr(files, "value", files) or [{"what to do": _text(metadata, "what to do")}]
+    return [f"what to do: {e['what to do']}" for e in entries if isinstance(e, dict) and e.get("what to do")]
+
+
 def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert:
     """The alert for a failed run: its first failed step and error, the error-severity checks that
     failed in it and the assets it planned but did not build."""
-    steps, errors = [], []
+    steps, errors, actions = [], [], []
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         if event.step_failure_data and event.step_failure_data.error:
             steps.append(event.step_key)
             errors.append(_short(error_message(event.step_failure_data.error)))
+        if event.step_failure_data and event.step_failure_data.user_failure_data:
+            actions += _what_to_do(event.step_failure_data.user_failure_data.metadata)
     # Every failed step: a refused delivery and a failing check of another table fail one run.
     step = ", ".join(steps) or None
     error = errors[0] if len(errors) == 1 else " | ".join(f"{s}: {e}" for s, e in zip(steps, errors)) or None
@@ -85,7 +94,7 @@ def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Alert
                 f"step {step or '-'}",
         table=", ".join(tables) or None, check=", ".join(f"{_asset_name(c.asset_key)} {c.check_name}" for c in checks) or None,
         error=error, step=step, not_built=sorted(planned - built),
-        see=[*(f"shuku quality {t}" for t in tables), "shuku status",
+        see=[*actions, *(f"shuku quality {t}" for t in tables), "shuku status",
              f"shuku ui, then Runs, run {run.run_id} (its logs and the failed step)"])
 
 

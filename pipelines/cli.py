@@ -1,4 +1,4 @@
-"""The `shuku` command: generate, run, status, sql, parse, ui, demo here; the other commands in
+"""The `shuku` command: generate, run, ui, demo here; the other commands in
 the cli_*.py modules beside it (exit codes and shared helpers: pipelines/cli_shared.py)."""
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from pipelines.cli_alerts import alerts
 from pipelines.cli_api import serve, token
 from pipelines.cli_audit import audit
 from pipelines.cli_contracts import contracts, publish
-from pipelines.cli_harvest import harvest, print_coverage
+from pipelines.cli_harvest import harvest
 from pipelines.cli_lineage import lineage, trace
 from pipelines.cli_parse import parse
 from pipelines.cli_privacy import consent, erase, report
 from pipelines.cli_quality import quality
 from pipelines.cli_repair import repair
 from pipelines.cli_run import run_pipeline
+from pipelines.cli_status import status
 from pipelines.cli_sql import shell, sql
-from pipelines.cli_shared import (Failed, checked_library, err, existing_settings, no_traceback, out, prepared_settings)
+from pipelines.cli_shared import (Failed, checked_library, err, no_traceback, out, prepared_settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,90 +91,17 @@ def run(start, end, select, no_models, reload_snapshots) -> None:
 
 
 @main.command()
-def status() -> None:
-    """Latest runs, failures, freshness and quarantine per table, failing quality checks.
-
-    Exits 1 when the latest run failed or an error-severity check fails on its latest results.
-    """
-    from pipelines.status import counter_exceptions, latest_runs, quality_failures, table_status
-
-    settings = existing_settings()
-    runs = latest_runs(settings)
-    table = Table(title="latest runs")
-    for col in ("run", "job", "status", "started", "stage"):
-        table.add_column(col)
-    for r in runs:
-        colour = {"SUCCESS": "green", "FAILURE": "red"}.get(r["status"], "yellow")
-        table.add_row(r["run_id"][:8], r["job"], f"[{colour}]{r['status']}[/{colour}]", r["started"], r["stage"])
-    out.print(table)
-    tables = Table(title="tables")
-    for col in ("table", "rows", "newest partition", "stale", "quarantined", "by reason"):
-        tables.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
-    stale_any = False
-    for t in table_status(settings):
-        stale_any |= t["stale"] is True
-        tables.add_row(t["table"], f"{t['rows']:,}", t["newest"] or "-",
-                       "[red]yes[/red]" if t["stale"] else ("no" if t["stale"] is False else "-"),
-                       f"{t['quarantined']:,}" if t["quarantined"] is not None else "-", t["reasons"] or "")
-    out.print(tables)
-    if exceptions := counter_exceptions(settings):
-        shown = Table(title="COUNTER exceptions")
-        for col in ("month", "platform", "report", "code", "message"):
-            shown.add_column(col)
-        for e in exceptions:
-            shown.add_row(e["month"], e["platform"] or "-", e["report"] or "-",
-                          "-" if e["code"] is None else f"{e['code']} {e['severity'] or ''}".strip(), e["message"] or "")
-        out.print(shown)
-    print_coverage(settings)
-    from pipelines.status import refused_files, retention_sweeps
-    if refused := refused_files(settings):
-        shown = Table(title="deliveries not loaded (latest ingest of each file; the stored partitions are kept)")
-        for col in ("file", "partition", "status", "what it means", "lines read", "quarantined", "run", "when (UTC)"):
-            shown.add_column(col, justify="right" if col in ("lines read", "quarantined") else "left")
-        for r in refused:
-            colour = "yellow" if r["status"] == "not_yet" else "red"
-            shown.add_row(f"landing/{r['file']}", r["partition"], f"[{colour}]{r['status']}[/{colour}]", r["meaning"],
-                          f"{r['read']:,}", f"{r['quarantined']:,}", r["run_id"][:8], f"{r['at']:%Y-%m-%d %H:%M}")
-        out.print(shown)
-    if sweeps := retention_sweeps(settings):
-        swept = Table(title="retention sweeps (meta.retention_log)")
-        for col in ("swept (UTC)", "sweep", "landing files deleted", "rows de-linked"):
-            swept.add_column(col)
-        for s in sweeps:
-            swept.add_row(f"{s['swept_at']:%Y-%m-%d %H:%M}", s["sweep_id"][:8], str(s["files_deleted"]),
-                          f"{s['rows_delinked']:,}")
-        out.print(swept)
-    failing = quality_failures(settings)
-    if failing:
-        checks = Table(title="failing checks (latest result per table and partitions; `shuku quality` for samples)")
-        for col in ("table", "check", "severity", "partitions", "since (UTC)", "observed", "where the rows are"):
-            checks.add_column(col)
-        for f in failing:
-            colour = "red" if f["severity"] == "error" else "yellow"
-            checks.add_row(f["table_name"], f["check_name"], f"[{colour}]{f['severity']}[/{colour}]", f["partition_key"],
-                           f["since"].strftime("%Y-%m-%d %H:%M:%S"), f["observed_value"], f["where"])
-        out.print(checks)
-    from warehouse.data_dictionary import dictionary_path
-    if dictionary_path(settings).exists():
-        out.print(f"data dictionary (every table and column the roles read): {dictionary_path(settings)}")
-    errors = sum(1 for f in failing if f["severity"] == "error")
-    problems = (["the latest run failed"] if any(r["status"] == "FAILURE" for r in runs[:1]) else []) + (
-        [f"{errors} error-severity check(s) fail; `shuku quality` shows the rows"] if errors else [])
-    if problems:
-        raise Failed("; ".join(problems) + ".")
-
-
-@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Start the Dagster UI on 127.0.0.1 for this home folder."""
+    from pipelines.launch import ui_args
     from pipelines.runner import dagster_instance
 
     settings = prepared_settings()
     dagster_instance(settings)
     os.environ["SHUKU_HOME"] = str(settings.home)
     exe = Path(sys.executable).parent / "dagster"
-    args = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"]
+    args = [str(exe), *ui_args(port)]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     os.execv(args[0], args)
 
@@ -225,7 +153,7 @@ def demo(scale: str, days: int, seed: int) -> None:
         raise Failed("the demo run failed; see above.")
 
 
-for command in (parse, quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
+for command in (status, parse, quality, contracts, publish, trace, lineage, consent, erase, report, alerts, audit, serve, token,
                 repair, harvest, sql, shell):
     main.add_command(command)
 

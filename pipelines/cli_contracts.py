@@ -46,7 +46,7 @@ def lint(root: Path | None) -> None:
               help="Folder to write data-dictionary.md and data-dictionary.html into.")
 def docs(out_dir: Path) -> None:
     """Write the data dictionary (Markdown and self-contained HTML) for every table."""
-    from schemas.dictionary import write_docs
+    from warehouse.data_dictionary import write_docs
 
     paths = write_docs(out_dir)
     for path in paths:

@@ -86,8 +86,10 @@ def harvest(names: tuple[str, ...], first: str | None, last: str | None, no_load
         raise Failed("; ".join(problems) + ".")
 
 
-def print_coverage(settings) -> None:
-    """Print the harvest coverage matrix (latest 12 months) and the cells not harvested with their reasons."""
+def print_coverage(settings, console=None) -> None:
+    """Print the harvest coverage matrix (latest 12 months) and the cells not harvested with their
+    reasons (on ``console``, else standard output's)."""
+    console = console or out
     from assets.eresources.coverage import MARKS, matrix, problems, stored
 
     frame = stored(settings)
@@ -102,7 +104,7 @@ def print_coverage(settings) -> None:
         shown.add_column(month[2:], justify="center")
     for platform, report_id, marks in rows:
         shown.add_row(platform, report_id, *marks)
-    out.print(shown)
+    console.print(shown)
     if missing := problems(frame):
         why = Table(title="COUNTER harvest: cells not harvested (newest first)")
         for col in ("month", "platform", "report", "status", "code", "reason"):
@@ -110,4 +112,4 @@ def print_coverage(settings) -> None:
         for p in missing:
             why.add_row(f"{p['usage_month']:%Y-%m}", p["platform"], p["report_id"], p["status"],
                         "-" if p["code"] is None else str(p["code"]), p["reason"] or "")
-        out.print(why)
+        console.print(why)

@@ -33,6 +33,14 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 wide = Console(width=None if sys.stdout.isatty() else 200)
 
 
+def sized_console(default_width: int = 80) -> Console:
+    """Standard output's console for a report laid out to fit: COLUMNS wide when it is set (also
+    when piped), else the terminal's width, else (piped, no COLUMNS) ``default_width``."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None
+    return Console(width=width or (None if sys.stdout.isatty() else default_width))
+
+
 class Failed(click.ClickException):
     """The command ran and something failed: exit code 1."""
 

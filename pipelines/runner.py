@@ -7,12 +7,14 @@ import os
 import re
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 
 import dagster as dg
 
 from assets.feeds import FEEDS, Feed
 from assets.ingest_log import snapshot_is_loaded
+from pipelines.launch import STAGE_TAG, execute_as_served, launch_tags, record_backfill
 from pipelines.jobs import DAILY_JOB, MODELS_JOB, MONTHLY_JOB, SNAPSHOT_JOB
 from schemas.vocabulary import DAY, MONTH
 from warehouse.settings import REPO_ROOT, Settings
@@ -204,12 +206,14 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: Stage) -> StageResult:
     job = defs.resolve_job_def(stage.job)
     release_dead_runs(instance)
-    tags = {"shuku/stage": stage.label, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    tags = {STAGE_TAG: stage.label, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), **launch_tags()}
     if stage.range:
         tags |= {"dagster/asset_partition_range_start": stage.range[0],
                  "dagster/asset_partition_range_end": stage.range[1]}
-    result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False,
-                                    asset_selection=stage.assets or None)
+    started = time.time()
+    result = execute_as_served(job, instance, tags, QUIET_LOGS, stage.assets)
+    if stage.range and stage.assets:        # a range of partitions: also a backfill in the UI
+        record_backfill(defs, instance, result.run_id, stage.assets, *stage.range, started, stage.label)
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]

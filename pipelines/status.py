@@ -3,80 +3,127 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from pathlib import Path
 
 from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
-from pipelines.runner import dagster_instance
-from quality.freshness import is_stale, library_today
+from assets.refusal import rejected_explanations
+from quality import check_state
 from quality.report import failing_checks
-from schemas.model import load_contracts
+from schemas import CONTRACTS_DIR
+from schemas.model import contract_for
 from schemas.vocabulary import DATA_LAYERS, QUARANTINE, STAGING
-from warehouse.lake.views import compute_connection, has_data
+from warehouse.lake.table_state import read_states, table_entry
+from warehouse.lake.paths import data_files
+from warehouse.lake.views import compute_connection, files_connection
+from warehouse.library import load_library
 from warehouse.settings import Settings
 
 
+def _runs_db(settings: Settings) -> Path | None:
+    """Dagster's SQLite run storage of the home, when the instance keeps its runs there (the
+    default; dagster.yaml's PostgreSQL block, when uncommented, keeps them elsewhere)."""
+    db = settings.dagster_home / "history" / "runs.db"
+    config = settings.dagster_home / "dagster.yaml"
+    try:
+        configured = any(line.startswith("run_storage:") for line in config.read_text(encoding="utf-8").splitlines())
+    except OSError:
+        configured = False
+    return db if db.exists() and not configured else None
+
+
 def latest_runs(settings: Settings, limit: int = 10) -> list[dict]:
+    """The latest runs, newest first: read from the run storage's SQLite file when it is one (a
+    query of a small table, where starting Dagster to ask it takes seconds), else through Dagster."""
+    if (db := _runs_db(settings)) is not None:
+        try:
+            con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+            try:
+                found = con.execute(
+                    "SELECT r.run_id, r.pipeline_name, r.status, r.start_time, "
+                    "(SELECT value FROM run_tags AS t WHERE t.run_id = r.run_id AND t.key = 'shuku/stage') "
+                    "FROM runs AS r ORDER BY r.id DESC LIMIT ?", [limit]).fetchall()
+            finally:
+                con.close()
+            return [_run_row(*r) for r in found]
+        except sqlite3.Error:
+            pass                                   # a storage Dagster changed: ask Dagster itself
+    from pipelines.runner import dagster_instance
     instance = dagster_instance(settings)
+    return [_run_row(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.status.value, r.start_time,
+                     r.dagster_run.tags.get("shuku/stage")) for r in instance.get_run_records(limit=limit)]
+
+
+def _run_row(run_id: str, job: str, status: str, start_time: float | None, stage: str | None) -> dict:
+    started = dt.datetime.fromtimestamp(start_time).strftime("%Y-%m-%d %H:%M:%S") if start_time else "-"
+    return {"run_id": run_id, "job": job, "status": status, "started": started, "stage": stage or ""}
+
+
+def _states(settings: Settings) -> dict[str, dict]:
+    """Each table's entry of the table-state record; tables it lacks (an older home, a table added
+    since) are read from the lake."""
+    states = read_states(settings) or {}
+    names = [f"{path.parent.name}.{path.name.removesuffix('.odcs.yaml')}" for layer in (*DATA_LAYERS, QUARANTINE)
+             for path in sorted((CONTRACTS_DIR / layer).glob("*.odcs.yaml"))]
+    if missing := [n for n in names if n not in states]:
+        con = compute_connection(settings, [])
+        try:
+            states |= {n: table_entry(settings, contract_for(n), con) for n in missing}
+        finally:
+            con.close()
+    return {n: states[n] for n in names}
+
+
+def table_status(settings: Settings, failing: list[dict] | None = None) -> list[dict]:
+    """One row per staging/core/marts table: rows, newest partition, staleness, quarantined lines
+    (by reason) and the checks failing on it (``failing``, as `failing_checks_once` gives them)."""
+    states = _states(settings)
+    today = dt.datetime.now(load_library(settings.library_config).tz).date()     # the library's today
+    quarantined: dict[str, dict[str, int]] = {}
+    for name, state in states.items():
+        if state["layer"] == QUARANTINE:
+            for table, reasons in state.get("quarantined", {}).items():
+                for reason, n in reasons.items():
+                    quarantined.setdefault(table, {})[reason] = quarantined.get(table, {}).get(reason, 0) + n
+    checks: dict[str, int] = {}
+    for check in failing or []:
+        checks[check["table"]] = checks.get(check["table"], 0) + 1
     rows = []
-    for record in instance.get_run_records(limit=limit):
-        run = record.dagster_run
-        started = dt.datetime.fromtimestamp(record.start_time).strftime("%Y-%m-%d %H:%M:%S") if record.start_time else "-"
-        rows.append({"run_id": run.run_id, "job": run.job_name, "status": run.status.value, "started": started,
-                     "stage": run.tags.get("shuku/stage", "")})
+    for name, state in states.items():
+        if state["layer"] not in DATA_LAYERS:
+            continue
+        stale = None
+        if state["covers_until"] and state["freshness_days"] is not None:
+            stale = (today - dt.date.fromisoformat(state["covers_until"])).days > state["freshness_days"]
+        reasons = quarantined.get(name, {}) if state["layer"] == STAGING else None
+        rows.append({"table": name, "rows": state["rows"], "newest": state["newest"], "stale": stale,
+                     "quarantined": None if reasons is None else sum(reasons.values()),
+                     "quarantined_by_reason": reasons, "reasons": ", ".join(f"{r} {n}" for r, n in (reasons or {}).items()),
+                     "checks_failing": checks.get(name, 0), "written_at": state["written_at"]})
     return rows
 
 
-def table_status(settings: Settings) -> list[dict]:
-    """Rows, newest partition and staleness for each staging/core/marts table; quarantine per source."""
-    contracts = load_contracts()
-    con = compute_connection(settings)
-    today = library_today(settings)
-    rows = []
+def _log_rows(settings: Settings, table: str, sql: str, params: list) -> list[tuple]:
+    """The rows of a query over one small meta table, read from its files (none when it has none)."""
+    if not _has_files(settings, table):
+        return []
+    con = files_connection(settings, [table])
     try:
-        for name, contract in contracts.items():
-            if contract.layer not in DATA_LAYERS:
-                continue
-            count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if has_data(settings, contract) else 0
-            part = contract.partition_column
-            newest = None
-            if part is not None and count:
-                newest = con.execute(f"SELECT max({part.name}) FROM {name}").fetchone()[0]
-            stale = None
-            if newest is not None and contract.freshness_days is not None:
-                stale = is_stale(contract, newest, today)
-            quarantined, reasons = None, ""
-            if contract.layer == STAGING:
-                source_q = [c for c in contracts.values() if c.layer == QUARANTINE]
-                quarantined = 0
-                pieces = []
-                for q in source_q:
-                    if not has_data(settings, q):
-                        continue
-                    for reason, n in con.execute(
-                            f"SELECT reason, count(*) FROM {q.qualified_name} WHERE staging_table = ? "
-                            "GROUP BY reason ORDER BY reason", [contract.table]).fetchall():
-                        quarantined += n
-                        pieces.append(f"{reason} {n}")
-                reasons = ", ".join(pieces)
-            rows.append({"table": name, "rows": count, "newest": str(newest) if newest else None,
-                         "stale": stale, "quarantined": quarantined, "reasons": reasons})
+        return con.execute(sql, params).fetchall()
     finally:
         con.close()
-    return rows
+
+
+def _has_files(settings: Settings, table: str) -> bool:
+    return next(data_files(settings, table), None) is not None
 
 
 def counter_exceptions(settings: Settings, limit: int = 20) -> list[dict]:
     """The COUNTER/SUSHI exceptions of the loaded reports, newest month first."""
-    contract = load_contracts()["meta.counter_exceptions"]
-    if not has_data(settings, contract):
-        return []
-    con = compute_connection(settings)
-    try:
-        rows = con.execute(
-            "SELECT strftime(usage_month, '%Y-%m'), platform, report_id, code, severity, message "
-            "FROM meta.counter_exceptions ORDER BY usage_month DESC, platform, report_id, code LIMIT ?",
-            [limit]).fetchall()
-    finally:
-        con.close()
+    rows = _log_rows(settings, "meta.counter_exceptions",
+                     "SELECT strftime(usage_month, '%Y-%m'), platform, report_id, code, severity, message "
+                     "FROM meta.counter_exceptions ORDER BY usage_month DESC, platform, report_id, code LIMIT ?",
+                     [limit])
     return [dict(zip(("month", "platform", "report", "code", "severity", "message"), r)) for r in rows]
 
 
@@ -85,10 +132,15 @@ def quality_failures(settings: Settings) -> list[dict]:
     return failing_checks(settings)
 
 
+def failing_checks_shown(settings: Settings) -> list[dict]:
+    """Each failing check once per table (errors first), with the runs it failed in, for `shuku status`."""
+    return check_state.failing_checks(settings)
+
+
 def retention_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
     """The latest retention sweeps (meta.retention_log), newest first."""
     from warehouse.privacy.retention import recent_sweeps
-    return recent_sweeps(settings, limit) if has_data(settings, load_contracts()["meta.retention_log"]) else []
+    return recent_sweeps(settings, limit) if _has_files(settings, "meta.retention_log") else []
 
 
 # What a delivery not loaded means, for the librarian reading `shuku status`.
@@ -102,19 +154,14 @@ NOT_LOADED = {REJECTED: "refused: too many bad lines (shuku parse SOURCE FILE sh
 def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
     """Landing files whose latest ingest did not load them (``NOT_LOADED``), newest first: the stored
     partitions do not hold them."""
-    contract = load_contracts()["meta.ingest_log"]
-    if not has_data(settings, contract):
-        return []
-    con = compute_connection(settings, ["meta.ingest_log"])
-    try:
-        rows = con.execute(
-            "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
-            "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
-            "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
-            "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
-            f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
-            "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit]).fetchall()
-    finally:
-        con.close()
-    return [{**dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)),
-             "meaning": NOT_LOADED[r[2]]} for r in rows]
+    rows = _log_rows(
+        settings, "meta.ingest_log",
+        "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
+        "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
+        "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
+        "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
+        f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
+        "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit])
+    found = [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]
+    explained = rejected_explanations(settings, [f for f in found if f["status"] == REJECTED])
+    return [{**f, "meaning": explained.get(f["file"], NOT_LOADED[f["status"]])} for f in found]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from schemas.model import contract_for
 from warehouse.lake.paths import table_dir
-from warehouse.lake.views import compute_connection
+from quality.check_state import RESULTS_TABLE
+from warehouse.lake.views import files_connection
 from warehouse.settings import Settings
 
 # The latest result of each check on each partition (range) a run checked.
@@ -39,7 +40,11 @@ ORDER BY latest.severity, latest.table_name, latest.check_name, latest.partition
 
 
 def _records(settings: Settings, sql: str, params: dict | None = None) -> list[dict]:
-    con = compute_connection(settings)
+    """The rows of a query over meta.quality_results (none before any check ran)."""
+    con = files_connection(settings, [RESULTS_TABLE])
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'meta'").fetchone()[0]:
+        con.close()
+        return []
     try:
         cursor = con.execute(sql, params or {})
         names = [d[0] for d in cursor.description]

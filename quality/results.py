@@ -13,13 +13,13 @@ from pathlib import Path
 
 import polars as pl
 
+from quality.check_state import FIELDS, RESULTS_TABLE, record_run_results
 from schemas.model import conform, contract_for
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.paths import run_file, table_dir
 from warehouse.lake.views import refresh_warehouse_views
 from warehouse.settings import Settings
 
-RESULTS_TABLE = "meta.quality_results"
 
 
 @dataclass
@@ -69,6 +69,8 @@ def write_results(settings: Settings, run_id: str, partition_keys: list[str] | N
         "checked_at": now} for o in outcomes], schema=contract.polars_schema())
     path = results_path(settings, outcomes[0].table_name, run_id)
     write_parquet_atomic(conform(frame, contract), path)
+    record_run_results(settings, [{**row, "checked_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")}
+                                  for row in frame.select(FIELDS[:-1]).to_dicts()])
     if first_file:
         # The warehouse view was typed and empty until now; afterwards it globs every run's file.
         refresh_warehouse_views(settings, [contract])

@@ -13,6 +13,7 @@ import functools
 import gzip
 import io
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,26 @@ NAMES = {"circulation": "statistics_2025-09-01.csv", "holds": "holds_2025-09-01.
 TABULAR = ("circulation", "holds", "patrons", "searches", "gates", "counter")
 GENERATED = {"circulation": "circulation/statistics_", "holds": "circulation/holds_", "patrons": "patrons/patrons_",
              "searches": "opac/search_history_", "gates": "gates/turnstile_"}
+
+
+# A card number and an e-mail address a broken line carries: no message about the file may show them.
+CARD, EMAIL = "2022170001", "reader@example.edu"
+
+
+def broken_turnstile_file(landing: Path, day: str) -> Path:
+    """A turnstile export whose every line is malformed (too few fields), one carrying CARD and EMAIL."""
+    folder = landing / "gates"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["time,gate,direction,card,result", f"{day} 08:06:00;EAST-G1;IN;{CARD};{EMAIL}"]
+    lines += [f"{day} 09:{m:02d}:00 EAST-G1 IN" for m in range(5)]
+    path = folder / f"turnstile_{day}.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def assert_no_personal_data(text: str) -> None:
+    assert CARD not in text and EMAIL not in text
+    assert not re.search(r"\b[0-9]{10}\b", text), "a card-number-like value in a message"
 
 
 @functools.cache

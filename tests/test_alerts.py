@@ -8,7 +8,6 @@ command that shows more, and never a card number or an e-mail address."""
 import email
 import email.policy
 import json
-import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,24 +23,14 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import QUIET_LOGS
 from schemas.model import contract_for
+from tests.hostile import CARD, EMAIL, assert_no_personal_data, broken_turnstile_file
 from warehouse.audit_anchor import ANCHOR_ALERT
 from warehouse.lake.partitions import write_partition
 from warehouse.settings import Settings
 
 DAY = "2025-09-02"
-CARD = "2022170001"
-EMAIL = "reader@example.edu"
 GATE_EVENT = dg.AssetKey(["staging", "gate_event"])
 GATE_COUNT = dg.AssetKey(["staging", "gate_count"])
-
-
-def _broken_turnstile_file(settings: Settings) -> None:
-    """Every line malformed (too few fields), one carrying a card number and an e-mail address."""
-    folder = settings.landing / "gates"
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["time,gate,direction,card,result", f"{DAY} 08:06:00;EAST-G1;IN;{CARD};{EMAIL}"]
-    lines += [f"{DAY} 09:{m:02d}:00 EAST-G1 IN" for m in range(5)]
-    (folder / f"turnstile_{DAY}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _empty_counter_day(settings: Settings) -> None:
@@ -96,11 +85,6 @@ def webhook_server():
     server.server_close()
 
 
-def _no_personal_data(text: str) -> None:
-    assert CARD not in text and EMAIL not in text
-    assert not re.search(r"\b[0-9]{10}\b", text), "a card-number-like value left in an alert"
-
-
 @pytest.mark.slow
 def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, monkeypatch, smtp_server, webhook_server):
     smtp_port, mailbox = smtp_server
@@ -111,7 +95,7 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     monkeypatch.setenv("SHUKU_SMTP_TO", "data-librarians@library.example, systems@library.example")
     monkeypatch.setenv("SHUKU_ALERT_WEBHOOK", webhook_url)
     settings = Settings(tmp_path / "home").ensure()
-    _broken_turnstile_file(settings)
+    broken_turnstile_file(settings.landing, DAY)
     _empty_counter_day(settings)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
@@ -160,7 +144,7 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     assert "core.fact_gate_event" in failed_run["not_built"]
     assert {"shuku status", "shuku quality staging.gate_count"} <= set(failed_run["see"])
     assert all(row["channels"] == ["log", "email", "webhook"] for row in logged)
-    _no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
+    assert_no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
 
     assert len(mailbox.messages) == sent
     assert {tuple(r) for r, _ in mailbox.messages} == {("data-librarians@library.example", "systems@library.example")}
@@ -169,12 +153,12 @@ def test_a_failing_run_alerts_in_the_log_by_email_and_at_the_webhook(tmp_path, m
     assert {m["X-Shuku-Alert"] for m in mails} == {row["key"] for row in everything}
     bodies = "\n".join(m.get_content() for m in mails)
     assert f"run: {result.run_id}" in bodies and "shuku quality staging.gate_count" in bodies
-    _no_personal_data(bodies + "".join(m for _, m in mailbox.messages))
+    assert_no_personal_data(bodies + "".join(m for _, m in mailbox.messages))
 
     assert len(posts) == sent and {c for c, _ in posts} == {"application/json"}
     assert {p["key"] for _, p in posts} == {row["key"] for row in everything}
     assert all("shuku status" in p["text"] for _, p in posts if p["kind"] != ANCHOR_ALERT)
-    _no_personal_data(json.dumps([p for _, p in posts]))
+    assert_no_personal_data(json.dumps([p for _, p in posts]))
 
     # Noticed again (another tick, or `shuku run` on the same run): nothing is sent twice.
     with dg.build_run_status_sensor_context(sensor_name="run_failure_alerts", dagster_event=failure,
@@ -191,7 +175,7 @@ def test_shuku_run_alerts_without_the_daemon_and_shuku_alerts_lists_them(tmp_pat
     settings = Settings(tmp_path / "home").ensure()
     monkeypatch.setenv("SHUKU_HOME", str(settings.home))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))   # `shuku run` sets it; restored after
-    _broken_turnstile_file(settings)
+    broken_turnstile_file(settings.landing, DAY)
     _empty_counter_day(settings)
     runner = CliRunner()
     ran = runner.invoke(main, ["run", "--select", "gates"], terminal_width=200)
@@ -223,7 +207,7 @@ def test_an_unreachable_mail_server_leaves_the_alert_in_the_log_and_says_so(tmp_
     assert [r["kind"] for r in rows] == [RUN_FAILURE, DELIVERY_FAILED]
     assert rows[1]["channel"] == "email" and "ConnectionRefusedError" in rows[1]["error"]
     assert "card pid:" in rows[0]["error"] and "[email]" in rows[0]["error"]
-    _no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
+    assert_no_personal_data(settings.alerts_log.read_text(encoding="utf-8"))
 
     listed = CliRunner().invoke(main, ["alerts"], env={"SHUKU_HOME": str(settings.home)}, terminal_width=200)
     assert "email failed: ConnectionRefusedError" in listed.output

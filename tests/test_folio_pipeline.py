@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 CIRCULATION_STORAGE = "folio-org-mod-circulation-storage__"
 SAMPLE_ITEMS = "folio-org-mod-inventory-storage__sample-items.json"
+SAMPLE_USERS = "folio-org-mod-users__sample-users.json"     # the readers of the two sample loans
 # FOLIO's examples name these service points; the library maps them to its branches.
 SERVICE_POINTS = {"8bb53832-c9fb-47ef-986d-5b1a498a8b30": "EAST", "b0c3c66c-6738-4a61-a51e-8ef354d43e3d": "MED",
                   "3a40852d-49fd-4df2-a1f9-6e2641a6e91f": "EAST"}
@@ -64,6 +65,7 @@ def loaded(tmp_path_factory, data_dir):
     for name, example in DELIVERIES.items():
         _deliver(data_dir / "samples" / f"{CIRCULATION_STORAGE}{example}", folder / name)
     shutil.copy(data_dir / "samples" / SAMPLE_ITEMS, folder / "folio_items.json")
+    shutil.copy(data_dir / "samples" / SAMPLE_USERS, folder / "folio_users.json")
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     feeds = [feed_named("circulation"), feed_named("holds")]
@@ -127,3 +129,30 @@ def test_unresolved_items_are_flagged_by_a_warning(loaded):
                             "where check_name = 'folio_item_resolved' and not success order by 1")
     assert {(t, sev, n) for t, sev, _, n in checks} >= {("staging.circulation_event", "warn", 1),
                                                        ("staging.hold", "warn", 1)}
+
+
+def test_a_reader_found_in_the_users_export_has_the_pseudonym_of_their_cards_barcode(loaded):
+    from warehouse.pseudonym import Pseudonymiser
+
+    pid = Pseudonymiser.load(loaded.secrets_dir).pid("109322966933845")       # sample user 002's barcode
+    got = _query(loaded, "select patron_pid from core.fact_loan where item_id = '23f2c8e1-bd5d-4f27-9398-a688c998808a'")
+    assert got == [(pid,)]
+    assert "109322966933845" not in str(_query(loaded, "select * from staging.circulation_event"))
+
+
+def test_erasing_a_folio_reader_leaves_them_nowhere_not_even_in_the_users_export(loaded, tmp_path):
+    from assets.privacy_assets import erasure_hooks
+    from pipelines.cli_shared import checked_library
+    from tests.published import copied_home
+    from warehouse.privacy.erasure import erase, verify
+
+    settings = copied_home(loaded, tmp_path / "home")
+    barcode, uuid = "109322966933845", "d0fc4228-2e42-49b2-a5b0-9df48897e8c0"    # sample user 002
+    users = settings.landing / "circulation" / "folio" / "folio_users.json"
+    before = json.loads(users.read_text(encoding="utf-8"))["users"]
+    erase(settings, erasure_hooks(checked_library(settings)), card=barcode)
+    assert verify(settings, card=barcode) == []
+    after = json.loads(users.read_text(encoding="utf-8"))["users"]
+    assert [u["id"] for u in after] == [u["id"] for u in before if u["id"] != uuid] and len(after) == len(before) - 1
+    assert not any(uuid in p.read_text(encoding="utf-8", errors="replace")
+                   for p in (settings.landing / "circulation").rglob("folio_*.json*"))

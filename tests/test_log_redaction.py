@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import polars as pl
+import pytest
 
 from warehouse.guard import guard
 from warehouse.guarded import log_access
 from warehouse.log_redaction import redact_logged
-from warehouse.pseudonym import CARD_CUT, Pseudonymiser
+from warehouse.pseudonym import CARD_CUT, FILLERS, TAIL, Pseudonymiser, cut_card_tail
 from warehouse.settings import Settings
 
 CARD = r"\b[0-9]{10}\b"
@@ -35,3 +36,22 @@ def test_pseudonyms_and_cards_are_redacted_in_logged_sql_and_reasons(tmp_path):
                reason=f"query failed: could not convert '{PID}'")
     (row,) = pl.read_parquet(next(settings.lake.rglob("access_log/**/*.parquet"))).to_dicts()
     assert PID not in str(row) and "<pseudonym>" in row["sql_text"] and "<pseudonym>" in row["reason"]
+
+
+@pytest.mark.parametrize("pattern", [r"\b[0-9]{10}\b", r"\bDU[0-9]{6}[0-9X]\b", r"[0-9]{8,12}", r"\b[0-9]+\b"])
+def test_a_card_cut_at_the_end_is_found_trying_no_longer_completions_than_a_card(pattern):
+    card = re.compile(pattern)
+
+    def every_completion(text: str) -> str:      # completed as far as half the tail, every time
+        start = max(0, len(text) - TAIL)
+        tail = text[start:]
+        for filler in FILLERS:
+            for extra in range(1, TAIL // 2 + 1):
+                for match in card.finditer(tail + filler * extra):
+                    if match.start() < len(tail) < match.end():
+                        return text[:start + match.start()] + CARD_CUT
+        return text
+    lines = [f'1.2.3.4 - {"2024100001"[:n]}' for n in range(11)] + [
+        '1.2.3.4 - 2024100001 [01/Sep/2025:10:00:00 +0800] "GET http://x.org/a?id=20241', "DU12345", "abc 99"]
+    for line in lines:
+        assert cut_card_tail(line, card) == every_completion(line), line

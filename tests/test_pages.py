@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from tests.layout import layout_problems
-from tests.published import week_home
+from tests.published import published_home, week_home
+from warehouse.data_dictionary import dictionary_path
 from warehouse.lake.views import compute_connection
 from warehouse.privacy.consent import set_consent
 from warehouse.privacy.transparency import latest_year_with_data
@@ -31,7 +32,7 @@ def _rows(settings: Settings, sql: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory, library):
     """The lineage page, the library report, the transparency report and the Data Docs of the
-    session's nine tiny days (read only)."""
+    session's nine tiny days, and the data dictionary of the session's published home (read only)."""
     settings = week_home(tmp_path_factory, library).settings
     out = tmp_path_factory.mktemp("pages")
     runner = CliRunner(env={"SHUKU_HOME": str(settings.home)})
@@ -43,10 +44,12 @@ def pages(tmp_path_factory, library):
     (transparency,) = out.glob("transparency-*.html")
     docs = settings.home / "quality" / "docs"
     return settings, {"lineage": out / "lineage.html", "report": out / "report.html", "transparency": transparency,
-                      "quality index": docs / "index.html", "quality of a table": docs / "staging.gate_event.html"}
+                      "quality index": docs / "index.html", "quality of a table": docs / "staging.gate_event.html",
+                      "data dictionary": dictionary_path(published_home(tmp_path_factory, library))}
 
 
-@pytest.mark.parametrize("name", ["lineage", "report", "transparency", "quality index", "quality of a table"])
+@pytest.mark.parametrize("name", ["lineage", "report", "transparency", "quality index", "quality of a table",
+                                  "data dictionary"])
 def test_page_fits_a_desktop_and_a_phone_and_loads_nothing(pages, name, tmp_path):
     page = pages[1][name]
     text = page.read_text(encoding="utf-8")

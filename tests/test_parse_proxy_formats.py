@@ -130,7 +130,8 @@ def test_library_config_refuses_a_proxy_host_that_is_no_host_name(tmp_path):
 
 def test_general_rules_read_what_any_scholarly_url_shows(tmp_path, library):
     """A platform without rules of its own (Gale) or a page its rules do not know: the general
-    rules read the DOI in path or query and the page kind around it."""
+    rules read the DOI in path or query and the page kind around it, in the platform's own
+    conventions where its file states them (ACS's tables of contents are MISC, not HTML)."""
     lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:0{i} +0800] "GET {url} HTTP/1.1" 200 5' for i, url in enumerate([
         "https://go.gale.com/doi/pdf/10.1086/123456",
         "https://go.gale.com/viewer/article?doi=10.1086%2F654321&src=pdf",
@@ -145,7 +146,7 @@ def test_general_rules_read_what_any_scholarly_url_shows(tmp_path, library):
         ("Gale", "ARTICLE", "HTML", "654321", "10.1086/654321"),
         ("Gale", "SEARCH", "HTML", None, None),
         ("Wiley Online Library", "ARTICLE", "HTML", "anie.201209878", "10.1002/anie.201209878"),
-        ("ACS Publications", "TOC", "HTML", "9780841229105", "10.1021/9780841229105"),
+        ("ACS Publications", "TOC", "MISC", "9780841229105", "10.1021/9780841229105"),
         ("Taylor & Francis Online", "ARTICLE", "PDF", "report", None),
     ]
 
@@ -193,3 +194,47 @@ def test_shipped_rules_cover_the_peer_platforms():
     names = {p.platform for p in knowledge_base() if p.hosts != (consultations.ANY_PLATFORM,)}
     assert len(names) >= 40 and {"ScienceDirect", "CNKI", "Duxiu", "JSTOR", "Web of Science"} <= names
     assert consultations.RULES_FOLDER.is_dir()
+
+
+def test_a_platforms_conventions_apply_to_what_the_general_rules_find(tmp_path, library):
+    """APS names an item by its whole DOI; a session id in the path is no part of the item."""
+    lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:0{i} +0800] "GET {url} HTTP/1.1" 200 5' for i, url in enumerate([
+        "https://journals.aps.org/doi/abs/10.1103/PhysRevA.91.010501",
+        "https://onlinelibrary.wiley.com/doi/10.1111/cen.12587/pdf;jsessionid=9621F8B2E364EF90.f01t02",
+        "https://pubs.acs.org/loi/achre4"])]
+    got = parse(_log(tmp_path, lines), library).rows.select("rtype", "mime", "unitid", "doi", "title_id").rows()
+    assert got == [("ABS", "HTML", "10.1103/PhysRevA.91.010501", "10.1103/PhysRevA.91.010501", None),
+                   ("ARTICLE", "PDF", "cen.12587", "10.1111/cen.12587", None),
+                   ("TOC", "MISC", "achre4", None, "achre4")]
+
+
+def test_a_rules_file_with_conventions_it_cannot_have_is_refused(tmp_path):
+    from assets.eresources.consultations import PlatformRulesError, load_file
+
+    path = tmp_path / "x.yaml"
+    path.write_text("platform: X\nhosts: [x.org]\ngeneral: {unitid_from_doi: prefix}\nrules: []\n", encoding="utf-8")
+    with pytest.raises(PlatformRulesError, match=r"x\.yaml: `general` takes unitid_from_doi \(suffix or doi\)"):
+        load_file(path)
+
+
+def test_a_cnki_download_is_named_by_cnkis_own_id_not_its_encrypted_file_name(tmp_path, library):
+    url = ("http://pdf.oversea.cnki.net/cjfdsearch/pdfdownloadnew.asp?encode=en&zt=A002&filename=UMFl2Y5MjbZJXe1Jn"
+           "QjdGczpkY2Y=0TT6ZVOvl3&doi=CNKI:SUN:KJGL.0.2017-07-015&p=cjfq")
+    lines = [f'10.1.2.3 - - [14/Mar/2025:10:02:00 +0800] "GET {url} HTTP/1.1" 200 5']
+    got = parse(_log(tmp_path, lines), library).rows.select("platform", "rtype", "mime", "unitid", "doi").rows()
+    assert got == [("CNKI", "ARTICLE", "PDF", "CNKI:SUN:KJGL.0.2017-07-015", None)]
+
+
+def test_a_rule_polars_cannot_run_is_told_with_its_file_and_rule(tmp_path):
+    from assets.eresources.consultations import PlatformRulesError, load_file, qualify
+
+    path = tmp_path / "x.yaml"
+    path.write_text("platform: X\nhosts: [x.org]\nrules:\n- path: '^/a(?=b)'\n  rtype: ARTICLE\n", encoding="utf-8")
+    with pytest.raises(PlatformRulesError, match=r"x\.yaml: rule 1 path: .*look-arounds"):
+        load_file(path)
+    path.write_text("platform: X\nhosts: [x.org]\nrules:\n- path: '^/(?>ab)'\n  rtype: ARTICLE\n", encoding="utf-8")
+    load_file(path)                  # Python's atomic group: only polars refuses it, when the rule runs
+    rows = pl.DataFrame({"__row": [0], "platform": ["X"], "host": ["x.org"], "path": ["/ab"], "query": [""]},
+                        schema_overrides={"__row": pl.UInt32})
+    with pytest.raises(PlatformRulesError, match=r"x\.yaml: rule 1: '\^/\(\?>ab\)' is not a regular expression polars"):
+        qualify(rows, tmp_path)

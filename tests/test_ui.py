@@ -3,14 +3,6 @@ library, one day): its GraphQL API answers with the asset graph, the checks and 
 headless Chromium draws the asset graph."""
 
 import datetime as dt
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +12,7 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import NIGHTLY_JOB
 from pipelines.runner import QUIET_LOGS, dagster_instance
 from tests.browser import dump_dom
+from tests.webserver import graphql, serving_ui
 from warehouse.settings import Settings
 
 DAY = "2025-09-01"
@@ -31,21 +24,6 @@ CHECKS = """{ assetNodes(assetKeys: [{path: ["staging", "gate_event"]}, {path: [
         executionForLatestMaterialization { status runId evaluation { severity } } } } } } }"""
 RUN = """query ($runId: ID!) { runOrError(runId: $runId) {
     __typename ... on Run { status jobName tags { key value } } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(base: str, query: str, variables: dict | None = None, timeout: int = 60) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.load(response)
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
 
 
 @pytest.fixture(scope="module")
@@ -60,36 +38,14 @@ def ui(tmp_path_factory, library):
             instance=dagster_instance(settings), partition_key=DAY, run_config=QUIET_LOGS, raise_on_error=False)
     assert result.success
 
-    port = _free_port()
-    env = {**os.environ, "SHUKU_HOME": str(settings.home), "DAGSTER_DISABLE_TELEMETRY": "1"}
-    env.pop("DAGSTER_HOME", None)
-    shuku = Path(sys.executable).parent / "shuku"
-    process = subprocess.Popen([str(shuku), "ui", "--port", str(port)], env=env, cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.stderr.read().decode(errors="replace")[-2000:]
-            try:
-                _graphql(base, "{ version }", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI did not answer within 180 s"
-                time.sleep(1)
+    with serving_ui(settings.home, root) as base:
         yield base, result.run_id
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
 def test_ui_serves_the_asset_graph_by_source_and_layer(ui):
     base, _ = ui
-    nodes = {"/".join(n["assetKey"]["path"]): n for n in _graphql(base, GRAPH)["assetNodes"]}
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in graphql(base, GRAPH)["assetNodes"]}
     assert {"staging/gate_event", "core/fact_loan", "marts/space_utilisation"} <= set(nodes)
     gate_event = nodes["staging/gate_event"]
     assert gate_event["groupName"] == "gates" and nodes["staging/circulation_event"]["groupName"] == "circulation"
@@ -102,7 +58,7 @@ def test_ui_serves_the_asset_graph_by_source_and_layer(ui):
 def test_ui_shows_the_checks_of_the_run_and_its_status(ui):
     base, run_id = ui
     checks = {("/".join(n["assetKey"]["path"]), c["name"]): c
-              for n in _graphql(base, CHECKS)["assetNodes"] for c in n["assetChecksOrError"]["checks"]}
+              for n in graphql(base, CHECKS)["assetNodes"] for c in n["assetChecksOrError"]["checks"]}
     passed = checks[("staging/gate_event", "in_set__direction")]
     assert passed["blocking"] and passed["executionForLatestMaterialization"]["status"] == "SUCCEEDED"
     assert passed["executionForLatestMaterialization"]["runId"] == run_id
@@ -113,10 +69,10 @@ def test_ui_shows_the_checks_of_the_run_and_its_status(ui):
     assert stale["executionForLatestMaterialization"]["status"] == "FAILED"
     assert stale["executionForLatestMaterialization"]["evaluation"]["severity"] == "WARN"
 
-    run = _graphql(base, RUN, {"runId": run_id})["runOrError"]
+    run = graphql(base, RUN, {"runId": run_id})["runOrError"]
     assert (run["__typename"], run["status"], run["jobName"]) == ("Run", "SUCCESS", NIGHTLY_JOB)
     assert {"key": "dagster/partition", "value": DAY} in run["tags"]
-    missing = _graphql(base, RUN, {"runId": "00000000-0000-0000-0000-000000000000"})["runOrError"]
+    missing = graphql(base, RUN, {"runId": "00000000-0000-0000-0000-000000000000"})["runOrError"]
     assert missing["__typename"] == "RunNotFoundError"
 
 

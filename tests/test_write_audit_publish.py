@@ -20,6 +20,7 @@ from pipelines.alerts import alert_after_runs
 from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.runner import plan, run_stage
+from pipelines.status import refused_files
 from quality.checks import run_checks
 from quality.plan import planned_checks
 from schemas.model import contract_for
@@ -95,7 +96,9 @@ def _assert_refused_and_kept(settings, instance, result, before, step_message: s
     assert recorded["file_sha256"][0] == sha256_of(_stored(settings))[0]
     failures = _events(instance, result.run_id, dg.DagsterEventType.STEP_FAILURE)
     assert [f.step_key for f in failures] == [STEP]
-    message = failures[0].step_failure_data.error.cause.message
+    error = failures[0].step_failure_data.error      # a Failure (DeliveryRefused) is not wrapped
+    assert error.cls_name == "DeliveryRefused" and failures[0].step_failure_data.user_failure_data
+    message = error.message
     assert step_message in message, message
     assert not CARD.search(message)
     materialised = [e for e in _events(instance, result.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
@@ -132,10 +135,13 @@ def test_a_broken_redelivery_is_refused_and_the_stored_partition_kept(home, monk
                               "WHERE run_id = ? AND partition_key = ?", [result.run_id, DAY]).fetchone()
     con.close()
     assert quarantined == (lines, "malformed_line", "malformed_line")
-    status = CliRunner().invoke(main, ["status"], terminal_width=250)
-    # the file (its name may be cut to the column), the day, refused, what it means, lines read and quarantined
-    assert re.search(rf"│ landing/gates/turnstile_\S* +│ {DAY} │ rejected +│ refused: too many bad lines[^│]*│ +{lines:,} │ +"
-                     rf"{lines:,} │", status.output), status.output
+    status = CliRunner().invoke(main, ["status"], env={"COLUMNS": "250"})
+    # the file and its day, refused, lines read and quarantined, why and what to do
+    assert re.search(rf"landing/gates/turnstile_\S* \({DAY}\) +rejected +{lines:,} +{lines:,} +refused: ",
+                     status.output), status.output
+    [refused] = [r for r in refused_files(home) if r["file"] == f"gates/turnstile_{DAY}.csv.gz"]
+    assert refused["meaning"].startswith(f"refused: {lines:,} of {lines:,} lines quarantined, most as malformed_line")
+    assert f"shuku parse gates landing/gates/turnstile_{DAY}.csv.gz" in refused["meaning"]
 
 
 def test_a_blocking_check_failing_on_the_new_rows_refuses_them(home, monkeypatch, tmp_path):

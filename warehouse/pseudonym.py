@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -107,6 +108,18 @@ TAIL = 64                   # characters at the end of a line that may hold the 
 FILLERS = "09Aa"            # what a cut-off card number may have gone on with
 
 
+@lru_cache(maxsize=16)
+def _widest(card: re.Pattern[str]) -> int:
+    """How many characters a completion of a cut-off card may need: the widest match the pattern
+    allows (a card number has a length), at most half the tail."""
+    try:
+        from re import _parser     # the standard library's own reading of the pattern
+        widest = _parser.parse(card.pattern, card.flags).getwidth()[1]
+    except Exception:  # noqa: BLE001 - any pattern it cannot size is completed as far as ever
+        return TAIL // 2
+    return max(1, min(widest, TAIL // 2))
+
+
 def cut_card_tail(text: str, card: re.Pattern[str]) -> str:
     """``text`` without a card number's beginning at its end: a line cut off mid-card keeps a prefix
     that can single out a reader. A card match that would straddle the end, were the line completed
@@ -114,7 +127,7 @@ def cut_card_tail(text: str, card: re.Pattern[str]) -> str:
     start = max(0, len(text) - TAIL)
     tail = text[start:]
     for filler in FILLERS:
-        for extra in range(1, TAIL // 2 + 1):
+        for extra in range(1, _widest(card) + 1):     # a longer completion can make no other match
             for match in card.finditer(tail + filler * extra):
                 if match.start() < len(tail) < match.end():
                     return text[:start + match.start()] + CARD_CUT

@@ -10,7 +10,8 @@ A FOLIO loan is a state, not a transaction, so each loan becomes up to three eve
 renewal (earlier renewals carry no time and are only counted), ``return`` at ``returnDate``
 (a loan closed by a check-in without one: at ``metadata.updatedDate``). A storage loan names its
 item by UUID: the events are keyed by it (``item_id``) and resolved to barcode, call number and
-item number through the items export beside the file (assets/circulation/folio_items.py).
+item number through the items export beside the file (assets/circulation/folio_items.py), and
+the reader's UUID to their card's barcode through the users export (assets/circulation/folio_users.py).
 When the file name carries its day, only the events of that day are kept. FOLIO times are UTC;
 events are stored in the library's local time, as Koha writes them. The mapping of every column
 is in docs/LANDING.md.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from assets.circulation import folio_json as fj
 from assets.circulation.folio_items import ItemsExport, wanted_items
+from assets.circulation.folio_users import Readers, ResolvedReaderCards
 from assets.parsing import CARD_NUMBER, ParseResult, Reason, RowRejected
 from schemas.model import contract_for
 from warehouse.library import Library
@@ -45,7 +47,7 @@ def card_of(loan) -> str | None:
     return fj.reader_card(loan, "borrower", "userId")
 
 
-CARDS = fj.ReaderCards(fj.LOANS, card_of)
+CARDS = ResolvedReaderCards(fj.LOANS, "borrower", "userId")
 
 
 def _category(loan: dict) -> str | None:
@@ -66,13 +68,15 @@ class Loans:
         self.library = library
         self.points = fj.service_points(path, library)
         self.items = ItemsExport.beside(path, wanted_items(found.records), library)
+        self.readers = Readers(path, found.records, "borrower", "userId", library)
         self.undated_renewals = self.undated_returns = 0
         self.resolutions: list[str] = []
 
     def facts(self, found: fj.Records, parsed: fj.Parsed) -> dict:
         with_events = {r["source_line"] for r in parsed.rows}
         return {"loans_without_events_on_file_day": len(found.records) - len(parsed.rejects) - len(with_events),
-                "renewals_without_time": self.undated_renewals, "closed_without_return_time": self.undated_returns}
+                "renewals_without_time": self.undated_renewals, "closed_without_return_time": self.undated_returns,
+                **self.readers.facts()}
 
     def rows(self, loan: dict) -> list[dict]:
         """The loan's events (without ``source_line``); RowRejected when the loan cannot be used."""
@@ -90,7 +94,7 @@ class Loans:
             "item_number": item.item_number, "item_id": item_id, "item_barcode": item.barcode,
             "call_number": item.call_number, "item_resolution": item.resolution, "item_type": item.item_type,
             "location": item.location or loan.get("itemEffectiveLocationIdAtCheckOut"),
-            "collection_code": None, "category_code": _category(loan), CARD_NUMBER: card_of(loan),
+            "collection_code": None, "category_code": _category(loan), CARD_NUMBER: self.readers.card(loan),
         }
         times = [("issue", fj.timestamp("loanDate", loan["loanDate"], self.library), lent_at)]
         undated = renewals

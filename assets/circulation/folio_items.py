@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.circulation.folio_json import ITEMS, UUID, beside, read_records
+from assets.circulation.folio_json import ITEMS, UUID, Answer, beside, read_records
 from assets.reading import read_landing_text
 from warehouse.library import Library
 from warehouse.textio import LandingFileError
@@ -70,37 +70,46 @@ def from_item(item: dict, resolution: str) -> Item:
                 _call_number(item), _name(item.get("materialType")), _name(item.get("location")))
 
 
-class ItemsExport:
-    """The items export beside a day file, read once per file for the item UUIDs it names."""
+class Export:
+    """A FOLIO export beside a day file (``answer``'s records, named by one of ``files``), read once
+    per file for the record UUIDs it names; a subclass says which answer and files."""
+
+    answer: Answer = ITEMS
+    files: tuple[str, ...] = ITEMS_FILES
 
     def __init__(self, path: Path | None, wanted: set[str], library: Library | None = None) -> None:
         self.path = path
-        self.items: dict[str, dict] = self._read(path, wanted, library) if path else {}
+        self.records: dict[str, dict] = self._read(path, wanted, library) if path else {}
 
     @classmethod
-    def beside(cls, path: Path, wanted: set[str], library: Library | None = None) -> ItemsExport:
-        return cls(beside(path, *ITEMS_FILES), wanted, library)
+    def beside(cls, path: Path, wanted: set[str], library: Library | None = None):
+        return cls(beside(path, *cls.files), wanted, library)
 
-    @staticmethod
-    def _read(path: Path, wanted: set[str], library: Library | None) -> dict[str, dict]:
-        # Line by line within the line limit (an item over it is not found: its records are flagged);
+    @classmethod
+    def _read(cls, path: Path, wanted: set[str], library: Library | None) -> dict[str, dict]:
+        # Line by line within the line limit (a record over it is not found: what names it is flagged);
         # a document on lines over the limit (written without line breaks) is read again whole.
-        landing = read_landing_text(path, ITEMS.source, library)
-        if _one_item_per_line(landing.text):
-            return _wanted_lines(path, landing.text, wanted)
+        landing = read_landing_text(path, cls.answer.source, library)
+        if _one_record_per_line(landing.text, cls.answer):
+            return _wanted_lines(path, landing.text, wanted, cls.answer)
         if landing.long_lines:
-            landing = read_landing_text(path, ITEMS.source, library, whole=True)
-        found = read_records(path, landing.text, ITEMS)
-        bad = next((n for n, item in found.records if not isinstance(item, dict) or not item.get("id")), None)
+            landing = read_landing_text(path, cls.answer.source, library, whole=True)
+        found = read_records(path, landing.text, cls.answer)
+        noun = cls.answer.noun[:-1]
+        bad = next((n for n, record in found.records if not isinstance(record, dict) or not record.get("id")), None)
         if bad is not None:
-            raise LandingFileError(f"{path}: item {bad} is not an item with an `id`; export the items from "
-                                   f"FOLIO ({ITEMS.endpoint}) again.")
-        return {item["id"]: item for _, item in found.records if item["id"] in wanted}
+            raise LandingFileError(f"{path}: record {bad} is not a {noun} with an `id`; export the {cls.answer.noun} "
+                                   f"from FOLIO ({cls.answer.endpoint}) again.")
+        return {str(r["id"]): r for _, r in found.records if str(r["id"]) in wanted}
+
+
+class ItemsExport(Export):
+    """The items export beside a day file (``/item-storage/items``)."""
 
     def resolve(self, record: dict, item_id: str) -> Item:
         """The record's item: from the items export, else as the record embeds it, else flagged unresolved."""
-        if item_id in self.items:
-            return from_item(self.items[item_id], ITEMS_EXPORT)
+        if item_id in self.records:
+            return from_item(self.records[item_id], ITEMS_EXPORT)
         embedded = record.get("item") if isinstance(record.get("item"), dict) else {}
         if embedded.get("hrid") or embedded.get("barcode"):
             return from_item(embedded, EMBEDDED)
@@ -116,27 +125,27 @@ def wanted_items(records: list[tuple[int, object]]) -> set[str]:
     return {str(r["itemId"]) for _, r in records if isinstance(r, dict) and r.get("itemId")}
 
 
-def _one_item_per_line(text: str) -> bool:
+def _one_record_per_line(text: str, answer: Answer) -> bool:
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
-        item = json.loads(first)
+        record = json.loads(first)
     except (json.JSONDecodeError, RecursionError):
         return False
-    return isinstance(item, dict) and "id" in item and "items" not in item
+    return isinstance(record, dict) and "id" in record and answer.collection not in record
 
 
-def _wanted_lines(path: Path, text: str, wanted: set[str]) -> dict[str, dict]:
-    """The wanted items of JSON lines, parsing only the lines that name one of them (an export
+def _wanted_lines(path: Path, text: str, wanted: set[str], answer: Answer) -> dict[str, dict]:
+    """The wanted records of JSON lines, parsing only the lines that name one of them (an export
     of millions of items is read in seconds)."""
-    items = {}
+    records = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not wanted.intersection(UUID.findall(line)):
             continue
         try:
-            item = json.loads(line)
+            record = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            raise LandingFileError(f"{path}: line {number} is not a JSON object; export the items from FOLIO "
-                                   f"({ITEMS.endpoint}) again.") from None
-        if isinstance(item, dict) and item.get("id") in wanted:
-            items[item["id"]] = item
-    return items
+            raise LandingFileError(f"{path}: line {number} is not a JSON object; export the {answer.noun} from "
+                                   f"FOLIO ({answer.endpoint}) again.") from None
+        if isinstance(record, dict) and str(record.get("id")) in wanted:
+            records[str(record["id"])] = record
+    return records

@@ -59,7 +59,8 @@ REQUESTS = Answer("requests", "/request-storage/requests", ("requestDate", "requ
 CHECK_INS = Answer("checkIns", "/check-in-storage/check-ins", ("occurredDateTime", "itemId"),
                    "folio_check_ins_YYYY-MM-DD.json")
 ITEMS = Answer("items", "/item-storage/items", ("holdingsRecordId",), "folio_items.json")
-ANSWERS = (LOANS, REQUESTS, CHECK_INS, ITEMS)
+USERS = Answer("users", "/users", ("id", "username"), "folio_users.json")
+ANSWERS = (LOANS, REQUESTS, CHECK_INS, ITEMS, USERS)
 
 
 @dataclass
@@ -252,10 +253,10 @@ class ReaderCards(CardField):
         if found.shape == "lines":
             return super().without_reader(path, data, is_card, library)
         if found.shape == "single":
-            return (b"", 1) if is_card(self.card_of(found.records[0][1])) else (data, 0)
+            return (b"", 1) if self._theirs(path, [found.records[0][1]], is_card, library)[0] else (data, 0)
         doc = json.loads(text)
         records = doc if isinstance(doc, list) else doc[self.answer.collection]
-        kept = [r for r in records if not is_card(self.card_of(r))]
+        kept = [r for r, gone in zip(records, self._theirs(path, records, is_card, library)) if not gone]
         if len(kept) == len(records):
             return data, 0
         if isinstance(doc, list):
@@ -267,14 +268,23 @@ class ReaderCards(CardField):
         bom = next((mark for mark, named in BOMS if named == encoding and named != "utf-8"), b"")
         return bom + json.dumps(doc, ensure_ascii=False, indent=2).encode(encoding), len(records) - len(kept)
 
+    def cards_of(self, path: Path, records: list, library: Library) -> list[list[str | None]]:
+        """Every card each record may be stored under (a subclass adds the barcode of a user UUID)."""
+        return [[self.card_of(r)] for r in records]
+
+    def _theirs(self, path: Path, records: list, is_card: IsCard, library: Library) -> list[bool]:
+        return [any(is_card(c) for c in cards) for cards in self.cards_of(path, records, library)]
+
     def cards(self, path: Path, lines: list[str], library: Library) -> LineCards:
-        cards: LineCards = []
+        records: list = []
         for line in lines:
             try:
-                cards.append(self.card_of(json.loads(line)))
+                records.append(json.loads(line))
             except json.JSONDecodeError:
-                cards.append(library.card_regex().findall(line))
-        return cards
+                records.append(None)
+        known = self.cards_of(path, records, library)
+        return [[c for c in cards if c] if record is not None else library.card_regex().findall(line)
+                for line, record, cards in zip(lines, records, known)]
 
 
 @dataclass

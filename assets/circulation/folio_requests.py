@@ -5,7 +5,8 @@
 or one request record, or JSON lines. A request is one hold, whatever became of it; it is
 loaded on the day it was placed (``requestDate``), so only the requests placed on the file's day
 are kept (a request filled today was placed, and loaded, earlier). Its reader
-(``requester.barcode``, else ``requesterId``) is pseudonymised like a card number; the
+(``requester.barcode``, else ``requesterId`` resolved to a barcode by the users export beside the
+file, assets/circulation/folio_users.py) is pseudonymised like a card number; the
 requester's names never leave landing. An item-level request's item UUID is resolved like a
 loan's (assets/circulation/folio_items.py); the instance stays a UUID (``instance_id``): FOLIO
 requests do not carry the record's MARC control number, so ``bib_id`` is null.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from assets.circulation import folio_json as fj
 from assets.circulation.folio_items import ItemsExport, wanted_items
+from assets.circulation.folio_users import Readers, ResolvedReaderCards
 from assets.parsing import CARD_NUMBER, ParseResult, Reason, RowRejected
 from schemas.model import contract_for
 from warehouse.library import Library
@@ -31,7 +33,7 @@ def card_of(request) -> str | None:
     return fj.reader_card(request, "requester", "requesterId")
 
 
-CARDS = fj.ReaderCards(fj.REQUESTS, card_of)
+CARDS = ResolvedReaderCards(fj.REQUESTS, "requester", "requesterId")
 
 
 class Requests:
@@ -41,12 +43,13 @@ class Requests:
         self.library = library
         self.points = fj.service_points(path, library)
         self.items = ItemsExport.beside(path, wanted_items(found.records), library)
+        self.readers = Readers(path, found.records, "requester", "requesterId", library)
         self.types = contract_for(f"staging.{TABLE}").allowed_values("request_type")
         self.resolutions: list[str] = []
         self.without_pickup = 0
 
     def facts(self, found: fj.Records, parsed: fj.Parsed) -> dict:
-        return {"holds_without_pickup_branch": self.without_pickup}
+        return {"holds_without_pickup_branch": self.without_pickup, **self.readers.facts()}
 
     def rows(self, request: dict) -> list[dict]:
         fj.required(request, REQUIRED)
@@ -76,7 +79,7 @@ class Requests:
                  "item_id": item_id, "item_barcode": item and item.barcode,
                  "call_number": (item and item.call_number) or components.get("callNumber"),
                  "item_resolution": item and item.resolution, "instance_id": instance_id,
-                 "request_type": request["requestType"], CARD_NUMBER: card_of(request)}]
+                 "request_type": request["requestType"], CARD_NUMBER: self.readers.card(request)}]
 
 
 def parse(path: Path, library: Library) -> ParseResult:

@@ -31,13 +31,20 @@ RULES_FOLDER = Path(__file__).with_name("platform_rules")
 FIELDS = ("rtype", "mime", "unitid", "doi", "print_identifier", "online_identifier", "title_id", "publication_date")
 ANY_PLATFORM = "*"      # `hosts: ["*"]`: rules for every platform, after its own
 RULE_KEYS = {"host", "path", "query", "params", "set", "rtype", "mime", "note"}
-FILE_KEYS = {"platform", "hosts", "rules", "note"}
+FILE_KEYS = {"platform", "hosts", "rules", "note", "general"}
+# What a platform's `general:` says of the general rules' findings on its URLs: the item id a DOI
+# gives (its suffix, as on most platforms, or the whole DOI), and the format per kind of resource.
+GENERAL_KEYS = {"unitid_from_doi", "mime"}
 # "{name}" or "{name:filter}": issn writes 8 characters as NNNN-NNNN; upper, lower change the case.
 _TEMPLATE = re.compile(r"\{(\w+)(?::(issn|upper|lower))?\}")
 # Escapes a platform's URL puts in an identifier (a DOI in a query parameter above all).
 _PERCENT = {"%2F": "/", "%2f": "/", "%3A": ":", "%3a": ":", "%28": "(", "%29": ")", "%3B": ";", "%3b": ";",
             "%3C": "<", "%3c": "<", "%3E": ">", "%3e": ">", "%2C": ",", "%2c": ",", "%20": " ", "%2B": "+",
             "%2b": "+", "%253A": ":", "%252F": "/", "%5B": "[", "%5D": "]"}
+
+
+# libyaml's safe loader where it is built in (ten times faster over the 41 files), else PyYAML's own
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class PlatformRulesError(ValueError):
@@ -66,21 +73,35 @@ class PlatformRules:
     hosts: tuple[str, ...]
     rules: tuple[Rule, ...] = field(default=())
     source: str = ""
+    whole_doi: bool = False                          # general.unitid_from_doi: doi
+    mimes: tuple[tuple[str, str], ...] = ()          # general.mime: {rtype: mime}
 
 
 def _python_syntax(pattern: str) -> str:
     return pattern.replace("(?<", "(?P<") if "(?<=" not in pattern and "(?<!" not in pattern else pattern
 
 
+# What Python's expressions have and polars' (Rust's regex) lacks: look-arounds and back-references.
+_NOT_IN_POLARS = re.compile(r"\(\?<?[=!]|\(\?P=|(?<!\\)\\[1-9]")
+
+
+def _unrunnable(pattern: str, where: str, why: str) -> PlatformRulesError:
+    return PlatformRulesError(f"{where}: {pattern!r} is not a regular expression polars can run: {why}")
+
+
 def _check_regex(pattern, where: str) -> str:
+    """The pattern, checked without compiling it in polars (the 475 shipped patterns compiled there
+    at once cost 10 MB and a third of a second each process); what polars alone refuses is told
+    with the rule when the rule first runs."""
     if not isinstance(pattern, str) or not pattern:
         raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression (write it as a quoted string).")
     try:
-        pl.Series([""]).str.contains(pattern)
         re.compile(_python_syntax(pattern))
-    except Exception as exc:  # noqa: BLE001 - polars and re raise several kinds; all mean the same here
-        raise PlatformRulesError(f"{where}: {pattern!r} is not a regular expression polars can run: "
-                                 f"{str(exc).splitlines()[0]}") from None
+    except re.error as exc:
+        raise _unrunnable(pattern, where, str(exc).splitlines()[0]) from None
+    if _NOT_IN_POLARS.search(pattern):
+        raise _unrunnable(pattern, where, "look-arounds ((?=, (?!, (?<=, (?<!) and back-references are not "
+                                          "supported; match the text itself instead")
     return pattern
 
 
@@ -119,7 +140,7 @@ def _rule(raw, where: str) -> Rule:
 def load_file(path: Path) -> PlatformRules:
     """One platform's rules; every mistake is told with the file, the rule and what to write."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PlatformRulesError(f"{path}: not a YAML file: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("platform"), str) or not data["platform"].strip():
@@ -133,10 +154,17 @@ def load_file(path: Path) -> PlatformRules:
     rules = data.get("rules") or []
     if not isinstance(rules, list):
         raise PlatformRulesError(f"{path}: `rules` must be a list of rules.")
+    general = data.get("general") or {}
+    if not isinstance(general, dict) or set(general) - GENERAL_KEYS \
+            or general.get("unitid_from_doi", "suffix") not in ("suffix", "doi") \
+            or not isinstance(general.get("mime", {}), dict):
+        raise PlatformRulesError(f"{path}: `general` takes unitid_from_doi (suffix or doi) and mime "
+                                 f"(a mapping rtype → mime), not {general!r}.")
     return PlatformRules(platform=data["platform"].strip(),
                          hosts=tuple(h if h == ANY_PLATFORM else h.strip(". ").lower() for h in hosts),
                          rules=tuple(_rule(r, f"{path}: rule {i}") for i, r in enumerate(rules, start=1)),
-                         source=str(path))
+                         source=str(path), whole_doi=general.get("unitid_from_doi") == "doi",
+                         mimes=tuple((str(k), str(v)) for k, v in (general.get("mime") or {}).items()))
 
 
 @lru_cache(maxsize=8)
@@ -211,28 +239,52 @@ def _matches(rule: Rule) -> pl.Expr:
     return test
 
 
-def qualify(candidates: pl.DataFrame, extra: Path | None = None) -> pl.DataFrame:
+def qualify(candidates: pl.DataFrame, extra: Path | None = None, own_rules: bool = True,
+            general_rules: bool = True) -> pl.DataFrame:
     """``__row`` and the consultation fields for the rows (``__row, platform, host, path, query``)
     a rule matches; rows no rule matches are left out. A platform's own rules come first, then
-    those true of any scholarly platform (the rules file whose hosts are ``["*"]``)."""
+    those true of any scholarly platform (the rules file whose hosts are ``["*"]``); without
+    ``own_rules``, the general rules alone (how they fare on a platform nobody wrote rules for);
+    without ``general_rules``, the platforms' own alone."""
     empty = pl.DataFrame(schema={"__row": pl.UInt32, **{f: pl.Utf8 for f in FIELDS}})
     parts = [empty]
     known = knowledge_base(extra)
-    general = tuple(r for p in known if p.hosts == (ANY_PLATFORM,) for r in p.rules)
-    own = {p.platform: p.rules for p in known if p.hosts != (ANY_PLATFORM,)}
+    general = tuple(r for p in known if p.hosts == (ANY_PLATFORM,) and general_rules for r in p.rules)
+    files = {p.platform: p for p in known if p.hosts != (ANY_PLATFORM,)}
+    candidates = candidates.with_columns(path=pl.col("path").str.replace(_SESSION, ""))
     for (platform,), rows in candidates.filter(pl.col("platform").is_not_null()).partition_by(
             "platform", as_dict=True).items():
-        for rules in (own.get(platform, ()), general):   # the general rules only on what is left
+        own = files.get(platform)
+        for rules in ((own.rules if own and own_rules else ()), general):   # the general rules on what is left
             if not rules or rows.height == 0:
                 continue
             for rule in rules:          # in order, each on what the rules before it left: the first wins
-                hit = rows.select(_matches(rule)).to_series()
+                try:
+                    hit = rows.select(_matches(rule)).to_series()
+                except pl.exceptions.ComputeError as exc:
+                    patterns = " / ".join(p for p in (rule.host, rule.path, rule.query) if p)
+                    raise _unrunnable(patterns, rule.where, str(exc).splitlines()[0]) from None
                 if hit.any():
-                    parts.append(_fields(rows.filter(hit), rule).cast({"__row": pl.UInt32}))
+                    found = _fields(rows.filter(hit), rule).cast({"__row": pl.UInt32})
+                    parts.append(_as_platform_says(found, own) if rules is general and own else found)
                     rows = rows.filter(~hit)
                     if rows.height == 0:
                         break
     return pl.concat(parts)
+
+
+# A Java session id written into the path (`/pdf;jsessionid=…`): no part of what was consulted.
+_SESSION = r"(?i);jsessionid=[^/?#]*"
+
+
+def _as_platform_says(found: pl.DataFrame, platform: PlatformRules) -> pl.DataFrame:
+    """The general rules' findings in a platform's own conventions (its file's ``general:``)."""
+    if platform.whole_doi:
+        found = found.with_columns(unitid=pl.coalesce("doi", "unitid"))
+    if platform.mimes:
+        found = found.with_columns(mime=pl.col("rtype").replace_strict(dict(platform.mimes), default=pl.col("mime"),
+                                                                       return_dtype=pl.Utf8))
+    return found
 
 
 # EZproxy's own pages (and those of proxies like it): logging in, the menu of databases, the
@@ -280,12 +332,21 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
     # points at the first row of its URL, found by a hash of the URL's columns and confirmed by
     # comparing them (a row whose hash another URL shares stands for itself).
     url = ["platform", "host", "path", "query"]
-    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(url)))
+    # the request's URL and host say all four (the platform is its host's; path and query are the
+    # URL's, a reverse proxy's included): two columns to hash and compare instead of four
+    key = ["host", "url"] if "url" in rows.columns else url
+    frame = frame.with_columns(__key=pl.when(pl.col("__skip").is_null() & known).then(row_hash(key)))
     frame = frame.with_columns(__rep=pl.col("__row").first().over("__key"))
-    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in url])
+    same = pl.all_horizontal([pl.col(c).gather(pl.col("__rep")).eq_missing(pl.col(c)) for c in key])
     frame = frame.with_columns(__rep=pl.when(pl.col("__key").is_null()).then(pl.lit(None, pl.UInt32))
                                .when(same).then(pl.col("__rep")).otherwise(pl.col("__row")))
-    found = qualify(frame.filter(pl.col("__rep") == pl.col("__row")).select("__row", *url), extra)
+    distinct = frame.select("__row", "__rep", *url).filter(pl.col("__rep") == pl.col("__row")).drop("__rep")
+    found = qualify(distinct, extra).with_columns(
+        # a year alone (as most URLs give it) is its 1 January; typed once per URL, not per request
+        publication_date=pl.coalesce(
+            pl.col("publication_date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+            (pl.col("publication_date").str.extract(r"^((?:1[5-9]|20)\d\d)$", 1) + "-01-01").str.strptime(
+                pl.Date, "%Y-%m-%d", strict=False)))
     # each row takes the fields of its URL's first row by position (a gather, several times faster than a join)
     where = pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).scatter(
         found.get_column("__row"), pl.int_range(found.height, dtype=pl.UInt32, eager=True))
@@ -301,10 +362,5 @@ def consultations(rows: pl.DataFrame, known: pl.Expr, extra: Path | None = None,
         skip_reason=pl.when(pl.col("__skip").is_not_null()).then(pl.col("__skip"))
         .when(pl.col("rtype").is_null()).then(pl.lit("unqualified")),
         is_robot=robot.fill_null(False),
-        # a year alone (as most URLs give it) is its 1 January
-        publication_date=pl.coalesce(
-            pl.col("publication_date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
-            (pl.col("publication_date").str.extract(r"^((?:1[5-9]|20)\d\d)$", 1) + "-01-01").str.strptime(
-                pl.Date, "%Y-%m-%d", strict=False)),
         platform=pl.when(proxy).then(pl.lit(None, pl.Utf8)).otherwise(pl.col("platform")),
     ).drop("__row", "__skip")

@@ -14,7 +14,7 @@ import polars as pl
 from schemas.model import conform, contract_for
 from warehouse.lake.locks import table_lock
 from warehouse.lake.partitions import write_table
-from warehouse.lake.paths import table_file
+from warehouse.lake.paths import PART_FILE, table_dir
 from warehouse.settings import Settings
 
 TABLE = "meta.counter_harvest"
@@ -30,9 +30,8 @@ MARKS = {HARVESTED: "✓", PARTIAL: "◐", NO_USAGE: "0", PENDING: "…", FAILED
 
 def stored(settings: Settings) -> pl.DataFrame:
     """The coverage table as it is (empty when nothing was ever harvested)."""
-    contract = contract_for(TABLE)
-    path = table_file(settings, contract)
-    return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=contract.polars_schema())
+    path = table_dir(settings, TABLE) / PART_FILE          # read without its contract when it is there
+    return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=contract_for(TABLE).polars_schema())
 
 
 def record(settings: Settings, cells: list[dict]) -> pl.DataFrame:

@@ -191,11 +191,11 @@ def parse(path: Path, library: Library, log_format: str | None = None) -> ParseR
         pl.col("raw_text").str.extract_groups(split).alias("g"),
     ).unnest("g")
     if split != pattern:    # a URL of another form (or none): the line is read with the plain expression
-        missed = pl.col("time").is_null() | (pl.col("url") == "")
-        frame = frame.with_columns(__plain=pl.when(missed).then(pl.col("raw_text")).str.extract_groups(pattern))
-        frame = frame.with_columns(**{name: pl.when(missed).then(pl.col("__plain").struct.field(name))
-                                      .otherwise(pl.col(name)) for name in re.compile(pattern).groupindex}
-                                   ).drop("__plain")
+        missed = frame.select(pl.col("time").is_null() | (pl.col("url") == "")).to_series().arg_true()
+        if missed.len():    # only those lines, their fields put back in place (no pass over the others)
+            again = frame.select(pl.col("raw_text").gather(missed).str.extract_groups(pattern).alias("g")).unnest("g")
+            frame = frame.with_columns(frame.get_column(name).clone().scatter(missed, again.get_column(name))
+                                       for name in again.columns)
     names = set(frame.columns)
     matched = pl.col("time").is_not_null()
     squid = is_squid(log_format)

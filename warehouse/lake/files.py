@@ -241,8 +241,9 @@ def clean_temp_files(folder: Path, recursive: bool = False) -> int:
 
 def sweep_temp_files(settings: Settings) -> int:
     """Remove stale temporary files everywhere a run writes (lake, quarantine, restricted area,
-    lineage); called when a run starts. Returns how many were removed."""
-    removed = 0
+    lineage, the home's own files such as warehouse.duckdb); called when a run starts. Returns how
+    many were removed."""
+    removed = clean_temp_files(settings.home) if settings.home.exists() else 0
     for root in (settings.lake, settings.quarantine, settings.restricted, settings.lineage_dir):
         if root.exists():
             removed += clean_temp_files(root, recursive=True)

@@ -85,6 +85,15 @@ def partition_date(key: str, partitioning: str) -> dt.date:
     return dt.date.fromisoformat(key if partitioning == DAY else f"{key}-01")
 
 
+def partition_end(value: str, partitioning: str) -> dt.date:
+    """The last day a partition covers, from its key or folder value (``2025-09`` or ``2025-09-01``
+    of a month): the day itself, or the last day of its month."""
+    first = dt.date.fromisoformat(value if len(value) > 7 else f"{value}-01")
+    if partitioning == DAY:
+        return first
+    return (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
 def quarantine_file(settings: Settings, source: str, table: str, key: str) -> Path:
     """A source's quarantined lines of one staging table and partition (``all`` for a snapshot)."""
     return partition_path(table_dir(settings, f"{QUARANTINE}.{source}"), {"staging_table": table, "partition_key": key})

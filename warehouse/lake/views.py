@@ -13,19 +13,25 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
+import shutil
 
 import duckdb
 
-from schemas.model import Contract, load_contracts
+from schemas.model import Contract, contract_for, load_contracts
 from schemas.vocabulary import QUARANTINE
+from warehouse.lake.files import put_in_place, write_beside
+from warehouse.lake.locks import table_lock
 from warehouse.lake.paths import data_files, partition_file, relative, table_dir
+from warehouse.lake.table_state import record_states
 from warehouse.settings import Settings
 
 # A SQL string literal holding an absolute path (a view written before paths were relative).
 ABSOLUTE_LITERAL = re.compile(r"'(/[^']*)'")
 
 log = logging.getLogger("shuku.storage")
+
+# The lock two writers of warehouse.duckdb take (its readers take none).
+WAREHOUSE_LOCK = "warehouse"
 
 
 def sql_string(value) -> str:
@@ -113,33 +119,58 @@ def compute_connection(settings: Settings, tables: list[str] | None = None) -> d
                                               "temp_directory": str(settings.duckdb_temp),
                                               **duckdb_config(settings)})
     con.execute("SET TimeZone = 'UTC'")
-    contracts = load_contracts()
-    create_views(con, settings, None if tables is None else [contracts[t] for t in dict.fromkeys(tables)])
+    create_views(con, settings, None if tables is None else [contract_for(t) for t in dict.fromkeys(tables)])
     return con
 
 
-def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None = None,
-                            attempts: int = 40, wait_s: float = 0.25) -> None:
-    """Refresh views in ``warehouse.duckdb`` in one short write, waiting while another process holds it.
+def files_connection(settings: Settings, tables: list[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view over the files of each named table (``layer.table``) that
+    has any, its columns those of its files: for reading a small unpartitioned log (check results,
+    ingest log) without loading its contract. A table without files has no view: ask first."""
+    con = duckdb.connect(":memory:", config=duckdb_config(settings))
+    con.execute("SET TimeZone = 'UTC'")
+    for name in dict.fromkeys(tables):
+        if next(data_files(settings, name), None) is None:
+            continue
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {name.split('.')[0]}")
+        glob = sql_string(f"{relative(settings, table_dir(settings, name))}/**/*.parquet")
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({glob}, hive_partitioning = false, "
+                    "union_by_name = true)")
+    return con
+
+
+def refresh_warehouse_views(settings: Settings, contracts: list[Contract] | None = None) -> None:
+    """Refresh views in ``warehouse.duckdb``: a copy of it is changed and renamed over it (under its
+    lock, so two runs never lose each other's views), so a client holding the old file open, even
+    for days, never makes a run wait or fail; it keeps reading its snapshot until it reconnects.
 
     Views with absolute paths (an older home, or a copy of one) are all created again, relative."""
-    settings.warehouse_db.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(attempts):
+    final = settings.warehouse_db
+
+    refreshed = contracts
+
+    def write(tmp) -> None:
+        nonlocal refreshed
+        if final.exists():
+            shutil.copyfile(final, tmp)
+        con = duckdb.connect(str(tmp), config=duckdb_config(settings))
         try:
-            con = duckdb.connect(str(settings.warehouse_db), config=duckdb_config(settings))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == attempts - 1:
-                raise RuntimeError(
-                    f"{settings.warehouse_db}: held by another process for {attempts * wait_s:.0f} s "
-                    "(a DuckDB client left open?); close it and re-run.") from exc
-            time.sleep(wait_s)
-            continue
-        try:
-            if contracts is not None and views_with_absolute_paths(con):
-                log.info("%s: views with absolute paths (an older or copied home); creating every view again.",
-                         settings.warehouse_db)
-                contracts = None
-            create_views(con, settings, contracts)
+            if refreshed is not None and views_with_absolute_paths(con):
+                log.info("%s: views with absolute paths (an older or copied home); creating every view again.", final)
+                refreshed = None
+            create_views(con, settings, refreshed)
+            con.execute("CHECKPOINT")
         finally:
             con.close()
-        return
+
+    with table_lock(settings, WAREHOUSE_LOCK):
+        tmp = write_beside(final, write)
+        try:
+            put_in_place(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        con = duckdb.connect(":memory:", config=duckdb_config(settings))
+        try:
+            record_states(settings, list(load_contracts().values()) if refreshed is None else refreshed, con)
+        finally:
+            con.close()

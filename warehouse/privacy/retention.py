@@ -26,7 +26,7 @@ from warehouse.access import publish_afresh_next_time
 from warehouse.lake.files import write_parquet_atomic
 from warehouse.lake.partitions import record_checksum
 from warehouse.lake.paths import partition_files, request_record, table_file
-from warehouse.lake.views import compute_connection, refresh_warehouse_views
+from warehouse.lake.views import files_connection, refresh_warehouse_views
 from warehouse.privacy import append_rows, utc_now
 from warehouse.settings import Settings
 
@@ -162,7 +162,7 @@ def sweep(settings: Settings, feeds: Iterable[LandingFeed], now: dt.datetime | N
 
 def recent_sweeps(settings: Settings, limit: int = 5) -> list[dict]:
     """The latest sweeps, newest first: when, landing files deleted, rows de-linked."""
-    con = compute_connection(settings, [RETENTION_LOG])
+    con = files_connection(settings, [RETENTION_LOG])
     try:
         rows = con.execute("""
             select max(swept_at) as swept_at, sweep_id,
