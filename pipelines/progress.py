@@ -42,7 +42,9 @@ class Tally:
     steps_total: int = 0
     partitions_done: int = 0
     partitions_total: int = 0
-    rows: int = 0                                  # rows of the tables materialised
+    # (step, table) → rows the step wrote to the table: a run over a range of partitions makes one
+    # materialisation event per partition, each with the whole run's row count, so it is kept once.
+    rows_by_table: dict[tuple[str, str], int] = field(default_factory=dict)
     rows_pending: dict[str, int] = field(default_factory=dict)   # step → rows of its partitions, not yet materialised
     quarantined: int = 0
     checks_failed: set[tuple[str, str]] = field(default_factory=set)
@@ -51,7 +53,7 @@ class Tally:
 
     @property
     def rows_written(self) -> int:
-        return self.rows + sum(self.rows_pending.values())
+        return sum(self.rows_by_table.values()) + sum(self.rows_pending.values())
 
     def take(self, record) -> None:
         entry = record.event_log_entry
@@ -71,8 +73,10 @@ class Tally:
             self.finished.append((event.step_key, kind == dg.DagsterEventType.STEP_SUCCESS))
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.step_materialization_data.materialization
-            self.tables.add(".".join(materialization.asset_key.path))
-            self.rows += int(getattr(materialization.metadata.get("dagster/row_count"), "value", 0) or 0)
+            table = ".".join(materialization.asset_key.path)
+            self.tables.add(table)
+            rows = int(getattr(materialization.metadata.get("dagster/row_count"), "value", 0) or 0)
+            self.rows_by_table[(event.step_key, table)] = rows
             self.rows_pending.pop(event.step_key, None)
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
