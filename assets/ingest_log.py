@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from assets.ingest_state import record_ingest
 from assets.feeds import Feed
 from schemas.model import conform, contract_for
 from warehouse.audit import append_chained
@@ -133,6 +134,7 @@ def write_ingest_log(settings: Settings, feed: Feed, key: str, logs: list[FileLo
             })
     frame = conform(pl.DataFrame(rows, schema=contract.polars_schema()), contract)
     append_chained(settings, INGEST_LOG, frame, run_file(_folder(settings, feed, key), run_id))
+    record_ingest(settings, rows)
 
 
 def not_loaded(settings: Settings, run_ids: list[str]) -> dict[tuple[str, str, str | None], list[str]]:

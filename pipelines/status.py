@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from assets.ingest_log import EMPTY, NOT_YET, REJECTED, UNREADABLE, UNRECOGNISED
+from assets.ingest_state import latest_writes
 from assets.refusal import rejected_explanations
 from quality import check_state
 from quality.report import failing_checks
@@ -154,14 +155,8 @@ NOT_LOADED = {REJECTED: "refused: too many bad lines (shuku parse SOURCE FILE sh
 def refused_files(settings: Settings, limit: int = 20) -> list[dict]:
     """Landing files whose latest ingest did not load them (``NOT_LOADED``), newest first: the stored
     partitions do not hold them."""
-    rows = _log_rows(
-        settings, "meta.ingest_log",
-        "WITH latest AS (SELECT source_file, max(ingested_at) AS at FROM meta.ingest_log GROUP BY ALL) "
-        "SELECT l.source_file, l.partition_key, l.file_status, sum(l.rows_read), sum(l.rows_quarantined), "
-        "l.run_id, l.ingested_at FROM meta.ingest_log AS l JOIN latest "
-        "ON latest.source_file = l.source_file AND latest.at = l.ingested_at "
-        f"WHERE l.file_status IN ({', '.join('?' * len(NOT_LOADED))}) GROUP BY ALL "
-        "ORDER BY l.ingested_at DESC, l.source_file LIMIT ?", [*NOT_LOADED, limit])
-    found = [dict(zip(("file", "partition", "status", "read", "quarantined", "run_id", "at"), r)) for r in rows]
+    # From the record kept as the log is written (assets.ingest_state): the log itself is a file per
+    # feed, partition and run, thousands in a year.
+    found = [{**w, "at": dt.datetime.fromisoformat(w["at"])} for w in latest_writes(settings, tuple(NOT_LOADED))[:limit]]
     explained = rejected_explanations(settings, [f for f in found if f["status"] == REJECTED])
     return [{**f, "meaning": explained.get(f["file"], NOT_LOADED[f["status"]])} for f in found]
