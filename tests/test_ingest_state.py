@@ -12,7 +12,7 @@ import pytest
 from assets.feeds import feed_named
 from assets.ingest_log import EMPTY, LOADED, REJECTED, FileLog, write_ingest_log
 from assets.ingest_state import apply_write, read_ingest_state, replayed, state_path
-from pipelines.status import NOT_LOADED, refused_files
+from pipelines.status import refused_files
 from tests.published import copied_home, week_home
 
 
