@@ -12,10 +12,9 @@ from meta.ingest_log at the next write, and `shuku status` replays the log meanw
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
-from warehouse.lake.files import write_text_atomic
+from warehouse.lake.files import read_record, write_record
 from warehouse.lake.locks import table_lock
 from warehouse.lake.paths import data_files
 from warehouse.lake.views import files_connection
@@ -73,11 +72,7 @@ def replayed(settings: Settings) -> dict[str, dict]:
 
 
 def read_ingest_state(settings: Settings) -> dict[str, dict] | None:
-    try:
-        record = json.loads(state_path(settings).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record["files"] if isinstance(record, dict) and record.get("version") == VERSION else None
+    return read_record(state_path(settings), VERSION, "files")
 
 
 def record_ingest(settings: Settings, rows: list[dict]) -> None:
@@ -91,7 +86,7 @@ def record_ingest(settings: Settings, rows: list[dict]) -> None:
             files = replayed(settings)
         else:
             apply_write(files, rows)
-        write_text_atomic(state_path(settings), json.dumps({"version": VERSION, "files": files}))
+        write_record(state_path(settings), VERSION, "files", files)
 
 
 def latest_writes(settings: Settings, statuses: tuple[str, ...]) -> list[dict]:

@@ -10,10 +10,9 @@ rebuilt from meta.quality_results at the next write, and `shuku status` replays 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from warehouse.lake.files import write_text_atomic
+from warehouse.lake.files import read_record, write_record
 from warehouse.lake.locks import table_lock
 from warehouse.lake.paths import data_files
 from warehouse.lake.views import files_connection
@@ -78,11 +77,7 @@ def replayed(settings: Settings) -> dict[str, dict]:
 
 
 def read_check_state(settings: Settings) -> dict[str, dict] | None:
-    try:
-        record = json.loads(state_path(settings).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record["checks"] if isinstance(record, dict) and record.get("version") == VERSION else None
+    return read_record(state_path(settings), VERSION, "checks")
 
 
 def record_run_results(settings: Settings, results: list[dict]) -> None:
@@ -94,7 +89,7 @@ def record_run_results(settings: Settings, results: list[dict]) -> None:
             checks = replayed(settings)
         else:
             apply_run(checks, results)
-        write_text_atomic(state_path(settings), json.dumps({"version": VERSION, "checks": checks}, indent=1))
+        write_record(state_path(settings), VERSION, "checks", checks, indent=1)
 
 
 def failing_checks(settings: Settings) -> list[dict]:

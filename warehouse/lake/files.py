@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -177,6 +178,21 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Write a small text file (a state record, a page) atomically."""
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), mode)
+
+
+def read_record(path: Path, version: int, key: str):
+    """``key`` of a small JSON state record written by `write_record`, or None when the file is
+    missing, unreadable or of another version (the caller then rebuilds it from the log it keeps)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get(key) if isinstance(record, dict) and record.get("version") == version else None
+
+
+def write_record(path: Path, version: int, key: str, value, indent: int | None = None) -> None:
+    """Write a small JSON state record ``{"version": version, key: value}`` atomically."""
+    write_text_atomic(path, json.dumps({"version": version, key: value}, indent=indent))
 
 
 def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
