@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from warehouse.lake.files import read_record, write_record
-from warehouse.lake.locks import table_lock
+from warehouse.lake.files import read_record
+from warehouse.lake.locks import update_record
 from warehouse.lake.paths import data_files
 from warehouse.lake.views import files_connection
 from warehouse.settings import Settings
@@ -80,13 +80,8 @@ def record_ingest(settings: Settings, rows: list[dict]) -> None:
     lock; a home without a record gets it from the whole log (these rows included)."""
     rows = [{**r, "ingested_at": _at(r["ingested_at"]) if isinstance(r["ingested_at"], dt.datetime)
              else r["ingested_at"]} for r in rows]
-    with table_lock(settings, "meta.ingest_state"):
-        files = read_ingest_state(settings)
-        if files is None:
-            files = replayed(settings)
-        else:
-            apply_write(files, rows)
-        write_record(state_path(settings), VERSION, "files", files)
+    update_record(settings, state_path(settings), VERSION, "files", lambda: replayed(settings),
+                  lambda files: apply_write(files, rows))
 
 
 def latest_writes(settings: Settings, statuses: tuple[str, ...]) -> list[dict]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warehouse.lake.files import read_record, write_record
-from warehouse.lake.locks import table_lock
+from warehouse.lake.files import read_record
+from warehouse.lake.locks import update_record
 from warehouse.lake.paths import data_files
 from warehouse.lake.views import files_connection
 from warehouse.settings import Settings
@@ -83,13 +83,8 @@ def read_check_state(settings: Settings) -> dict[str, dict] | None:
 def record_run_results(settings: Settings, results: list[dict]) -> None:
     """Take the results just written (after their file) into the record, under its lock; a home
     without a record gets it from every stored result (these included)."""
-    with table_lock(settings, "meta.check_state"):
-        checks = read_check_state(settings)
-        if checks is None:
-            checks = replayed(settings)
-        else:
-            apply_run(checks, results)
-        write_record(state_path(settings), VERSION, "checks", checks, indent=1)
+    update_record(settings, state_path(settings), VERSION, "checks", lambda: replayed(settings),
+                  lambda checks: apply_run(checks, results), indent=1)
 
 
 def failing_checks(settings: Settings) -> list[dict]:

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from warehouse.lake.files import storage_error
+from warehouse.lake.files import read_record, storage_error, write_record
 from warehouse.lake.paths import lock_path
 from warehouse.settings import Settings
 
@@ -107,3 +107,16 @@ def table_lock(settings: Settings, *names: str):
                 del _held[path]
                 fcntl.flock(entry[0], fcntl.LOCK_UN)
                 os.close(entry[0])
+
+
+def update_record(settings: Settings, path: Path, version: int, key: str, replay, apply, indent: int | None = None) -> None:
+    """Bring a small JSON state record up to date under its own lock: ``apply(value)`` changes the
+    stored value in place; a home without a (current) record gets ``replay()``, rebuilt from the
+    log the record is kept beside (which already holds what ``apply`` would add)."""
+    with table_lock(settings, f"meta.{path.stem}"):
+        value = read_record(path, version, key)
+        if value is None:
+            value = replay()
+        else:
+            apply(value)
+        write_record(path, version, key, value, indent)
